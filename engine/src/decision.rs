@@ -1,0 +1,149 @@
+//! The outcome of evaluating a request against a policy.
+
+use std::fmt::Write as _;
+
+/// Whether traffic passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The request goes upstream.
+    Allow,
+    /// The request is answered locally and never reaches the upstream.
+    Deny,
+}
+
+impl Effect {
+    /// Lower-case name used in logs and replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
+/// Machine-readable reason code carried by every decision, so an SRE can
+/// tell *why* from the access log alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// An allow rule matched and no deny rule did.
+    RuleAllow,
+    /// A deny rule matched.
+    RuleDeny,
+    /// No rule allowed the request: deny by default.
+    DefaultDeny,
+    /// No verified identity was present on the request.
+    MissingToken,
+    /// The identity was present but could not be read as claims.
+    InvalidToken,
+    /// No policy bundle is active yet: fail closed.
+    NoPolicy,
+}
+
+impl Reason {
+    /// Stable snake_case code used in replies, access logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::RuleAllow => "rule_allow",
+            Reason::RuleDeny => "rule_deny",
+            Reason::DefaultDeny => "default_deny",
+            Reason::MissingToken => "missing_token",
+            Reason::InvalidToken => "invalid_token",
+            Reason::NoPolicy => "no_policy",
+        }
+    }
+
+    /// The HTTP status a denial for this reason is answered with.
+    pub fn deny_status(self) -> u32 {
+        match self {
+            Reason::MissingToken | Reason::InvalidToken => 401,
+            Reason::NoPolicy => 503,
+            Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny => 403,
+        }
+    }
+}
+
+/// One decision: the effect, the rule that caused it and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Id of the deciding rule; `None` for default deny and identity failures.
+    pub rule_id: Option<String>,
+    /// Reason code.
+    pub reason: Reason,
+}
+
+impl Decision {
+    /// A denial not tied to any rule (identity failure, no policy, default deny).
+    pub fn deny(reason: Reason) -> Self {
+        Self {
+            effect: Effect::Deny,
+            rule_id: None,
+            reason,
+        }
+    }
+
+    /// The rule id, or `default_deny` when none decided.
+    pub fn rule_label(&self) -> &str {
+        self.rule_id.as_deref().unwrap_or("default_deny")
+    }
+
+    /// Appends the decision as JSON object members (no braces) to `out`, so
+    /// callers can add their own members around it without re-parsing.
+    pub fn write_json_members(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "\"decision\":\"{}\",\"reason\":\"{}\",\"rule\":",
+            self.effect.as_str(),
+            self.reason.as_str()
+        );
+        push_json_string(out, self.rule_label());
+    }
+}
+
+/// Appends `value` as a JSON string literal; keeps log lines valid JSON
+/// whatever a rule id or subject contains.
+pub fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_members_escape_rule_ids() {
+        let d = Decision {
+            effect: Effect::Allow,
+            rule_id: Some("a\"b".into()),
+            reason: Reason::RuleAllow,
+        };
+        let mut s = String::from("{");
+        d.write_json_members(&mut s);
+        s.push('}');
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["rule"], "a\"b");
+        assert_eq!(v["decision"], "allow");
+    }
+
+    #[test]
+    fn deny_statuses_follow_reason() {
+        assert_eq!(Reason::MissingToken.deny_status(), 401);
+        assert_eq!(Reason::DefaultDeny.deny_status(), 403);
+        assert_eq!(Reason::NoPolicy.deny_status(), 503);
+    }
+}

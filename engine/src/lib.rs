@@ -1,0 +1,20 @@
+//! mcp-guard engine: the decision and scrubbing logic of the filter.
+//!
+//! Pure Rust with no proxy-wasm dependency, so the same code enforces policy
+//! inside the wasm filter, validates bundles in the control service and is
+//! benchmarked natively.
+
+pub mod bundle;
+pub mod claims;
+pub mod decision;
+pub mod envoy_pairs;
+pub mod policy;
+pub mod redact;
+pub mod request;
+
+pub use bundle::{Bundle, BundleError};
+pub use claims::Claims;
+pub use decision::{Decision, Effect, Reason};
+pub use policy::Policy;
+pub use redact::{ScrubReport, Scrubber};
+pub use request::RequestAttrs;

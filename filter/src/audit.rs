@@ -1,0 +1,74 @@
+//! The decision record SREs read in the access log
+//! (`%FILTER_STATE(wasm.mcp_decision:PLAIN)%`).
+
+use mcp_guard_engine::decision::push_json_string;
+use mcp_guard_engine::{Decision, ScrubReport};
+
+/// Filter-state key the record is written under (Envoy prefixes `wasm.`).
+pub const DECISION_KEY: &str = "mcp_decision";
+
+/// Longest subject copied into a record; bounds log lines.
+const MAX_SUBJECT_CHARS: usize = 128;
+
+/// Everything that explains one request's outcome.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRecord {
+    /// The decision, once made.
+    pub decision: Option<Decision>,
+    /// Caller subject from the claims.
+    pub subject: Option<String>,
+    /// Active bundle name and version.
+    pub policy: Option<(String, u64)>,
+    /// What scrubbing masked in the response.
+    pub redactions: ScrubReport,
+    /// Why a response was not scrubbed, when it was not.
+    pub scrub_note: Option<&'static str>,
+}
+
+impl AuditRecord {
+    /// Renders the record as one line of JSON.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(160);
+        out.push('{');
+        if let Some(d) = &self.decision {
+            d.write_json_members(&mut out);
+        } else {
+            out.push_str("\"decision\":\"pending\"");
+        }
+        if let Some(sub) = &self.subject {
+            out.push_str(",\"sub\":");
+            let end = sub
+                .char_indices()
+                .nth(MAX_SUBJECT_CHARS)
+                .map_or(sub.len(), |(i, _)| i);
+            push_json_string(&mut out, &sub[..end]);
+        }
+        match &self.policy {
+            Some((name, version)) => {
+                out.push_str(",\"policy\":");
+                push_json_string(&mut out, name);
+                out.push_str(&format!(",\"version\":{version}"));
+            }
+            None => out.push_str(",\"policy\":null"),
+        }
+        if self.redactions.total() > 0 {
+            out.push_str(&format!(
+                ",\"redactions\":{{\"email\":{}}}",
+                self.redactions.emails
+            ));
+        }
+        if let Some(note) = self.scrub_note {
+            out.push_str(",\"scrub\":");
+            push_json_string(&mut out, note);
+        }
+        out.push('}');
+        out
+    }
+
+    /// Publishes the record as filter state; a host refusal is ignored
+    /// because logging must never change the traffic outcome.
+    pub fn publish(&self) {
+        let json = self.to_json();
+        let _ = proxy_wasm::hostcalls::set_property(vec![DECISION_KEY], Some(json.as_bytes()));
+    }
+}
