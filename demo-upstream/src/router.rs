@@ -1,0 +1,101 @@
+//! Maps each request to its endpoint and stamps the headers every response
+//! carries.
+
+use std::convert::Infallible;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::body::{read_limited, Body, ReadBodyError};
+use crate::{chat, mcp, respond};
+
+/// Header that marks a response as coming from this server.
+pub const DEMO_UPSTREAM_HEADER: &str = "x-demo-upstream";
+
+/// Header listing, comma-separated, sorted and lower-case, the names of the
+/// request headers starting with [`IDENTITY_HEADER_PREFIX`] that reached
+/// this server; empty when there were none.
+pub const SEEN_HEADERS_HEADER: &str = "x-seen-headers";
+
+/// Prefix of the identity headers the filter may add or must strip.
+pub const IDENTITY_HEADER_PREFIX: &str = "x-mcp-";
+
+/// Handles one request; never fails, errors become HTTP responses.
+pub(crate) async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let seen = seen_identity_headers(request.headers());
+    let mut response = route(request).await;
+    let headers = response.headers_mut();
+    headers.insert(DEMO_UPSTREAM_HEADER, HeaderValue::from_static("1"));
+    // Header names are tokens, so the joined list is always a valid value.
+    if let Ok(value) = HeaderValue::from_str(&seen) {
+        headers.insert(SEEN_HEADERS_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Sends the request to its endpoint.
+async fn route(request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    match (path.as_str(), method) {
+        ("/v1/chat/completions", Method::POST) => match read_limited(request.into_body()).await {
+            Ok(body) => chat::respond(&body),
+            Err(e) => chat::error(read_error_status(&e), &e.to_string()),
+        },
+        ("/v1/chat/completions", _) => respond::method_not_allowed("POST"),
+        ("/mcp", Method::POST) => match read_limited(request.into_body()).await {
+            Ok(body) => match mcp::respond(&body) {
+                Some(reply) => respond::json(StatusCode::OK, &reply),
+                None => respond::empty(StatusCode::ACCEPTED),
+            },
+            Err(e) => respond::json(
+                read_error_status(&e),
+                &serde_json::json!({ "error": e.to_string() }),
+            ),
+        },
+        ("/mcp", _) => respond::method_not_allowed("POST"),
+        ("/healthz", Method::GET | Method::HEAD) => respond::text(StatusCode::OK, "ok"),
+        ("/healthz", _) => respond::method_not_allowed("GET, HEAD"),
+        _ => respond::not_found(),
+    }
+}
+
+/// The status for a body that could not be read.
+fn read_error_status(error: &ReadBodyError) -> StatusCode {
+    match error {
+        ReadBodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ReadBodyError::Failed(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The value of [`SEEN_HEADERS_HEADER`] for these request headers.
+fn seen_identity_headers(headers: &HeaderMap) -> String {
+    let mut names: Vec<&str> = headers
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.starts_with(IDENTITY_HEADER_PREFIX))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_identity_headers_sorted() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-mcp-subject", HeaderValue::from_static("a"));
+        headers.insert("x-mcp-decision", HeaderValue::from_static("b"));
+        headers.append("x-mcp-decision", HeaderValue::from_static("c"));
+        headers.insert("authorization", HeaderValue::from_static("d"));
+        assert_eq!(
+            seen_identity_headers(&headers),
+            "x-mcp-decision,x-mcp-subject"
+        );
+        assert_eq!(seen_identity_headers(&HeaderMap::new()), "");
+    }
+}

@@ -1,0 +1,343 @@
+//! The test-facing handle on one HTTP stream.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use crate::error::HostError;
+use crate::flow::Side;
+use crate::header_map::HeaderMap;
+use crate::http_calls::{HttpCall, HttpCallResponse};
+use crate::properties::{PropertyValue, JWT_AUTHN_METADATA};
+use crate::state::{Direction, LocalReply, StreamState};
+use crate::vm::Vm;
+
+/// What a header or body callback returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// 0: let the data go on. Also reported when the module does not export
+    /// the callback (Envoy then continues).
+    Continue,
+    /// 1: StopIteration for headers, StopIterationAndBuffer for bodies.
+    Pause,
+    /// Any other value; the host holds the data as for `Pause`.
+    Other(u32),
+    /// The callback was not delivered: the stream had already been answered
+    /// by a local reply, reset, or finished (Envoy stops calling the filter).
+    NotCalled,
+}
+
+impl Action {
+    pub(crate) fn from_raw(raw: Option<i32>) -> Action {
+        match raw {
+            None | Some(0) => Action::Continue,
+            Some(1) => Action::Pause,
+            Some(other) => Action::Other(other as u32),
+        }
+    }
+}
+
+/// What reached upstream: headers as the filter left them and the body
+/// chunks it released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// Headers, pseudo-headers included.
+    pub headers: Vec<(String, String)>,
+    /// All released chunks concatenated.
+    pub body: Vec<u8>,
+    /// Chunks in the order they were released.
+    pub chunks: Vec<Vec<u8>>,
+    /// The end of stream was released too.
+    pub complete: bool,
+}
+
+/// What reached the client: the upstream response or the local reply, after
+/// the filter's response callbacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientResponse {
+    /// `:status`, or 0 when missing or not a number.
+    pub status: u16,
+    /// Headers, `:status` included.
+    pub headers: Vec<(String, String)>,
+    /// All released chunks concatenated.
+    pub body: Vec<u8>,
+    /// Chunks in the order they were released.
+    pub chunks: Vec<Vec<u8>>,
+    /// The end of stream was released too.
+    pub complete: bool,
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+impl UpstreamRequest {
+    /// First value of a header (names are lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+
+    /// The body as text (lossy).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl ClientResponse {
+    /// First value of a header (names are lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+
+    /// The body as text (lossy).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// What left the filter in one direction.
+struct Sent {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+    complete: bool,
+}
+
+/// What left the filter in one direction, or `None` if the headers never did.
+fn sent(d: &Direction) -> Option<Sent> {
+    Some(Sent {
+        headers: d.sent_headers.as_ref()?.to_pairs(),
+        body: d.sent_chunks.concat(),
+        chunks: d.sent_chunks.clone(),
+        complete: d.complete,
+    })
+}
+
+/// One HTTP stream context of a [`crate::Plugin`].
+///
+/// Drive it like Envoy would (request headers, request body, response
+/// headers, response body) and inspect what the filter let through. The
+/// handle shares the VM with its plugin, so the plugin stays usable (e.g. to
+/// answer HTTP calls) while streams are open, and several streams may be
+/// interleaved.
+pub struct Stream {
+    vm: Rc<RefCell<Vm>>,
+    id: u32,
+}
+
+impl Stream {
+    pub(crate) fn new(vm: Rc<RefCell<Vm>>, id: u32) -> Stream {
+        Stream { vm, id }
+    }
+
+    /// The context id the filter sees.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&StreamState) -> R) -> Option<R> {
+        self.vm.borrow().state().streams.get(&self.id).map(f)
+    }
+
+    fn with_mut<R>(&self, f: impl FnOnce(&mut StreamState) -> R) -> Option<R> {
+        self.vm
+            .borrow_mut()
+            .state_mut()
+            .streams
+            .get_mut(&self.id)
+            .map(f)
+    }
+
+    /// Sets a property for this stream only, as raw bytes (e.g.
+    /// `["request", "id"]`, `["source", "address"]`). Stream properties take
+    /// precedence over root ones.
+    pub fn set_property(&self, path: &[&str], value: impl AsRef<[u8]>) {
+        let value = PropertyValue::Raw(value.as_ref().to_vec());
+        self.with_mut(|s| s.properties.set(path, value));
+    }
+
+    /// Sets a property for this stream as a JSON value, encoded the way
+    /// Envoy encodes metadata values.
+    pub fn set_property_json(&self, path: &[&str], value: Value) {
+        self.with_mut(|s| s.properties.set(path, PropertyValue::Json(value)));
+    }
+
+    /// Stores a verified JWT payload as `jwt_authn` does, under
+    /// `metadata.filter_metadata.envoy.filters.http.jwt_authn.<key>`: the
+    /// map path reads as the encoded claims map and `<key>.<claim>` as one
+    /// encoded claim.
+    pub fn set_jwt_payload(&self, key: &str, payload: Value) {
+        let mut path: Vec<&str> = JWT_AUTHN_METADATA.to_vec();
+        path.push(key);
+        self.set_property_json(&path, payload);
+    }
+
+    /// Delivers request headers (`proxy_on_request_headers`). Names are
+    /// lower-cased; include pseudo-headers (`:method`, `:path`,
+    /// `:authority`) as Envoy would.
+    pub fn request_headers(
+        &self,
+        headers: &[(&str, &str)],
+        end_of_stream: bool,
+    ) -> Result<Action, HostError> {
+        let headers = HeaderMap::from_pairs(headers);
+        self.vm
+            .borrow_mut()
+            .deliver_headers(self.id, Side::Request, headers, end_of_stream)
+    }
+
+    /// Delivers a request body chunk (`proxy_on_request_body`).
+    pub fn request_body(&self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HostError> {
+        self.vm
+            .borrow_mut()
+            .deliver_body(self.id, Side::Request, chunk, end_of_stream)
+    }
+
+    /// Delivers upstream response headers (`proxy_on_response_headers`).
+    /// `:status: 200` is added first when absent. Fails if the request never
+    /// reached upstream; not called after a local reply.
+    pub fn response_headers(
+        &self,
+        headers: &[(&str, &str)],
+        end_of_stream: bool,
+    ) -> Result<Action, HostError> {
+        let mut map = HeaderMap::default();
+        if !headers.iter().any(|(k, _)| *k == ":status") {
+            map.add(b":status", b"200");
+        }
+        for (k, v) in headers {
+            map.add(k.as_bytes(), v.as_bytes());
+        }
+        self.vm
+            .borrow_mut()
+            .deliver_headers(self.id, Side::Response, map, end_of_stream)
+    }
+
+    /// Delivers an upstream response body chunk (`proxy_on_response_body`).
+    pub fn response_body(&self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HostError> {
+        self.vm
+            .borrow_mut()
+            .deliver_body(self.id, Side::Response, chunk, end_of_stream)
+    }
+
+    /// The local reply the filter sent, if any.
+    pub fn local_reply(&self) -> Option<LocalReply> {
+        self.with(|s| s.local_reply.clone()).flatten()
+    }
+
+    /// What reached upstream, or `None` if the request headers never left
+    /// the filter (held, or answered locally).
+    pub fn upstream_request(&self) -> Option<UpstreamRequest> {
+        let sent = self.with(|s| sent(&s.request)).flatten()?;
+        Some(UpstreamRequest {
+            headers: sent.headers,
+            body: sent.body,
+            chunks: sent.chunks,
+            complete: sent.complete,
+        })
+    }
+
+    /// What reached the client, or `None` if no response headers left the
+    /// filter yet.
+    pub fn client_response(&self) -> Option<ClientResponse> {
+        let sent = self.with(|s| sent(&s.response)).flatten()?;
+        let status = header(&sent.headers, ":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Some(ClientResponse {
+            status,
+            headers: sent.headers,
+            body: sent.body,
+            chunks: sent.chunks,
+            complete: sent.complete,
+        })
+    }
+
+    /// The request headers as the filter currently sees them (live map).
+    pub fn current_request_headers(&self) -> Vec<(String, String)> {
+        self.with(|s| s.request.headers.to_pairs())
+            .unwrap_or_default()
+    }
+
+    /// The response headers as the filter currently sees them (live map).
+    pub fn current_response_headers(&self) -> Vec<(String, String)> {
+        self.with(|s| s.response.headers.to_pairs())
+            .unwrap_or_default()
+    }
+
+    /// Filter state the filter wrote with `set_property`, as text, keyed like
+    /// Envoy (`wasm.<name>`).
+    pub fn filter_state(&self) -> BTreeMap<String, String> {
+        self.filter_state_bytes()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect()
+    }
+
+    /// Filter state as raw bytes.
+    pub fn filter_state_bytes(&self) -> BTreeMap<String, Vec<u8>> {
+        self.with(|s| s.filter_state.clone()).unwrap_or_default()
+    }
+
+    /// True when data reached the end of stream at the filter but is still
+    /// held there: without a resume (e.g. an HTTP call answer) the stream
+    /// would hang in Envoy.
+    pub fn stalled(&self) -> bool {
+        self.with(|s| {
+            !s.reset
+                && !s.finished
+                && ((s.local_reply.is_none() && s.request.stalled()) || s.response.stalled())
+        })
+        .unwrap_or(false)
+    }
+
+    /// True when the filter reset the stream (`proxy_close_stream`), or a
+    /// local reply came after response headers had reached the client.
+    pub fn was_reset(&self) -> bool {
+        self.with(|s| s.reset).unwrap_or(false)
+    }
+
+    /// Pending HTTP calls dispatched by this stream.
+    pub fn pending_http_calls(&self) -> Vec<HttpCall> {
+        self.vm
+            .borrow()
+            .state()
+            .http
+            .pending
+            .values()
+            .filter(|c| c.context_id == self.id)
+            .cloned()
+            .collect()
+    }
+
+    /// Answers a pending HTTP call (same as [`crate::Plugin::respond_http_call`]).
+    pub fn respond_http_call(
+        &self,
+        token: u32,
+        response: &HttpCallResponse,
+    ) -> Result<(), HostError> {
+        self.vm.borrow_mut().answer_http_call(token, Some(response))
+    }
+
+    /// Fails a pending HTTP call (same as [`crate::Plugin::fail_http_call`]).
+    pub fn fail_http_call(&self, token: u32) -> Result<(), HostError> {
+        self.vm.borrow_mut().answer_http_call(token, None)
+    }
+
+    /// Ends the stream: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
+    /// Results stay inspectable afterwards. Calling it twice is harmless.
+    pub fn finish(&self) -> Result<(), HostError> {
+        self.vm.borrow_mut().finish_stream(self.id)
+    }
+
+    /// Frees the host-side record of a finished stream (long replays).
+    pub(crate) fn forget(&self) {
+        self.vm.borrow_mut().state_mut().streams.remove(&self.id);
+    }
+}

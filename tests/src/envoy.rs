@@ -1,0 +1,232 @@
+//! Runs a real Envoy (V8) with the mcp-guard filter as a child process.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::StackError;
+
+/// What to fill into the Envoy configuration template.
+#[derive(Debug, Clone)]
+pub struct EnvoySettings {
+    /// Filter module path.
+    pub wasm: PathBuf,
+    /// JWKS the `jwt_authn` provider trusts.
+    pub jwks: String,
+    /// Plugin configuration JSON handed to the filter.
+    pub plugin_config: String,
+    /// Port of the model upstream.
+    pub upstream_port: u16,
+    /// Port of the control service.
+    pub control_port: u16,
+    /// Worker threads.
+    pub concurrency: u32,
+}
+
+/// A running Envoy; killed when dropped.
+pub struct Envoy {
+    child: Child,
+    /// Admin address, `127.0.0.1:PORT`.
+    pub admin: String,
+    /// Port of the ingress listener.
+    pub port: u16,
+    /// Access log file.
+    pub access_log: PathBuf,
+    /// Envoy's own log file.
+    pub log: PathBuf,
+    /// Rendered configuration file.
+    pub config: PathBuf,
+}
+
+/// Escapes a value for a single-quoted YAML scalar.
+fn yaml_single_quoted(value: &str) -> String {
+    value.replace('\'', "''")
+}
+
+/// Fills the template's `{{NAME}}` placeholders.
+pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> String {
+    template
+        .replace("{{ACCESS_LOG}}", &access_log.display().to_string())
+        .replace("{{JWKS}}", &yaml_single_quoted(&settings.jwks))
+        .replace("{{WASM}}", &settings.wasm.display().to_string())
+        .replace(
+            "{{PLUGIN_CONFIG}}",
+            &yaml_single_quoted(&settings.plugin_config),
+        )
+        .replace("{{UPSTREAM_PORT}}", &settings.upstream_port.to_string())
+        .replace("{{CONTROL_PORT}}", &settings.control_port.to_string())
+}
+
+impl Envoy {
+    /// Renders the configuration into `dir` and starts Envoy, returning once
+    /// its listener is bound. Envoy runs in its own process group so a
+    /// Ctrl-C aimed at the parent does not race its orderly stop.
+    pub fn start(
+        envoy_bin: &Path,
+        template: &Path,
+        settings: &EnvoySettings,
+        dir: &Path,
+    ) -> Result<Self, StackError> {
+        if !envoy_bin.exists() {
+            return Err(StackError::Missing(format!(
+                "Envoy not found at {} (run `cargo xtask envoy` or set MCP_GUARD_ENVOY)",
+                envoy_bin.display()
+            )));
+        }
+        if !settings.wasm.exists() {
+            return Err(StackError::Missing(format!(
+                "filter module not found at {} (run `cargo xtask build-wasm` or set MCP_GUARD_WASM)",
+                settings.wasm.display()
+            )));
+        }
+        let template_text = std::fs::read_to_string(template)?;
+        let access_log = dir.join("access.log");
+        let log = dir.join("envoy.log");
+        let config = dir.join("envoy.yaml");
+        let admin_file = dir.join("admin-address");
+        std::fs::write(&config, render(&template_text, settings, &access_log))?;
+        std::fs::write(&access_log, b"")?;
+        let log_file = std::fs::File::create(&log)?;
+        let mut command = Command::new(envoy_bin);
+        command
+            .arg("-c")
+            .arg(&config)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .arg("--disable-hot-restart")
+            .arg("--concurrency")
+            .arg(settings.concurrency.to_string())
+            .arg("--file-flush-interval-msec")
+            .arg("20")
+            .arg("--log-level")
+            .arg("info")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+            // SAFETY: prctl is async-signal-safe; it asks the kernel to
+            // stop Envoy if the thread that started it dies, so a crashed
+            // test or demo never leaves an Envoy behind.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn()?;
+        let mut envoy = Self {
+            child,
+            admin: String::new(),
+            port: 0,
+            access_log,
+            log,
+            config,
+        };
+        envoy.admin = envoy.wait_for_admin(&admin_file)?;
+        envoy.port = envoy.wait_for_listener()?;
+        Ok(envoy)
+    }
+
+    fn check_alive(&mut self) -> Result<(), StackError> {
+        if let Some(status) = self.child.try_wait()? {
+            let mut log = String::new();
+            let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut log));
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            return Err(StackError::EnvoyExited(format!(
+                "{status}; last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )));
+        }
+        Ok(())
+    }
+
+    fn wait_for_admin(&mut self, admin_file: &Path) -> Result<String, StackError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            self.check_alive()?;
+            if let Ok(text) = std::fs::read_to_string(admin_file) {
+                if !text.trim().is_empty() {
+                    return Ok(text.trim().to_string());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(StackError::Timeout("Envoy admin address".into()))
+    }
+
+    fn wait_for_listener(&mut self) -> Result<u16, StackError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            self.check_alive()?;
+            if let Ok(text) =
+                crate::http::get_text(&format!("http://{}/listeners?format=json", self.admin))
+            {
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                let port = json["listener_statuses"][0]["local_address"]["socket_address"]
+                    ["port_value"]
+                    .as_u64();
+                if let Some(port) = port.filter(|p| *p > 0) {
+                    return u16::try_from(port)
+                        .map_err(|_| StackError::Timeout("listener port".into()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(StackError::Timeout("Envoy listener".into()))
+    }
+
+    /// The value of one admin `/stats` entry, e.g. `wasmcustom.mcp_requests_total`.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let text = crate::http::get_text(&format!("http://{}/stats?filter=^{}$", self.admin, name))
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Envoy's own log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Access-log lines so far, parsed as JSON.
+    pub fn access_log_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Stops Envoy: SIGTERM, then SIGKILL if it has not exited in 5 s.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

