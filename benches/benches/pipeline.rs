@@ -1,0 +1,107 @@
+//! The request pipeline, natively and through the real `.wasm` in the
+//! wasmtime host, measured in the same run so the ratio is meaningful.
+//!
+//! - `decision/native`: `Policy::decide` on the demo bundle from parsed claims.
+//! - `decision/wasm`: one whole request through the filter (claims decoded
+//!   from Envoy's metadata encoding, decision, filter state, metrics, local
+//!   reply) in the host harness; includes the harness's own ABI cost.
+//! - `scrub/native` and `scrub/wasm`: a 64 KiB JSON answer with e-mail
+//!   addresses, buffered and scrubbed.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use mcp_guard_engine::{Bundle, Claims, Policy, RequestAttrs, Scrubber};
+use mcp_guard_host_test::{Host, Plugin};
+use serde_json::{json, Value};
+use std::hint::black_box;
+
+const DEMO_BUNDLE: &str = include_str!("../../policies/demo.json");
+
+fn plugin() -> Plugin {
+    let bundle: Value = serde_json::from_str(DEMO_BUNDLE).unwrap();
+    Host::from_env()
+        .expect("build the filter first: cargo xtask build-wasm")
+        .plugin(json!({ "bundle": bundle }).to_string())
+        .unwrap()
+}
+
+fn answer(size: usize) -> Vec<u8> {
+    let mut body = String::from("{\"choices\":[{\"message\":{\"content\":\"");
+    let mut i = 0;
+    while body.len() < size {
+        body.push_str(&format!(
+            "Customer {i} can be reached at user{i}@example.com for questions about order {i}. "
+        ));
+        i += 1;
+    }
+    body.push_str("\"}}]}");
+    body.into_bytes()
+}
+
+fn decision(c: &mut Criterion) {
+    let policy = Policy::new(Bundle::parse(DEMO_BUNDLE.as_bytes()).unwrap());
+    let claims = Claims::from_json(br#"{"sub":"alice","roles":["viewer","model-user"]}"#).unwrap();
+    let request = RequestAttrs::new("POST", "/v1/chat/completions", "model.local");
+    let mut group = c.benchmark_group("decision");
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(policy.decide(black_box(&claims), &request)))
+    });
+
+    let plugin = plugin();
+    let headers = [
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "model.local"),
+    ];
+    group.bench_function("wasm", |b| {
+        b.iter(|| {
+            let stream = plugin.stream().unwrap();
+            stream.set_jwt_payload(
+                "jwt_payload",
+                json!({"sub": "alice", "roles": ["viewer", "model-user"]}),
+            );
+            black_box(stream.request_headers(&headers, true).unwrap());
+            stream.finish().unwrap();
+        })
+    });
+    group.finish();
+}
+
+fn scrub(c: &mut Criterion) {
+    let body = answer(64 * 1024);
+    let mut group = c.benchmark_group("scrub");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    let scrubber = Scrubber { email: true };
+    let mut out = Vec::new();
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(scrubber.scrub(black_box(&body), &mut out)))
+    });
+
+    let plugin = plugin();
+    let headers = [
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "model.local"),
+    ];
+    group.bench_function("wasm", |b| {
+        b.iter(|| {
+            let stream = plugin.stream().unwrap();
+            stream.set_jwt_payload(
+                "jwt_payload",
+                json!({"sub": "alice", "roles": ["model-user"]}),
+            );
+            stream.request_headers(&headers, true).unwrap();
+            stream
+                .response_headers(
+                    &[(":status", "200"), ("content-type", "application/json")],
+                    false,
+                )
+                .unwrap();
+            stream.response_body(&body, true).unwrap();
+            stream.finish().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decision, scrub);
+criterion_main!(benches);
