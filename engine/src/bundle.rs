@@ -5,6 +5,12 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::conditions::{
+    ClaimCondition, ClaimTest, Conditions, HeaderCondition, McpCondition, PathCondition, Relation,
+    TimeWindow, Weekday, CLAIM_OPERATORS,
+};
+use crate::template::PathTemplate;
+
 /// A versioned policy document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,10 +22,23 @@ pub struct Bundle {
     /// Free text for humans.
     #[serde(default)]
     pub description: String,
+    /// Bundle-wide dry run: every decision is computed and logged as it
+    /// would be, but traffic passes.
+    #[serde(default)]
+    pub dry_run: bool,
     /// Where the caller's claims come from.
     #[serde(default)]
     pub identity: Identity,
-    /// Ordered rules; deny rules are evaluated before allow rules.
+    /// Where AI attributes come from.
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// Bounds on what the filter buffers.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Claims passed to the upstream as headers on allowed requests.
+    #[serde(default)]
+    pub inject: Vec<Injection>,
+    /// Rules; deny rules are evaluated before allow rules.
     #[serde(default)]
     pub rules: Vec<Rule>,
     /// What to scrub from responses.
@@ -31,7 +50,8 @@ pub struct Bundle {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
-    /// `payload_in_metadata` key of Envoy's `jwt_authn` filter.
+    /// `payload_in_metadata` key of Envoy's `jwt_authn` filter (Istio:
+    /// `payload`).
     #[serde(default = "default_metadata_key")]
     pub jwt_authn_metadata: String,
     /// Claim naming the caller in decisions and logs.
@@ -56,6 +76,47 @@ fn default_subject_claim() -> String {
     "sub".into()
 }
 
+/// Where AI attributes are read from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attributes {
+    /// Header naming the model when the body has no `model` field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_header: Option<String>,
+}
+
+/// Buffering limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body read for model / MCP attributes; larger
+    /// requests get 413.
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: default_max_request_body(),
+        }
+    }
+}
+
+fn default_max_request_body() -> usize {
+    1024 * 1024
+}
+
+/// One claim passed upstream as a header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Injection {
+    /// Claim path.
+    pub claim: String,
+    /// Header name (lower case). Any client-sent copy is always removed.
+    pub header: String,
+}
+
 /// Allow or deny, as written in a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,100 +135,15 @@ pub struct Rule {
     pub id: String,
     /// What a match does.
     pub effect: RuleEffect,
+    /// A dry-run rule is evaluated and logged but never enforced.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Free text for humans.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
     /// Conditions; an empty set matches every request.
     #[serde(default)]
     pub when: Conditions,
-}
-
-/// The conditions of a rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Conditions {
-    /// HTTP methods (any of); empty means any method.
-    #[serde(default)]
-    pub methods: Vec<String>,
-    /// Path condition.
-    #[serde(default)]
-    pub path: Option<PathCondition>,
-    /// Claim conditions, all of which must hold.
-    #[serde(default)]
-    pub claims: Vec<ClaimCondition>,
-}
-
-/// Path matching.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum PathCondition {
-    /// The path equals this string.
-    Exact(String),
-    /// The path starts with this string.
-    Prefix(String),
-}
-
-/// A test on one claim, written as `{"claim": PATH, OPERATOR: OPERAND}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
-pub struct ClaimCondition {
-    /// Claim path, e.g. `roles` or `realm_access.roles`.
-    pub claim: String,
-    /// The test applied to it.
-    #[serde(flatten)]
-    pub test: ClaimTest,
-}
-
-/// Claim operators.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClaimTest {
-    /// The claim equals this JSON value.
-    Equals(serde_json::Value),
-    /// The claim equals one of these values.
-    OneOf(Vec<serde_json::Value>),
-    /// The claim (an array, or a space-separated string like `scope`)
-    /// contains at least one of these strings.
-    ContainsAny(Vec<String>),
-    /// The claim is present (`true`) or absent (`false`).
-    Exists(bool),
-}
-
-/// Operator names accepted in a claim condition, for error messages.
-pub const CLAIM_OPERATORS: &[&str] = &["equals", "one_of", "contains_any", "exists"];
-
-impl TryFrom<serde_json::Map<String, serde_json::Value>> for ClaimCondition {
-    type Error = String;
-
-    /// Requires `claim` plus exactly one known operator, naming the
-    /// offender otherwise, so a typo is reported rather than ignored.
-    fn try_from(mut map: serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
-        let claim = match map.remove("claim") {
-            Some(serde_json::Value::String(s)) => s,
-            Some(_) => return Err("`claim` must be a string".into()),
-            None => return Err("missing field `claim`".into()),
-        };
-        let mut entries = map.into_iter();
-        let (op, operand) = entries.next().ok_or_else(|| {
-            format!(
-                "missing operator; expected one of {}",
-                CLAIM_OPERATORS.join(", ")
-            )
-        })?;
-        if let Some((extra, _)) = entries.next() {
-            return Err(format!(
-                "one operator per condition, found `{op}` and `{extra}`"
-            ));
-        }
-        if !CLAIM_OPERATORS.contains(&op.as_str()) {
-            return Err(format!(
-                "unknown operator `{op}`; expected one of {}",
-                CLAIM_OPERATORS.join(", ")
-            ));
-        }
-        let test = serde_json::from_value(serde_json::Value::Object(
-            std::iter::once((op.clone(), operand)).collect(),
-        ))
-        .map_err(|e| format!("`{op}`: {e}"))?;
-        Ok(Self { claim, test })
-    }
 }
 
 /// Response scrubbing settings.
@@ -269,50 +245,161 @@ impl Bundle {
 
     /// Checks the rules of the format that types alone cannot express.
     pub fn validate(&self) -> Result<(), BundleError> {
-        let mut issues = Vec::new();
-        let mut issue = |path: String, message: &str| {
-            issues.push(BundleIssue {
-                path,
-                message: message.into(),
-            })
-        };
+        let mut issues = Issues::default();
         if self.name.is_empty() {
-            issue("$.name".into(), "must not be empty");
+            issues.add("$.name", "must not be empty");
         }
         if self.identity.jwt_authn_metadata.is_empty() {
-            issue("$.identity.jwt_authn_metadata".into(), "must not be empty");
+            issues.add("$.identity.jwt_authn_metadata", "must not be empty");
+        }
+        if let Some(h) = &self.attributes.model_header {
+            check_header_name(&mut issues, "$.attributes.model_header", h);
+        }
+        if self.limits.max_request_body_bytes == 0 {
+            issues.add("$.limits.max_request_body_bytes", "must be greater than 0");
+        }
+        for (i, inj) in self.inject.iter().enumerate() {
+            if inj.claim.is_empty() {
+                issues.add(format!("$.inject[{i}].claim"), "must not be empty");
+            }
+            check_header_name(&mut issues, &format!("$.inject[{i}].header"), &inj.header);
         }
         let mut seen = std::collections::HashSet::new();
         for (i, rule) in self.rules.iter().enumerate() {
+            let at = format!("$.rules[{i}]");
             if rule.id.is_empty() {
-                issue(format!("$.rules[{i}].id"), "must not be empty");
+                issues.add(format!("{at}.id"), "must not be empty");
             } else if !seen.insert(rule.id.as_str()) {
-                issue(format!("$.rules[{i}].id"), "duplicate rule id");
+                issues.add(format!("{at}.id"), "duplicate rule id");
             }
-            for (j, c) in rule.when.claims.iter().enumerate() {
-                if c.claim.is_empty() {
-                    issue(
-                        format!("$.rules[{i}].when.claims[{j}].claim"),
-                        "must not be empty",
-                    );
-                }
-            }
-            for (j, m) in rule.when.methods.iter().enumerate() {
-                if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                    issue(
-                        format!("$.rules[{i}].when.methods[{j}]"),
-                        "must be an upper-case HTTP method",
-                    );
-                }
-            }
+            validate_conditions(&mut issues, &format!("{at}.when"), &rule.when);
         }
         if self.pii.max_body_bytes == 0 {
-            issue("$.pii.max_body_bytes".into(), "must be greater than 0");
+            issues.add("$.pii.max_body_bytes", "must be greater than 0");
         }
-        if issues.is_empty() {
+        issues.finish()
+    }
+}
+
+/// Collects issues while validating.
+#[derive(Default)]
+struct Issues(Vec<BundleIssue>);
+
+impl Issues {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(BundleIssue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn finish(self) -> Result<(), BundleError> {
+        if self.0.is_empty() {
             Ok(())
         } else {
-            Err(BundleError::Invalid(issues))
+            Err(BundleError::Invalid(self.0))
+        }
+    }
+}
+
+/// Headers a bundle may not read or inject: pseudo-headers and hop-by-hop.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "te",
+    "upgrade",
+];
+
+fn check_header_name(issues: &mut Issues, at: &str, name: &str) {
+    let token = !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
+    if !token {
+        issues.add(at, "must be a lower-case header name");
+    } else if RESERVED_HEADERS.contains(&name) {
+        issues.add(at, "is a reserved header");
+    }
+}
+
+fn validate_conditions(issues: &mut Issues, at: &str, when: &Conditions) {
+    for (j, m) in when.methods.iter().enumerate() {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+            issues.add(
+                format!("{at}.methods[{j}]"),
+                "must be an upper-case HTTP method",
+            );
+        }
+    }
+    for (j, h) in when.hosts.iter().enumerate() {
+        if h.is_empty() {
+            issues.add(format!("{at}.hosts[{j}]"), "must not be empty");
+        }
+    }
+    let template = match &when.path {
+        Some(PathCondition::Template(t)) => match PathTemplate::parse(t) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                issues.add(format!("{at}.path.template"), e.to_string());
+                None
+            }
+        },
+        Some(PathCondition::Exact(p) | PathCondition::Prefix(p)) if !p.starts_with('/') => {
+            issues.add(format!("{at}.path"), "must start with `/`");
+            None
+        }
+        _ => None,
+    };
+    for (j, h) in when.headers.iter().enumerate() {
+        let hat = format!("{at}.headers[{j}]");
+        check_header_name(issues, &format!("{hat}.name"), &h.name);
+        if h.equals.is_some() == h.exists.is_some() {
+            issues.add(hat, "needs exactly one of `equals` or `exists`");
+        }
+    }
+    for (j, c) in when.claims.iter().enumerate() {
+        if c.claim.is_empty() {
+            issues.add(format!("{at}.claims[{j}].claim"), "must not be empty");
+        }
+    }
+    for (j, m) in when.models.iter().enumerate() {
+        if m.is_empty() {
+            issues.add(format!("{at}.models[{j}]"), "must not be empty");
+        }
+    }
+    for (j, r) in when.relations.iter().enumerate() {
+        let rat = format!("{at}.relations[{j}]");
+        if r.claim.is_empty() {
+            issues.add(format!("{rat}.claim"), "must not be empty");
+        }
+        match (&r.equals_path, &r.equals_header) {
+            (Some(capture), None) => {
+                if !template.as_ref().is_some_and(|t| t.has_capture(capture)) {
+                    issues.add(
+                        format!("{rat}.equals_path"),
+                        format!("`{capture}` is not a capture of this rule's path template"),
+                    );
+                }
+            }
+            (None, Some(header)) => {
+                check_header_name(issues, &format!("{rat}.equals_header"), header)
+            }
+            _ => issues.add(rat, "needs exactly one of `equals_path` or `equals_header`"),
+        }
+    }
+    if let Some(time) = &when.time {
+        if let Some([from, to]) = time.hours {
+            if from > 24 || to > 24 || from == to {
+                issues.add(
+                    format!("{at}.time.hours"),
+                    "must be two different hours from 0 to 24",
+                );
+            }
+        }
+        if time.days.is_empty() && time.hours.is_none() {
+            issues.add(format!("{at}.time"), "needs `days` or `hours`");
         }
     }
 }

@@ -1,9 +1,13 @@
 //! The outcome of evaluating a request against a policy.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Serialize;
 
 /// Whether traffic passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Effect {
     /// The request goes upstream.
     Allow,
@@ -23,7 +27,8 @@ impl Effect {
 
 /// Machine-readable reason code carried by every decision, so an SRE can
 /// tell *why* from the access log alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// An allow rule matched and no deny rule did.
     RuleAllow,
@@ -37,6 +42,13 @@ pub enum Reason {
     InvalidToken,
     /// No policy bundle is active yet: fail closed.
     NoPolicy,
+    /// The request body a rule needs is larger than the bundle's limit.
+    BodyTooLarge,
+    /// The request body a rule needs is not readable JSON / JSON-RPC.
+    InvalidBody,
+    /// Allowed only because the bundle is in dry-run mode; the real
+    /// outcome is in [`Decision::dry_run`].
+    DryRun,
 }
 
 impl Reason {
@@ -49,6 +61,9 @@ impl Reason {
             Reason::MissingToken => "missing_token",
             Reason::InvalidToken => "invalid_token",
             Reason::NoPolicy => "no_policy",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::InvalidBody => "invalid_body",
+            Reason::DryRun => "dry_run",
         }
     }
 
@@ -57,19 +72,37 @@ impl Reason {
         match self {
             Reason::MissingToken | Reason::InvalidToken => 401,
             Reason::NoPolicy => 503,
-            Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny => 403,
+            Reason::BodyTooLarge => 413,
+            Reason::InvalidBody => 400,
+            Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,
         }
     }
 }
 
 /// One decision: the effect, the rule that caused it and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
-    /// Allow or deny.
+    /// Allow or deny: what is enforced.
     pub effect: Effect,
     /// Id of the deciding rule; `None` for default deny and identity failures.
-    pub rule_id: Option<String>,
+    pub rule_id: Option<Arc<str>>,
     /// Reason code.
+    pub reason: Reason,
+    /// A finer code, e.g. why a token was invalid (`expired`).
+    pub detail: Option<&'static str>,
+    /// What dry-run rules or a dry-run bundle would have decided, when
+    /// that differs from what is enforced.
+    pub dry_run: Option<DryRunOutcome>,
+}
+
+/// A decision that was computed and logged but not enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DryRunOutcome {
+    /// What would have been enforced.
+    pub effect: Effect,
+    /// The rule that would have decided.
+    pub rule_id: Option<Arc<str>>,
+    /// Its reason code.
     pub reason: Reason,
 }
 
@@ -80,6 +113,16 @@ impl Decision {
             effect: Effect::Deny,
             rule_id: None,
             reason,
+            detail: None,
+            dry_run: None,
+        }
+    }
+
+    /// The same denial with a finer reason code.
+    pub fn with_detail(self, detail: &'static str) -> Self {
+        Self {
+            detail: Some(detail),
+            ..self
         }
     }
 
@@ -98,6 +141,20 @@ impl Decision {
             self.reason.as_str()
         );
         push_json_string(out, self.rule_label());
+        if let Some(detail) = self.detail {
+            out.push_str(",\"detail\":");
+            push_json_string(out, detail);
+        }
+        if let Some(dry) = &self.dry_run {
+            let _ = write!(
+                out,
+                ",\"dry_run\":{{\"decision\":\"{}\",\"reason\":\"{}\",\"rule\":",
+                dry.effect.as_str(),
+                dry.reason.as_str()
+            );
+            push_json_string(out, dry.rule_id.as_deref().unwrap_or("default_deny"));
+            out.push('}');
+        }
     }
 }
 
@@ -131,6 +188,12 @@ mod tests {
             effect: Effect::Allow,
             rule_id: Some("a\"b".into()),
             reason: Reason::RuleAllow,
+            detail: None,
+            dry_run: Some(DryRunOutcome {
+                effect: Effect::Deny,
+                rule_id: None,
+                reason: Reason::DefaultDeny,
+            }),
         };
         let mut s = String::from("{");
         d.write_json_members(&mut s);
@@ -138,6 +201,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["rule"], "a\"b");
         assert_eq!(v["decision"], "allow");
+        assert_eq!(v["dry_run"]["decision"], "deny");
+        assert_eq!(v["dry_run"]["rule"], "default_deny");
     }
 
     #[test]

@@ -6,15 +6,20 @@
 
 pub mod bundle;
 pub mod claims;
+pub mod conditions;
 pub mod decision;
 pub mod envoy_pairs;
+pub mod inject;
+pub mod mcp;
 pub mod policy;
 pub mod redact;
 pub mod request;
+pub mod template;
 
 pub use bundle::{Bundle, BundleError};
 pub use claims::Claims;
-pub use decision::{Decision, Effect, Reason};
-pub use policy::Policy;
+pub use decision::{Decision, DryRunOutcome, Effect, Reason};
+pub use mcp::{McpCall, TargetKind};
+pub use policy::{Explanation, Policy};
 pub use redact::{ScrubReport, Scrubber};
 pub use request::RequestAttrs;

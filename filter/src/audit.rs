@@ -23,9 +23,37 @@ pub struct AuditRecord {
     pub redactions: ScrubReport,
     /// Why a response was not scrubbed, when it was not.
     pub scrub_note: Option<&'static str>,
+    /// Model the request named.
+    pub model: Option<String>,
+    /// First MCP call of the request: method and target.
+    pub mcp_call: Option<(String, Option<String>)>,
+    /// Number of MCP calls (more than one for a batch).
+    pub mcp_calls: usize,
+    /// MCP list entries hidden from the caller.
+    pub mcp_hidden: usize,
+}
+
+/// Longest model / tool name copied into a record.
+const MAX_NAME_CHARS: usize = 128;
+
+fn push_field(out: &mut String, key: &str, value: &str) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    let end = value
+        .char_indices()
+        .nth(MAX_NAME_CHARS)
+        .map_or(value.len(), |(i, _)| i);
+    push_json_string(out, &value[..end]);
 }
 
 impl AuditRecord {
+    /// Remembers which MCP call(s) the request made.
+    pub fn note_mcp(&mut self, calls: &[mcp_guard_engine::McpCall]) {
+        self.mcp_calls = calls.len();
+        self.mcp_call = calls.first().map(|c| (c.method.clone(), c.target.clone()));
+    }
+
     /// Renders the record as one line of JSON.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(160);
@@ -50,6 +78,21 @@ impl AuditRecord {
                 out.push_str(&format!(",\"version\":{version}"));
             }
             None => out.push_str(",\"policy\":null"),
+        }
+        if let Some(model) = &self.model {
+            push_field(&mut out, "model", model);
+        }
+        if let Some((method, target)) = &self.mcp_call {
+            push_field(&mut out, "mcp_method", method);
+            if let Some(target) = target {
+                push_field(&mut out, "mcp_target", target);
+            }
+            if self.mcp_calls > 1 {
+                out.push_str(&format!(",\"mcp_calls\":{}", self.mcp_calls));
+            }
+        }
+        if self.mcp_hidden > 0 {
+            out.push_str(&format!(",\"mcp_hidden\":{}", self.mcp_hidden));
         }
         if self.redactions.total() > 0 {
             out.push_str(&format!(

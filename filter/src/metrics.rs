@@ -16,6 +16,7 @@ pub struct Metrics {
     denied: u32,
     unauthenticated: u32,
     no_policy: u32,
+    bad_request: u32,
     redactions: u32,
     bundle_fetch_failures: u32,
     bundle_rejected: u32,
@@ -43,6 +44,7 @@ impl Metrics {
             denied: define(Counter, "mcp_denied_total"),
             unauthenticated: define(Counter, "mcp_unauthenticated_total"),
             no_policy: define(Counter, "mcp_no_policy_total"),
+            bad_request: define(Counter, "mcp_bad_request_total"),
             redactions: define(Counter, "mcp_redactions_total"),
             bundle_fetch_failures: define(Counter, "mcp_bundle_fetch_failures_total"),
             bundle_rejected: define(Counter, "mcp_bundle_rejected_total"),
@@ -57,6 +59,7 @@ impl Metrics {
             (Effect::Allow, _) => bump(self.allowed, 1),
             (_, Reason::MissingToken | Reason::InvalidToken) => bump(self.unauthenticated, 1),
             (_, Reason::NoPolicy) => bump(self.no_policy, 1),
+            (_, Reason::BodyTooLarge | Reason::InvalidBody) => bump(self.bad_request, 1),
             _ => bump(self.denied, 1),
         }
     }

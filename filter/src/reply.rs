@@ -10,7 +10,9 @@ use crate::host;
 pub fn send_denial(decision: &Decision, request_id: &str) {
     let status = decision.reason.deny_status();
     let error = match status {
+        400 => "bad_request",
         401 => "unauthorized",
+        413 => "payload_too_large",
         503 => "unavailable",
         _ => "forbidden",
     };
@@ -22,6 +24,10 @@ pub fn send_denial(decision: &Decision, request_id: &str) {
     if status == 403 {
         body.push_str(",\"rule\":");
         push_json_string(&mut body, decision.rule_label());
+    }
+    if let Some(detail) = decision.detail {
+        body.push_str(",\"detail\":");
+        push_json_string(&mut body, detail);
     }
     body.push_str(",\"request_id\":");
     push_json_string(&mut body, request_id);

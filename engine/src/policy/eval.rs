@@ -1,0 +1,310 @@
+//! Evaluating one compiled rule against a request, optionally recording
+//! why each condition held or failed (for `explain`).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::bundle::{
+    ClaimCondition, ClaimTest, Conditions, PathCondition, Relation, Rule, TimeWindow, Weekday,
+};
+use crate::claims::Claims;
+use crate::request::RequestAttrs;
+use crate::template::PathTemplate;
+
+/// A rule ready for evaluation: its parsed template alongside the source.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// The rule as written.
+    pub rule: Rule,
+    /// Rule id, shared cheaply with every decision it makes.
+    pub id: std::sync::Arc<str>,
+    /// The parsed path template, when the path condition is one.
+    pub template: Option<PathTemplate>,
+}
+
+/// How one condition fared, for explanations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionTrace {
+    /// The condition, in the bundle's words.
+    pub condition: String,
+    /// Whether it held.
+    pub held: bool,
+    /// What the request had, when useful.
+    pub actual: String,
+}
+
+/// Records condition outcomes when explaining; free otherwise.
+pub struct Tracer<'t>(pub Option<&'t mut Vec<ConditionTrace>>);
+
+impl Tracer<'_> {
+    /// Records one outcome; returns whether evaluation may stop early.
+    fn record(
+        &mut self,
+        held: bool,
+        condition: impl FnOnce() -> String,
+        actual: impl FnOnce() -> String,
+    ) -> bool {
+        match &mut self.0 {
+            Some(trace) => {
+                trace.push(ConditionTrace {
+                    condition: condition(),
+                    held,
+                    actual: actual(),
+                });
+                false
+            }
+            None => !held,
+        }
+    }
+}
+
+/// Matches a name against a list entry: exact, or prefix with a final `*`.
+pub fn glob_match(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+fn any_glob(patterns: &[String], value: Option<&str>) -> bool {
+    value.is_some_and(|v| patterns.iter().any(|p| glob_match(p, v)))
+}
+
+fn show(value: Option<&str>) -> String {
+    value.map_or_else(|| "(none)".to_string(), str::to_string)
+}
+
+fn show_json(value: Option<&Value>) -> String {
+    value.map_or_else(|| "(absent)".to_string(), Value::to_string)
+}
+
+impl CompiledRule {
+    /// Compiles a validated rule (its template parsed once).
+    pub fn new(rule: Rule) -> Self {
+        let template = match &rule.when.path {
+            Some(PathCondition::Template(t)) => PathTemplate::parse(t).ok(),
+            _ => None,
+        };
+        Self {
+            id: rule.id.as_str().into(),
+            rule,
+            template,
+        }
+    }
+
+    /// Whether every condition holds. With a tracer that records, every
+    /// condition is evaluated and recorded; otherwise the first failure
+    /// stops evaluation.
+    pub fn matches(
+        &self,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        tracer: &mut Tracer<'_>,
+    ) -> bool {
+        let when: &Conditions = &self.rule.when;
+        let mut all = true;
+        macro_rules! check {
+            ($held:expr, $cond:expr, $actual:expr) => {{
+                let held: bool = $held;
+                all &= held;
+                if tracer.record(held, || $cond, || $actual) {
+                    return false;
+                }
+            }};
+        }
+        if !when.methods.is_empty() {
+            check!(
+                when.methods.iter().any(|m| m == request.method),
+                format!("method in {:?}", when.methods),
+                request.method.to_string()
+            );
+        }
+        if !when.hosts.is_empty() {
+            check!(
+                when.hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(request.host)),
+                format!("host in {:?}", when.hosts),
+                request.host.to_string()
+            );
+        }
+        if let Some(path) = &when.path {
+            let held = match path {
+                PathCondition::Exact(p) => request.path == p,
+                PathCondition::Prefix(p) => request.path.starts_with(p.as_str()),
+                PathCondition::Template(_) => self
+                    .template
+                    .as_ref()
+                    .is_some_and(|t| t.matches(request.path, None).is_some()),
+            };
+            check!(held, format!("path {path:?}"), request.path.to_string());
+        }
+        for h in &when.headers {
+            let actual = request.header(&h.name);
+            let held = match (&h.equals, h.exists) {
+                (Some(expected), _) => actual == Some(expected.as_str()),
+                (None, Some(exists)) => actual.is_some() == exists,
+                (None, None) => false,
+            };
+            check!(
+                held,
+                format!(
+                    "header {} {}",
+                    h.name,
+                    h.equals.as_ref().map_or_else(
+                        || format!("exists={:?}", h.exists),
+                        |e| format!("equals {e:?}")
+                    )
+                ),
+                show(actual)
+            );
+        }
+        for c in &when.claims {
+            check!(
+                claim_holds(c, claims),
+                format!("claim {} {}", c.claim, describe_test(&c.test)),
+                show_json(claims.get(&c.claim))
+            );
+        }
+        if !when.models.is_empty() {
+            check!(
+                any_glob(&when.models, request.model),
+                format!("model in {:?}", when.models),
+                show(request.model)
+            );
+        }
+        if let Some(mcp) = &when.mcp {
+            let call = request.mcp;
+            if !mcp.methods.is_empty() {
+                check!(
+                    any_glob(&mcp.methods, call.map(|c| c.method.as_str())),
+                    format!("mcp method in {:?}", mcp.methods),
+                    show(call.map(|c| c.method.as_str()))
+                );
+            }
+            for (names, method, label) in [
+                (&mcp.tools, "tools/call", "tool"),
+                (&mcp.resources, "resources/read", "resource"),
+                (&mcp.prompts, "prompts/get", "prompt"),
+            ] {
+                if names.is_empty() {
+                    continue;
+                }
+                let kind_matches = call
+                    .is_some_and(|c| c.target_kind() == crate::mcp::TargetKind::of_method(method));
+                let target = call
+                    .filter(|_| kind_matches)
+                    .and_then(|c| c.target.as_deref());
+                check!(
+                    any_glob(names, target),
+                    format!("mcp {label} in {names:?}"),
+                    show(target)
+                );
+            }
+        }
+        for r in &when.relations {
+            check!(
+                self.relation_holds(r, claims, request),
+                describe_relation(r),
+                show_json(claims.get(&r.claim))
+            );
+        }
+        if let Some(window) = &when.time {
+            check!(
+                time_holds(window, request.now_unix),
+                format!("time {window:?}"),
+                format!("unix {}", request.now_unix)
+            );
+        }
+        all
+    }
+
+    fn relation_holds(
+        &self,
+        relation: &Relation,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+    ) -> bool {
+        let Some(claim) = claims.get(&relation.claim).and_then(Value::as_str) else {
+            return false;
+        };
+        let other = match (&relation.equals_path, &relation.equals_header) {
+            (Some(capture), _) => self
+                .template
+                .as_ref()
+                .and_then(|t| t.matches(request.path, Some(capture))),
+            (None, Some(header)) => request.header(header),
+            (None, None) => None,
+        };
+        // Empty captures never match, so an empty claim cannot equal one.
+        other.is_some_and(|o| !o.is_empty() && o == claim)
+    }
+}
+
+fn describe_test(test: &ClaimTest) -> String {
+    serde_json::to_string(test).unwrap_or_default()
+}
+
+fn describe_relation(r: &Relation) -> String {
+    match (&r.equals_path, &r.equals_header) {
+        (Some(c), _) => format!("claim {} equals path capture {{{c}}}", r.claim),
+        (_, Some(h)) => format!("claim {} equals header {h}", r.claim),
+        _ => format!("claim {} relation", r.claim),
+    }
+}
+
+fn time_holds(window: &TimeWindow, now: u64) -> bool {
+    if !window.days.is_empty() && !window.days.contains(&Weekday::of_unix(now)) {
+        return false;
+    }
+    match window.hours {
+        Some([from, to]) => {
+            let hour = ((now / 3600) % 24) as u8;
+            if from < to {
+                (from..to).contains(&hour)
+            } else {
+                hour >= from || hour < to
+            }
+        }
+        None => true,
+    }
+}
+
+/// Numbers compare by value so `1` and `1.0` are equal (Envoy metadata
+/// turns every JSON number into a double).
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The string members of a claim: array elements, or the words of a
+/// space-separated string such as OAuth's `scope`.
+fn has_member(value: &Value, wanted: &str) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(|i| i.as_str() == Some(wanted)),
+        Value::String(s) => s.split(' ').any(|w| w == wanted),
+        _ => false,
+    }
+}
+
+/// Whether one claim condition holds for these claims.
+pub fn claim_holds(condition: &ClaimCondition, claims: &Claims) -> bool {
+    let value = claims.get(&condition.claim);
+    match (&condition.test, value) {
+        (ClaimTest::Exists(expected), v) => v.is_some() == *expected,
+        (_, None) => false,
+        (ClaimTest::Equals(expected), Some(v)) => json_eq(v, expected),
+        (ClaimTest::OneOf(options), Some(v)) => options.iter().any(|o| json_eq(v, o)),
+        (ClaimTest::ContainsAny(wanted), Some(v)) => wanted.iter().any(|w| has_member(v, w)),
+        (ClaimTest::ContainsAll(wanted), Some(v)) => wanted.iter().all(|w| has_member(v, w)),
+        (ClaimTest::Prefix(prefix), Some(v)) => {
+            v.as_str().is_some_and(|s| s.starts_with(prefix.as_str()))
+        }
+        (ClaimTest::Gt(n), Some(v)) => v.as_f64().is_some_and(|x| x > *n),
+        (ClaimTest::Ge(n), Some(v)) => v.as_f64().is_some_and(|x| x >= *n),
+        (ClaimTest::Lt(n), Some(v)) => v.as_f64().is_some_and(|x| x < *n),
+        (ClaimTest::Le(n), Some(v)) => v.as_f64().is_some_and(|x| x <= *n),
+    }
+}

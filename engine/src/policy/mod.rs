@@ -1,0 +1,273 @@
+//! A bundle compiled for evaluation, and the decision procedure.
+//!
+//! Semantics: deny rules are checked first, then allow rules; when no allow
+//! rule matches the request is denied (`default_deny`). Dry-run rules are
+//! evaluated alongside and reported, never enforced; a dry-run bundle lets
+//! every request through and reports what it would have decided.
+
+mod eval;
+mod index;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use eval::{claim_holds, glob_match, CompiledRule, ConditionTrace};
+
+use crate::bundle::{Bundle, RuleEffect};
+use crate::claims::Claims;
+use crate::decision::{Decision, DryRunOutcome, Effect, Reason};
+use crate::mcp::{McpCall, TargetKind};
+use crate::request::RequestAttrs;
+use eval::Tracer;
+use index::RuleIndex;
+
+/// An active policy: the bundle plus its compiled, indexed rules.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    bundle: Bundle,
+    rules: Vec<CompiledRule>,
+    deny: RuleIndex,
+    allow: RuleIndex,
+    has_dry_run_rules: bool,
+    needs_body: bool,
+    header_names: Vec<String>,
+}
+
+/// One rule's evaluation, for `explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleExplanation {
+    /// Rule id.
+    pub id: String,
+    /// `allow` or `deny`.
+    pub effect: RuleEffect,
+    /// Whether it is a dry-run rule.
+    pub dry_run: bool,
+    /// Whether every condition held.
+    pub matched: bool,
+    /// Each condition and whether it held.
+    pub conditions: Vec<ConditionTrace>,
+}
+
+/// The answer to "why was I (not) allowed?".
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// The decision the filter makes.
+    pub decision: Decision,
+    /// Every rule in evaluation order (deny rules first).
+    pub rules: Vec<RuleExplanation>,
+}
+
+impl Policy {
+    /// Compiles a validated bundle once: templates parsed, rules indexed.
+    pub fn new(bundle: Bundle) -> Self {
+        let rules: Vec<CompiledRule> = bundle
+            .rules
+            .iter()
+            .cloned()
+            .map(CompiledRule::new)
+            .collect();
+        let (mut deny, mut allow) = (RuleIndex::default(), RuleIndex::default());
+        let mut header_names: Vec<String> =
+            bundle.attributes.model_header.iter().cloned().collect();
+        for (i, rule) in rules.iter().enumerate() {
+            let position = i as u32;
+            match rule.rule.effect {
+                RuleEffect::Deny => deny.insert(position, rule),
+                RuleEffect::Allow => allow.insert(position, rule),
+            }
+            let when = &rule.rule.when;
+            header_names.extend(when.headers.iter().map(|h| h.name.clone()));
+            header_names.extend(
+                when.relations
+                    .iter()
+                    .filter_map(|r| r.equals_header.clone()),
+            );
+        }
+        header_names.sort();
+        header_names.dedup();
+        Self {
+            has_dry_run_rules: rules.iter().any(|r| r.rule.dry_run),
+            needs_body: rules
+                .iter()
+                .any(|r| !r.rule.when.models.is_empty() || r.rule.when.mcp.is_some()),
+            header_names,
+            rules,
+            deny,
+            allow,
+            bundle,
+        }
+    }
+
+    /// The bundle this policy enforces.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Whether any rule looks at the request body (model or MCP), so the
+    /// filter reads bodies only when it must.
+    pub fn needs_body(&self) -> bool {
+        self.needs_body
+    }
+
+    /// Request headers the rules read (lower case), so the filter fetches
+    /// only those from the host.
+    pub fn header_names(&self) -> &[String] {
+        &self.header_names
+    }
+
+    /// The first rule of `index` that matches, honouring dry-run.
+    fn first_match(
+        &self,
+        index: &RuleIndex,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        include_dry_run: bool,
+        scratch: &mut Vec<u32>,
+    ) -> Option<&CompiledRule> {
+        index.candidates(request, scratch);
+        scratch
+            .iter()
+            .map(|&i| &self.rules[i as usize])
+            .filter(|r| include_dry_run || !r.rule.dry_run)
+            .find(|r| r.matches(claims, request, &mut Tracer(None)))
+    }
+
+    fn evaluate(
+        &self,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        include_dry_run: bool,
+        scratch: &mut Vec<u32>,
+    ) -> (Effect, Option<Arc<str>>, Reason) {
+        if let Some(rule) = self.first_match(&self.deny, claims, request, include_dry_run, scratch)
+        {
+            return (Effect::Deny, Some(rule.id.clone()), Reason::RuleDeny);
+        }
+        if let Some(rule) = self.first_match(&self.allow, claims, request, include_dry_run, scratch)
+        {
+            return (Effect::Allow, Some(rule.id.clone()), Reason::RuleAllow);
+        }
+        (Effect::Deny, None, Reason::DefaultDeny)
+    }
+
+    /// Decides one request (or one MCP call of it) from its claims.
+    pub fn decide(&self, claims: &Claims, request: &RequestAttrs<'_>) -> Decision {
+        let mut scratch = Vec::new();
+        let (effect, rule_id, reason) = self.evaluate(claims, request, false, &mut scratch);
+        let mut decision = Decision {
+            effect,
+            rule_id,
+            reason,
+            detail: None,
+            dry_run: None,
+        };
+        if self.has_dry_run_rules {
+            let (effect, rule_id, reason) = self.evaluate(claims, request, true, &mut scratch);
+            if effect != decision.effect || rule_id != decision.rule_id {
+                decision.dry_run = Some(DryRunOutcome {
+                    effect,
+                    rule_id,
+                    reason,
+                });
+            }
+        }
+        self.apply_bundle_dry_run(decision)
+    }
+
+    /// Decides a request carrying MCP calls: every call must be allowed
+    /// (a batch is denied by its first denied call). With no calls the
+    /// request is decided as is.
+    pub fn decide_calls(
+        &self,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        calls: &[McpCall],
+    ) -> Decision {
+        let mut chosen: Option<Decision> = None;
+        for call in calls {
+            let decision = self.decide(claims, &request.with_mcp(Some(call)));
+            if decision.effect == Effect::Deny {
+                return decision;
+            }
+            // Prefer reporting a call that a dry-run rule or mode flagged.
+            if chosen
+                .as_ref()
+                .is_none_or(|c| c.dry_run.is_none() && decision.dry_run.is_some())
+            {
+                chosen = Some(decision);
+            }
+        }
+        chosen.unwrap_or_else(|| self.decide(claims, request))
+    }
+
+    /// Whether the caller may use one listed MCP object, judged as the
+    /// call that would use it (for filtering `tools/list` answers).
+    pub fn allows_target(
+        &self,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        kind: TargetKind,
+        name: &str,
+    ) -> bool {
+        let call = McpCall::targeting(kind.call_method(), name);
+        let mut scratch = Vec::new();
+        self.evaluate(claims, &request.with_mcp(Some(&call)), false, &mut scratch)
+            .0
+            == Effect::Allow
+    }
+
+    /// A denial for an identity or input problem, with the bundle's
+    /// dry-run mode applied.
+    pub fn deny_for(&self, reason: Reason) -> Decision {
+        self.apply_bundle_dry_run(Decision::deny(reason))
+    }
+
+    fn apply_bundle_dry_run(&self, decision: Decision) -> Decision {
+        if !self.bundle.dry_run || decision.effect == Effect::Allow {
+            return decision;
+        }
+        Decision {
+            effect: Effect::Allow,
+            rule_id: None,
+            reason: Reason::DryRun,
+            detail: None,
+            dry_run: Some(DryRunOutcome {
+                effect: decision.effect,
+                rule_id: decision.rule_id,
+                reason: decision.reason,
+            }),
+        }
+    }
+
+    /// Evaluates every rule and records each condition: the answer to
+    /// "why was I denied?".
+    pub fn explain(&self, claims: &Claims, request: &RequestAttrs<'_>) -> Explanation {
+        let order = self
+            .rules
+            .iter()
+            .filter(|r| r.rule.effect == RuleEffect::Deny)
+            .chain(
+                self.rules
+                    .iter()
+                    .filter(|r| r.rule.effect == RuleEffect::Allow),
+            );
+        let rules = order
+            .map(|rule| {
+                let mut conditions = Vec::new();
+                let matched = rule.matches(claims, request, &mut Tracer(Some(&mut conditions)));
+                RuleExplanation {
+                    id: rule.rule.id.clone(),
+                    effect: rule.rule.effect,
+                    dry_run: rule.rule.dry_run,
+                    matched,
+                    conditions,
+                }
+            })
+            .collect();
+        Explanation {
+            decision: self.decide(claims, request),
+            rules,
+        }
+    }
+}
