@@ -2,9 +2,10 @@
 //! wasmtime host, measured in the same run so the ratio is meaningful.
 //!
 //! - `decision/native`: `Policy::decide` on the demo bundle from parsed claims.
-//! - `decision/wasm`: one whole request through the filter (claims decoded
-//!   from Envoy's metadata encoding, decision, filter state, metrics, local
-//!   reply) in the host harness; includes the harness's own ABI cost.
+//! - `decision/wasm`: one whole allowed chat request through the filter
+//!   (claims decoded from Envoy's metadata encoding, body parsed for the
+//!   model, decision, filter state, metrics) in the host harness; includes
+//!   the harness's own ABI cost.
 //! - `scrub/native` and `scrub/wasm`: a 64 KiB JSON answer with e-mail
 //!   addresses, buffered and scrubbed.
 
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 use std::hint::black_box;
 
 const DEMO_BUNDLE: &str = include_str!("../../policies/demo.json");
+const CHAT_BODY: &[u8] = br#"{"model":"demo-llm","messages":[{"role":"user","content":"hi"}]}"#;
 
 fn plugin() -> Plugin {
     let bundle: Value = serde_json::from_str(DEMO_BUNDLE).unwrap();
@@ -40,7 +42,8 @@ fn answer(size: usize) -> Vec<u8> {
 fn decision(c: &mut Criterion) {
     let policy = Policy::new(Bundle::parse(DEMO_BUNDLE.as_bytes()).unwrap());
     let claims = Claims::from_json(br#"{"sub":"alice","roles":["viewer","model-user"]}"#).unwrap();
-    let request = RequestAttrs::new("POST", "/v1/chat/completions", "model.local");
+    let request = RequestAttrs::new("POST", "/v1/chat/completions", "model.local")
+        .with_model(Some("demo-llm"));
     let mut group = c.benchmark_group("decision");
     group.bench_function("native", |b| {
         b.iter(|| black_box(policy.decide(black_box(&claims), &request)))
@@ -59,7 +62,8 @@ fn decision(c: &mut Criterion) {
                 "jwt_payload",
                 json!({"sub": "alice", "roles": ["viewer", "model-user"]}),
             );
-            black_box(stream.request_headers(&headers, true).unwrap());
+            stream.request_headers(&headers, false).unwrap();
+            black_box(stream.request_body(CHAT_BODY, true).unwrap());
             stream.finish().unwrap();
         })
     });
@@ -89,7 +93,8 @@ fn scrub(c: &mut Criterion) {
                 "jwt_payload",
                 json!({"sub": "alice", "roles": ["model-user"]}),
             );
-            stream.request_headers(&headers, true).unwrap();
+            stream.request_headers(&headers, false).unwrap();
+            stream.request_body(CHAT_BODY, true).unwrap();
             stream
                 .response_headers(
                     &[(":status", "200"), ("content-type", "application/json")],

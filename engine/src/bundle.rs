@@ -54,6 +54,10 @@ pub struct Identity {
     /// `payload`).
     #[serde(default = "default_metadata_key")]
     pub jwt_authn_metadata: String,
+    /// Verify tokens in the filter itself against issuers shipped here,
+    /// for requests that carry no `jwt_authn` payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::jwt::VerifyConfig>,
     /// Claim naming the caller in decisions and logs.
     #[serde(default = "default_subject_claim")]
     pub subject_claim: String,
@@ -63,6 +67,7 @@ impl Default for Identity {
     fn default() -> Self {
         Self {
             jwt_authn_metadata: default_metadata_key(),
+            verify: None,
             subject_claim: default_subject_claim(),
         }
     }
@@ -251,6 +256,11 @@ impl Bundle {
         }
         if self.identity.jwt_authn_metadata.is_empty() {
             issues.add("$.identity.jwt_authn_metadata", "must not be empty");
+        }
+        if let Some(verify) = &self.identity.verify {
+            if let Err(e) = crate::jwt::Verifier::new(verify) {
+                issues.add(format!("$.identity.verify.{}", e.path()), e.reason());
+            }
         }
         if let Some(h) = &self.attributes.model_header {
             check_header_name(&mut issues, "$.attributes.model_header", h);

@@ -22,6 +22,9 @@ pub struct ActivePolicy {
     pub policy: Policy,
     /// ETag the control service gave it, sent back as `If-None-Match`.
     pub etag: Option<String>,
+    /// Tokens this VM verified under this policy's issuers (never shared
+    /// across bundles: a new bundle may trust other keys).
+    pub token_cache: std::cell::RefCell<mcp_guard_engine::jwt::TokenCache>,
 }
 
 /// Per-VM root context.
@@ -60,9 +63,15 @@ impl GuardRoot {
             &format!("activated bundle {}@{version} from {source}", bundle.name),
         );
         self.metrics.set_policy_version(version);
+        let policy = Policy::new(bundle);
+        let token_cache = policy.verifier().map_or_else(
+            || mcp_guard_engine::jwt::TokenCache::new(0),
+            |v| v.new_cache(),
+        );
         self.active = Some(Rc::new(ActivePolicy {
-            policy: Policy::new(bundle),
+            policy,
             etag,
+            token_cache: std::cell::RefCell::new(token_cache),
         }));
     }
 

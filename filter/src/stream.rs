@@ -11,7 +11,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use mcp_guard_engine::envoy_pairs::decode_claim_map;
 use mcp_guard_engine::inject::header_value;
-use mcp_guard_engine::mcp::{filter_list_answer, read_body, BodyAttrs, BodyError, TargetKind};
+use mcp_guard_engine::mcp::{filter_list_answer, BodyAttrs, TargetKind};
 use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs, Scrubber};
 
 use crate::audit::AuditRecord;
@@ -75,6 +75,32 @@ fn read_claims(metadata_key: &str) -> Result<Claims, Reason> {
         Ok(None) => Err(Reason::MissingToken),
         Err(_) => Err(Reason::InvalidToken),
     }
+}
+
+/// The caller's claims: Envoy's verified `jwt_authn` payload when there is
+/// one, else the bundle's own verification of the bearer token.
+fn identify(active: &ActivePolicy) -> Result<Claims, Decision> {
+    let bundle = active.policy.bundle();
+    match read_claims(&bundle.identity.jwt_authn_metadata) {
+        Ok(claims) => return Ok(claims),
+        Err(Reason::MissingToken) => {}
+        Err(reason) => return Err(Decision::deny(reason)),
+    }
+    let (Some(verifier), Some(config)) =
+        (active.policy.verifier(), bundle.identity.verify.as_ref())
+    else {
+        return Err(Decision::deny(Reason::MissingToken));
+    };
+    let Some(value) = host::header(HeaderMap::Request, &config.header) else {
+        return Err(Decision::deny(Reason::MissingToken));
+    };
+    let Some(token) = config.token_from_header(&value) else {
+        return Err(Decision::deny(Reason::InvalidToken).with_detail("malformed"));
+    };
+    let mut cache = active.token_cache.borrow_mut();
+    verifier
+        .verify_cached(&mut cache, token, now_unix())
+        .map_err(|e| Decision::deny(Reason::InvalidToken).with_detail(e.reason_code()))
 }
 
 fn is_textual(content_type: &str) -> bool {
@@ -160,12 +186,10 @@ impl GuardStream {
     /// Decides with what the headers (and body, if read) say.
     fn decide(&mut self, active: &Rc<ActivePolicy>, body: Option<&[u8]>) -> Action {
         let policy = &active.policy;
-        let attrs = match body.map(read_body) {
-            Some(Err(BodyError::BadBatch)) => {
-                return self.enforce(policy.deny_for(Reason::InvalidBody))
-            }
+        let attrs = match body.map(|b| policy.read_request_body(b)) {
+            Some(Err(reason)) => return self.enforce(policy.deny_for(reason)),
             Some(Ok(attrs)) => attrs,
-            Some(Err(BodyError::NotJson)) | None => BodyAttrs::default(),
+            None => BodyAttrs::default(),
         };
         let header_values: Vec<(String, String)> = policy
             .header_names()
@@ -176,10 +200,7 @@ impl GuardStream {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let model_header = policy.bundle().attributes.model_header.as_deref();
-        let model = attrs.model.as_deref().or_else(|| {
-            model_header.and_then(|h| headers.iter().find(|(k, _)| *k == h).map(|(_, v)| *v))
-        });
+        let model = policy.model_of(&attrs, &headers);
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
             .with_headers(&headers)
             .with_model(model)
@@ -268,10 +289,13 @@ impl HttpContext for GuardStream {
             path: host::header(HeaderMap::Request, ":path").unwrap_or_default(),
             authority: host::header(HeaderMap::Request, ":authority").unwrap_or_default(),
         };
-        match read_claims(&bundle.identity.jwt_authn_metadata) {
+        match identify(&active) {
             Ok(claims) => self.claims = claims,
-            Err(reason) => {
-                let decision = active.policy.deny_for(reason);
+            Err(denial) => {
+                let decision = match denial.detail {
+                    Some(detail) => active.policy.deny_for(denial.reason).with_detail(detail),
+                    None => active.policy.deny_for(denial.reason),
+                };
                 return self.enforce(decision);
             }
         }

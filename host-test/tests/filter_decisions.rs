@@ -23,8 +23,14 @@ fn chat_request(stream: &Stream, extra: &[(&str, &str)]) -> Action {
         ("x-request-id", "req-42"),
     ];
     headers.extend_from_slice(extra);
-    stream.request_headers(&headers, false).unwrap()
+    let at_headers = stream.request_headers(&headers, false).unwrap();
+    let at_body = stream.request_body(CHAT_BODY, true).unwrap();
+    // The demo bundle has model rules, so the decision waits for the body.
+    assert_eq!(at_headers, Action::Pause, "waits for the body");
+    at_body
 }
+
+const CHAT_BODY: &[u8] = br#"{"model":"demo-llm","messages":[{"role":"user","content":"hi"}]}"#;
 
 fn decision(stream: &Stream) -> Value {
     serde_json::from_str(&stream.filter_state()["wasm.mcp_decision"]).unwrap()
@@ -42,7 +48,6 @@ fn allowed_claims_pass_and_the_email_in_the_answer_is_scrubbed() {
         chat_request(&stream, &[("accept-encoding", "gzip, br")]),
         Action::Continue
     );
-    stream.request_body(b"{}", true).unwrap();
     let upstream = stream.upstream_request().expect("reached upstream");
     assert!(upstream.headers.iter().all(|(k, _)| k != "accept-encoding"));
 
@@ -81,7 +86,7 @@ fn forbidden_claims_get_a_403_local_reply_with_details() {
         "jwt_payload",
         json!({"sub": "mallory", "roles": ["viewer"]}),
     );
-    assert_eq!(chat_request(&stream, &[]), Action::Pause);
+    chat_request(&stream, &[]);
     let reply = stream.local_reply().expect("answered locally");
     assert_eq!(reply.status, 403);
     assert_eq!(reply.details, "mcp_default_deny");

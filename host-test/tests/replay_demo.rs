@@ -98,7 +98,8 @@ fn demo_exchanges_replay_to_the_expected_outcomes() {
     assert_eq!(anonymous["local_reply"]["details"], "mcp_missing_token");
 
     let binary = &results["mcp-scope"];
-    assert_eq!(decision(binary)["rule"], "mcp-tools");
+    assert_eq!(decision(binary)["rule"], "mcp-read-tools");
+    assert_eq!(decision(binary)["mcp_target"], "get_weather");
     assert_eq!(
         binary["response"]["body"], "raw a@example.com",
         "non-text bodies pass untouched"

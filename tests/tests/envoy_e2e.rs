@@ -18,6 +18,7 @@ fn demo_stack_end_to_end() {
     missing_token_gets_401_with_reason(&stack);
     forged_token_is_rejected_by_jwt_authn_before_the_filter(&stack);
     decisions_are_counted_in_envoy_stats(&stack);
+    mcp_tools_are_authorised_per_tool_and_lists_are_filtered(&stack);
 }
 
 const CHAT: &str =
@@ -149,4 +150,125 @@ fn decisions_are_counted_in_envoy_stats(stack: &Stack) {
             .unwrap_or(0)
             >= count
     );
+}
+
+fn mcp(stack: &Stack, token: &str, body: Value, extra: &[(&str, &str)]) -> Reply {
+    send(
+        "POST",
+        &stack.url("/mcp"),
+        Some(token),
+        extra,
+        Some(&body.to_string()),
+    )
+    .expect("request completes")
+}
+
+fn mcp_tools_are_authorised_per_tool_and_lists_are_filtered(stack: &Stack) {
+    let alice = tokens::alice().unwrap();
+    let list = mcp(
+        stack,
+        &alice,
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        &[],
+    );
+    assert_eq!(list.status, 200, "{list:?}");
+    let names: Vec<String> = list.json()["result"]["tools"]
+        .as_array()
+        .expect("tools array")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["search_customers", "get_weather"],
+        "delete_customer is hidden from non-admins"
+    );
+
+    let search = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "search_customers", "arguments": {"query": "jane"}}});
+    let forged = [("x-mcp-subject", "root")];
+    let reply = mcp(stack, &alice, search, &forged);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        !reply.body.contains(DEMO_EMAIL),
+        "email leaked: {}",
+        reply.body
+    );
+    assert!(reply.json()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("[EMAIL]"));
+    let seen = reply
+        .header("x-seen-headers")
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        seen.contains("x-mcp-subject") && seen.contains("x-mcp-tenant"),
+        "injected identity reached upstream: {seen}"
+    );
+
+    let delete = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "delete_customer", "arguments": {"id": 1}}});
+    let denied = mcp(stack, &alice, delete, &[]);
+    assert_eq!(denied.status, 403, "{denied:?}");
+    assert_eq!(denied.json()["reason"], "default_deny");
+    let request_id = denied.json()["request_id"].as_str().unwrap().to_string();
+    let line = access_log_entry(stack, |l| l["request_id"] == request_id.as_str());
+    let decision = decision_of(&line);
+    assert_eq!(decision["mcp_method"], "tools/call");
+    assert_eq!(decision["mcp_target"], "delete_customer");
+}
+
+/// The second identity source: the filter verifies a token itself (the
+/// bundle's `identity.verify`), here from a header `jwt_authn` does not
+/// read, so Envoy passes the request through without metadata.
+#[test]
+fn filter_side_verification_stack() {
+    let jwks: Value = serde_json::from_str(tokens::DEMO_JWKS).unwrap();
+    let bundle = serde_json::json!({
+        "name": "agents", "version": 1,
+        "identity": {"verify": {"header": "x-agent-token", "prefix": "",
+            "issuers": [{"iss": tokens::DEMO_ISSUER, "audiences": [tokens::DEMO_AUDIENCE], "algorithms": ["ES256"], "jwks": jwks}]}},
+        "rules": [{"id": "agents-chat", "effect": "allow",
+                   "when": {"path": {"exact": "/v1/chat/completions"}, "claims": [{"claim": "roles", "contains_any": ["agent"]}]}}]
+    });
+    let stack = Stack::start(StackOptions {
+        bundles: vec![("agents".into(), bundle.to_string())],
+        bundle_name: "agents".into(),
+        ..StackOptions::default()
+    })
+    .expect("stack starts");
+    let url = stack.url("/v1/chat/completions");
+    let agent = tokens::mint(serde_json::json!({"sub": "agent-7", "roles": ["agent"]})).unwrap();
+    let reply = send("POST", &url, None, &[("x-agent-token", &agent)], Some(CHAT)).unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(!reply.body.contains(DEMO_EMAIL));
+
+    let expired =
+        tokens::mint(serde_json::json!({"sub": "agent-7", "roles": ["agent"], "exp": 1_000_000}))
+            .unwrap();
+    let reply = send(
+        "POST",
+        &url,
+        None,
+        &[("x-agent-token", &expired)],
+        Some(CHAT),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(
+        (
+            reply.json()["reason"].as_str(),
+            reply.json()["detail"].as_str()
+        ),
+        (Some("invalid_token"), Some("expired"))
+    );
+    assert!(reply
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .contains("invalid_token"));
+
+    let line = access_log_entry(&stack, |l| l["status"] == 401);
+    assert_eq!(line["details"], "mcp_invalid_token");
+    assert_eq!(decision_of(&line)["detail"], "expired");
 }

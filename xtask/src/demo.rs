@@ -50,8 +50,12 @@ pub fn run() -> Result<(), String> {
          curl -s -i {chat} {json_header} -H 'authorization: Bearer {mallory}' -d '{body}'\n\n\
          # 3. No token: 401 with reason missing_token\n\
          curl -s -i {chat} {json_header} -d '{body}'\n\n\
-         # 4. MCP: alice has the mcp:tools scope; the customer e-mail is scrubbed\n\
-         curl -s {mcp} {json_header} -H 'authorization: Bearer {alice}' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"search_customers\",\"arguments\":{{\"query\":\"jane\"}}}}}}'\n\n\
+         # 4. MCP tools/list: alice sees only the tools she may call (delete_customer is hidden)\n\
+         curl -s {mcp} {json_header} -H 'authorization: Bearer {alice}' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\n\
+         # 5. MCP tools/call: allowed, and the customer e-mail is scrubbed\n\
+         curl -s {mcp} {json_header} -H 'authorization: Bearer {alice}' -d '{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"search_customers\",\"arguments\":{{\"query\":\"jane\"}}}}}}'\n\n\
+         # 6. MCP tools/call delete_customer: 403, only admins may delete\n\
+         curl -s -i {mcp} {json_header} -H 'authorization: Bearer {alice}' -d '{{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{{\"name\":\"delete_customer\",\"arguments\":{{\"id\":1}}}}}}'\n\n\
          Decisions land in the access log: tail -f {log}\n\
          Stats: curl -s http://{admin}/stats | grep wasmcustom\n\
          Tokens are valid for 12 hours. Press Ctrl-C to stop.",

@@ -137,7 +137,7 @@ impl CompiledRule {
                     .as_ref()
                     .is_some_and(|t| t.matches(request.path, None).is_some()),
             };
-            check!(held, format!("path {path:?}"), request.path.to_string());
+            check!(held, describe_path(path), request.path.to_string());
         }
         for h in &when.headers {
             let actual = request.header(&h.name);
@@ -239,6 +239,47 @@ impl CompiledRule {
         // Empty captures never match, so an empty claim cannot equal one.
         other.is_some_and(|o| !o.is_empty() && o == claim)
     }
+}
+
+fn describe_path(path: &PathCondition) -> String {
+    match path {
+        PathCondition::Exact(p) => format!("path exact {p:?}"),
+        PathCondition::Prefix(p) => format!("path prefix {p:?}"),
+        PathCondition::Template(t) => format!("path template {t:?}"),
+    }
+}
+
+fn weekday_name(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "mon",
+        Weekday::Tue => "tue",
+        Weekday::Wed => "wed",
+        Weekday::Thu => "thu",
+        Weekday::Fri => "fri",
+        Weekday::Sat => "sat",
+        Weekday::Sun => "sun",
+    }
+}
+
+fn describe_window(window: &TimeWindow) -> String {
+    let mut text = String::from("time (UTC)");
+    if !window.days.is_empty() {
+        let days: Vec<&str> = window.days.iter().map(|d| weekday_name(*d)).collect();
+        text.push_str(&format!(" on {}", days.join(",")));
+    }
+    if let Some([from, to]) = window.hours {
+        text.push_str(&format!(" from {from:02}:00 to {to:02}:00"));
+    }
+    text
+}
+
+fn describe_time(now: u64) -> String {
+    format!(
+        "{} {:02}:{:02} UTC",
+        weekday_name(Weekday::of_unix(now)),
+        (now / 3600) % 24,
+        (now / 60) % 60
+    )
 }
 
 fn describe_test(test: &ClaimTest) -> String {

@@ -17,7 +17,8 @@ pub use eval::{claim_holds, glob_match, CompiledRule, ConditionTrace};
 use crate::bundle::{Bundle, RuleEffect};
 use crate::claims::Claims;
 use crate::decision::{Decision, DryRunOutcome, Effect, Reason};
-use crate::mcp::{McpCall, TargetKind};
+use crate::jwt::Verifier;
+use crate::mcp::{read_body, BodyAttrs, BodyError, McpCall, TargetKind};
 use crate::request::RequestAttrs;
 use eval::Tracer;
 use index::RuleIndex;
@@ -32,6 +33,7 @@ pub struct Policy {
     has_dry_run_rules: bool,
     needs_body: bool,
     header_names: Vec<String>,
+    verifier: Option<Verifier>,
 }
 
 /// One rule's evaluation, for `explain`.
@@ -86,7 +88,16 @@ impl Policy {
         }
         header_names.sort();
         header_names.dedup();
+        // Validation already built this verifier once; a bundle that skipped
+        // validation and has a bad verify section gets no verifier, so
+        // every token fails closed.
+        let verifier = bundle
+            .identity
+            .verify
+            .as_ref()
+            .and_then(|v| Verifier::new(v).ok());
         Self {
+            verifier,
             has_dry_run_rules: rules.iter().any(|r| r.rule.dry_run),
             needs_body: rules
                 .iter()
@@ -104,10 +115,44 @@ impl Policy {
         &self.bundle
     }
 
+    /// The in-filter token verifier, when the bundle ships issuers.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_ref()
+    }
+
     /// Whether any rule looks at the request body (model or MCP), so the
     /// filter reads bodies only when it must.
     pub fn needs_body(&self) -> bool {
         self.needs_body
+    }
+
+    /// Reads the model and MCP calls from a request body under this
+    /// bundle's limits: too large → `BodyTooLarge`, a malformed JSON-RPC
+    /// batch → `InvalidBody`; a body that is not JSON carries no attributes
+    /// (rules on model or MCP then simply do not match). One place for the
+    /// filter and the `explain` CLI, so they cannot drift.
+    pub fn read_request_body(&self, body: &[u8]) -> Result<BodyAttrs, Reason> {
+        if body.len() > self.bundle.limits.max_request_body_bytes {
+            return Err(Reason::BodyTooLarge);
+        }
+        match read_body(body) {
+            Ok(attrs) => Ok(attrs),
+            Err(BodyError::BadBatch) => Err(Reason::InvalidBody),
+            Err(BodyError::NotJson) => Ok(BodyAttrs::default()),
+        }
+    }
+
+    /// The model a request names: the body's `model`, else the bundle's
+    /// model header (the body wins, as the upstream reads the body).
+    pub fn model_of<'a>(
+        &self,
+        attrs: &'a BodyAttrs,
+        headers: &[(&'a str, &'a str)],
+    ) -> Option<&'a str> {
+        attrs.model.as_deref().or_else(|| {
+            let name = self.bundle.attributes.model_header.as_deref()?;
+            headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        })
     }
 
     /// Request headers the rules read (lower case), so the filter fetches

@@ -1,0 +1,111 @@
+//! `mcp-guard`: the security team's tool for mcp-guard policy bundles.
+//!
+//! - `validate`: offline validation with the engine the filter enforces with;
+//! - `explain`: "why was I denied?" for one request, rule by rule;
+//! - `schema`: the JSON Schema of bundle format v1.
+//!
+//! Exit codes: 0 success / allowed, 1 invalid bundle, 2 usage or input
+//! error, 3 denied.
+
+mod args;
+mod explain;
+mod render;
+mod request;
+mod schema;
+mod time;
+mod token;
+mod validate;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use args::{ArgsError, Command};
+use mcp_guard_engine::Effect;
+
+/// Exit code for a usage or input error.
+const EXIT_USAGE: u8 = 2;
+/// Exit code of `explain` when the request is denied.
+const EXIT_DENIED: u8 = 3;
+
+fn main() -> ExitCode {
+    let argv: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string().map_err(|_| ()))
+        .collect();
+    let Ok(argv) = argv else {
+        eprintln!("mcp-guard: arguments must be UTF-8");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    match args::parse(argv) {
+        Ok(command) => ExitCode::from(run(command)),
+        Err(e) => usage_error(&e),
+    }
+}
+
+fn usage_error(error: &ArgsError) -> ExitCode {
+    eprintln!("mcp-guard: {error}\n\n{}", args::USAGE);
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n"
+}
+
+fn run(command: Command) -> u8 {
+    match command {
+        Command::Help => {
+            print(args::USAGE);
+            0
+        }
+        Command::Version => {
+            print(concat!("mcp-guard ", env!("CARGO_PKG_VERSION"), "\n"));
+            0
+        }
+        Command::Schema => {
+            print(schema::BUNDLE_V1);
+            0
+        }
+        Command::Validate { files, json } => {
+            let report = validate::Report::check(&files);
+            if json {
+                print(&to_json(&report));
+            } else {
+                for file in &report.files {
+                    for line in file.lines() {
+                        print(&format!("{line}\n"));
+                    }
+                }
+            }
+            report.exit_code()
+        }
+        Command::Explain(args) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match explain::run(&args, now) {
+                Ok(report) => {
+                    if args.json {
+                        print(&to_json(&report));
+                    } else {
+                        print(&render::explain_text(&report));
+                    }
+                    if report.decision.effect == Effect::Allow {
+                        0
+                    } else {
+                        EXIT_DENIED
+                    }
+                }
+                Err(e) => {
+                    eprintln!("mcp-guard explain: {e}");
+                    EXIT_USAGE
+                }
+            }
+        }
+    }
+}

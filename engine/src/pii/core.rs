@@ -1,0 +1,360 @@
+//! The incremental engine shared by every mode.
+//!
+//! It walks trigger positions (digits, `:`, `@`, keyword and custom-term
+//! starts) left to right, runs the detectors that apply at each, keeps the
+//! longest value found and continues after it. Fed text in pieces, it
+//! stops at the first position whose detectors need bytes not yet
+//! received, and reports how far the output is final (`commit`): no value
+//! can start before it any more. Since detectors read only through a
+//! bounded [`Win`], the result does not depend on how the text was cut.
+//!
+//! Positions are absolute (`u64`) so long streams never wrap, even on
+//! wasm32; `text` holds the not-yet-committed tail starting at `base`.
+
+use aho_corasick::{AhoCorasick, Input};
+
+use super::action::render;
+use super::config::{Action, PiiType};
+use super::detectors::{aws, card, email, iban, ip, pem, phone, ssn, terms, tokens};
+use super::report::PiiReport;
+use super::scanner::{Kw, Scanner};
+use super::window::{find_trigger, Found, NeedMore, Step, Win};
+
+/// How far back from a trigger a value may start (e-mail local part plus
+/// an escape), so how much committed-looking text stays held back.
+pub(crate) const LOOKBEHIND: u64 = (email::MAX_LOCAL + 16) as u64;
+
+/// One replacement: `start..end` (absolute) becomes `repl[range]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Edit {
+    pub start: u64,
+    pub end: u64,
+    pub ty: PiiType,
+    pub repl: std::ops::Range<usize>,
+}
+
+/// Where the next keyword match starts, cached between calls.
+#[derive(Debug, Clone, Copy, Default)]
+struct KwCache {
+    /// No match starts in `[next, scanned)`.
+    scanned: u64,
+    hit: Option<(u64, u64, usize)>,
+}
+
+impl KwCache {
+    fn next(
+        &mut self,
+        ac: &AhoCorasick,
+        text: &[u8],
+        base: u64,
+        from: u64,
+        frontier: u64,
+    ) -> Option<(u64, u64, usize)> {
+        if let Some(h) = self.hit {
+            if h.0 >= from {
+                return Some(h);
+            }
+            self.hit = None;
+        }
+        let s = from.max(self.scanned);
+        if s >= frontier {
+            return None;
+        }
+        let rel = (s - base) as usize;
+        let found = text
+            .get(rel..)
+            .and_then(|_| ac.find(Input::new(text).span(rel..text.len())));
+        match found {
+            Some(m) if base + (m.start() as u64) < frontier => {
+                let h = (
+                    base + m.start() as u64,
+                    base + m.end() as u64,
+                    m.pattern().as_usize(),
+                );
+                self.hit = Some(h);
+                Some(h)
+            }
+            _ => {
+                self.scanned = frontier;
+                None
+            }
+        }
+    }
+}
+
+/// The engine state for one text stream (one body, or one JSON string).
+#[derive(Debug, Clone)]
+pub(crate) struct Core {
+    /// Uncommitted text, starting at absolute position `base`.
+    pub text: Vec<u8>,
+    pub base: u64,
+    floor: u64,
+    next: u64,
+    trig_scanned: u64,
+    kw: KwCache,
+    term: KwCache,
+    /// Try an AWS secret at position 0 (JSON value of a `secret` key).
+    pub lead_secret: bool,
+    /// Text mode: honour backslash escapes at value boundaries.
+    pub escapes: bool,
+    /// Replacements found since the last [`Core::take_edits`].
+    pub edits: Vec<Edit>,
+    pub repl: Vec<u8>,
+    pub report: PiiReport,
+    /// Output before this absolute position is final.
+    pub commit: u64,
+}
+
+impl Core {
+    pub(crate) fn new(escapes: bool) -> Self {
+        Self {
+            text: Vec::new(),
+            base: 0,
+            floor: 0,
+            next: 0,
+            trig_scanned: 0,
+            kw: KwCache::default(),
+            term: KwCache::default(),
+            lead_secret: false,
+            escapes,
+            edits: Vec::new(),
+            repl: Vec::new(),
+            report: PiiReport::default(),
+            commit: 0,
+        }
+    }
+
+    /// Starts a new, independent text (keeps the report).
+    /// Reuses the buffers: JSON mode resets once per string value.
+    pub(crate) fn reset(&mut self) {
+        self.text.clear();
+        self.edits.clear();
+        self.repl.clear();
+        self.base = 0;
+        self.floor = 0;
+        self.next = 0;
+        self.trig_scanned = 0;
+        self.kw = KwCache::default();
+        self.term = KwCache::default();
+        self.lead_secret = false;
+        self.commit = 0;
+    }
+
+    /// Absolute end of the received text.
+    pub(crate) fn end(&self) -> u64 {
+        self.base + self.text.len() as u64
+    }
+
+    /// Drops text before `upto` (at most `commit`).
+    pub(crate) fn compact(&mut self, upto: u64) {
+        let upto = upto.min(self.commit).min(self.end());
+        if upto > self.base {
+            self.text.drain(..(upto - self.base) as usize);
+            self.base = upto;
+        }
+    }
+
+    /// Forgets edits already written out.
+    pub(crate) fn clear_edits(&mut self) {
+        self.edits.clear();
+        self.repl.clear();
+    }
+
+    /// Scans as far as the received text allows; `eof` says no more will
+    /// come. Appends to `edits` and advances `commit`.
+    pub(crate) fn run(&mut self, sc: &Scanner, eof: bool) {
+        let end = self.end();
+        let frontier = if eof {
+            end
+        } else {
+            end.saturating_sub(sc.max_keyword.saturating_sub(1) as u64)
+        };
+        if self.lead_secret && self.next == 0 {
+            if !sc.enabled(PiiType::AwsSecret) {
+                self.lead_secret = false;
+            } else {
+                let w = Win::new(&self.text, 0, eof, self.escapes);
+                match aws::secret_after(&w, 0) {
+                    Err(NeedMore) => return,
+                    Ok(Some((s, e))) => {
+                        self.lead_secret = false;
+                        self.apply(sc, 0, Found::new(s, e, PiiType::AwsSecret));
+                    }
+                    Ok(None) => self.lead_secret = false,
+                }
+            }
+        }
+        while self.next < frontier {
+            let Some((p, kw, term)) = self.candidate(sc, frontier) else {
+                self.next = frontier;
+                break;
+            };
+            let rel = (p - self.base) as usize;
+            let lo = self
+                .floor
+                .max(p.saturating_sub(LOOKBEHIND))
+                .saturating_sub(self.base) as usize;
+            let w = Win::new(&self.text, lo, eof, self.escapes);
+            match evaluate(sc, &w, rel, kw, term) {
+                Err(NeedMore) => {
+                    self.next = p;
+                    break;
+                }
+                Ok(Some(f)) if f.start >= lo && f.start < f.end && f.end <= self.text.len() => {
+                    self.apply(sc, p, f);
+                }
+                Ok(_) => self.next = p + 1,
+            }
+        }
+        let commit = if eof && self.next >= end {
+            end
+        } else {
+            self.floor.max(self.next.saturating_sub(LOOKBEHIND))
+        };
+        self.commit = commit.clamp(self.commit, end);
+    }
+
+    /// The next trigger position at or after `next` and before `frontier`.
+    fn candidate(
+        &mut self,
+        sc: &Scanner,
+        frontier: u64,
+    ) -> Option<(u64, Option<Kw>, Option<usize>)> {
+        let base = self.base;
+        let mut best: Option<u64> = None;
+        if sc.triggers {
+            let from = self.next.max(self.trig_scanned);
+            let hit = find_trigger(
+                &self.text,
+                (from - base) as usize,
+                (frontier - base) as usize,
+            )
+            .map(|i| base + i as u64);
+            if hit.is_none() {
+                self.trig_scanned = frontier;
+            }
+            best = hit;
+        }
+        let kw = sc
+            .keywords
+            .as_ref()
+            .and_then(|ac| self.kw.next(ac, &self.text, base, self.next, frontier));
+        let term = sc
+            .terms
+            .as_ref()
+            .and_then(|ac| self.term.next(ac, &self.text, base, self.next, frontier));
+        for s in [kw.map(|k| k.0), term.map(|t| t.0)].into_iter().flatten() {
+            best = Some(best.map_or(s, |b| b.min(s)));
+        }
+        let p = best?;
+        let kw = kw
+            .filter(|k| k.0 == p)
+            .and_then(|k| sc.keyword_kinds.get(k.2).copied());
+        let term = term.filter(|t| t.0 == p).map(|t| (t.1 - t.0) as usize);
+        Some((p, kw, term))
+    }
+
+    /// Records `f` (and its companion) as replacements, moves past them.
+    fn apply(&mut self, sc: &Scanner, p: u64, f: Found) {
+        let mut spans = [(f.start, f.end, f.ty), (0, 0, f.ty)];
+        let mut n = 1;
+        if let Some(extra) = f.extra {
+            spans[1] = extra;
+            n = 2;
+        }
+        let mut last_end = None;
+        for &(s, e, ty) in spans.iter().take(n) {
+            if !sc.enabled(ty) || e <= s || e > self.text.len() {
+                continue;
+            }
+            let start = self.base + s as u64;
+            if start < self.floor {
+                continue;
+            }
+            let r0 = self.repl.len();
+            render(sc, ty, self.text.get(s..e).unwrap_or(&[]), &mut self.repl);
+            self.edits.push(Edit {
+                start,
+                end: self.base + e as u64,
+                ty,
+                repl: r0..self.repl.len(),
+            });
+            self.report.record(ty, sc.action(ty) == Action::Block);
+            self.floor = self.base + e as u64;
+            last_end = Some(self.floor);
+        }
+        self.next = match last_end {
+            Some(e) => e.max(p + 1),
+            None => p + 1,
+        };
+    }
+}
+
+/// Runs every detector that applies at `p`; the longest value wins.
+fn evaluate(
+    sc: &Scanner,
+    w: &Win,
+    p: usize,
+    kw: Option<Kw>,
+    term: Option<usize>,
+) -> Step<Option<Found>> {
+    let mut best: Option<Found> = None;
+    let mut need = false;
+    let mut consider = |r: Step<Option<Found>>| match r {
+        Err(NeedMore) => need = true,
+        Ok(Some(f)) => {
+            if best.is_none_or(|b| f.end - f.start > b.end - b.start) {
+                best = Some(f);
+            }
+        }
+        Ok(None) => {}
+    };
+    let on = |t: PiiType| sc.enabled(t);
+    let b = w.at(p).ok().flatten().unwrap_or(0);
+    if b.is_ascii_digit() && !w.before(p).is_some_and(|c| c.is_ascii_digit()) {
+        // On equal length the first wins: the stricter formats go first.
+        if on(PiiType::Card) {
+            consider(card::detect(w, p));
+        }
+        if on(PiiType::Ssn) {
+            consider(ssn::detect(w, p));
+        }
+        if on(PiiType::Phone) {
+            consider(phone::detect(w, p));
+        }
+        if on(PiiType::Ip) {
+            consider(ip::detect_v4(w, p));
+        }
+        if on(PiiType::Iban) {
+            consider(iban::detect(w, p));
+        }
+    }
+    if b == b'@' && on(PiiType::Email) {
+        consider(email::detect(w, p));
+    }
+    if b == b':' && on(PiiType::Ip) {
+        consider(ip::detect_v6(w, p));
+    }
+    if let Some(kw) = kw {
+        consider(match kw {
+            Kw::AwsKeyId => aws::detect_key_id(w, p, on(PiiType::AwsSecret)),
+            Kw::Secret => aws::detect_secret(w, p + 6),
+            Kw::Github => tokens::github(w, p),
+            Kw::GithubPat => tokens::github_pat(w, p),
+            Kw::Slack => tokens::slack(w, p),
+            Kw::Stripe => tokens::stripe(w, p),
+            Kw::Google => tokens::google(w, p),
+            Kw::Jwt => tokens::jwt(w, p),
+            Kw::Bearer => tokens::bearer(w, p),
+            Kw::Pem => pem::detect(w, p),
+        });
+    }
+    if let Some(len) = term {
+        consider(terms::detect(w, p, p + len));
+    }
+    if need {
+        Err(NeedMore)
+    } else {
+        Ok(best)
+    }
+}

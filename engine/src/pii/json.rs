@@ -1,0 +1,371 @@
+//! JSON-aware scrubbing (also NDJSON: one value per line works as is).
+//!
+//! A small streaming lexer follows strings, containers and keys. Only
+//! string *values* are scanned; each one is decoded (`\u0040` is `@`,
+//! `\/`, `\n`, surrogate pairs) and scanned as its own text, and each
+//! value found is replaced in the raw bytes by ASCII that needs no
+//! escaping, so the document stays valid. Nothing is re-serialised: key
+//! order, whitespace, escapes outside values found, and every other byte
+//! come out exactly as they went in.
+//!
+//! Keys are never changed (renaming a key breaks the schema), but a key
+//! containing `secret` makes the value after it a context for AWS secret
+//! keys. Numbers, `true`/`false`/`null` are never changed either: a card
+//! number sent as a JSON number would otherwise have to change type; that
+//! is documented as not covered. Invalid JSON never panics: bytes outside
+//! strings are copied, strings are decoded leniently.
+
+use memchr::memchr2;
+
+use super::core::Core;
+use super::report::PiiReport;
+use super::scanner::Scanner;
+
+/// Deepest nesting tracked; deeper containers count as arrays.
+const MAX_DEPTH: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    None,
+    Backslash { start: u64 },
+    Unicode { start: u64, n: u8, val: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Out,
+    Key(Esc),
+    Value(Esc),
+}
+
+/// Streaming JSON scrubber.
+#[derive(Debug, Clone)]
+pub(crate) struct JsonStream {
+    core: Core,
+    /// Raw bytes kept for output, starting at absolute `raw_start`.
+    raw: Vec<u8>,
+    raw_start: u64,
+    /// Output was written up to this absolute raw position.
+    written: u64,
+    /// Absolute position of the next byte to lex.
+    pos: u64,
+    state: State,
+    stack: Vec<u8>,
+    overflow: usize,
+    expect_key: bool,
+    /// Raw start of each decoded byte of the current value (aligned with
+    /// `core.text`).
+    map: Vec<u64>,
+    /// Raw position after the last decoded unit of the current value.
+    raw_after: u64,
+    /// A high surrogate waiting for its low half: (code unit, raw start).
+    high: Option<(u32, u64)>,
+    key_tail: [u8; 6],
+    key_secret: bool,
+    secret_next: bool,
+}
+
+impl JsonStream {
+    pub(crate) fn new() -> Self {
+        Self {
+            core: Core::new(false),
+            raw: Vec::new(),
+            raw_start: 0,
+            written: 0,
+            pos: 0,
+            state: State::Out,
+            stack: Vec::new(),
+            overflow: 0,
+            expect_key: false,
+            map: Vec::new(),
+            raw_after: 0,
+            high: None,
+            key_tail: [0; 6],
+            key_secret: false,
+            secret_next: false,
+        }
+    }
+
+    pub(crate) fn report(&self) -> PiiReport {
+        self.core.report
+    }
+
+    pub(crate) fn push(&mut self, sc: &Scanner, chunk: &[u8], out: &mut Vec<u8>) {
+        self.raw.extend_from_slice(chunk);
+        let mut i = 0;
+        while let Some(&b) = chunk.get(i) {
+            if let State::Value(Esc::None) = self.state {
+                // Fast path: a run of plain string bytes.
+                let rest = chunk.get(i..).unwrap_or(&[]);
+                let n = memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                if n > 0 {
+                    self.flush_high();
+                    let run = rest.get(..n).unwrap_or(&[]);
+                    self.core.text.extend_from_slice(run);
+                    self.map.extend(self.pos..self.pos + n as u64);
+                    self.pos += n as u64;
+                    self.raw_after = self.pos;
+                    i += n;
+                    continue;
+                }
+            }
+            self.byte(sc, b, out);
+            self.pos += 1;
+            i += 1;
+        }
+        if let State::Value(_) = self.state {
+            self.flush_value(sc, false, out);
+        } else {
+            let to = self.pos;
+            self.write_to(to, out);
+        }
+        let drop = ((self.written - self.raw_start) as usize).min(self.raw.len());
+        self.raw.drain(..drop);
+        self.raw_start += drop as u64;
+    }
+
+    pub(crate) fn finish(&mut self, sc: &Scanner, out: &mut Vec<u8>) {
+        if let State::Value(_) = self.state {
+            self.end_value(sc, out);
+            self.state = State::Out;
+        }
+        let to = self.pos;
+        self.write_to(to, out);
+        self.raw_start += self.raw.len() as u64;
+        self.raw.clear();
+    }
+
+    /// Writes raw bytes up to absolute `to`.
+    fn write_to(&mut self, to: u64, out: &mut Vec<u8>) {
+        if to <= self.written {
+            return;
+        }
+        let a = (self.written.saturating_sub(self.raw_start) as usize).min(self.raw.len());
+        let b = (to.saturating_sub(self.raw_start) as usize).min(self.raw.len());
+        out.extend_from_slice(self.raw.get(a..b).unwrap_or(&[]));
+        self.written = to;
+    }
+
+    fn byte(&mut self, sc: &Scanner, b: u8, out: &mut Vec<u8>) {
+        let pos = self.pos;
+        match self.state {
+            State::Out => self.structural(b),
+            State::Key(esc) => {
+                self.state = match (esc, b) {
+                    (Esc::None, b'"') => {
+                        self.secret_next = self.key_secret;
+                        State::Out
+                    }
+                    (Esc::None, b'\\') => State::Key(Esc::Backslash { start: pos }),
+                    (Esc::None, _) => {
+                        self.key_tail.rotate_left(1);
+                        self.key_tail[5] = b.to_ascii_lowercase();
+                        self.key_secret |= &self.key_tail == b"secret";
+                        State::Key(Esc::None)
+                    }
+                    (Esc::Backslash { start }, b'u') => State::Key(Esc::Unicode {
+                        start,
+                        n: 0,
+                        val: 0,
+                    }),
+                    (Esc::Unicode { start, n, val }, _) if n < 3 && b.is_ascii_hexdigit() => {
+                        State::Key(Esc::Unicode {
+                            start,
+                            n: n + 1,
+                            val,
+                        })
+                    }
+                    _ => State::Key(Esc::None),
+                };
+            }
+            State::Value(esc) => match (esc, b) {
+                (Esc::None, b'"') => {
+                    self.end_value(sc, out);
+                    self.state = State::Out;
+                }
+                (Esc::None, b'\\') => self.state = State::Value(Esc::Backslash { start: pos }),
+                (Esc::None, _) => {
+                    self.flush_high();
+                    self.unit(pos, pos + 1, &[b]);
+                }
+                (Esc::Backslash { start }, b'u') => {
+                    self.state = State::Value(Esc::Unicode {
+                        start,
+                        n: 0,
+                        val: 0,
+                    });
+                }
+                (Esc::Backslash { start }, _) => {
+                    let d = match b {
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        b'b' => 0x08,
+                        b'f' => 0x0c,
+                        other => other,
+                    };
+                    self.flush_high();
+                    self.unit(start, pos + 1, &[d]);
+                    self.state = State::Value(Esc::None);
+                }
+                (Esc::Unicode { start, n, val }, _) => {
+                    match (b as char).to_digit(16) {
+                        Some(d) if n < 3 => {
+                            self.state = State::Value(Esc::Unicode {
+                                start,
+                                n: n + 1,
+                                val: val * 16 + d,
+                            });
+                        }
+                        Some(d) => {
+                            self.code_unit(start, pos + 1, val * 16 + d);
+                            self.state = State::Value(Esc::None);
+                        }
+                        None => {
+                            // Broken escape: decode as U+FFFD, then lex the
+                            // byte again as ordinary string content.
+                            self.flush_high();
+                            self.unit_char(start, pos, '\u{fffd}');
+                            self.state = State::Value(Esc::None);
+                            self.byte(sc, b, out);
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    fn structural(&mut self, b: u8) {
+        match b {
+            b'{' | b'[' => {
+                if self.stack.len() < MAX_DEPTH {
+                    self.stack.push(b);
+                } else {
+                    self.overflow += 1;
+                }
+                self.expect_key = b == b'{';
+                self.secret_next = false;
+            }
+            b'}' | b']' => {
+                if self.overflow > 0 {
+                    self.overflow -= 1;
+                } else {
+                    self.stack.pop();
+                }
+                self.expect_key = false;
+            }
+            b':' => self.expect_key = false,
+            b',' => {
+                self.expect_key = self.overflow == 0 && self.stack.last() == Some(&b'{');
+                self.secret_next = false;
+            }
+            b'"' => {
+                let key = self.expect_key && self.overflow == 0 && self.stack.last() == Some(&b'{');
+                if key {
+                    self.key_tail = [0; 6];
+                    self.key_secret = false;
+                    self.state = State::Key(Esc::None);
+                } else {
+                    self.core.reset();
+                    self.core.lead_secret = self.secret_next;
+                    self.secret_next = false;
+                    self.map.clear();
+                    self.raw_after = self.pos + 1;
+                    self.high = None;
+                    self.state = State::Value(Esc::None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Adds decoded bytes produced by the raw unit `start..end`.
+    fn unit(&mut self, start: u64, end: u64, bytes: &[u8]) {
+        self.core.text.extend_from_slice(bytes);
+        self.map.extend(std::iter::repeat_n(start, bytes.len()));
+        self.raw_after = end;
+    }
+
+    fn unit_char(&mut self, start: u64, end: u64, c: char) {
+        let mut buf = [0u8; 4];
+        let s = c.encode_utf8(&mut buf);
+        self.unit(start, end, s.as_bytes());
+    }
+
+    /// A decoded `\uXXXX` code unit (raw `start..end`); pairs surrogates.
+    fn code_unit(&mut self, start: u64, end: u64, u: u32) {
+        match u {
+            0xD800..=0xDBFF => {
+                self.flush_high();
+                self.high = Some((u, start));
+            }
+            0xDC00..=0xDFFF => match self.high.take() {
+                Some((h, hs)) => {
+                    let c = 0x10000 + ((h - 0xD800) << 10) + (u - 0xDC00);
+                    self.unit_char(hs, end, char::from_u32(c).unwrap_or('\u{fffd}'));
+                }
+                None => self.unit_char(start, end, '\u{fffd}'),
+            },
+            _ => {
+                self.flush_high();
+                self.unit_char(start, end, char::from_u32(u).unwrap_or('\u{fffd}'));
+            }
+        }
+    }
+
+    /// A lone high surrogate (six raw bytes) decodes as U+FFFD.
+    fn flush_high(&mut self) {
+        if let Some((_, hs)) = self.high.take() {
+            self.unit_char(hs, hs + 6, '\u{fffd}');
+        }
+    }
+
+    fn raw_of(&self, d: u64) -> u64 {
+        if d < self.core.end() {
+            let i = (d - self.core.base) as usize;
+            self.map.get(i).copied().unwrap_or(self.raw_after)
+        } else {
+            self.raw_after
+        }
+    }
+
+    fn end_value(&mut self, sc: &Scanner, out: &mut Vec<u8>) {
+        if let Esc::Unicode { start, .. } | Esc::Backslash { start } = self.esc() {
+            // Unterminated escape at the end: keep it raw, decode as U+FFFD.
+            let end = self.pos;
+            self.unit_char(start, end, '\u{fffd}');
+        }
+        self.flush_high();
+        self.flush_value(sc, true, out);
+        self.core.reset();
+        self.map.clear();
+    }
+
+    fn esc(&self) -> Esc {
+        match self.state {
+            State::Value(e) | State::Key(e) => e,
+            State::Out => Esc::None,
+        }
+    }
+
+    /// Runs the engine on the current value and writes what is final.
+    fn flush_value(&mut self, sc: &Scanner, eof: bool, out: &mut Vec<u8>) {
+        self.core.run(sc, eof);
+        let edits = std::mem::take(&mut self.core.edits);
+        for e in &edits {
+            let rs = self.raw_of(e.start);
+            let re = self.raw_of(e.end);
+            self.write_to(rs, out);
+            out.extend_from_slice(self.core.repl.get(e.repl.clone()).unwrap_or(&[]));
+            self.written = self.written.max(re);
+        }
+        self.core.edits = edits;
+        self.core.clear_edits();
+        let commit = self.core.commit;
+        let to = self.raw_of(commit);
+        self.write_to(to, out);
+        let n = ((commit - self.core.base) as usize).min(self.map.len());
+        self.map.drain(..n);
+        self.core.compact(commit);
+    }
+}

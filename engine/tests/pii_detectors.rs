@@ -1,0 +1,355 @@
+//! Detector positives, hard negatives and boundaries, through the public
+//! API (default configuration: every type masked).
+
+use mcp_guard_engine::pii::{PiiConfig, PiiType, Scanner};
+
+fn scanner() -> Scanner {
+    Scanner::new(&PiiConfig::default()).unwrap()
+}
+
+fn scrub(s: &str) -> String {
+    let mut out = Vec::new();
+    scanner().scrub_text(s.as_bytes(), &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+/// Every input must be found whole, as exactly one value of type `ty`.
+fn hits(ty: PiiType, inputs: &[&str]) {
+    let sc = scanner();
+    for s in inputs {
+        let text = format!("see {s} now");
+        let f = sc.find(text.as_bytes());
+        assert_eq!(f.len(), 1, "{ty:?} {s:?}: {f:?}");
+        assert_eq!((f[0].ty, &text[f[0].start..f[0].end]), (ty, *s), "{s:?}");
+    }
+}
+
+/// None of the inputs may produce a value of type `ty`.
+fn misses(ty: PiiType, inputs: &[&str]) {
+    let sc = scanner();
+    for s in inputs {
+        let f = sc.find(s.as_bytes());
+        assert!(f.iter().all(|f| f.ty != ty), "{ty:?} fired on {s:?}: {f:?}");
+    }
+}
+
+/// Nothing at all may be found.
+fn clean(inputs: &[&str]) {
+    let sc = scanner();
+    for s in inputs {
+        assert_eq!(sc.find(s.as_bytes()), vec![], "{s:?}");
+    }
+}
+
+#[test]
+fn email() {
+    hits(
+        PiiType::Email,
+        &[
+            "jane.doe+ai@mail.example.com",
+            "bob@x.io",
+            "a_b%c@sub-d.example.co.uk",
+        ],
+    );
+    assert_eq!(scrub("mail jane@example.com."), "mail [EMAIL].");
+    misses(PiiType::Email, &["x@1.2.3.4"]);
+    clean(&[
+        "@handle",
+        "a@b",
+        "user@localhost",
+        "a@b.c",
+        "git@-x.com",
+        "a@@b.com",
+        ".@x.com",
+    ]);
+}
+
+#[test]
+fn email_json_escapes_in_text_mode() {
+    let json =
+        r#"{"a":"line\njane@example.com","b":"\u0041bob@example.org","c":"\\carol@example.net"}"#;
+    let out = scrub(json);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["a"], "line\n[EMAIL]");
+    assert_eq!(v["b"], "A[EMAIL]");
+    assert_eq!(v["c"], "\\[EMAIL]");
+}
+
+#[test]
+fn phone() {
+    hits(
+        PiiType::Phone,
+        &[
+            "+1 (415) 555-0132",
+            "(415) 555-0132",
+            "415-555-0132",
+            "415.555.0132",
+            "415 555 0132",
+            "1-800-555-0199",
+            "+1 415 555 0132",
+            "+44 20 7946 0958",
+            "020 7946 0958",
+            "07700 900123",
+            "+49 30 901820",
+            "030 901820",
+            "+33 1 23 45 67 89",
+            "01 23 45 67 89",
+            "+91 98765 43210",
+            "098765 43210",
+            "98765 43210",
+            "+4930901820",
+        ],
+    );
+    misses(
+        PiiType::Phone,
+        &[
+            "1700000000",
+            "order 123456789012",
+            "1.2.3",
+            "2024-01-15",
+            "2024-01-15T10:30:00Z",
+            "12:30:45",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "192.168.1.1",
+            "10.0.0.1",
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "94105-1234",
+            "v415-555-0132",
+            "415-555-01321",
+            "123-45-6789",
+            "0049 30 901820",
+            "$415 555 0132",
+        ],
+    );
+}
+
+#[test]
+fn card() {
+    hits(
+        PiiType::Card,
+        &[
+            "4111111111111111",
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "5555555555554444",
+            "2223003122003222",
+            "378282246310005",
+            "3782 822463 10005",
+            "6011111111111117",
+            "3530111333300000",
+            "30569309025904",
+            "6200000000000005",
+            "4222222222222",
+        ],
+    );
+    misses(
+        PiiType::Card,
+        &[
+            "4111111111111112",
+            "1234567812345670",
+            "4111 1111-1111 1111",
+            "41111 11111 11111 1",
+            "x4111111111111111",
+            "4111111111111111x",
+            "12 4111111111111111",
+            "4111111111111111111111",
+            "1700000000000",
+        ],
+    );
+}
+
+#[test]
+fn ssn() {
+    hits(PiiType::Ssn, &["123-45-6789", "123 45 6789", "078-05-1120"]);
+    misses(
+        PiiType::Ssn,
+        &[
+            "123456789",
+            "000-12-3456",
+            "666-12-3456",
+            "912-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+            "123-45 6789",
+            "1123-45-6789",
+            "123-45-67890",
+        ],
+    );
+}
+
+#[test]
+fn iban() {
+    hits(
+        PiiType::Iban,
+        &[
+            "DE89370400440532013000",
+            "DE89 3704 0044 0532 0130 00",
+            "GB82WEST12345698765432",
+            "GB82 WEST 1234 5698 7654 32",
+            "FR1420041010050500013M02606",
+            "NO9386011117947",
+        ],
+    );
+    misses(
+        PiiType::Iban,
+        &[
+            "DE89370400440532013001",
+            "XX89370400440532013000",
+            "DE8937040044053201300",
+            "de89370400440532013000",
+            "ADE89370400440532013000",
+            "DE89 37040044 0532013000",
+        ],
+    );
+}
+
+#[test]
+fn ip() {
+    hits(
+        PiiType::Ip,
+        &[
+            "192.168.1.1",
+            "10.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "2001:db8::1",
+            "::1",
+            "fe80::1ff:fe23:4567:890a",
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            "::ffff:192.0.2.128",
+            "2001:db8::",
+        ],
+    );
+    assert_eq!(scrub("host 10.1.2.3:8080 up"), "host [IP]:8080 up");
+    misses(
+        PiiType::Ip,
+        &[
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "01.2.3.4",
+            "10.010.0.1",
+            "v1.2.3.4",
+            "12:30:45",
+            "00:1A:2B:3C:4D:5E",
+            "std::vec::Vec",
+            "a::b",
+            "dead::beef",
+            "10:30",
+            "2024-01-15T10:30:45Z",
+        ],
+    );
+}
+
+#[test]
+fn aws() {
+    hits(
+        PiiType::AwsKey,
+        &["AKIAIOSFODNN7EXAMPLE", "ASIAY34FZKBOKMUTVV7A"],
+    );
+    misses(
+        PiiType::AwsKey,
+        &[
+            "AKIAIOSFODNN7EXAMPL",
+            "AKIAIOSFODNN7EXAMPLEX",
+            "xAKIAIOSFODNN7EXAMPLE",
+        ],
+    );
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    assert_eq!(
+        scrub(&format!("aws_secret_access_key = {secret}")),
+        "aws_secret_access_key = [SECRET]"
+    );
+    assert_eq!(
+        scrub(&format!("AKIAIOSFODNN7EXAMPLE {secret}")),
+        "[AWS_KEY] [SECRET]"
+    );
+    assert_eq!(
+        scrub(&format!(r#"{{"SecretAccessKey": "{secret}"}}"#)),
+        r#"{"SecretAccessKey": "[SECRET]"}"#
+    );
+    // Without context a 40-character string is left alone.
+    assert_eq!(scrub(&format!("value {secret}")), format!("value {secret}"));
+    assert_eq!(scrub("the secret is out"), "the secret is out");
+}
+
+#[test]
+fn tokens() {
+    hits(
+        PiiType::Token,
+        &[
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "gho_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUV",
+            "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "rk_test_4eC39HqLyjWDarjtT1zdp7dc",
+            "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ],
+    );
+    assert_eq!(
+        scrub("Authorization: Bearer abc123def456ghi789jkl"),
+        "Authorization: Bearer [TOKEN]"
+    );
+    misses(
+        PiiType::Token,
+        &[
+            "ghp_short",
+            "xghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "pk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "AIzaSyA1234567890abcdefghijklmnopqrst",
+            "eyJnotajwt.abc.def",
+            "eyJhbGciOiJIUzI1NiJ9",
+            "Bearer authentication schemes",
+            "Bearer tokens",
+        ],
+    );
+}
+
+#[test]
+fn pem() {
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234\nabcd==\n-----END RSA PRIVATE KEY-----";
+    assert_eq!(scrub(&format!("k: {key} done")), "k: [PRIVATE_KEY] done");
+    let escaped = key.replace('\n', "\\n");
+    let json = format!(r#"{{"key":"{escaped}"}}"#);
+    assert_eq!(scrub(&json), r#"{"key":"[PRIVATE_KEY]"}"#);
+    let mut out = Vec::new();
+    scanner().scrub_json(json.as_bytes(), &mut out);
+    assert_eq!(out, br#"{"key":"[PRIVATE_KEY]"}"#);
+    clean(&[
+        "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+        "-----BEGIN PRIVATE KEY-----\nno end",
+    ]);
+}
+
+#[test]
+fn custom_terms() {
+    let cfg = PiiConfig {
+        custom_terms: vec!["Project Falcon".into(), "acme".into()],
+        ..PiiConfig::default()
+    };
+    let sc = Scanner::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    let r = sc.scrub_text(
+        b"PROJECT falcon ships; acme, acmes, xacme and ACME.",
+        &mut out,
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "[REDACTED] ships; [REDACTED], acmes, xacme and [REDACTED]."
+    );
+    assert_eq!(r.count(PiiType::Custom), 3);
+}
+
+#[test]
+fn prose_and_code_stay_clean() {
+    clean(&[
+        "The quick brown fox jumps over the lazy dog. It was 2024-01-15 at 10:30, version 1.2.3.",
+        "Order #123456789 shipped; epoch 1700000000; uuid 550e8400-e29b-41d4-a716-446655440000.",
+        "fn main() { let v: Vec<u8> = std::vec::Vec::new(); println!(\"{}\", 3.14159); }",
+        "Price: $1,234.56 (was $2,000). Call me at extension 1234. Ratio 16:9.",
+        "{\"id\": 12345678901234567, \"ts\": 1700000000123, \"ok\": true}",
+    ]);
+}

@@ -1,0 +1,180 @@
+//! Streaming equals buffered, for every split of the input; JSON output
+//! stays valid JSON; random bytes never panic.
+
+use std::sync::Arc;
+
+use mcp_guard_engine::pii::{Action, ContentMode, PiiConfig, PiiType, Scanner, StreamScrubber};
+
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+
+fn texts() -> Vec<String> {
+    vec![
+        format!(
+            "Contact jane.doe@example.com or +1 (415) 555-0132, card 4111 1111 1111 1111, \
+             ssn 123-45-6789, iban DE89 3704 0044 0532 0130 00, ip 192.168.1.20 and 2001:db8::1, \
+             key AKIAIOSFODNN7EXAMPLE {SECRET}, token ghp_abcdefghijklmnopqrstuvwxyz0123456789, \
+             Bearer {JWT} and the Acme plan. 2024-01-15 v1.2.3 1700000000."
+        ),
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\n-----END EC PRIVATE KEY-----\nbye 07700 900123".into(),
+        "a@b.co@c.io x@y.zz 1.2.3.4.5 ::1 12:30:45 fe80::1 415.555.0132.".into(),
+    ]
+}
+
+fn jsons() -> Vec<String> {
+    vec![
+        format!(
+            r#"{{"user":{{"email":"jane\u0040example.com","phone":"+44 20 7946 0958","n":4111111111111111}},
+"notes":["call 415-555-0132\nor mail bob@example.org","\ud83d\ude00 joe@x.io \u00e9"],
+"aws_secret_access_key":"{SECRET}","ip\/v4":"10.0.0.1","esc":"\\carol@example.net\"","k":"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"}}"#
+        ),
+        "{\"a\":\"x\"}\n{\"b\":\"4111111111111111\"}\n[\"123-45-6789\", 12, null, \"acme\"]\n"
+            .into(),
+    ]
+}
+
+fn scanner() -> Arc<Scanner> {
+    let cfg = PiiConfig {
+        custom_terms: vec!["acme".into()],
+        actions: [
+            (PiiType::Card, Action::Partial),
+            (PiiType::Email, Action::Hash),
+        ]
+        .into_iter()
+        .collect(),
+        hash_key: Some("0123456789abcdef0123".into()),
+        ..PiiConfig::default()
+    };
+    Arc::new(Scanner::new(&cfg).unwrap())
+}
+
+fn buffered(sc: &Scanner, mode: ContentMode, input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match mode {
+        ContentMode::Json => sc.scrub_json(input, &mut out),
+        _ => sc.scrub_text(input, &mut out),
+    };
+    out
+}
+
+fn streamed(sc: &Arc<Scanner>, mode: ContentMode, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut s = StreamScrubber::new(sc.clone(), mode);
+    let mut out = Vec::new();
+    for c in chunks {
+        s.push(c, &mut out);
+    }
+    s.finish(&mut out);
+    out
+}
+
+fn check_all_splits(sc: &Arc<Scanner>, mode: ContentMode, input: &[u8]) -> Vec<u8> {
+    let want = buffered(sc, mode, input);
+    for k in 0..=input.len() {
+        let (a, b) = input.split_at(k);
+        assert_eq!(streamed(sc, mode, &[a, b]), want, "{mode:?} split at {k}");
+    }
+    for size in 1..=7 {
+        let chunks: Vec<&[u8]> = input.chunks(size).collect();
+        assert_eq!(
+            streamed(sc, mode, &chunks),
+            want,
+            "{mode:?} chunks of {size}"
+        );
+    }
+    want
+}
+
+#[test]
+fn text_stream_equals_buffered_at_every_split() {
+    let sc = scanner();
+    for t in texts() {
+        let out = check_all_splits(&sc, ContentMode::Text, t.as_bytes());
+        assert_ne!(out, t.as_bytes());
+    }
+    let out = buffered(&sc, ContentMode::Text, texts()[0].as_bytes());
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("[CARD ****1111]"), "{out}");
+    assert!(out.contains("[EMAIL:"), "{out}");
+    assert!(!out.contains("Acme"), "{out}");
+}
+
+#[test]
+fn json_stream_equals_buffered_and_stays_valid() {
+    let sc = scanner();
+    for j in jsons() {
+        let out = check_all_splits(&sc, ContentMode::Json, j.as_bytes());
+        let text = String::from_utf8(out).unwrap();
+        for v in serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>() {
+            v.unwrap_or_else(|e| panic!("{e}: {text}"));
+        }
+    }
+    let out = String::from_utf8(buffered(&sc, ContentMode::Json, jsons()[0].as_bytes())).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["user"]["email"].as_str().unwrap().starts_with("[EMAIL:"));
+    assert_eq!(v["user"]["phone"], "[PHONE]");
+    assert_eq!(
+        v["user"]["n"], 4111111111111111u64,
+        "numbers are left alone"
+    );
+    assert_eq!(v["aws_secret_access_key"], "[SECRET]");
+    assert_eq!(v["ip/v4"], "[IP]");
+    assert_eq!(v["k"], "[PRIVATE_KEY]");
+    assert!(v["esc"].as_str().unwrap().starts_with("\\[EMAIL:"));
+    assert!(v["notes"][1]
+        .as_str()
+        .unwrap()
+        .starts_with("\u{1f600} [EMAIL:"));
+    assert!(out.contains(r#""ip\/v4""#), "keys keep their escapes");
+}
+
+#[test]
+fn random_bytes_never_panic_and_stream_equals_buffered() {
+    let sc = scanner();
+    let alphabet = b"0123456789@.:-+ ()\"\\{}[],aAbeEfkKsSuUxX_\n\xc3\xa9/=";
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..400 {
+        let len = (rnd() % 200) as usize;
+        let input: Vec<u8> = (0..len)
+            .map(|_| {
+                let r = rnd();
+                if round % 4 == 0 {
+                    r as u8
+                } else {
+                    alphabet[(r % alphabet.len() as u64) as usize]
+                }
+            })
+            .collect();
+        for mode in [ContentMode::Text, ContentMode::Json] {
+            let want = buffered(&sc, mode, &input);
+            let mut chunks = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = ((rnd() % 9) as usize).min(rest.len());
+                let (a, b) = rest.split_at(n);
+                chunks.push(a);
+                rest = b;
+            }
+            assert_eq!(streamed(&sc, mode, &chunks), want, "{mode:?} {input:?}");
+        }
+    }
+}
+
+#[test]
+fn stream_holds_back_little_on_clean_text() {
+    let sc = scanner();
+    let mut s = StreamScrubber::new(sc, ContentMode::Text);
+    let mut out = Vec::new();
+    let chunk = b"lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(100);
+    s.push(&chunk, &mut out);
+    assert!(
+        chunk.len() - out.len() <= 200,
+        "held back {}",
+        chunk.len() - out.len()
+    );
+}
