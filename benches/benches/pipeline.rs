@@ -6,11 +6,13 @@
 //!   (claims decoded from Envoy's metadata encoding, body parsed for the
 //!   model, decision, filter state, metrics) in the host harness; includes
 //!   the harness's own ABI cost.
-//! - `scrub/native` and `scrub/wasm`: a 64 KiB JSON answer with e-mail
-//!   addresses, buffered and scrubbed.
+//! - `scrub/native` and `scrub/wasm`: a 64 KiB JSON chat answer with an
+//!   e-mail address in every sentence, buffered and scrubbed with the
+//!   default scanner (every structured type).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mcp_guard_engine::{Bundle, Claims, Policy, RequestAttrs, Scrubber};
+use mcp_guard_engine::pii::{PiiConfig, Scanner};
+use mcp_guard_engine::{Bundle, Claims, Policy, RequestAttrs};
 use mcp_guard_host_test::{Host, Plugin};
 use serde_json::{json, Value};
 use std::hint::black_box;
@@ -74,10 +76,10 @@ fn scrub(c: &mut Criterion) {
     let body = answer(64 * 1024);
     let mut group = c.benchmark_group("scrub");
     group.throughput(Throughput::Bytes(body.len() as u64));
-    let scrubber = Scrubber { email: true };
+    let scanner = Scanner::new(&PiiConfig::default()).unwrap();
     let mut out = Vec::new();
     group.bench_function("native", |b| {
-        b.iter(|| black_box(scrubber.scrub(black_box(&body), &mut out)))
+        b.iter(|| black_box(scanner.scrub_json(black_box(&body), &mut out)))
     });
 
     let plugin = plugin();

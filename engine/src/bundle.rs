@@ -151,25 +151,100 @@ pub struct Rule {
     pub when: Conditions,
 }
 
-/// Response scrubbing settings.
+/// What to do when a response cannot be scrubbed as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Refuse the response (buffered: 502 with a JSON body; streamed: an
+    /// explicit SSE error event ends the stream).
+    #[default]
+    Block,
+    /// Buffered bodies over the limit: scrub the rest as a stream (bounded
+    /// hold-back) instead of refusing.
+    Stream,
+    /// Let it through unscanned (recorded in the decision). Only for
+    /// compressed bodies, and never the default.
+    Pass,
+}
+
+/// Response (and optionally request) scrubbing settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PiiSettings {
-    /// Mask e-mail addresses as `[EMAIL]`.
+    /// Master switch.
     #[serde(default = "enabled")]
-    pub email: bool,
+    pub enabled: bool,
+    /// Types to detect (default: every structured type; `custom` is on
+    /// whenever `custom_terms` is set).
+    #[serde(default = "default_pii_types")]
+    pub types: Vec<crate::pii::PiiType>,
+    /// Action for types without their own.
+    #[serde(default)]
+    pub default_action: crate::pii::Action,
+    /// Per-type actions: `mask`, `partial`, `hash`, `block`.
+    #[serde(default)]
+    pub actions: std::collections::BTreeMap<crate::pii::PiiType, crate::pii::Action>,
+    /// Terms masked as `[REDACTED]` (case-insensitive, whole word).
+    #[serde(default)]
+    pub custom_terms: Vec<String>,
+    /// Key of the `hash` action (>= 16 bytes); the same value maps to the
+    /// same token under one key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_key: Option<String>,
+    /// Callers matching any of these claim conditions see raw data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exempt: Vec<ClaimCondition>,
     /// Largest response body buffered for scrubbing, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// A buffered body over `max_body_bytes`: `block` or `stream`.
+    #[serde(default)]
+    pub on_overflow: Fallback,
+    /// A compressed body that cannot be scanned: `block` or `pass`.
+    #[serde(default)]
+    pub on_compressed: Fallback,
+    /// Also scrub request bodies (prompts) before they reach the model.
+    #[serde(default)]
+    pub scrub_requests: bool,
 }
 
 impl Default for PiiSettings {
     fn default() -> Self {
         Self {
-            email: true,
+            enabled: true,
+            types: default_pii_types(),
+            default_action: crate::pii::Action::Mask,
+            actions: Default::default(),
+            custom_terms: Vec::new(),
+            hash_key: None,
+            exempt: Vec::new(),
             max_body_bytes: default_max_body(),
+            on_overflow: Fallback::Block,
+            on_compressed: Fallback::Block,
+            scrub_requests: false,
         }
     }
+}
+
+impl PiiSettings {
+    /// The scanner configuration these settings describe.
+    pub fn scanner_config(&self) -> crate::pii::PiiConfig {
+        let mut enabled = self.types.clone();
+        if !self.custom_terms.is_empty() && !enabled.contains(&crate::pii::PiiType::Custom) {
+            enabled.push(crate::pii::PiiType::Custom);
+        }
+        crate::pii::PiiConfig {
+            enabled,
+            default_action: self.default_action,
+            actions: self.actions.clone(),
+            custom_terms: self.custom_terms.clone(),
+            hash_key: self.hash_key.clone(),
+        }
+    }
+}
+
+fn default_pii_types() -> Vec<crate::pii::PiiType> {
+    crate::pii::PiiConfig::default().enabled
 }
 
 fn enabled() -> bool {
@@ -286,6 +361,23 @@ impl Bundle {
         }
         if self.pii.max_body_bytes == 0 {
             issues.add("$.pii.max_body_bytes", "must be greater than 0");
+        }
+        if self.pii.on_overflow == Fallback::Pass {
+            issues.add(
+                "$.pii.on_overflow",
+                "must be `block` or `stream`: an oversize body is never passed unscanned",
+            );
+        }
+        if self.pii.on_compressed == Fallback::Stream {
+            issues.add("$.pii.on_compressed", "must be `block` or `pass`");
+        }
+        if let Err(e) = crate::pii::Scanner::new(&self.pii.scanner_config()) {
+            issues.add("$.pii", e.to_string());
+        }
+        for (j, c) in self.pii.exempt.iter().enumerate() {
+            if c.claim.is_empty() {
+                issues.add(format!("$.pii.exempt[{j}].claim"), "must not be empty");
+            }
         }
         issues.finish()
     }
@@ -444,7 +536,8 @@ mod tests {
         let b = Bundle::parse(GOOD.as_bytes()).unwrap();
         assert_eq!(b.version, 3);
         assert_eq!(b.identity.jwt_authn_metadata, "jwt_payload");
-        assert!(b.pii.email);
+        assert!(b.pii.enabled);
+        assert!(b.pii.types.contains(&crate::pii::PiiType::Card));
         assert_eq!(
             b.rules[1].when.claims[0].test,
             ClaimTest::ContainsAny(vec!["model-user".into()])

@@ -14,7 +14,6 @@ pub mod jwt;
 pub mod mcp;
 pub mod pii;
 pub mod policy;
-pub mod redact;
 pub mod request;
 pub mod template;
 
@@ -23,5 +22,4 @@ pub use claims::Claims;
 pub use decision::{Decision, DryRunOutcome, Effect, Reason};
 pub use mcp::{McpCall, TargetKind};
 pub use policy::{Explanation, Policy};
-pub use redact::{ScrubReport, Scrubber};
 pub use request::RequestAttrs;

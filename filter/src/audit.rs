@@ -2,7 +2,8 @@
 //! (`%FILTER_STATE(wasm.mcp_decision:PLAIN)%`).
 
 use mcp_guard_engine::decision::push_json_string;
-use mcp_guard_engine::{Decision, ScrubReport};
+use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::Decision;
 
 /// Filter-state key the record is written under (Envoy prefixes `wasm.`).
 pub const DECISION_KEY: &str = "mcp_decision";
@@ -19,8 +20,8 @@ pub struct AuditRecord {
     pub subject: Option<String>,
     /// Active bundle name and version.
     pub policy: Option<(String, u64)>,
-    /// What scrubbing masked in the response.
-    pub redactions: ScrubReport,
+    /// What scrubbing replaced (request and response), counts per type.
+    pub redactions: PiiReport,
     /// Why a response was not scrubbed, when it was not.
     pub scrub_note: Option<&'static str>,
     /// Model the request named.
@@ -95,10 +96,15 @@ impl AuditRecord {
             out.push_str(&format!(",\"mcp_hidden\":{}", self.mcp_hidden));
         }
         if self.redactions.total() > 0 {
-            out.push_str(&format!(
-                ",\"redactions\":{{\"email\":{}}}",
-                self.redactions.emails
-            ));
+            out.push_str(",\"redactions\":{");
+            for (i, (ty, count)) in self.redactions.iter().filter(|(_, n)| *n > 0).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let name = serde_json::to_string(&ty).unwrap_or_else(|_| "\"unknown\"".into());
+                out.push_str(&format!("{name}:{count}"));
+            }
+            out.push('}');
         }
         if let Some(note) = self.scrub_note {
             out.push_str(",\"scrub\":");

@@ -11,6 +11,7 @@ pub mod host;
 pub mod metrics;
 pub mod reply;
 pub mod root;
+pub mod scrub;
 pub mod stream;
 
 use proxy_wasm::types::LogLevel;

@@ -6,6 +6,7 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
+use mcp_guard_engine::pii::PiiType;
 use mcp_guard_engine::{Decision, Effect, Reason};
 
 /// Ids of every metric, defined once per VM.
@@ -18,6 +19,8 @@ pub struct Metrics {
     no_policy: u32,
     bad_request: u32,
     redactions: u32,
+    pii_by_type: [u32; PiiType::ALL.len()],
+    pii_blocked: u32,
     bundle_fetch_failures: u32,
     bundle_rejected: u32,
     policy_version: u32,
@@ -46,6 +49,14 @@ impl Metrics {
             no_policy: define(Counter, "mcp_no_policy_total"),
             bad_request: define(Counter, "mcp_bad_request_total"),
             redactions: define(Counter, "mcp_redactions_total"),
+            pii_by_type: PiiType::ALL.map(|ty| {
+                let name = serde_json::to_value(ty)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                define(Counter, &format!("mcp_pii_{name}_total"))
+            }),
+            pii_blocked: define(Counter, "mcp_pii_blocked_total"),
             bundle_fetch_failures: define(Counter, "mcp_bundle_fetch_failures_total"),
             bundle_rejected: define(Counter, "mcp_bundle_rejected_total"),
             policy_version: define(Gauge, "mcp_policy_version"),
@@ -64,9 +75,20 @@ impl Metrics {
         }
     }
 
-    /// Counts values masked in a response.
-    pub fn record_redactions(&self, count: usize) {
-        bump(self.redactions, count as i64);
+    /// Counts values replaced, in total and per type, and blocked bodies.
+    pub fn record_redactions(&self, report: &mcp_guard_engine::pii::PiiReport) {
+        bump(self.redactions, report.total() as i64);
+        for (ty, count) in report.iter() {
+            if count > 0 {
+                bump(self.pii_by_type[ty.index()], count as i64);
+            }
+        }
+    }
+
+    /// Counts a response or request refused because of what it contained
+    /// or because it could not be scanned.
+    pub fn record_pii_block(&self) {
+        bump(self.pii_blocked, 1);
     }
 
     /// Counts a failed bundle fetch (network, status, timeout).

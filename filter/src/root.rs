@@ -22,6 +22,8 @@ pub struct ActivePolicy {
     pub policy: Policy,
     /// ETag the control service gave it, sent back as `If-None-Match`.
     pub etag: Option<String>,
+    /// The PII scanner compiled from the bundle, shared by every stream.
+    pub scanner: Option<std::sync::Arc<mcp_guard_engine::pii::Scanner>>,
     /// Tokens this VM verified under this policy's issuers (never shared
     /// across bundles: a new bundle may trust other keys).
     pub token_cache: std::cell::RefCell<mcp_guard_engine::jwt::TokenCache>,
@@ -64,6 +66,12 @@ impl GuardRoot {
         );
         self.metrics.set_policy_version(version);
         let policy = Policy::new(bundle);
+        let pii = &policy.bundle().pii;
+        let scanner = pii
+            .enabled
+            .then(|| mcp_guard_engine::pii::Scanner::new(&pii.scanner_config()).ok())
+            .flatten()
+            .map(std::sync::Arc::new);
         let token_cache = policy.verifier().map_or_else(
             || mcp_guard_engine::jwt::TokenCache::new(0),
             |v| v.new_cache(),
@@ -71,6 +79,7 @@ impl GuardRoot {
         self.active = Some(Rc::new(ActivePolicy {
             policy,
             etag,
+            scanner,
             token_cache: std::cell::RefCell::new(token_cache),
         }));
     }

@@ -3,22 +3,27 @@
 //! answers and scrub the response.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
+use mcp_guard_engine::bundle::Fallback;
 use mcp_guard_engine::envoy_pairs::decode_claim_map;
 use mcp_guard_engine::inject::header_value;
 use mcp_guard_engine::mcp::{filter_list_answer, BodyAttrs, TargetKind};
-use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs, Scrubber};
+use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
+use mcp_guard_engine::policy::claim_holds;
+use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs};
 
 use crate::audit::AuditRecord;
 use crate::host::{self, HeaderMap};
 use crate::metrics::Metrics;
 use crate::reply;
 use crate::root::ActivePolicy;
+use crate::scrub::{self, BodyScrub};
 
 /// Property path prefix of `jwt_authn`'s verified payloads.
 const JWT_AUTHN_METADATA: [&str; 3] = [
@@ -26,17 +31,6 @@ const JWT_AUTHN_METADATA: [&str; 3] = [
     "filter_metadata",
     "envoy.filters.http.jwt_authn",
 ];
-
-/// How the response body is being processed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyMode {
-    /// Passed through untouched (denied, not text, or nothing to do).
-    Off,
-    /// Buffered until the end, then list-filtered and scrubbed whole.
-    Buffered,
-    /// Scrubbed chunk by chunk as it passes (event streams, oversize bodies).
-    PerChunk,
-}
 
 /// The request line, kept to judge MCP list entries at response time.
 #[derive(Debug, Default)]
@@ -56,7 +50,10 @@ pub struct GuardStream {
     line: RequestLine,
     awaiting_body: bool,
     list_calls: Vec<McpCall>,
-    body_mode: BodyMode,
+    /// The scanner for this exchange; `None` when scrubbing is off or the
+    /// caller is exempt.
+    scanner: Option<Arc<Scanner>>,
+    response: BodyScrub,
     scratch: Vec<u8>,
 }
 
@@ -103,24 +100,6 @@ fn identify(active: &ActivePolicy) -> Result<Claims, Decision> {
         .map_err(|e| Decision::deny(Reason::InvalidToken).with_detail(e.reason_code()))
 }
 
-fn is_textual(content_type: &str) -> bool {
-    let ct = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    ct.starts_with("text/")
-        || is_json(&ct)
-        || ct == "application/x-ndjson"
-        || ct == "application/jsonl"
-}
-
-fn is_json(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or_default().trim();
-    ct.eq_ignore_ascii_case("application/json") || ct.to_ascii_lowercase().ends_with("+json")
-}
-
 fn now_unix() -> u64 {
     hostcalls::get_current_time()
         .ok()
@@ -141,7 +120,8 @@ impl GuardStream {
             line: RequestLine::default(),
             awaiting_body: false,
             list_calls: Vec::new(),
-            body_mode: BodyMode::Off,
+            scanner: None,
+            response: BodyScrub::Off,
             scratch: Vec::new(),
         }
     }
@@ -215,7 +195,7 @@ impl GuardStream {
                 .filter(|c| TargetKind::of_list_method(&c.method).is_some())
                 .collect();
             self.inject_claims(active);
-            if self.scrubber().is_some() || !self.list_calls.is_empty() {
+            if self.scanner.is_some() || !self.list_calls.is_empty() {
                 // Ask for an uncompressed answer so it can be read.
                 let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "accept-encoding");
             }
@@ -223,15 +203,52 @@ impl GuardStream {
         self.enforce(decision)
     }
 
-    fn scrubber(&self) -> Option<Scrubber> {
-        let pii = &self.policy.as_ref()?.policy.bundle().pii;
-        pii.email.then_some(Scrubber { email: pii.email })
+    fn request_id() -> String {
+        host::header(HeaderMap::Request, "x-request-id").unwrap_or_default()
     }
 
-    fn max_response_body(&self) -> usize {
-        self.policy
-            .as_ref()
-            .map_or(0, |p| p.policy.bundle().pii.max_body_bytes)
+    fn settings(&self) -> Option<&mcp_guard_engine::bundle::PiiSettings> {
+        Some(&self.policy.as_ref()?.policy.bundle().pii)
+    }
+
+    /// Picks the scanner for this caller: none when scrubbing is off or the
+    /// caller's claims match an exemption (recorded).
+    fn choose_scanner(&mut self, active: &ActivePolicy) {
+        let pii = &active.policy.bundle().pii;
+        if pii.exempt.iter().any(|c| claim_holds(c, &self.claims)) {
+            self.record.scrub_note = Some("exempt");
+            return;
+        }
+        self.scanner = active.scanner.clone();
+    }
+
+    fn count(&mut self, report: &PiiReport) {
+        if report.total() > 0 {
+            self.record.redactions.merge(report);
+            self.metrics.record_redactions(report);
+        }
+    }
+
+    /// Scrubs a whole buffered request body (prompts) in place; `false`
+    /// when a blocking type was found.
+    fn scrub_request(&mut self, size: usize, body: &[u8]) -> bool {
+        let Some(scanner) = self.scanner.clone() else {
+            return true;
+        };
+        let content_type = host::header(HeaderMap::Request, "content-type").unwrap_or_default();
+        if !scrub::is_textual(&content_type) {
+            return true;
+        }
+        let mode = ContentMode::from_content_type(&content_type);
+        let report = scrub::scrub_whole(&scanner, mode, body, &mut self.scratch);
+        self.count(&report);
+        if report.blocked() {
+            return false;
+        }
+        if report.total() > 0 {
+            let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, &self.scratch);
+        }
+        true
     }
 
     /// Removes MCP list entries the caller may not use.
@@ -247,29 +264,84 @@ impl GuardStream {
         Some(filtered)
     }
 
-    /// Filters and scrubs `size` bytes of the response body buffer in place.
-    fn process_response_buffer(&mut self, size: usize, whole: bool) {
+    /// Refuses a response whose headers are still held: 502 with a JSON
+    /// body naming the reason.
+    fn refuse_buffered(&mut self, size: usize, reason: &'static str) {
+        let body = scrub::refusal_body(reason, &Self::request_id());
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, ":status", Some("502"));
+        let _ = hostcalls::set_map_value(
+            MapType::HttpResponseHeaders,
+            "content-type",
+            Some("application/json"),
+        );
+        let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &body);
+        self.response = BodyScrub::Blocked;
+        self.record.scrub_note = Some(reason);
+        self.metrics.record_pii_block();
+    }
+
+    /// Ends a stream that has started with an explicit SSE error event.
+    fn refuse_stream(&mut self, size: usize, reason: &'static str) {
+        let event = scrub::refusal_event(reason, &Self::request_id());
+        let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &event);
+        self.response = BodyScrub::Blocked;
+        self.record.scrub_note = Some(reason);
+        self.metrics.record_pii_block();
+    }
+
+    /// The whole buffered response: list filtering, then scrubbing.
+    fn finish_buffered(&mut self, size: usize, mode: ContentMode) {
         let Ok(Some(body)) = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) else {
             return;
         };
-        let filtered = if whole && !self.list_calls.is_empty() {
-            self.filter_lists(&body)
-        } else {
+        let filtered = if self.list_calls.is_empty() {
             None
+        } else {
+            self.filter_lists(&body)
         };
-        let mut changed = filtered.is_some();
-        let mut current = filtered.unwrap_or(body);
-        if let Some(scrubber) = self.scrubber() {
-            let report = scrubber.scrub(&current, &mut self.scratch);
-            if report.total() > 0 {
-                std::mem::swap(&mut current, &mut self.scratch);
-                self.record.redactions.emails += report.emails;
-                self.metrics.record_redactions(report.total());
-                changed = true;
+        let changed = filtered.is_some();
+        let current = filtered.unwrap_or(body);
+        let Some(scanner) = self.scanner.clone() else {
+            if changed {
+                let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &current);
             }
+            return;
+        };
+        let report = scrub::scrub_whole(&scanner, mode, &current, &mut self.scratch);
+        self.count(&report);
+        if report.blocked() {
+            self.refuse_buffered(size, "pii_blocked");
+        } else if changed || report.total() > 0 {
+            let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &self.scratch);
         }
-        if changed {
-            let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &current);
+    }
+
+    /// One chunk of a streamed response.
+    fn stream_chunk(&mut self, size: usize, end_of_stream: bool) {
+        let BodyScrub::Streaming(scrubber) = &mut self.response else {
+            return;
+        };
+        let chunk = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(chunk.len() + 64);
+        let before = scrubber.report();
+        scrubber.push(&chunk, &mut out);
+        if end_of_stream {
+            scrubber.finish(&mut out);
+        }
+        let after = scrubber.report();
+        if after.blocked() {
+            self.count(&after.since(&before));
+            self.refuse_stream(size, "pii_blocked");
+            return;
+        }
+        if after.total() != before.total() {
+            self.count(&after.since(&before));
+        }
+        if out != chunk {
+            let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &out);
         }
     }
 }
@@ -303,7 +375,12 @@ impl HttpContext for GuardStream {
             .claims
             .get_str(&bundle.identity.subject_claim)
             .map(str::to_owned);
-        if active.policy.needs_body() && !end_of_stream {
+        self.choose_scanner(&active);
+        let scrub_request = bundle.pii.scrub_requests && self.scanner.is_some();
+        if (active.policy.needs_body() || scrub_request) && !end_of_stream {
+            if scrub_request {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "content-length");
+            }
             self.awaiting_body = true;
             return Action::Pause;
         }
@@ -329,52 +406,107 @@ impl HttpContext for GuardStream {
             .ok()
             .flatten()
             .unwrap_or_default();
-        self.decide(&active, Some(&body))
+        let body_for_rules = active.policy.needs_body().then_some(body.as_slice());
+        let action = self.decide(&active, body_for_rules);
+        if self.answered_locally || !active.policy.bundle().pii.scrub_requests {
+            return action;
+        }
+        if !self.scrub_request(body_size, &body) {
+            self.record.scrub_note = Some("pii_blocked_in_request");
+            self.metrics.record_pii_block();
+            return self.enforce(Decision::deny(Reason::InvalidBody).with_detail("pii_blocked"));
+        }
+        self.record.publish();
+        action
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if self.answered_locally || (self.scrubber().is_none() && self.list_calls.is_empty()) {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.answered_locally || (self.scanner.is_none() && self.list_calls.is_empty()) {
             return Action::Continue;
         }
         let content_type = host::header(HeaderMap::Response, "content-type").unwrap_or_default();
-        if !is_textual(&content_type) {
+        if !scrub::is_textual(&content_type) {
             return Action::Continue;
+        }
+        let mode = ContentMode::from_content_type(&content_type);
+        if mode != ContentMode::Json {
+            self.list_calls.clear();
         }
         if let Some(encoding) = host::header(HeaderMap::Response, "content-encoding") {
             if !encoding.eq_ignore_ascii_case("identity") {
+                let block = self
+                    .settings()
+                    .is_some_and(|p| p.on_compressed == Fallback::Block);
+                if block && self.scanner.is_some() {
+                    self.record.scrub_note = Some("compressed_blocked");
+                    self.metrics.record_pii_block();
+                    self.record.publish();
+                    let body = scrub::refusal_body("compressed_response", &Self::request_id());
+                    let headers = [("content-type", "application/json")];
+                    let _ = host::send_local_response(502, "mcp_pii_compressed", &headers, &body);
+                    self.answered_locally = true;
+                    return Action::Pause;
+                }
                 self.record.scrub_note = Some("compressed_not_scanned");
                 self.record.publish();
                 return Action::Continue;
             }
         }
-        let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-length");
-        self.body_mode = if content_type.starts_with("text/event-stream") {
-            BodyMode::PerChunk
-        } else {
-            BodyMode::Buffered
-        };
-        if !is_json(&content_type) {
-            self.list_calls.clear();
+        if end_of_stream {
+            return Action::Continue;
         }
-        Action::Continue
+        let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-length");
+        match (mode, self.scanner.clone()) {
+            (ContentMode::Sse, Some(scanner)) => {
+                self.response =
+                    BodyScrub::Streaming(Box::new(StreamScrubber::new(scanner, ContentMode::Sse)));
+                Action::Continue
+            }
+            (ContentMode::Sse, None) => Action::Continue,
+            _ => {
+                // Hold the headers: a refused body must be able to change
+                // the status.
+                self.response = BodyScrub::Buffered(mode);
+                Action::Pause
+            }
+        }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        match self.body_mode {
-            BodyMode::Off => return Action::Continue,
-            BodyMode::Buffered if !end_of_stream => {
-                if body_size <= self.max_response_body() {
-                    return Action::Pause;
-                }
-                self.body_mode = BodyMode::PerChunk;
-                self.record.scrub_note = Some("over_limit_per_chunk");
+        match &self.response {
+            BodyScrub::Off => {}
+            BodyScrub::Blocked => {
+                let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &[]);
             }
-            _ => {}
+            BodyScrub::Streaming(_) => self.stream_chunk(body_size, end_of_stream),
+            BodyScrub::Buffered(mode) => {
+                let mode = *mode;
+                let limit = self.settings().map_or(0, |p| p.max_body_bytes);
+                if body_size > limit {
+                    let stream = self
+                        .settings()
+                        .is_some_and(|p| p.on_overflow == Fallback::Stream);
+                    match self.scanner.clone() {
+                        Some(scanner) if stream => {
+                            self.record.scrub_note = Some("over_limit_streamed");
+                            self.list_calls.clear();
+                            self.response =
+                                BodyScrub::Streaming(Box::new(StreamScrubber::new(scanner, mode)));
+                            self.stream_chunk(body_size, end_of_stream);
+                        }
+                        _ => self.refuse_buffered(body_size, "response_too_large"),
+                    }
+                } else if !end_of_stream {
+                    return Action::Pause;
+                } else {
+                    self.finish_buffered(body_size, mode);
+                }
+            }
         }
-        let whole = self.body_mode == BodyMode::Buffered;
-        let before = (self.record.redactions, self.record.mcp_hidden);
-        self.process_response_buffer(body_size, whole);
-        if end_of_stream || (self.record.redactions, self.record.mcp_hidden) != before {
+        if end_of_stream
+            || self.record.redactions.total() > 0
+            || matches!(self.response, BodyScrub::Blocked)
+        {
             self.record.publish();
         }
         Action::Continue

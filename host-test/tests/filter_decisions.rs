@@ -145,7 +145,7 @@ fn unreadable_claims_are_invalid_token_never_allowed() {
             "envoy.filters.http.jwt_authn",
             "jwt_payload",
         ],
-        b"\xff\xff\xff\xffnot pairs".to_vec(),
+        b"\xff\xff\xff\xffnot pairs",
     );
     chat_request(&stream, &[]);
     let reply = stream.local_reply().unwrap();
@@ -242,7 +242,7 @@ fn a_bad_fetched_bundle_is_rejected_and_the_last_good_one_stays() {
     );
     assert_eq!(decision(&stream)["version"], 1);
 
-    plugin.advance(std::time::Duration::from_secs(10));
+    plugin.advance(std::time::Duration::from_secs(10)).unwrap();
     plugin.tick().unwrap();
     let call = plugin.pending_http_calls().remove(0);
     plugin.fail_http_call(call.token).unwrap();
@@ -265,7 +265,7 @@ fn a_newer_fetched_bundle_takes_over_for_new_requests() {
     let v2 = DEMO_BUNDLE
         .replace("\"version\": 1", "\"version\": 2")
         .replace("model-user", "llm-user");
-    plugin.advance(std::time::Duration::from_secs(10));
+    plugin.advance(std::time::Duration::from_secs(10)).unwrap();
     plugin.tick().unwrap();
     let call = plugin.pending_http_calls().remove(0);
     assert_eq!(call.header("if-none-match"), Some("\"e1\""));
@@ -289,7 +289,7 @@ fn a_newer_fetched_bundle_takes_over_for_new_requests() {
 }
 
 #[test]
-fn compressed_answers_are_flagged_not_silently_passed() {
+fn compressed_answers_are_refused_by_default_never_passed_silently() {
     let plugin = demo_plugin();
     let stream = plugin.stream().unwrap();
     stream.set_jwt_payload(
@@ -307,6 +307,15 @@ fn compressed_answers_are_flagged_not_silently_passed() {
             false,
         )
         .unwrap();
-    stream.response_body(b"\x1f\x8b binary", true).unwrap();
-    assert_eq!(decision(&stream)["scrub"], "compressed_not_scanned");
+    let _ = stream.response_body(b"\x1f\x8b binary", true);
+    let response = stream.client_response().unwrap();
+    assert_eq!(response.status, 502);
+    assert!(
+        !response.body_text().contains('\u{8b}'),
+        "compressed bytes never reach the client"
+    );
+    let body: Value = serde_json::from_str(&response.body_text()).unwrap();
+    assert_eq!(body["reason"], "compressed_response");
+    assert_eq!(decision(&stream)["scrub"], "compressed_blocked");
+    assert_eq!(plugin.metrics()["mcp_pii_blocked_total"], 1);
 }

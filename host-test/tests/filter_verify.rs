@@ -28,7 +28,9 @@ fn plugin() -> Plugin {
         .unwrap()
         .plugin(json!({ "bundle": bundle }).to_string())
         .unwrap();
-    plugin.set_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(NOW));
+    plugin
+        .set_time(std::time::UNIX_EPOCH + std::time::Duration::from_secs(NOW))
+        .unwrap();
     plugin
 }
 

@@ -5,7 +5,7 @@
 //! part, and the cases are independent requests. The stack lives in one test
 //! function so that it is stopped (dropped) when the cases end, pass or fail.
 
-use mcp_guard_demo_upstream::{CHAT_REPLY, DEMO_EMAIL};
+use mcp_guard_demo_upstream::{CHAT_REPLY, DEMO_CARD, DEMO_EMAIL, DEMO_PHONE};
 use mcp_guard_e2e::http::{send, Reply};
 use mcp_guard_e2e::{tokens, Stack, StackOptions};
 use serde_json::Value;
@@ -19,6 +19,56 @@ fn demo_stack_end_to_end() {
     forged_token_is_rejected_by_jwt_authn_before_the_filter(&stack);
     decisions_are_counted_in_envoy_stats(&stack);
     mcp_tools_are_authorised_per_tool_and_lists_are_filtered(&stack);
+    streamed_answers_are_scrubbed_across_events(&stack);
+}
+
+/// The demo reply as callers see it under the demo bundle (cards keep
+/// their last four digits).
+fn scrubbed_reply() -> String {
+    CHAT_REPLY
+        .replace(DEMO_EMAIL, "[EMAIL]")
+        .replace(DEMO_PHONE, "[PHONE]")
+        .replace(DEMO_CARD, "[CARD ****1111]")
+}
+
+fn streamed_answers_are_scrubbed_across_events(stack: &Stack) {
+    let body = r#"{"model":"demo-llm","stream":true,"messages":[{"role":"user","content":"Who can I call?"}]}"#;
+    let reply = send(
+        "POST",
+        &stack.url("/v1/chat/completions"),
+        Some(&tokens::alice().unwrap()),
+        &[],
+        Some(body),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    for secret in [DEMO_EMAIL, "oe@exam", DEMO_PHONE, "4111 1111"] {
+        assert!(
+            !reply.body.contains(secret),
+            "{secret} leaked: {}",
+            reply.body
+        );
+    }
+    let mut joined = String::new();
+    for event in reply
+        .body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+    {
+        if event == "[DONE]" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(event)
+            .unwrap_or_else(|e| panic!("event is not JSON ({e}): {event}"));
+        joined.push_str(
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+    }
+    assert_eq!(joined, scrubbed_reply());
+    assert!(reply.body.trim_end().ends_with("data: [DONE]"));
 }
 
 const CHAT: &str =
@@ -72,7 +122,7 @@ fn allowed_caller_gets_the_answer_with_the_email_scrubbed(stack: &Stack) {
         "email leaked: {}",
         reply.body
     );
-    assert_eq!(content, CHAT_REPLY.replace(DEMO_EMAIL, "[EMAIL]"));
+    assert_eq!(content, scrubbed_reply());
     let request_id = reply.json()["id"].clone();
     assert!(request_id.is_string());
 
@@ -87,7 +137,10 @@ fn allowed_caller_gets_the_answer_with_the_email_scrubbed(stack: &Stack) {
     assert_eq!(decision["rule"], "model-users-chat");
     assert_eq!(decision["policy"], "demo");
     assert_eq!(decision["version"], 1);
-    assert_eq!(decision["redactions"]["email"], 1);
+    assert_eq!(
+        decision["redactions"],
+        serde_json::json!({"email": 1, "phone": 1, "card": 1})
+    );
 }
 
 fn forbidden_claims_get_403_with_rule_reason_and_details(stack: &Stack) {

@@ -43,6 +43,17 @@ impl PiiReport {
         self.blocked |= other.blocked;
     }
 
+    /// What was found after `earlier` (a report of the same scan taken
+    /// before): lets a streaming caller count each chunk's finds once.
+    pub fn since(&self, earlier: &PiiReport) -> PiiReport {
+        let mut delta = *self;
+        for (d, e) in delta.counts.iter_mut().zip(earlier.counts.iter()) {
+            *d = d.saturating_sub(*e);
+        }
+        delta.blocked = self.blocked && !earlier.blocked;
+        delta
+    }
+
     pub(crate) fn record(&mut self, ty: PiiType, blocks: bool) {
         if let Some(c) = self.counts.get_mut(ty.index()) {
             *c = c.saturating_add(1);

@@ -212,8 +212,8 @@ impl CompiledRule {
         if let Some(window) = &when.time {
             check!(
                 time_holds(window, request.now_unix),
-                format!("time {window:?}"),
-                format!("unix {}", request.now_unix)
+                describe_window(window),
+                describe_time(request.now_unix)
             );
         }
         all
