@@ -353,3 +353,36 @@ fn prose_and_code_stay_clean() {
         "{\"id\": 12345678901234567, \"ts\": 1700000000123, \"ok\": true}",
     ]);
 }
+
+/// Formats the generated corpus (`pii-corpus`) showed were missed or
+/// wrongly flagged.
+#[test]
+fn corpus_regressions() {
+    hits(
+        PiiType::Phone,
+        &[
+            "+91 9876543210",
+            "+44 7700900123",
+            "(+44) 20 7946 0958",
+            "+44 (0) 20 7946 0958",
+        ],
+    );
+    assert_eq!(scrub("call (07700 900123)."), "call ([PHONE]).");
+    assert_eq!(scrub("Tel. (415-555-0132)"), "Tel. ([PHONE])");
+    assert_eq!(scrub("(01 23 45 67 89);"), "([PHONE]);");
+    assert_eq!(scrub("(415) 555-0132"), "[PHONE]");
+    misses(
+        PiiType::Phone,
+        &["087-32-0000", "042 12 3456", "+1 2 34567890123"],
+    );
+    assert_eq!(scrub("host ::1."), "host [IP].");
+    assert_eq!(scrub("at 2001:db8::8a2e:370:7334. Next"), "at [IP]. Next");
+    assert_eq!(scrub("fe80::1ff:fe23:4567:890a: up"), "[IP]: up");
+    misses(PiiType::Ip, &["::1:x", "fe80::1::", "::1.2"]);
+    let table = "| key | Secret |\n|---|---|\n| AKIABXRUIEPZMBHOHLRT | \
+                 wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY |";
+    assert_eq!(
+        scrub(table),
+        "| key | Secret |\n|---|---|\n| [AWS_KEY] | [SECRET] |"
+    );
+}

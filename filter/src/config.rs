@@ -27,15 +27,33 @@ pub struct ControlConfig {
     pub authority: String,
     /// Name of the bundle to enforce.
     pub bundle: String,
-    /// Delay between fetches once a bundle is active.
+    /// Long-poll: the control service holds a fetch up to this long and
+    /// answers as soon as a new version is stored. 0 turns long-polling off
+    /// (plain polling every `poll_interval_ms`).
+    #[serde(default = "default_long_poll_secs")]
+    pub long_poll_secs: u64,
+    /// Delay between fetches when not long-polling.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
-    /// Delay between fetches while no bundle is active yet.
+    /// First delay after a failed fetch; doubles up to `max_backoff_ms`.
     #[serde(default = "default_retry_ms")]
     pub retry_interval_ms: u64,
-    /// Timeout of one fetch.
+    /// Longest delay between retries after failures.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Timeout of one fetch, on top of the long-poll wait.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How often each worker VM checks shared data for a bundle another VM
+    /// fetched (bounds how long workers lag behind the fetching one).
+    #[serde(default = "default_sync_ms")]
+    pub sync_interval_ms: u64,
+    /// Ed25519 public keys (base64 or hex) whose signatures are trusted.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    /// Accept unsigned bundles: for local demos only.
+    #[serde(default)]
+    pub allow_unsigned: bool,
 }
 
 fn default_authority() -> String {
@@ -51,7 +69,19 @@ fn default_retry_ms() -> u64 {
 }
 
 fn default_timeout_ms() -> u64 {
-    2_000
+    5_000
+}
+
+fn default_long_poll_secs() -> u64 {
+    30
+}
+
+fn default_max_backoff_ms() -> u64 {
+    10_000
+}
+
+fn default_sync_ms() -> u64 {
+    50
 }
 
 impl PluginConfig {
@@ -61,6 +91,18 @@ impl PluginConfig {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        let config: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if let Some(control) = &config.control {
+            if control.public_keys.is_empty() && !control.allow_unsigned {
+                return Err(
+                    "control.public_keys is required (set allow_unsigned only for local demos)"
+                        .into(),
+                );
+            }
+            if control.long_poll_secs > 300 {
+                return Err("control.long_poll_secs must be at most 300".into());
+            }
+        }
+        Ok(config)
     }
 }

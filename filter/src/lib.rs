@@ -13,6 +13,7 @@ pub mod reply;
 pub mod root;
 pub mod scrub;
 pub mod stream;
+pub mod sync;
 
 use proxy_wasm::types::LogLevel;
 

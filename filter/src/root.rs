@@ -1,64 +1,103 @@
-//! The root context: holds the active policy, fetches bundles from the
-//! control service and creates one stream context per request.
+//! The root context: holds the active policy, keeps it in step with the
+//! control service (see [`crate::sync`]) and creates one stream context per
+//! request.
 
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
+use mcp_guard_engine::jwt::TokenCache;
+use mcp_guard_engine::pii::Scanner;
+use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
 
 use crate::config::{ControlConfig, PluginConfig};
 use crate::host::{self, HeaderMap};
 use crate::metrics::Metrics;
 use crate::stream::GuardStream;
+use crate::sync::{self, SharedKeys};
 
 /// A compiled bundle plus what identifies the version it came from.
-#[derive(Debug)]
 pub struct ActivePolicy {
     /// The compiled policy.
     pub policy: Policy,
     /// ETag the control service gave it, sent back as `If-None-Match`.
     pub etag: Option<String>,
     /// The PII scanner compiled from the bundle, shared by every stream.
-    pub scanner: Option<std::sync::Arc<mcp_guard_engine::pii::Scanner>>,
+    pub scanner: Option<Arc<Scanner>>,
     /// Tokens this VM verified under this policy's issuers (never shared
     /// across bundles: a new bundle may trust other keys).
-    pub token_cache: std::cell::RefCell<mcp_guard_engine::jwt::TokenCache>,
+    pub token_cache: RefCell<TokenCache>,
+}
+
+/// Fetching state, present when a control service is configured.
+struct Fetcher {
+    control: ControlConfig,
+    keys: SharedKeys,
+    trusted: Vec<VerifyingKey>,
+    /// This VM's identity in the lease.
+    holder: String,
+    in_flight: Option<u32>,
+    next_fetch_ms: u64,
+    backoff_ms: u64,
+    /// Last version-key value activated from shared data.
+    seen: Option<Vec<u8>>,
 }
 
 /// Per-VM root context.
 pub struct GuardRoot {
-    config: PluginConfig,
     metrics: Metrics,
     active: Option<Rc<ActivePolicy>>,
-    fetch_in_flight: Option<u32>,
+    fetcher: Option<Fetcher>,
 }
 
 fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Outcome of one fetch, for scheduling the next.
+enum Fetched {
+    /// A new verified version was published.
+    New,
+    /// Nothing newer (304, or an older/equal version).
+    Same,
+    /// The fetch or the bundle failed; keep the last good one.
+    Failed,
+}
+
 impl GuardRoot {
     /// A root with no configuration and no policy (fails closed).
     pub fn new() -> Self {
         Self {
-            config: PluginConfig::default(),
             metrics: Metrics::default(),
             active: None,
-            fetch_in_flight: None,
+            fetcher: None,
         }
     }
 
     /// Activates a bundle if it is newer than the active one.
-    fn activate(&mut self, bundle: Bundle, etag: Option<String>, source: &str) {
+    fn activate(&mut self, bundle: Bundle, etag: Option<String>, source: &str) -> bool {
         let version = bundle.version;
-        if let Some(current) = &self.active {
-            if version <= current.policy.bundle().version {
-                return;
-            }
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| version <= a.policy.bundle().version)
+        {
+            return false;
         }
         log(
             LogLevel::Info,
@@ -69,57 +108,95 @@ impl GuardRoot {
         let pii = &policy.bundle().pii;
         let scanner = pii
             .enabled
-            .then(|| mcp_guard_engine::pii::Scanner::new(&pii.scanner_config()).ok())
+            .then(|| Scanner::new(&pii.scanner_config()).ok())
             .flatten()
-            .map(std::sync::Arc::new);
-        let token_cache = policy.verifier().map_or_else(
-            || mcp_guard_engine::jwt::TokenCache::new(0),
-            |v| v.new_cache(),
-        );
+            .map(Arc::new);
+        let token_cache = policy
+            .verifier()
+            .map_or_else(|| TokenCache::new(0), |v| v.new_cache());
         self.active = Some(Rc::new(ActivePolicy {
             policy,
             etag,
             scanner,
-            token_cache: std::cell::RefCell::new(token_cache),
+            token_cache: RefCell::new(token_cache),
         }));
+        true
     }
 
-    fn schedule(&self, control: &ControlConfig) {
-        let ms = if self.active.is_some() {
-            control.poll_interval_ms
-        } else {
-            control.retry_interval_ms
-        };
-        let _ = hostcalls::set_tick_period(Duration::from_millis(ms.max(10)));
-    }
-
-    fn fetch(&mut self) {
-        let Some(control) = &self.config.control else {
+    /// Activates what another VM (or this one) published in shared data.
+    fn pull_shared(&mut self) {
+        let Some(fetcher) = &self.fetcher else {
             return;
         };
-        if self.fetch_in_flight.is_some() {
+        let Some(marker) = sync::read(&fetcher.keys.version) else {
+            return;
+        };
+        if fetcher.seen.as_deref() == Some(marker.as_slice()) {
             return;
         }
-        let path = format!("/v1/bundles/{}", control.bundle);
+        let Some((version, etag)) = sync::parse_version_value(&marker) else {
+            return;
+        };
+        let bytes = sync::read(&fetcher.keys.bundle).unwrap_or_default();
+        let parsed = Bundle::parse(&bytes);
+        if let Some(f) = &mut self.fetcher {
+            f.seen = Some(marker);
+        }
+        match parsed {
+            Ok(bundle) if bundle.version == version => {
+                self.activate(bundle, etag, "shared data");
+            }
+            Ok(_) | Err(_) => log(
+                LogLevel::Error,
+                "shared bundle does not match its version marker; ignored",
+            ),
+        }
+    }
+
+    fn maybe_fetch(&mut self) {
+        let now = now_ms();
+        let etag = self.active.as_ref().and_then(|a| a.etag.clone());
+        let Some(f) = &mut self.fetcher else {
+            return;
+        };
+        if f.in_flight.is_some() || now < f.next_fetch_ms {
+            return;
+        }
+        let wait = if etag.is_some() {
+            f.control.long_poll_secs
+        } else {
+            0
+        };
+        let timeout_ms = wait * 1000 + f.control.timeout_ms;
+        let lease_ttl = timeout_ms + 4 * f.control.sync_interval_ms.max(10);
+        if !sync::acquire_lease(&f.keys, &f.holder, now, lease_ttl) {
+            return;
+        }
+        let path = if wait > 0 {
+            format!("/v1/bundles/{}?wait={wait}", f.control.bundle)
+        } else {
+            format!("/v1/bundles/{}", f.control.bundle)
+        };
         let mut headers = vec![
             (":method", "GET"),
             (":path", path.as_str()),
-            (":authority", control.authority.as_str()),
+            (":authority", f.control.authority.as_str()),
         ];
-        let etag = self.active.as_ref().and_then(|a| a.etag.clone());
         if let Some(etag) = &etag {
             headers.push(("if-none-match", etag.as_str()));
         }
         match hostcalls::dispatch_http_call(
-            &control.cluster,
+            &f.control.cluster,
             headers,
             None,
             vec![],
-            Duration::from_millis(control.timeout_ms),
+            Duration::from_millis(timeout_ms),
         ) {
-            Ok(token) => self.fetch_in_flight = Some(token),
+            Ok(token) => f.in_flight = Some(token),
             Err(status) => {
                 self.metrics.record_fetch_failure();
+                f.next_fetch_ms = now + f.backoff_ms;
+                f.backoff_ms = (f.backoff_ms * 2).min(f.control.max_backoff_ms);
                 log(
                     LogLevel::Warn,
                     &format!("bundle fetch not dispatched: {status:?}"),
@@ -128,35 +205,67 @@ impl GuardRoot {
         }
     }
 
-    fn on_fetch_response(&mut self, body_size: usize) {
-        let status = host::header(HeaderMap::HttpCallResponse, ":status");
-        match status.as_deref() {
+    /// Verifies, publishes and activates a fetched bundle.
+    fn on_fetch_response(&mut self, body_size: usize) -> Fetched {
+        match host::header(HeaderMap::HttpCallResponse, ":status").as_deref() {
             Some("200") => {}
-            Some("304") => return,
+            Some("304") => return Fetched::Same,
             other => {
                 self.metrics.record_fetch_failure();
                 log(
                     LogLevel::Warn,
                     &format!("bundle fetch failed (status {other:?}); keeping the active bundle"),
                 );
-                return;
+                return Fetched::Failed;
             }
         }
+        let Some(f) = &self.fetcher else {
+            return Fetched::Failed;
+        };
         let etag = host::header(HeaderMap::HttpCallResponse, "etag");
+        let signature = host::header(HeaderMap::HttpCallResponse, SIGNATURE_HEADER);
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
-        match Bundle::parse(&body) {
-            Ok(bundle) => self.activate(bundle, etag, "control service"),
+        if !f.control.allow_unsigned {
+            if let Err(e) = signing::verify(&body, signature.as_deref(), &f.trusted) {
+                self.metrics.record_bundle_rejected();
+                log(
+                    LogLevel::Error,
+                    &format!("rejected fetched bundle, keeping the active one: {e}"),
+                );
+                return Fetched::Failed;
+            }
+        }
+        let bundle = match Bundle::parse(&body) {
+            Ok(bundle) => bundle,
             Err(e) => {
                 self.metrics.record_bundle_rejected();
                 log(
                     LogLevel::Error,
                     &format!("rejected fetched bundle, keeping the active one: {e}"),
                 );
+                return Fetched::Failed;
             }
+        };
+        let version = bundle.version;
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| version <= a.policy.bundle().version)
+        {
+            log(LogLevel::Warn, &format!("control service served version {version}, not newer than the active one; ignored"));
+            return Fetched::Same;
         }
+        if let Err(status) = sync::publish(&f.keys, &body, version, etag.as_deref()) {
+            log(
+                LogLevel::Warn,
+                &format!("could not publish bundle to other workers: {status:?}"),
+            );
+        }
+        self.activate(bundle, etag, "control service");
+        Fetched::New
     }
 }
 
@@ -174,14 +283,34 @@ impl Context for GuardRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        if self.fetch_in_flight != Some(token_id) {
+        if self.fetcher.as_ref().and_then(|f| f.in_flight) != Some(token_id) {
             return;
         }
-        self.fetch_in_flight = None;
-        self.on_fetch_response(body_size);
-        if let Some(control) = self.config.control.clone() {
-            self.schedule(&control);
+        if let Some(f) = &mut self.fetcher {
+            f.in_flight = None;
         }
+        let outcome = self.on_fetch_response(body_size);
+        let now = now_ms();
+        let long_polling = self.active.as_ref().is_some_and(|a| a.etag.is_some());
+        let Some(f) = &mut self.fetcher else {
+            return;
+        };
+        match outcome {
+            Fetched::New | Fetched::Same => {
+                f.backoff_ms = f.control.retry_interval_ms;
+                f.next_fetch_ms = if long_polling && f.control.long_poll_secs > 0 {
+                    now
+                } else {
+                    now + f.control.poll_interval_ms
+                };
+            }
+            Fetched::Failed => {
+                f.next_fetch_ms = now + f.backoff_ms;
+                f.backoff_ms = (f.backoff_ms * 2).min(f.control.max_backoff_ms);
+            }
+        }
+        // Re-arm at once rather than waiting for the next tick.
+        self.maybe_fetch();
     }
 }
 
@@ -207,24 +336,50 @@ impl RootContext for GuardRoot {
             }
         };
         if let Some(inline) = &config.bundle {
-            let text = inline.to_string();
-            match Bundle::parse(text.as_bytes()) {
-                Ok(bundle) => self.activate(bundle, None, "plugin configuration"),
+            match Bundle::parse(inline.to_string().as_bytes()) {
+                Ok(bundle) => {
+                    self.activate(bundle, None, "plugin configuration");
+                }
                 Err(e) => {
                     log(LogLevel::Critical, &format!("invalid inline bundle: {e}"));
                     return false;
                 }
             }
         }
-        self.config = config;
-        if let Some(control) = self.config.control.clone() {
-            self.schedule(&control);
+        if let Some(control) = config.control {
+            let mut trusted = Vec::new();
+            for (i, key) in control.public_keys.iter().enumerate() {
+                match signing::verifying_key_from_text(key) {
+                    Ok(k) => trusted.push(k),
+                    Err(e) => {
+                        log(
+                            LogLevel::Critical,
+                            &format!("invalid plugin configuration: control.public_keys[{i}]: {e}"),
+                        );
+                        return false;
+                    }
+                }
+            }
+            let holder = format!("{:016x}", RandomState::new().hash_one(now_ms()));
+            let _ =
+                hostcalls::set_tick_period(Duration::from_millis(control.sync_interval_ms.max(10)));
+            self.fetcher = Some(Fetcher {
+                keys: SharedKeys::new(&control.bundle),
+                backoff_ms: control.retry_interval_ms,
+                control,
+                trusted,
+                holder,
+                in_flight: None,
+                next_fetch_ms: 0,
+                seen: None,
+            });
         }
         true
     }
 
     fn on_tick(&mut self) {
-        self.fetch();
+        self.pull_shared();
+        self.maybe_fetch();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

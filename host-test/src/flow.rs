@@ -256,7 +256,8 @@ impl Vm {
                 }
                 continue;
             }
-            if let Some((ctx, queue)) = self.state_mut().shared.ready.pop_front() {
+            let ready = self.state().shared.borrow_mut().ready.pop_front();
+            if let Some((ctx, queue)) = ready {
                 if self.state().context_exists(ctx) {
                     self.call(ctx, "proxy_on_queue_ready", &[ctx, queue])?;
                 }

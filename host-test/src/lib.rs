@@ -67,5 +67,6 @@ pub use http_calls::{HttpCall, HttpCallResponse};
 pub use log::{LogEntry, LogLevel, LogSource};
 pub use metrics::MetricType;
 pub use plugin::{Plugin, PluginOptions, ROOT_CONTEXT_ID};
+pub use shared_data::SharedDataHandle;
 pub use state::LocalReply;
 pub use stream::{Action, ClientResponse, Stream, UpstreamRequest};

@@ -1,5 +1,6 @@
 //! One VM running the filter with its root context configured.
 
+use crate::shared_data::SharedDataHandle;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -45,6 +46,9 @@ pub struct PluginOptions {
     /// When set, HTTP calls to other clusters fail with BadArgument, like
     /// Envoy's "cluster not found". Default: every cluster exists.
     pub known_clusters: Option<Vec<String>>,
+    /// Shared data to use instead of a fresh store: pass another plugin's
+    /// [`Plugin::shared_data_handle`] to simulate several worker VMs.
+    pub shared_data: Option<SharedDataHandle>,
 }
 
 impl Default for PluginOptions {
@@ -58,6 +62,7 @@ impl Default for PluginOptions {
             max_memory_bytes: 512 << 20,
             random_seed: 0x6d63_702d_6775_6172,
             known_clusters: None,
+            shared_data: None,
         }
     }
 }
@@ -122,7 +127,7 @@ impl Plugin {
                 .as_ref()
                 .map(|c| c.iter().cloned().collect::<BTreeSet<_>>()),
             metrics: Default::default(),
-            shared: Default::default(),
+            shared: options.shared_data.clone().unwrap_or_default(),
             rng: Rng::new(options.random_seed),
         };
         let mut store = Store::new(engine, state);
@@ -297,13 +302,21 @@ impl Plugin {
             .borrow()
             .state()
             .shared
+            .borrow()
             .get(key)
             .map(|(v, _)| v.to_vec())
     }
 
+    /// The shared-data store of this VM, to hand to other plugins
+    /// (`PluginOptions::shared_data`) so they behave like the worker VMs of
+    /// one Envoy process.
+    pub fn shared_data_handle(&self) -> SharedDataHandle {
+        self.vm.borrow().state().shared.clone()
+    }
+
     /// Every shared data key with its value.
     pub fn all_shared_data(&self) -> BTreeMap<String, Vec<u8>> {
-        self.vm.borrow().state().shared.snapshot()
+        self.vm.borrow().state().shared.borrow().snapshot()
     }
 
     /// Sets a shared data key as another VM would (unconditionally).
@@ -312,6 +325,7 @@ impl Plugin {
             .borrow_mut()
             .state_mut()
             .shared
+            .borrow_mut()
             .set(key, value.as_ref().to_vec(), 0);
     }
 

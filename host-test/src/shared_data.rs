@@ -14,9 +14,14 @@ struct Queue {
     items: VecDeque<Vec<u8>>,
 }
 
+/// Shared data as several VMs of one process see it: clone the handle to
+/// give another plugin the same store.
+pub type SharedDataHandle = std::rc::Rc<std::cell::RefCell<SharedData>>;
+
 /// Shared data with Envoy's compare-and-swap rules, and shared queues.
+#[doc(hidden)]
 #[derive(Debug, Default)]
-pub(crate) struct SharedData {
+pub struct SharedData {
     data: BTreeMap<String, (Vec<u8>, u32)>,
     last_cas: u32,
     queues: Vec<Queue>,

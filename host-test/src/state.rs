@@ -16,7 +16,7 @@ use crate::log::{LogLevel, LogSink};
 use crate::metrics::Metrics;
 use crate::properties::PropertyTree;
 use crate::rng::Rng;
-use crate::shared_data::SharedData;
+use crate::shared_data::SharedDataHandle;
 
 /// A local reply the filter asked for with `proxy_send_local_response`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub(crate) struct HostState {
     /// "cluster not found".
     pub known_clusters: Option<BTreeSet<String>>,
     pub metrics: Metrics,
-    pub shared: SharedData,
+    pub shared: SharedDataHandle,
     pub rng: Rng,
 }
 

@@ -212,7 +212,7 @@ fn a_bad_fetched_bundle_is_rejected_and_the_last_good_one_stays() {
         .unwrap()
         .plugin(
             json!({"bundle": serde_json::from_str::<Value>(DEMO_BUNDLE).unwrap(),
-                       "control": {"cluster": "control", "bundle": "demo"}})
+                       "control": {"cluster": "control", "bundle": "demo", "allow_unsigned": true}})
             .to_string(),
         )
         .unwrap();
@@ -254,7 +254,10 @@ fn a_bad_fetched_bundle_is_rejected_and_the_last_good_one_stays() {
 fn a_newer_fetched_bundle_takes_over_for_new_requests() {
     let plugin = Host::from_env()
         .unwrap()
-        .plugin(json!({"control": {"cluster": "control", "bundle": "demo"}}).to_string())
+        .plugin(
+            json!({"control": {"cluster": "control", "bundle": "demo", "allow_unsigned": true}})
+                .to_string(),
+        )
         .unwrap();
     plugin.tick().unwrap();
     let call = plugin.pending_http_calls().remove(0);

@@ -74,7 +74,9 @@ fn allows_denies_and_scrubs() {
 
 #[test]
 fn fetches_its_bundle_from_the_control_service() {
-    let plugin = plugin(json!({"control": {"cluster": "control", "bundle": "smoke"}}));
+    let plugin = plugin(
+        json!({"control": {"cluster": "control", "bundle": "smoke", "allow_unsigned": true}}),
+    );
     let before = plugin.stream().unwrap();
     before
         .request_headers(&[(":method", "POST"), (":path", "/mcp")], true)

@@ -101,8 +101,8 @@ impl Stack {
             "control": {
                 "cluster": "mcp_guard_control",
                 "bundle": options.bundle_name,
-                "poll_interval_ms": 1000,
                 "retry_interval_ms": 50,
+                "allow_unsigned": true,
             }
         });
         let settings = EnvoySettings {

@@ -13,7 +13,9 @@ fn rendered_template_validates_with_real_envoy() {
     let settings = EnvoySettings {
         wasm: paths::wasm_path(),
         jwks: tokens::DEMO_JWKS.replace('\n', ""),
-        plugin_config: r#"{"control":{"cluster":"mcp_guard_control","bundle":"demo"}}"#.into(),
+        plugin_config:
+            r#"{"control":{"cluster":"mcp_guard_control","bundle":"demo","allow_unsigned":true}}"#
+                .into(),
         upstream_port: 1,
         control_port: 2,
         concurrency: 1,

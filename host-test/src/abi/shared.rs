@@ -17,6 +17,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             let found = read_string(&c, key, key_len).and_then(|key| {
                 c.data()
                     .shared
+                    .borrow()
                     .get(&key)
                     .map(|(value, cas)| (value.to_vec(), cas))
                     .ok_or(Status::NotFound)
@@ -34,10 +35,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_set_shared_data",
-        |mut c: C<'_>, key: i32, key_len: i32, value: i32, value_len: i32, cas: i32| {
+        |c: C<'_>, key: i32, key_len: i32, value: i32, value_len: i32, cas: i32| {
             code(read_string(&c, key, key_len).and_then(|key| {
                 let value = read(&c, value, value_len)?;
-                match c.data_mut().shared.set(&key, value, u(cas)) {
+                match c.data().shared.borrow_mut().set(&key, value, u(cas)) {
                     Status::Ok => Ok(()),
                     status => Err(status),
                 }
@@ -51,7 +52,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             code(read_string(&c, name, name_len).and_then(|name| {
                 let state = c.data_mut();
                 let (vm_id, owner) = (state.vm_id.clone(), state.root_id);
-                let id = state.shared.register_queue(&vm_id, &name, owner);
+                let id = state
+                    .shared
+                    .borrow_mut()
+                    .register_queue(&vm_id, &name, owner);
                 write_u32(&mut c, id_out, id)
             }))
         },
@@ -67,6 +71,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                         let id = c
                             .data()
                             .shared
+                            .borrow()
                             .find_queue(&vm_id, &name)
                             .ok_or(Status::NotFound)?;
                         write_u32(&mut c, id_out, id)
@@ -77,9 +82,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_enqueue_shared_queue",
-        |mut c: C<'_>, id: i32, value: i32, value_len: i32| {
+        |c: C<'_>, id: i32, value: i32, value_len: i32| {
             code(read(&c, value, value_len).and_then(|value| {
-                match c.data_mut().shared.enqueue(u(id), value) {
+                match c.data().shared.borrow_mut().enqueue(u(id), value) {
                     Status::Ok => Ok(()),
                     status => Err(status),
                 }
@@ -90,7 +95,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "env",
         "proxy_dequeue_shared_queue",
         |mut c: C<'_>, id: i32, ptr_ptr: i32, size_ptr: i32| {
-            let value = match c.data_mut().shared.dequeue(u(id)) {
+            let value = match c.data().shared.borrow_mut().dequeue(u(id)) {
                 Ok(value) => value,
                 Err(status) => return Ok(status.code()),
             };

@@ -10,8 +10,9 @@
 //! `SecretAccessKey`, `client_secret`, in any of the cases `secret`,
 //! `Secret`, `SECRET`), right after an access key id, or as the value of
 //! a JSON key containing `secret`. Between the context and the key only
-//! separators (spaces, quotes, `:`, `=`, `,`, backslashes) and up to a few
-//! digit-free identifier words may appear (96 bytes at most). The key
+//! separators (spaces, quotes, `:`, `=`, `,`, backslashes, the `|` of
+//! markdown tables) and up to a few digit-free identifier words may
+//! appear (96 bytes at most). The key
 //! itself must mix upper and lower case and contain a digit, `/` or `+`,
 //! and not be glued to more base64 (`=` padding included).
 
@@ -29,7 +30,7 @@ fn is_b64(b: u8) -> bool {
 fn is_sep(b: u8) -> bool {
     matches!(
         b,
-        b' ' | b'\t' | b'"' | b'\'' | b':' | b'=' | b',' | b'\\' | b'\r' | b'\n'
+        b' ' | b'\t' | b'"' | b'\'' | b':' | b'=' | b',' | b'\\' | b'\r' | b'\n' | b'|'
     )
 }
 
@@ -52,6 +53,20 @@ pub(crate) fn detect_key_id(w: &Win, p: usize, secret_on: bool) -> Step<Option<F
         }
     }
     Ok(Some(found))
+}
+
+/// Prefixes of access key ids.
+const KEY_ID_PREFIXES: [&[u8; 4]; 8] = [
+    b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA",
+];
+
+/// `run` has the shape of an access key id (prefix + 16 of `[A-Z0-9]`).
+fn is_key_id(run: &[u8]) -> bool {
+    run.len() == 20
+        && KEY_ID_PREFIXES.iter().any(|p| run.starts_with(*p))
+        && run
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Tries a secret after a `secret` keyword ending at `from`.
@@ -85,7 +100,10 @@ pub(crate) fn secret_after(w: &Win, from: usize) -> Step<Option<(usize, usize)>>
                 .any(|&c| c.is_ascii_digit() || c == b'/' || c == b'+');
             return Ok((upper && lower && mixed).then_some((i, i + n)));
         }
+        // An access key id is never skipped as a word: it is reported by
+        // its own detector, with this secret as its companion.
         let word = n < SECRET_LEN
+            && !is_key_id(run)
             && run
                 .iter()
                 .all(|&c| c.is_ascii_alphabetic() || c == b'_' || c == b'-');

@@ -11,7 +11,9 @@
 //! To keep `12:30:45`, MAC addresses (six groups) and C++/Rust paths
 //! (`std::vec`, `a::b`) out, an address without `::` needs exactly eight
 //! groups, every address needs at least one group and one decimal digit,
-//! and it cannot be glued to a word, a `:` or a dotted number.
+//! and it cannot be glued to a word, a `:` or a dotted number. A final
+//! `.`, or a `:` followed by whitespace, is punctuation (`… at ::1.`,
+//! `fe80::1: reachable`).
 
 use crate::pii::config::PiiType;
 use crate::pii::window::{is_word, Found, Step, Win};
@@ -102,14 +104,16 @@ pub(crate) fn detect_v6(w: &Win, p: usize) -> Step<Option<Found>> {
         }
         if w.at(i + n)? == Some(b'.') {
             // Embedded IPv4 tail: counts as two groups and ends the address.
-            match octets(&w, i)? {
-                Some(end) if groups <= 6 => {
-                    groups += 2;
-                    digit = true;
-                    i = end;
-                    break;
+            // Otherwise the dot is punctuation (`… ::1.`); a dot followed
+            // by a digit is rejected by the right-boundary check below.
+            if let Some(end) = octets(&w, i)? {
+                if groups > 6 {
+                    return Ok(None);
                 }
-                _ => return Ok(None),
+                groups += 2;
+                digit = true;
+                i = end;
+                break;
             }
         }
         digit |= w.slice(i, i + n).iter().any(u8::is_ascii_digit);
@@ -138,7 +142,12 @@ pub(crate) fn detect_v6(w: &Win, p: usize) -> Step<Option<Found>> {
         return Ok(None);
     }
     match w.at(i)? {
-        Some(b) if is_word(b) || b == b':' || b == b'@' => return Ok(None),
+        Some(b) if is_word(b) || b == b'@' => return Ok(None),
+        // A colon ends the address only as punctuation (`::1: up`), not
+        // glued to what follows (`::1:x`, `::1::`).
+        Some(b':') if !w.is(i + 1, |b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))? => {
+            return Ok(None)
+        }
         Some(b'.') if w.is(i + 1, |b| b.is_ascii_digit())? => return Ok(None),
         _ => {}
     }

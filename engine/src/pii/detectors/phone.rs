@@ -4,7 +4,9 @@
 //! - international: `+` country code (1–3 digits, not starting with 0),
 //!   8–15 digits in total (E.164), groups of 1–8 digits, optionally one
 //!   parenthesised group: `+1 (415) 555-0132`, `+44 20 7946 0958`,
-//!   `+49 30 901820`, `+33 1 23 45 67 89`, `+91 98765 43210`, `+4930901820`;
+//!   `+49 30 901820`, `+33 1 23 45 67 89`, `+91 98765 43210`, `+4930901820`,
+//!   and the country code then the national number unbroken
+//!   (`+91 9876543210`, `+44 7700900123`; at most 12 digits after it);
 //! - US national: `(415) 555-0132`, `415-555-0132`, `415.555.0132`,
 //!   `415 555 0132`, `1-800-555-0199` (area and exchange start with 2–9);
 //! - trunk-prefix national (UK, DE, FR, IN, …): a first group of 2–6
@@ -13,12 +15,18 @@
 //!   `07700 900123`, `030 901820`, `01 23 45 67 89`, `098765 43210`;
 //! - Indian mobile without trunk prefix: `98765 43210`.
 //!
+//! A `(` before the first digit is a US area-code parenthesis when the
+//! number reads that way, and otherwise plain punctuation, so numbers in
+//! parentheses (`(07700 900123)`, `(415-555-0132)`) are found too; the
+//! country code may be parenthesised as well (`(+44) 20 7946 0958`).
+//!
 //! Deliberately not matched: plain digit runs without a `+` (epoch
 //! timestamps, order numbers, national numbers written without
 //! separators), dates (`2024-01-15`), versions (`1.2.3`), times, IPs
 //! (group shapes differ), UUIDs (letters around the digits), card numbers
 //! (four groups of four fit no template), anything glued to letters or
-//! digits, and numbers followed by a separator and more digits.
+//! digits, numbers followed by a separator and more digits, and the SSN
+//! layout `ddd-dd-dddd` (also for never-issued SSNs such as `087-32-0000`).
 
 use crate::pii::config::PiiType;
 use crate::pii::window::{is_word, Found, Step, Win};
@@ -45,14 +53,46 @@ fn is_sep(b: u8) -> bool {
     matches!(b, b' ' | b'-' | b'.')
 }
 
-/// Tries a phone number whose first digit run starts at `p`.
+/// Tries a phone number whose first digit run starts at `p`. A `(` right
+/// before it opens a US area code (`(415) 555-0132`) when that reading
+/// works, and is plain punctuation otherwise (`(020 7946 0958)`).
 pub(crate) fn detect(w: &Win, p: usize) -> Step<Option<Found>> {
+    let first_paren = match w.before(p) {
+        Some(b'(') => Some(Lead::AreaParen),
+        Some(b'+') if p >= 2 && w.before(p - 1) == Some(b'(') => Some(Lead::CodeParen),
+        _ => None,
+    };
+    if let Some(lead) = first_paren {
+        if let Some(f) = parse(w, p, lead)? {
+            return Ok(Some(f));
+        }
+    }
+    parse(w, p, Lead::Plain)
+}
+
+/// How the text right before the first digit run is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    /// `+` opens an international number, anything else is a boundary.
+    Plain,
+    /// `(415) 555-0132`: the `(` opens the first group.
+    AreaParen,
+    /// `(+44) 20 7946 0958`: the `(` opens the country code.
+    CodeParen,
+}
+
+/// Parses the number whose first digit run starts at `p`.
+fn parse(w: &Win, p: usize, lead: Lead) -> Step<Option<Found>> {
     let mut shape = Shape::default();
     let mut start = p;
     let mut open_first = false;
-    if w.before(p) == Some(b'(') {
+    if lead == Lead::AreaParen {
         open_first = true;
         start = p - 1;
+    } else if lead == Lead::CodeParen {
+        open_first = true;
+        shape.plus = true;
+        start = p - 2;
     } else if w.before(p) == Some(b'+') {
         shape.plus = true;
         start = p - 1;
@@ -68,8 +108,10 @@ pub(crate) fn detect(w: &Win, p: usize) -> Step<Option<Found>> {
     }
     loop {
         let len = w.run(i, 16, |b| b.is_ascii_digit())?;
-        // Only an unbroken international number has a group over 8 digits.
-        let long_ok = shape.plus && shape.n == 0 && len <= 15;
+        // Only an international number has a group over 8 digits: all of
+        // it unbroken, or the whole national number after the country code
+        // (`+91 9876543210`; `international` rejects any group after it).
+        let long_ok = shape.plus && (shape.n == 0 && len <= 15 || shape.n == 1 && len <= 12);
         if len == 0 || (len > 8 && !long_ok) || shape.n == MAX_GROUPS {
             return Ok(None);
         }
@@ -164,6 +206,7 @@ fn international(s: &Shape, groups: &[u8]) -> bool {
     }
     match groups {
         [_] => true,
+        [first, national] => *first <= 3 && *national <= 12,
         [first, rest @ ..] => *first <= 3 && rest.iter().all(|&g| g <= 8),
         [] => false,
     }
@@ -198,8 +241,11 @@ fn trunk(s: &Shape, groups: &[u8], seps: &[u8]) -> bool {
         && s.firsts[0] == b'0'
         && s.second != b'0';
     let rest_ok = groups[1..].iter().all(|&g| (2..=8).contains(&g));
+    // `ddd-dd-dddd` is the SSN layout (never-issued ones included), not
+    // a national phone layout.
+    let ssn_shaped = groups == [3, 2, 4];
     let one_sep = seps.iter().all(|&x| Some(&x) == seps.first());
-    first_ok && rest_ok && one_sep && (9..=12).contains(&s.digits)
+    first_ok && rest_ok && !ssn_shaped && one_sep && (9..=12).contains(&s.digits)
 }
 
 fn india_mobile(s: &Shape, groups: &[u8], seps: &[u8]) -> bool {
