@@ -14,6 +14,12 @@ USAGE:
     mcp-guard explain --bundle BUNDLE.json (--claims CLAIMS.json | --token JWT | --token-file FILE)
                       --request REQUEST.json [--json]
     mcp-guard schema
+    mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG]
+    mcp-guard get --server URL NAME [--version V]
+    mcp-guard history --server URL NAME
+    mcp-guard rollback --server URL --token-file FILE NAME --to V
+    mcp-guard keygen
+    mcp-guard hash-token < TOKEN
     mcp-guard help | --help | -h
     mcp-guard version | --version | -V
 
@@ -26,6 +32,18 @@ COMMANDS:
                rules first), which conditions held and what the request had.
                Exit 0 when allowed, 3 when denied, 2 on bad input.
     schema     Print the JSON Schema (draft 2020-12) of bundle format v1.
+    push       Store BUNDLE.json as the next version of its bundle on the control
+               service (the service assigns the version). Prints
+               {name, version, etag, digest}. With --if-match, only if the
+               current version still has that ETag. Exit 1 when refused (the
+               issues are printed), 2 on usage or connection errors.
+    get        Print the latest bundle, or version V.
+    history    Print the version list (version, etag, digest, stored_at,
+               source, by).
+    rollback   Store version V's content as a new version.
+    keygen     Print a new Ed25519 signing key as JSON: seed (secret, for
+               mcp-guard-control --signing-key), public key, key id.
+    hash-token Read a token on stdin; print its SHA-256 for the tokens file.
 
 EXPLAIN INPUTS:
     --claims FILE      JSON object of the caller's (already verified) claims.
@@ -53,6 +71,12 @@ pub enum Command {
     Explain(ExplainArgs),
     /// `schema`: print the bundle JSON Schema.
     Schema,
+    /// `push`, `get`, `history`, `rollback`: talk to the control service.
+    Remote(crate::remote::Remote),
+    /// `keygen`: print a new signing key.
+    Keygen,
+    /// `hash-token`: hash a token read on stdin.
+    HashToken,
     /// `help`: print the usage text.
     Help,
     /// `version`: print the tool's version.
@@ -121,6 +145,14 @@ where
         "validate" => parse_validate(rest),
         "explain" => parse_explain(rest),
         "schema" => no_arguments(rest, Command::Schema),
+        "keygen" => no_arguments(rest, Command::Keygen),
+        "hash-token" => no_arguments(rest, Command::HashToken),
+        "push" | "get" | "history" | "rollback" => {
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                return Ok(Command::Help);
+            }
+            crate::remote::parse(&command, rest).map(Command::Remote)
+        }
         "help" | "--help" | "-h" => Ok(Command::Help),
         "version" | "--version" | "-V" => no_arguments(rest, Command::Version),
         other if other.starts_with('-') => Err(ArgsError::UnknownOption(other.to_string())),

@@ -2,13 +2,17 @@
 //!
 //! - `validate`: offline validation with the engine the filter enforces with;
 //! - `explain`: "why was I denied?" for one request, rule by rule;
-//! - `schema`: the JSON Schema of bundle format v1.
+//! - `schema`: the JSON Schema of bundle format v1;
+//! - `push`, `get`, `history`, `rollback`: the control service's API;
+//! - `keygen`, `hash-token`: the service's signing key and push tokens.
 //!
 //! Exit codes: 0 success / allowed, 1 invalid bundle, 2 usage or input
 //! error, 3 denied.
 
 mod args;
 mod explain;
+mod keys;
+mod remote;
 mod render;
 mod request;
 mod schema;
@@ -71,6 +75,47 @@ fn run(command: Command) -> u8 {
             print(schema::BUNDLE_V1);
             0
         }
+        Command::Keygen => match keys::keygen() {
+            Ok(text) => {
+                print(&text);
+                0
+            }
+            Err(e) => {
+                eprintln!("mcp-guard keygen: no randomness: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::HashToken => {
+            let mut token = String::new();
+            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut token) {
+                Ok(_) if !token.trim().is_empty() => {
+                    print(&format!("{}\n", keys::hash_token(&token)));
+                    0
+                }
+                Ok(_) => {
+                    eprintln!("mcp-guard hash-token: no token on stdin");
+                    EXIT_USAGE
+                }
+                Err(e) => {
+                    eprintln!("mcp-guard hash-token: cannot read stdin: {e}");
+                    EXIT_USAGE
+                }
+            }
+        }
+        Command::Remote(remote) => match remote::run(&remote) {
+            Ok(body) => {
+                let _ = std::io::stdout().lock().write_all(&body);
+                0
+            }
+            Err(e @ remote::RemoteError::Refused(_)) => {
+                eprintln!("mcp-guard: {e}");
+                1
+            }
+            Err(e) => {
+                eprintln!("mcp-guard: {e}");
+                EXIT_USAGE
+            }
+        },
         Command::Validate { files, json } => {
             let report = validate::Report::check(&files);
             if json {

@@ -1,33 +1,55 @@
-//! Command-line arguments of the binary, parsed by hand: there are two
-//! flags.
+//! Command-line arguments of the binary, parsed by hand: a handful of
+//! flags does not warrant a parser dependency.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where to listen when `--listen` is not given: loopback, any free port
 /// (the chosen port is printed).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
 
+/// Seconds between issuer key refreshes when `--jwks-refresh` is not given.
+pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
+
 /// One-screen help, printed for `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: mcp-guard-control --bundles DIR [--listen ADDR]
+usage: mcp-guard-control [--data DIR] [--bundles DIR] [--tokens FILE]
+                         [--signing-key FILE] [--jwks-refresh SECONDS] [--listen ADDR]
 
-Serves the mcp-guard policy bundles found in DIR (one <name>.json file per
-bundle; invalid files are reported and skipped) at GET /v1/bundles/<name>.
+Stores, signs and serves mcp-guard policy bundles (API: control/README.md).
 
 options:
-  --bundles DIR   directory of bundle files (required)
-  --listen ADDR   address to bind, e.g. 127.0.0.1:8090 (default 127.0.0.1:0)
-  -h, --help      print this help
+  --data DIR            persistent store: every version under DIR/bundles, the
+                        signing key in DIR/keys (generated on first start).
+                        Without it, bundles live in memory only.
+  --bundles DIR         seed: import DIR/<name>.json as version 1 of every
+                        bundle the store does not have yet
+  --tokens FILE         push tokens: {\"tokens\":[{\"id\",\"sha256\",\"bundles\":[globs]}]};
+                        without it the service is read-only
+  --signing-key FILE    Ed25519 seed (32 bytes, base64 or hex) to sign with
+  --jwks-refresh SECS   re-fetch issuer keys behind discovery URLs every SECS
+                        (default 300; 0 disables)
+  --listen ADDR         address to bind, e.g. 127.0.0.1:8090 (default 127.0.0.1:0)
+  -h, --help            print this help
 
-Prints `listening on ADDR` once bound; stops on SIGINT or SIGTERM.";
+Prints `listening on ADDR` once bound; logs JSON lines on stderr; stops on
+SIGINT or SIGTERM.";
 
 /// The settings of a run.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Address to bind.
     pub listen: String,
-    /// Directory of bundle files.
-    pub bundles: PathBuf,
+    /// Data directory, for a persistent store.
+    pub data: Option<PathBuf>,
+    /// Seed directory of bundle files.
+    pub bundles: Option<PathBuf>,
+    /// Tokens file.
+    pub tokens: Option<PathBuf>,
+    /// Signing key file.
+    pub signing_key: Option<PathBuf>,
+    /// Key refresh period; `None` when disabled.
+    pub jwks_refresh: Option<Duration>,
 }
 
 /// What the command line asks for.
@@ -45,9 +67,9 @@ pub enum CliError {
     /// A flag that takes a value was last.
     #[error("{0} needs a value")]
     MissingValue(&'static str),
-    /// A required flag is absent.
-    #[error("{0} is required")]
-    Missing(&'static str),
+    /// A flag's value is not of the right kind.
+    #[error("{0} needs {1}")]
+    BadValue(&'static str, &'static str),
     /// An argument this program does not know.
     #[error("unexpected argument {0:?}")]
     Unexpected(String),
@@ -55,8 +77,14 @@ pub enum CliError {
 
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
-    let mut listen = DEFAULT_LISTEN.to_owned();
-    let mut bundles = None;
+    let mut settings = Settings {
+        listen: DEFAULT_LISTEN.to_owned(),
+        data: None,
+        bundles: None,
+        tokens: None,
+        signing_key: None,
+        jwks_refresh: Some(Duration::from_secs(DEFAULT_JWKS_REFRESH_SECS)),
+    };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -71,13 +99,21 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
-            "--listen" => listen = value("--listen")?,
-            "--bundles" => bundles = Some(PathBuf::from(value("--bundles")?)),
+            "--listen" => settings.listen = value("--listen")?,
+            "--data" => settings.data = Some(value("--data")?.into()),
+            "--bundles" => settings.bundles = Some(value("--bundles")?.into()),
+            "--tokens" => settings.tokens = Some(value("--tokens")?.into()),
+            "--signing-key" => settings.signing_key = Some(value("--signing-key")?.into()),
+            "--jwks-refresh" => {
+                let secs: u64 = value("--jwks-refresh")?
+                    .parse()
+                    .map_err(|_| CliError::BadValue("--jwks-refresh", "a number of seconds"))?;
+                settings.jwks_refresh = (secs > 0).then(|| Duration::from_secs(secs));
+            }
             _ => return Err(CliError::Unexpected(arg)),
         }
     }
-    let bundles = bundles.ok_or(CliError::Missing("--bundles"))?;
-    Ok(Command::Serve(Settings { listen, bundles }))
+    Ok(Command::Serve(settings))
 }
 
 #[cfg(test)]
@@ -90,23 +126,35 @@ mod tests {
 
     #[test]
     fn parses_flags() {
-        let serve = |listen: &str, bundles: &str| {
-            Ok(Command::Serve(Settings {
-                listen: listen.into(),
-                bundles: bundles.into(),
-            }))
+        let Ok(Command::Serve(s)) = run(&[
+            "--listen",
+            "127.0.0.1:9",
+            "--bundles=d",
+            "--data",
+            "x",
+            "--tokens=t.json",
+            "--signing-key",
+            "k",
+            "--jwks-refresh=0",
+        ]) else {
+            panic!("parses");
         };
-        assert_eq!(run(&["--bundles", "b"]), serve(DEFAULT_LISTEN, "b"));
-        assert_eq!(
-            run(&["--listen", "127.0.0.1:9", "--bundles=d"]),
-            serve("127.0.0.1:9", "d")
-        );
+        assert_eq!(s.listen, "127.0.0.1:9");
+        assert_eq!(s.bundles, Some("d".into()));
+        assert_eq!(s.data, Some("x".into()));
+        assert_eq!(s.tokens, Some("t.json".into()));
+        assert_eq!(s.signing_key, Some("k".into()));
+        assert_eq!(s.jwks_refresh, None);
+        let Ok(Command::Serve(s)) = run(&[]) else {
+            panic!("parses");
+        };
+        assert_eq!(s.listen, DEFAULT_LISTEN);
+        assert_eq!(s.jwks_refresh, Some(Duration::from_secs(300)));
         assert_eq!(run(&["-h"]), Ok(Command::Help));
     }
 
     #[test]
     fn reports_mistakes() {
-        assert_eq!(run(&[]), Err(CliError::Missing("--bundles")));
         assert_eq!(
             run(&["--bundles"]),
             Err(CliError::MissingValue("--bundles"))
@@ -116,5 +164,9 @@ mod tests {
             Err(CliError::Unexpected("--bundle=x".into()))
         );
         assert_eq!(run(&["x"]), Err(CliError::Unexpected("x".into())));
+        assert!(matches!(
+            run(&["--jwks-refresh", "soon"]),
+            Err(CliError::BadValue(..))
+        ));
     }
 }

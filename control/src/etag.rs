@@ -50,6 +50,20 @@ impl ETag {
     }
 }
 
+impl ETag {
+    /// Whether an `If-Match` header value names this tag, so a conditional
+    /// write may go ahead.
+    ///
+    /// `*` matches any current version; otherwise the comparison is strong,
+    /// as RFC 9110 requires for `If-Match`: a weak (`W/`) tag never matches.
+    pub fn matches_if_match(&self, header: &str) -> bool {
+        header
+            .split(',')
+            .map(str::trim)
+            .any(|candidate| candidate == "*" || candidate == self.0)
+    }
+}
+
 impl fmt::Display for ETag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -84,5 +98,16 @@ mod tests {
         assert!(!tag.matches_if_none_match("\"other\""));
         assert!(!tag.matches_if_none_match(t.trim_matches('"')));
         assert!(!tag.matches_if_none_match(""));
+    }
+
+    #[test]
+    fn if_match_is_strong() {
+        let tag = ETag::of(b"abc");
+        let t = tag.as_str();
+        assert!(tag.matches_if_match(t));
+        assert!(tag.matches_if_match("*"));
+        assert!(tag.matches_if_match(&format!("\"x\", {t}")));
+        assert!(!tag.matches_if_match(&format!("W/{t}")));
+        assert!(!tag.matches_if_match("\"x\""));
     }
 }

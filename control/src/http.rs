@@ -1,19 +1,32 @@
-//! The HTTP API: routes, status codes and headers. No I/O besides the
-//! store lookup, so every response is decided here.
+//! The HTTP API: routes, status codes and headers. See `control/README.md`
+//! for the contract; every response is decided here, store and discovery
+//! do the work.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Body as HttpBody;
 use hyper::header::{
-    HeaderMap, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    HeaderMap, HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG,
+    IF_MATCH, IF_NONE_MATCH, LOCATION, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::json;
+use mcp_guard_engine::bundle::{BundleIssue, MAX_BUNDLE_BYTES};
+use mcp_guard_engine::signing::{self, SIGNATURE_HEADER};
+use mcp_guard_engine::Bundle;
+use serde_json::{json, Value};
 
+use crate::auth::{AuthError, Tokens};
+use crate::discovery::{self, Mode};
+use crate::log;
+use crate::metrics::Metrics;
 use crate::name::BundleName;
-use crate::store::{BundleStore, StoredBundle};
+use crate::store::{BundleStore, Commit, CommitError, Source, StoredBundle};
+use crate::timefmt;
 
 /// Every response body: the service only sends whole bodies.
 pub(crate) type Body = Full<Bytes>;
@@ -21,67 +34,557 @@ pub(crate) type Body = Full<Bytes>;
 /// Path prefix under which bundles are served by name.
 pub const BUNDLES_PATH: &str = "/v1/bundles/";
 
-/// Response header carrying the served bundle's `version` field, so a
-/// filter can log what it fetched without parsing the body.
+/// Response header carrying the served bundle's version, so a filter can
+/// log what it fetched without parsing the body.
 pub const BUNDLE_VERSION_HEADER: &str = "x-bundle-version";
 
-/// Answers one request; never fails, errors become HTTP responses.
-pub(crate) async fn handle<B>(
-    store: Arc<BundleStore>,
-    request: Request<B>,
-) -> Result<Response<Body>, Infallible> {
-    Ok(respond(
-        &store,
-        request.method(),
-        request.uri().path(),
-        request.headers(),
-    ))
+/// Longest long-poll a client may ask for, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// Largest rollback request body; it is `{"to": N}`.
+const MAX_ROLLBACK_BODY: usize = 4096;
+
+/// Everything a request handler needs, shared by all connections.
+#[derive(Debug)]
+pub struct App {
+    /// The bundles.
+    pub store: Arc<BundleStore>,
+    /// Who may write.
+    pub tokens: Tokens,
+    /// Counters and gauges.
+    pub metrics: Arc<Metrics>,
+    /// Cleared when shutdown starts, so `/readyz` takes the instance out of
+    /// load balancing while in-flight requests finish.
+    pub ready: AtomicBool,
 }
 
-/// The response to a request with this method, path and headers.
-pub(crate) fn respond(
-    store: &BundleStore,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-) -> Response<Body> {
-    let readable = matches!(*method, Method::GET | Method::HEAD);
-    match path {
-        "/healthz" if readable => text(StatusCode::OK, "ok"),
-        "/readyz" if readable => text(StatusCode::OK, "ready"),
-        "/healthz" | "/readyz" => method_not_allowed(),
-        _ => match path.strip_prefix(BUNDLES_PATH) {
-            Some(name) if readable => bundle(store, name, headers),
-            Some(_) => method_not_allowed(),
-            None => error(StatusCode::NOT_FOUND, "not_found", None),
-        },
+impl App {
+    /// An app over `store` accepting `tokens` for writes.
+    pub fn new(store: Arc<BundleStore>, tokens: Tokens) -> Self {
+        Self {
+            store,
+            tokens,
+            metrics: Arc::new(Metrics::default()),
+            ready: AtomicBool::new(true),
+        }
     }
 }
 
-/// `GET /v1/bundles/{name}`.
-fn bundle(store: &BundleStore, name: &str, headers: &HeaderMap) -> Response<Body> {
-    let name = match BundleName::parse(name) {
-        Ok(name) => name,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_name", Some(&e.to_string())),
+/// Answers one request; never fails, errors become HTTP responses.
+pub(crate) async fn handle<B>(
+    app: Arc<App>,
+    request: Request<B>,
+) -> Result<Response<Body>, Infallible>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    Ok(route(&app, request).await)
+}
+
+/// The parts of a bundle path: `{name}`, then what follows it.
+enum Target<'a> {
+    Latest(&'a str),
+    Versions(&'a str),
+    Version(&'a str, &'a str),
+    Rollback(&'a str),
+}
+
+fn target(rest: &str) -> Option<Target<'_>> {
+    let mut parts = rest.split('/');
+    let name = parts.next()?;
+    let target = match (parts.next(), parts.next()) {
+        (None, _) => Target::Latest(name),
+        (Some("versions"), None) => Target::Versions(name),
+        (Some("versions"), Some(v)) => Target::Version(name, v),
+        (Some("rollback"), None) => Target::Rollback(name),
+        _ => return None,
     };
-    let Some(bundle) = store.get(&name) else {
+    parts.next().is_none().then_some(target)
+}
+
+async fn route<B>(app: &Arc<App>, request: Request<B>) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let readable = matches!(method, Method::GET | Method::HEAD);
+    match path.as_str() {
+        "/healthz" if readable => text(StatusCode::OK, "ok"),
+        "/readyz" if readable => {
+            if app.ready.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "ready")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+            }
+        }
+        "/metrics" if readable => {
+            let mut response =
+                with_body(StatusCode::OK, Bytes::from(app.metrics.render(&app.store)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        "/v1/keys" if readable => {
+            let key = app.store.verifying_key();
+            json_response(
+                StatusCode::OK,
+                &json!({"keys": [{
+                    "id": signing::key_id(&key),
+                    "ed25519": signing::public_key_base64(&key),
+                }]}),
+            )
+        }
+        "/healthz" | "/readyz" | "/metrics" | "/v1/keys" => method_not_allowed("GET, HEAD"),
+        _ => {
+            let Some(target) = path.strip_prefix(BUNDLES_PATH).and_then(target) else {
+                return error(StatusCode::NOT_FOUND, "not_found", None);
+            };
+            let (name, allow) = match &target {
+                Target::Latest(n) => (*n, "GET, HEAD, PUT"),
+                Target::Versions(n) | Target::Version(n, _) => (*n, "GET, HEAD"),
+                Target::Rollback(n) => (*n, "POST"),
+            };
+            let name = match BundleName::parse(name) {
+                Ok(name) => name,
+                Err(e) => return error(StatusCode::BAD_REQUEST, "bad_name", Some(&e.to_string())),
+            };
+            let (parts, body) = request.into_parts();
+            match (target, &method) {
+                (Target::Latest(_), _) if readable => {
+                    let response = get_latest(app, &name, &parts.headers, &query).await;
+                    app.metrics.serve(response.status().as_u16());
+                    response
+                }
+                (Target::Latest(_), &Method::PUT) => put(app, &name, &parts.headers, body).await,
+                (Target::Versions(_), _) if readable => versions(app, &name),
+                (Target::Version(_, v), _) if readable => {
+                    let response = one_version(app, &name, v);
+                    app.metrics.serve(response.status().as_u16());
+                    response
+                }
+                (Target::Rollback(_), &Method::POST) => {
+                    rollback(app, &name, &parts.headers, body).await
+                }
+                _ => method_not_allowed(allow),
+            }
+        }
+    }
+}
+
+/// `GET /v1/bundles/{name}`, with `If-None-Match` and long-poll.
+async fn get_latest(
+    app: &App,
+    name: &BundleName,
+    headers: &HeaderMap,
+    query: &str,
+) -> Response<Body> {
+    // Subscribe before reading, so a version stored in between is seen.
+    let (Some(mut changes), Some(first)) = (app.store.subscribe(name), app.store.get(name)) else {
         return error(StatusCode::NOT_FOUND, "not_found", None);
     };
-    let current = headers
+    let conditions: Vec<&str> = headers
         .get_all(IF_NONE_MATCH)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .any(|value| bundle.etag().matches_if_none_match(value));
-    let mut response = if current {
-        with_status(StatusCode::NOT_MODIFIED, Full::default())
-    } else {
-        let mut response = with_status(StatusCode::OK, Full::new(bundle.bytes().clone()));
+        .collect();
+    let is_current = |bundle: &StoredBundle| {
+        conditions
+            .iter()
+            .any(|c| bundle.etag().matches_if_none_match(c))
+    };
+    if !is_current(&first) {
+        return bundle_response(&first);
+    }
+    let wait = requested_wait(query, headers);
+    if wait.is_zero() {
+        return not_modified(&first);
+    }
+    let _waiting = app.metrics.waiting();
+    let mut closing = app.store.closing();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let Some(current) = app.store.get(name) else {
+            return error(StatusCode::NOT_FOUND, "not_found", None);
+        };
+        if current.version() != first.version() || !is_current(&current) {
+            return bundle_response(&current);
+        }
+        if *closing.borrow_and_update() {
+            return not_modified(&current);
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return not_modified(&current);
+                }
+            }
+            _ = closing.changed() => {}
+            () = tokio::time::sleep_until(deadline) => return not_modified(&current),
+        }
+    }
+}
+
+/// How long the client will wait: `?wait=N` or `Prefer: wait=N` (RFC
+/// 7240), capped at [`MAX_WAIT_SECS`]; zero when not asked.
+fn requested_wait(query: &str, headers: &HeaderMap) -> Duration {
+    let from_query = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "wait")
+        .and_then(|(_, value)| value.parse::<u64>().ok());
+    let from_prefer = || {
+        headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([',', ';']))
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(key, _)| key.trim().eq_ignore_ascii_case("wait"))
+            .and_then(|(_, value)| value.trim().parse::<u64>().ok())
+    };
+    let secs = from_query.or_else(from_prefer).unwrap_or(0);
+    Duration::from_secs(secs.min(MAX_WAIT_SECS))
+}
+
+/// `GET /v1/bundles/{name}/versions`.
+fn versions(app: &App, name: &BundleName) -> Response<Body> {
+    let Some(history) = app.store.history(name) else {
+        return error(StatusCode::NOT_FOUND, "not_found", None);
+    };
+    let versions: Vec<Value> = history
+        .iter()
+        .map(|b| {
+            json!({
+                "version": b.version(),
+                "etag": b.etag().as_str(),
+                "digest": b.digest(),
+                "stored_at": timefmt::rfc3339_millis(b.stored_at()),
+                "source": b.source().as_str(),
+                "by": b.by(),
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({ "name": name.as_str(), "versions": versions }),
+    )
+}
+
+/// `GET /v1/bundles/{name}/versions/{v}`.
+fn one_version(app: &App, name: &BundleName, version: &str) -> Response<Body> {
+    let Ok(version) = version.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_version",
+            Some("versions are positive integers"),
+        );
+    };
+    match app.store.get_version(name, version) {
+        Some(bundle) => bundle_response(&bundle),
+        None => error(StatusCode::NOT_FOUND, "not_found", None),
+    }
+}
+
+/// `PUT /v1/bundles/{name}`.
+async fn put<B>(app: &App, name: &BundleName, headers: &HeaderMap, body: B) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let by = match authorize(app, headers, name) {
+        Ok(by) => by,
+        Err(response) => return *response,
+    };
+    let body = match read_body(app, body, MAX_BUNDLE_BYTES).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let content = match resolve(&body, Mode::Push).await {
+        Ok(content) => content,
+        Err(issues) => return invalid(app, issues),
+    };
+    match Bundle::parse(&content) {
+        Err(e) => return invalid(app, e.issues()),
+        Ok(bundle) if bundle.name != name.as_str() => {
+            app.metrics.push("invalid");
+            app.metrics.reject("name_mismatch");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "name_mismatch",
+                Some(&format!(
+                    "the bundle declares name {:?} but is pushed as {:?}",
+                    bundle.name,
+                    name.as_str()
+                )),
+            );
+        }
+        Ok(_) => {}
+    }
+    store_version(app, name, content, Source::Push, by, headers).await
+}
+
+/// `POST /v1/bundles/{name}/rollback` with `{"to": V}`.
+async fn rollback<B>(app: &App, name: &BundleName, headers: &HeaderMap, body: B) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let by = match authorize(app, headers, name) {
+        Ok(by) => by,
+        Err(response) => return *response,
+    };
+    let body = match read_body(app, body, MAX_ROLLBACK_BODY).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let Some(to) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("to").and_then(Value::as_u64))
+    else {
+        app.metrics.push("invalid");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("expected {\"to\": VERSION}"),
+        );
+    };
+    let Some(old) = app.store.get_version(name, to) else {
+        app.metrics.push("invalid");
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_version",
+            Some(&format!("{} has no version {to}", name.as_str())),
+        );
+    };
+    // Keys behind discovery URLs are fetched afresh: rolling back policy
+    // must not roll back to keys the issuer has since retired.
+    let content = match resolve(old.bytes(), Mode::Stored).await {
+        Ok(content) => content,
+        Err(issues) => return invalid(app, issues),
+    };
+    store_version(app, name, content, Source::Rollback, by, headers).await
+}
+
+/// The content with discovery issuers resolved; untouched when there are
+/// none (or it is not JSON: the engine reports that).
+async fn resolve(content: &[u8], mode: Mode) -> Result<Vec<u8>, Vec<BundleIssue>> {
+    let Ok(mut doc) = serde_json::from_slice::<Value>(content) else {
+        return Ok(content.to_vec());
+    };
+    if !discovery::uses_discovery(&doc) {
+        return Ok(content.to_vec());
+    }
+    discovery::resolve(&mut doc, mode).await?;
+    serde_json::to_vec_pretty(&doc).map_err(|e| {
+        vec![BundleIssue {
+            path: "$".into(),
+            message: e.to_string(),
+        }]
+    })
+}
+
+/// Commits a new version and answers `201`, `412`, `400` or `500`.
+async fn store_version(
+    app: &App,
+    name: &BundleName,
+    content: Vec<u8>,
+    source: Source,
+    by: String,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let if_match = match headers.get(IF_MATCH).map(HeaderValue::to_str) {
+        None => None,
+        Some(Ok(value)) => Some(value.to_owned()),
+        Some(Err(_)) => {
+            app.metrics.push("conflict");
+            return error(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+        }
+    };
+    let store = Arc::clone(&app.store);
+    let task_name = name.clone();
+    let task_by = by.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        store.commit(Commit {
+            name: &task_name,
+            content: &content,
+            source,
+            by: &task_by,
+            if_match: if_match.as_deref(),
+        })
+    })
+    .await;
+    match committed {
+        Ok(Ok(stored)) => {
+            app.metrics.push("created");
+            log::info(
+                "stored bundle version",
+                json!({
+                    "bundle": stored.name(),
+                    "version": stored.version(),
+                    "source": stored.source().as_str(),
+                    "by": stored.by(),
+                    "etag": stored.etag().as_str(),
+                    "digest": stored.digest(),
+                }),
+            );
+            let mut response = json_response(
+                StatusCode::CREATED,
+                &json!({
+                    "name": stored.name(),
+                    "version": stored.version(),
+                    "etag": stored.etag().as_str(),
+                    "digest": stored.digest(),
+                }),
+            );
+            let h = response.headers_mut();
+            if let Ok(etag) = HeaderValue::from_str(stored.etag().as_str()) {
+                h.insert(ETAG, etag);
+            }
+            if let Ok(location) = HeaderValue::from_str(&format!(
+                "{BUNDLES_PATH}{}/versions/{}",
+                stored.name(),
+                stored.version()
+            )) {
+                h.insert(LOCATION, location);
+            }
+            response
+        }
+        Ok(Err(CommitError::PreconditionFailed)) => {
+            app.metrics.push("conflict");
+            let current = app.store.get(name);
+            let mut response = error(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                Some("the bundle changed since the tag given in If-Match"),
+            );
+            if let Some(etag) = current.and_then(|b| HeaderValue::from_str(b.etag().as_str()).ok())
+            {
+                response.headers_mut().insert(ETAG, etag);
+            }
+            response
+        }
+        Ok(Err(CommitError::Invalid(e))) => invalid(app, e.issues()),
+        Ok(Err(e @ (CommitError::NameMismatch { .. } | CommitError::NotAnObject(_)))) => {
+            app.metrics.push("invalid");
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid_bundle",
+                Some(&e.to_string()),
+            )
+        }
+        Ok(Err(CommitError::Io(e))) => {
+            app.metrics.push("error");
+            log::error(
+                "cannot store bundle version",
+                json!({ "bundle": name.as_str(), "by": by, "error": e.to_string() }),
+            );
+            error(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", None)
+        }
+        Err(e) => {
+            app.metrics.push("error");
+            log::error(
+                "commit task failed",
+                json!({ "bundle": name.as_str(), "error": e.to_string() }),
+            );
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
+        }
+    }
+}
+
+/// The token id allowed to write `name`, or the 401/403 to send.
+/// The error is boxed: a response is large, and this is the rare path.
+fn authorize(
+    app: &App,
+    headers: &HeaderMap,
+    name: &BundleName,
+) -> Result<String, Box<Response<Body>>> {
+    let authorization = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    app.tokens.authorize(authorization, name).map_err(|e| {
+        let (status, code, result) = match &e {
+            AuthError::Missing | AuthError::Unknown => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized")
+            }
+            AuthError::OutOfScope { .. } => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
+        };
+        app.metrics.push(result);
+        if let AuthError::OutOfScope { token, bundle } = &e {
+            log::warn(
+                "write refused: bundle outside the token's scope",
+                json!({ "token": token, "bundle": bundle }),
+            );
+        }
+        let mut response = error(status, code, Some(&e.to_string()));
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Box::new(response)
+    })
+}
+
+/// The whole request body, or `413` past `limit`.
+async fn read_body<B>(app: &App, body: B, limit: usize) -> Result<Bytes, Box<Response<Body>>>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            app.metrics.push("too_large");
+            Err(Box::new(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                Some(&format!("the limit is {limit} bytes")),
+            )))
+        }
+        Err(_) => {
+            app.metrics.push("error");
+            Err(Box::new(error(StatusCode::BAD_REQUEST, "bad_body", None)))
+        }
+    }
+}
+
+/// `400 {"error":"invalid_bundle","issues":[...]}`.
+fn invalid(app: &App, issues: Vec<BundleIssue>) -> Response<Body> {
+    app.metrics.push("invalid");
+    app.metrics.reject("invalid");
+    let issues: Vec<Value> = issues
+        .into_iter()
+        .map(|i| json!({ "path": i.path, "message": i.message }))
+        .collect();
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({ "error": "invalid_bundle", "issues": issues }),
+    )
+}
+
+/// `200` with the bundle bytes and its headers.
+fn bundle_response(bundle: &StoredBundle) -> Response<Body> {
+    let mut response = with_body(StatusCode::OK, bundle.bytes().clone());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(signature) = HeaderValue::from_str(bundle.signature()) {
         response
             .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response
-    };
-    add_bundle_headers(response.headers_mut(), &bundle);
+            .insert(HeaderName::from_static(SIGNATURE_HEADER), signature);
+    }
+    add_bundle_headers(response.headers_mut(), bundle);
+    response
+}
+
+/// `304` with the current version's headers.
+fn not_modified(bundle: &StoredBundle) -> Response<Body> {
+    let mut response = with_body(StatusCode::NOT_MODIFIED, Bytes::new());
+    add_bundle_headers(response.headers_mut(), bundle);
     response
 }
 
@@ -96,31 +599,35 @@ fn add_bundle_headers(headers: &mut HeaderMap, bundle: &StoredBundle) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
-/// A JSON error: `{"error": code}`, plus a message when there is more to say.
-fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body> {
-    let body = match message {
-        Some(message) => json!({ "error": code, "message": message }),
-        None => json!({ "error": code }),
-    };
-    let mut response = with_status(status, Full::new(Bytes::from(body.to_string())));
+fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = with_body(status, Bytes::from(body.to_string()));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
-/// 405; every path this service has is read-only for now.
-fn method_not_allowed() -> Response<Body> {
+/// A JSON error: `{"error": code}`, plus a message when there is more to say.
+fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body> {
+    let body = match message {
+        Some(message) => json!({ "error": code, "message": message }),
+        None => json!({ "error": code }),
+    };
+    json_response(status, &body)
+}
+
+/// 405 with the methods the path does allow.
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None);
     response
         .headers_mut()
-        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        .insert(ALLOW, HeaderValue::from_static(allow));
     response
 }
 
 /// A plain-text response, for the probes.
 fn text(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = with_status(status, Full::new(Bytes::from_static(text.as_bytes())));
+    let mut response = with_body(status, Bytes::from_static(text.as_bytes()));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -128,8 +635,8 @@ fn text(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
-fn with_status(status: StatusCode, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
+fn with_body(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response
 }
@@ -137,40 +644,97 @@ fn with_status(status: StatusCode, body: Body) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::Empty;
 
-    fn store() -> BundleStore {
-        BundleStore::from_bundles([("demo", r#"{"name":"demo","version":7}"#)]).expect("valid")
+    fn app() -> Arc<App> {
+        let store =
+            BundleStore::from_bundles([("demo", r#"{"name":"demo","version":7}"#)]).expect("valid");
+        Arc::new(App::new(Arc::new(store), Tokens::none()))
     }
 
-    fn get(path: &str) -> Response<Body> {
-        respond(&store(), &Method::GET, path, &HeaderMap::new())
+    async fn call(method: Method, path: &str) -> Response<Body> {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        route(&app(), request).await
     }
 
-    #[test]
-    fn routes() {
-        assert_eq!(get("/healthz").status(), StatusCode::OK);
-        assert_eq!(get("/readyz").status(), StatusCode::OK);
-        assert_eq!(get("/v1/bundles/demo").status(), StatusCode::OK);
-        assert_eq!(get("/v1/bundles/nope").status(), StatusCode::NOT_FOUND);
-        assert_eq!(get("/v1/bundles/").status(), StatusCode::BAD_REQUEST);
-        assert_eq!(get("/v1/bundles/a/b").status(), StatusCode::BAD_REQUEST);
-        assert_eq!(get("/v1/bundles").status(), StatusCode::NOT_FOUND);
-        assert_eq!(get("/").status(), StatusCode::NOT_FOUND);
-        let put = respond(
-            &store(),
-            &Method::PUT,
-            "/v1/bundles/demo",
-            &HeaderMap::new(),
+    #[tokio::test]
+    async fn routes() {
+        let get = |p: &'static str| call(Method::GET, p);
+        assert_eq!(get("/healthz").await.status(), StatusCode::OK);
+        assert_eq!(get("/readyz").await.status(), StatusCode::OK);
+        assert_eq!(get("/metrics").await.status(), StatusCode::OK);
+        assert_eq!(get("/v1/keys").await.status(), StatusCode::OK);
+        assert_eq!(get("/v1/bundles/demo").await.status(), StatusCode::OK);
+        assert_eq!(
+            get("/v1/bundles/demo/versions").await.status(),
+            StatusCode::OK
         );
-        assert_eq!(put.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            get("/v1/bundles/demo/versions/7").await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            get("/v1/bundles/demo/versions/8").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get("/v1/bundles/demo/versions/x").await.status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            get("/v1/bundles/nope").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(get("/v1/bundles/").await.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(get("/v1/bundles/a/b").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/v1/bundles").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            call(Method::PUT, "/v1/bundles/demo").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(Method::DELETE, "/v1/bundles/demo").await.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            call(Method::GET, "/v1/bundles/demo/rollback")
+                .await
+                .status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 
-    #[test]
-    fn bundle_headers() {
-        let response = get("/v1/bundles/demo");
+    #[tokio::test]
+    async fn bundle_headers() {
+        let response = call(Method::GET, "/v1/bundles/demo").await;
         let h = response.headers();
         assert_eq!(h[CONTENT_TYPE], "application/json");
         assert_eq!(h[BUNDLE_VERSION_HEADER], "7");
         assert_eq!(h[ETAG].len(), 34);
+        assert!(h[SIGNATURE_HEADER]
+            .to_str()
+            .is_ok_and(|s| s.starts_with("ed25519=")));
+    }
+
+    #[test]
+    fn wait_parameters() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(requested_wait("", &headers), Duration::ZERO);
+        assert_eq!(
+            requested_wait("a=1&wait=5", &headers),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            requested_wait("wait=999", &headers),
+            Duration::from_secs(MAX_WAIT_SECS)
+        );
+        headers.insert("prefer", HeaderValue::from_static("respond-async, wait=3"));
+        assert_eq!(requested_wait("", &headers), Duration::from_secs(3));
+        assert_eq!(requested_wait("wait=1", &headers), Duration::from_secs(1));
     }
 }

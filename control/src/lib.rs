@@ -1,40 +1,62 @@
-//! The mcp-guard control service: holds policy bundles and serves them to
-//! the filters that enforce them.
+//! The mcp-guard control service: stores versioned, signed policy bundles
+//! and serves them to the filters that enforce them.
 //!
 //! Every bundle is validated with the engine the filter itself uses
-//! ([`mcp_guard_engine::Bundle::parse`]) before it is taken in, so a filter
-//! is never offered a bundle it would refuse. Bundles are served byte for
-//! byte as given, tagged with a content hash so that filters poll with
-//! `If-None-Match` and get `304 Not Modified` while nothing changed.
+//! ([`mcp_guard_engine::Bundle::parse`]) before it is stored, so a filter
+//! is never offered a bundle it would refuse; every stored version is
+//! signed with Ed25519 ([`mcp_guard_engine::signing`]) so a filter can tell
+//! it came from here. Versions are assigned by the service (previous + 1),
+//! kept on disk with crash-safe writes ([`disk`]), listed and rolled back
+//! over HTTP. Filters poll with `If-None-Match` and may long-poll
+//! (`?wait=N`) to learn of a new version within milliseconds.
 //!
-//! API:
-//! - `GET /v1/bundles/{name}`: the bundle, `content-type: application/json`,
-//!   `ETag` ([`ETag`]) and [`BUNDLE_VERSION_HEADER`]; `304` when
-//!   `If-None-Match` names the current tag; `404 {"error":"not_found"}` for
-//!   an unknown name; `400 {"error":"bad_name",...}` for a name outside
-//!   `[A-Za-z0-9._-]{1,64}` ([`BundleName`]).
-//! - `GET /healthz`, `GET /readyz`: `200`.
-//!
-//! Modules: [`name`] (what a bundle name may be), [`etag`] (tags and
-//! conditional requests), [`store`] (loading and holding bundles); the
-//! HTTP routes and the accept loop are private.
+//! The HTTP contract is in `control/README.md`. Modules: [`name`] (what a
+//! bundle name may be), [`etag`] (tags, conditional requests), [`version`]
+//! (service-owned version numbers), [`store`] (versions in memory),
+//! [`disk`] (files and crash safety), [`keys`] (the signing key), [`auth`]
+//! (push tokens), [`discovery`] (issuer keys by OIDC discovery),
+//! [`metrics`], [`log`]; the HTTP routes and the accept loop are private.
 
+pub mod auth;
+pub mod discovery;
+pub mod disk;
 pub mod etag;
 mod http;
+pub mod keys;
+pub mod log;
+pub mod metrics;
 pub mod name;
 mod server;
 pub mod store;
+pub mod timefmt;
+pub mod version;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+pub use auth::Tokens;
 pub use etag::ETag;
-pub use http::{BUNDLES_PATH, BUNDLE_VERSION_HEADER};
+pub use http::{App, BUNDLES_PATH, BUNDLE_VERSION_HEADER, MAX_WAIT_SECS};
 pub use name::{BundleName, NameError, MAX_NAME_LEN};
-pub use store::{BundleStore, DirLoad, LoadError, RejectReason, StoreError, StoredBundle};
+pub use store::{
+    BundleStore, Commit, CommitError, DirLoad, LoadError, RejectReason, Source, StoreError,
+    StoredBundle,
+};
 
-/// Serves `store` over HTTP/1.1 on `listener` until `shutdown` completes,
-/// then waits (up to ten seconds) for requests in flight to finish.
+/// How a service instance runs, beyond its bundles.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Tokens allowed to push and roll back; none means read-only.
+    pub tokens: Tokens,
+    /// How often issuer keys behind `discovery` URLs are re-fetched;
+    /// `None` disables the refresh.
+    pub jwks_refresh: Option<Duration>,
+}
+
+/// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
+/// completes, then answers waiting long-polls and waits (up to ten
+/// seconds) for requests in flight to finish.
 ///
 /// The caller binds the listener, so tests can bind `127.0.0.1:0` and learn
 /// the port first. Errors in single connections are not returned; an `Err`
@@ -44,5 +66,33 @@ pub async fn serve(
     store: Arc<BundleStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, store, shutdown).await
+    serve_with(listener, store, Options::default(), shutdown).await
+}
+
+/// [`serve`] with write tokens and key refresh.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    store: Arc<BundleStore>,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Arc::new(App::new(Arc::clone(&store), options.tokens));
+    let refresher = options.jwks_refresh.map(|every| {
+        let metrics = Arc::clone(&app.metrics);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every.max(Duration::from_millis(100)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is immediate; the keys were fetched at push.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                discovery::refresh_once(&store, &metrics).await;
+            }
+        })
+    });
+    let result = server::run(listener, app, shutdown).await;
+    if let Some(refresher) = refresher {
+        refresher.abort();
+    }
+    result
 }

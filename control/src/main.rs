@@ -1,6 +1,6 @@
-//! `mcp-guard-control --bundles DIR [--listen ADDR]`: loads the bundles,
-//! logs one line per bundle to stderr, prints `listening on ADDR`, serves
-//! until SIGINT or SIGTERM.
+//! `mcp-guard-control`: opens (or creates) the store, seeds it, logs the
+//! signing key, prints `listening on ADDR`, serves until SIGINT or SIGTERM.
+//! Logs are JSON lines on stderr.
 
 mod cli;
 
@@ -8,7 +8,10 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mcp_guard_control::{BundleStore, DirLoad};
+use mcp_guard_control::disk::Disk;
+use mcp_guard_control::{keys, log, BundleStore, LoadError, Options, Tokens};
+use mcp_guard_engine::signing;
+use serde_json::json;
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -24,65 +27,103 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let DirLoad { store, rejected } = match BundleStore::load_dir(&settings.bundles) {
-        Ok(load) => load,
-        Err(e) => {
-            eprintln!("mcp-guard-control: {e}");
-            return ExitCode::FAILURE;
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error(&message, serde_json::Value::Null);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: cli::Settings) -> Result<(), String> {
+    let disk = match &settings.data {
+        Some(dir) => {
+            Some(Disk::open(dir).map_err(|e| format!("data directory {}: {e}", dir.display()))?)
+        }
+        None => None,
+    };
+    let (signer, origin) =
+        keys::load(settings.signing_key.as_deref(), disk.as_ref()).map_err(|e| e.to_string())?;
+    let public = signer.verifying_key();
+    log::info(
+        "signing key",
+        json!({
+            "key_id": signing::key_id(&public),
+            "ed25519": signing::public_key_base64(&public),
+            "origin": origin.as_str(),
+        }),
+    );
+    let (store, mut rejected) = match &settings.data {
+        Some(dir) => BundleStore::open(dir, signer).map_err(|e| e.to_string())?,
+        None => {
+            log::warn(
+                "no --data directory: bundles are kept in memory only",
+                serde_json::Value::Null,
+            );
+            (BundleStore::in_memory(signer), Vec::new())
         }
     };
-    for bundle in store.list() {
-        eprintln!(
-            "mcp-guard-control: loaded bundle {} version {} etag {} ({} bytes)",
-            bundle.name(),
-            bundle.version(),
-            bundle.etag(),
-            bundle.bytes().len()
-        );
+    if let Some(seed) = &settings.bundles {
+        rejected.extend(store.seed_dir(seed).map_err(|e| e.to_string())?);
     }
-    for error in &rejected {
-        eprintln!("mcp-guard-control: rejected {error}");
-    }
-    if store.is_empty() {
-        eprintln!(
-            "mcp-guard-control: warning: no valid bundle in {}",
-            settings.bundles.display()
+    report(&store, &rejected);
+    let tokens = match &settings.tokens {
+        Some(path) => Tokens::load(path).map_err(|e| e.to_string())?,
+        None => Tokens::none(),
+    };
+    if tokens.is_empty() {
+        log::info(
+            "no push tokens: the service is read-only",
+            serde_json::Value::Null,
         );
     }
     // Registered before the address is printed, so a signal sent as soon as
     // a supervisor sees the line already shuts down gracefully.
-    let shutdown = match signals::shutdown() {
-        Ok(shutdown) => shutdown,
-        Err(e) => {
-            eprintln!("mcp-guard-control: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match TcpListener::bind(&settings.listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!(
-                "mcp-guard-control: cannot listen on {}: {e}",
-                settings.listen
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    match listener.local_addr() {
-        Ok(addr) => println!("listening on {addr}"),
-        Err(e) => {
-            eprintln!("mcp-guard-control: listener has no address: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
+    let shutdown =
+        signals::shutdown().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("listener has no address: {e}"))?;
+    println!("listening on {addr}");
     // Whoever reads the line waits for it; a failed flush means nobody is.
     let _ = std::io::stdout().flush();
-    match mcp_guard_control::serve(listener, Arc::new(store), shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcp-guard-control: {e}");
-            ExitCode::FAILURE
-        }
+    log::info("listening", json!({ "addr": addr.to_string() }));
+    let options = Options {
+        tokens,
+        jwks_refresh: settings.jwks_refresh,
+    };
+    mcp_guard_control::serve_with(listener, Arc::new(store), options, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    log::info("stopped", serde_json::Value::Null);
+    Ok(())
+}
+
+/// One log line per bundle held and per file skipped.
+fn report(store: &BundleStore, rejected: &[LoadError]) {
+    for bundle in store.list() {
+        log::info(
+            "loaded bundle",
+            json!({
+                "bundle": bundle.name(),
+                "version": bundle.version(),
+                "etag": bundle.etag().as_str(),
+                "bytes": bundle.bytes().len(),
+            }),
+        );
+    }
+    for error in rejected {
+        log::warn(
+            "skipped file",
+            json!({ "file": error.origin, "reason": error.reason.to_string() }),
+        );
+    }
+    if store.is_empty() {
+        log::warn("no bundle loaded", serde_json::Value::Null);
     }
 }
 

@@ -12,8 +12,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::http;
-use crate::store::BundleStore;
+use crate::http::{self, App};
+use crate::log;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,10 +25,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `store` on `listener` until `shutdown` completes.
+/// Serves `app` on `listener` until `shutdown` completes; then stops
+/// accepting, answers waiting long-polls with 304 and drains.
 pub(crate) async fn run(
     listener: TcpListener,
-    store: Arc<BundleStore>,
+    app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     // Fails only if the socket is unusable; better to say so up front.
@@ -46,15 +47,15 @@ pub(crate) async fn run(
                 Ok((stream, _peer)) => stream,
                 Err(e) => {
                     if !is_per_connection(&e) {
-                        eprintln!("mcp-guard-control: accept failed: {e}");
+                        log::error("accept failed", serde_json::json!({"error": e.to_string()}));
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                     continue;
                 }
             },
         };
-        let store = Arc::clone(&store);
-        let service = service_fn(move |request| http::handle(Arc::clone(&store), request));
+        let app = Arc::clone(&app);
+        let service = service_fn(move |request| http::handle(Arc::clone(&app), request));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away mid-request is not this server's error.
@@ -62,11 +63,16 @@ pub(crate) async fn run(
         });
     }
     drop(listener);
+    app.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+    app.store.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
-        eprintln!("mcp-guard-control: gave up waiting for open connections");
+        log::warn(
+            "gave up waiting for open connections",
+            serde_json::Value::Null,
+        );
     }
     Ok(())
 }

@@ -1,23 +1,73 @@
-//! The bundle store: every bundle it holds has been validated by the
-//! engine, so a filter can never be served a bundle it would reject.
+//! The bundle store: every version of every bundle, each validated by the
+//! engine the filter enforces with and signed, so a filter can never be
+//! served a bundle it would reject or could not authenticate.
+//!
+//! Versions belong to the service: each stored version is the previous one
+//! plus one, written into the bundle's `version` field
+//! ([`crate::version::set_version`]). With a data directory
+//! ([`BundleStore::open`]) every version is made durable before it becomes
+//! visible; without one ([`BundleStore::new`], [`BundleStore::from_bundles`])
+//! the store lives in memory only.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use mcp_guard_engine::bundle::MAX_BUNDLE_BYTES;
+use mcp_guard_engine::signing::{self, SigningKey, VerifyingKey};
 use mcp_guard_engine::{Bundle, BundleError};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
 
+use crate::disk::{Disk, Meta};
 use crate::etag::ETag;
 use crate::name::{BundleName, NameError};
+use crate::timefmt;
+use crate::version::{set_version, RewriteError};
 
-/// File extension of bundle files in a bundle directory.
+/// File extension of bundle files in a seed directory.
 pub const BUNDLE_FILE_EXTENSION: &str = "json";
 
-/// One bundle as served: the exact bytes it was given as, with what the
+/// How a version came to be, as listed in its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Imported at startup from `--bundles` or given in code.
+    Seed,
+    /// `PUT /v1/bundles/{name}`.
+    Push,
+    /// `POST /v1/bundles/{name}/rollback`: an older version's content.
+    Rollback,
+    /// The issuer keys behind a `discovery` URL changed.
+    KeyRotation,
+}
+
+impl Source {
+    /// The name used in the API and on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Seed => "seed",
+            Source::Push => "push",
+            Source::Rollback => "rollback",
+            Source::KeyRotation => "key-rotation",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Source::Seed,
+            Source::Push,
+            Source::Rollback,
+            Source::KeyRotation,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One stored version, as served: the exact bytes, with everything the
 /// HTTP layer needs precomputed.
 #[derive(Debug)]
 pub struct StoredBundle {
@@ -25,22 +75,38 @@ pub struct StoredBundle {
     version: u64,
     bytes: Bytes,
     etag: ETag,
+    digest: String,
+    signature: String,
+    stored_at: u64,
+    source: Source,
+    by: String,
 }
 
 impl StoredBundle {
-    /// Validates `bytes` as the bundle called `name`.
-    fn new(name: BundleName, bytes: Bytes) -> Result<Self, RejectReason> {
+    /// Validates `bytes` as the bundle called `name` and signs it.
+    fn new(
+        name: BundleName,
+        bytes: Bytes,
+        signer: &SigningKey,
+        origin: (Source, String, u64),
+    ) -> Result<Self, RejectReason> {
         let bundle = Bundle::parse(&bytes).map_err(RejectReason::Invalid)?;
         if bundle.name != name.as_str() {
             return Err(RejectReason::NameMismatch {
                 declared: bundle.name,
             });
         }
+        let (source, by, stored_at) = origin;
         Ok(Self {
             etag: ETag::of(&bytes),
+            digest: digest_of(&bytes),
+            signature: signing::sign(&bytes, signer),
             version: bundle.version,
             name,
             bytes,
+            stored_at,
+            source,
+            by,
         })
     }
 
@@ -49,13 +115,12 @@ impl StoredBundle {
         self.name.as_str()
     }
 
-    /// The bundle's `version` field.
+    /// The version number, equal to the bundle's `version` field.
     pub fn version(&self) -> u64 {
         self.version
     }
 
-    /// The bundle exactly as given; served byte for byte so its tag and any
-    /// future signature stay valid.
+    /// The bundle bytes; served byte for byte so tag and signature hold.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
     }
@@ -64,6 +129,40 @@ impl StoredBundle {
     pub fn etag(&self) -> &ETag {
         &self.etag
     }
+
+    /// `sha256:<hex>` of [`Self::bytes`], for audit trails.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The `x-bundle-signature` value for [`Self::bytes`].
+    pub fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    /// When it was stored, milliseconds since the Unix epoch.
+    pub fn stored_at(&self) -> u64 {
+        self.stored_at
+    }
+
+    /// How it came to be.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// The token id (or `seed`, `jwks-refresh`) behind it.
+    pub fn by(&self) -> &str {
+        &self.by
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    let mut out = String::from("sha256:");
+    for b in Sha256::digest(bytes) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// Why one bundle was not taken into the store.
@@ -94,6 +193,10 @@ pub enum RejectReason {
     /// Another bundle with this name was already taken.
     #[error("a bundle with this name is already loaded")]
     Duplicate,
+    /// A stored version does not agree with its sidecar or file name:
+    /// a partial or tampered write.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
 }
 
 /// A bundle that was not taken into the store, and why.
@@ -106,7 +209,7 @@ pub struct LoadError {
     pub reason: RejectReason,
 }
 
-/// Failures that prevent loading a bundle directory at all.
+/// Failures that prevent loading at all.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The directory cannot be listed.
@@ -117,9 +220,40 @@ pub enum StoreError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The data directory cannot be used.
+    #[error("data directory {}: {source}", dir.display())]
+    Data {
+        /// The directory.
+        dir: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
 }
 
-/// The result of loading a directory: the store, and the files left out.
+/// Why a new version was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The engine rejects the bundle.
+    #[error("{0}")]
+    Invalid(BundleError),
+    /// The body's `name` is not the URL's.
+    #[error("bundle declares name {declared:?}, not the name it is pushed under")]
+    NameMismatch {
+        /// The declared name.
+        declared: String,
+    },
+    /// `If-Match` does not name the current version.
+    #[error("the bundle changed since the tag given in If-Match")]
+    PreconditionFailed,
+    /// The body is not a JSON object.
+    #[error("{0}")]
+    NotAnObject(#[from] RewriteError),
+    /// The version could not be made durable; nothing was stored.
+    #[error("cannot write the bundle: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The result of loading a seed directory into a new in-memory store.
 #[derive(Debug)]
 pub struct DirLoad {
     /// The valid bundles.
@@ -128,26 +262,148 @@ pub struct DirLoad {
     pub rejected: Vec<LoadError>,
 }
 
-/// The validated bundles this service serves, by name.
+/// What to store: content, provenance and precondition.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    /// The bundle name.
+    pub name: &'a BundleName,
+    /// The bundle JSON; its `version` is replaced.
+    pub content: &'a [u8],
+    /// How the version comes about.
+    pub source: Source,
+    /// Token id or actor.
+    pub by: &'a str,
+    /// `If-Match` header value, if the writer made the write conditional.
+    pub if_match: Option<&'a str>,
+}
+
+/// All versions of one bundle plus the channel that announces new ones.
+#[derive(Debug)]
+struct Entry {
+    versions: Vec<Arc<StoredBundle>>,
+    latest: watch::Sender<u64>,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            versions: Vec::new(),
+            latest: watch::channel(0).0,
+        }
+    }
+}
+
+/// The versioned, signed bundles this service serves, by name.
 ///
-/// Shared behind an `Arc` by all connections; the lock is there so that
-/// bundles can later be pushed while serving. Readers get an `Arc` to a
-/// bundle, which stays valid however the store changes after.
-#[derive(Debug, Default)]
+/// Shared behind an `Arc` by all connections. Readers get an `Arc` to a
+/// version, which stays valid whatever is stored after. Writes are
+/// serialised (one commit at a time, durable before visible).
+#[derive(Debug)]
 pub struct BundleStore {
-    bundles: RwLock<BTreeMap<BundleName, Arc<StoredBundle>>>,
+    bundles: RwLock<BTreeMap<BundleName, Entry>>,
+    write: Mutex<()>,
+    signer: SigningKey,
+    disk: Option<Disk>,
+    closing: watch::Sender<bool>,
+}
+
+impl Default for BundleStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl BundleStore {
-    /// A store with no bundles.
+    /// An empty in-memory store signing with a fresh random key (see
+    /// [`Self::verifying_key`]); the key and the versions are lost when the
+    /// process ends.
     pub fn new() -> Self {
-        Self::default()
+        Self::in_memory(crate::keys::generate())
+    }
+
+    /// An empty in-memory store signing with `signer`.
+    pub fn in_memory(signer: SigningKey) -> Self {
+        Self {
+            bundles: RwLock::new(BTreeMap::new()),
+            write: Mutex::new(()),
+            signer,
+            disk: None,
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Opens the persistent store in `data_dir`: recovers every intact
+    /// version (each re-validated by the engine and checked against its
+    /// sidecar) and reports the rest, which are never served.
+    pub fn open(data_dir: &Path, signer: SigningKey) -> Result<(Self, Vec<LoadError>), StoreError> {
+        let data_error = |source| StoreError::Data {
+            dir: data_dir.to_owned(),
+            source,
+        };
+        let disk = Disk::open(data_dir).map_err(data_error)?;
+        let (found, strays) = disk.scan().map_err(data_error)?;
+        let mut store = Self::in_memory(signer);
+        let mut rejected: Vec<LoadError> = strays
+            .into_iter()
+            .map(|s| LoadError {
+                origin: s.path.display().to_string(),
+                reason: RejectReason::Corrupt(s.what.to_owned()),
+            })
+            .collect();
+        for file in found {
+            let origin = file.path.display().to_string();
+            match store.recover(file) {
+                Ok(()) => {}
+                Err(reason) => rejected.push(LoadError { origin, reason }),
+            }
+        }
+        store.disk = Some(disk);
+        Ok((store, rejected))
+    }
+
+    /// Validates one version file found on disk and adds it.
+    fn recover(&self, file: crate::disk::Found) -> Result<(), RejectReason> {
+        let name = BundleName::parse(&file.name).map_err(RejectReason::BadName)?;
+        let bytes = file.bytes.map_err(RejectReason::Read)?;
+        if bytes.len() > MAX_BUNDLE_BYTES {
+            return Err(RejectReason::TooLarge {
+                size: bytes.len() as u64,
+            });
+        }
+        let meta = file.meta.map_err(RejectReason::Corrupt)?;
+        if meta.version != file.version {
+            return Err(RejectReason::Corrupt(format!(
+                "sidecar says version {}, file name says {}",
+                meta.version, file.version
+            )));
+        }
+        if meta.digest != digest_of(&bytes) {
+            return Err(RejectReason::Corrupt(
+                "content does not match the digest in its sidecar".into(),
+            ));
+        }
+        let source = Source::parse(&meta.source)
+            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", meta.source)))?;
+        let stored = StoredBundle::new(
+            name.clone(),
+            Bytes::from(bytes),
+            &self.signer,
+            (source, meta.by, meta.stored_at),
+        )?;
+        if stored.version != file.version {
+            return Err(RejectReason::Corrupt(format!(
+                "bundle says version {}, file name says {}",
+                stored.version, file.version
+            )));
+        }
+        self.publish(name, Arc::new(stored));
+        Ok(())
     }
 
     /// A store holding exactly `bundles`, given as (name, bytes) pairs: for
-    /// tests and for bundles embedded in a program. Any bad bundle is an
-    /// error, since a caller that supplies bundles in code expects all of
-    /// them to be served.
+    /// tests and for bundles embedded in a program. They are taken as they
+    /// are, declared versions included. Any bad bundle is an error, since a
+    /// caller that supplies bundles in code expects all of them served.
     pub fn from_bundles<I, N, B>(bundles: I) -> Result<Self, LoadError>
     where
         I: IntoIterator<Item = (N, B)>,
@@ -157,18 +413,29 @@ impl BundleStore {
         let store = Self::new();
         for (name, bytes) in bundles {
             let name = name.into();
-            store.add(&name, bytes.into()).map_err(|reason| LoadError {
-                origin: name,
-                reason,
-            })?;
+            store
+                .add_seed(&name, bytes.into(), false)
+                .map_err(|reason| LoadError {
+                    origin: name,
+                    reason,
+                })?;
         }
         Ok(store)
     }
 
-    /// Loads every `<name>.json` file in `dir` (not recursing). Files that
-    /// are unreadable, misnamed or invalid are left out and reported in
-    /// [`DirLoad::rejected`]; other files are ignored.
+    /// Loads every `<name>.json` file in `dir` into a new in-memory store
+    /// (see [`Self::seed_dir`]).
     pub fn load_dir(dir: &Path) -> Result<DirLoad, StoreError> {
+        let store = Self::new();
+        let rejected = store.seed_dir(dir)?;
+        Ok(DirLoad { store, rejected })
+    }
+
+    /// Imports every `<name>.json` file in `dir` (not recursing) as
+    /// version 1 of a bundle the store does not have yet, so a demo
+    /// directory seeds an empty data directory once. Bundles already held
+    /// are left alone; unreadable, misnamed or invalid files are reported.
+    pub fn seed_dir(&self, dir: &Path) -> Result<Vec<LoadError>, StoreError> {
         let read_dir_error = |source| StoreError::ReadDir {
             dir: dir.to_owned(),
             source,
@@ -181,14 +448,12 @@ impl BundleStore {
             }
         }
         paths.sort();
-
-        let store = Self::new();
         let mut rejected = Vec::new();
         for path in paths {
             let added = match fs::metadata(&path) {
                 // Directories and other non-files named *.json are not bundles.
                 Ok(meta) if !meta.is_file() => continue,
-                Ok(meta) => store.add_file(&path, meta.len()),
+                Ok(meta) => self.seed_file(&path, meta.len()),
                 Err(e) => Err(RejectReason::Read(e)),
             };
             if let Err(reason) = added {
@@ -198,17 +463,141 @@ impl BundleStore {
                 });
             }
         }
-        Ok(DirLoad { store, rejected })
+        Ok(rejected)
     }
 
-    /// The bundle called `name`, if held.
+    fn seed_file(&self, path: &Path, size: u64) -> Result<(), RejectReason> {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = BundleName::parse(&stem).map_err(RejectReason::BadName)?;
+        if size > MAX_BUNDLE_BYTES as u64 {
+            return Err(RejectReason::TooLarge { size });
+        }
+        let bytes = fs::read(path).map_err(RejectReason::Read)?;
+        match self.add_seed(name.as_str(), Bytes::from(bytes), true) {
+            Err(RejectReason::Duplicate) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Adds a seed bundle under a name not yet held; `as_version_1`
+    /// rewrites its version to 1 (else the declared version is kept).
+    fn add_seed(&self, name: &str, bytes: Bytes, as_version_1: bool) -> Result<(), RejectReason> {
+        let name = BundleName::parse(name).map_err(RejectReason::BadName)?;
+        let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.get(&name).is_some() {
+            return Err(RejectReason::Duplicate);
+        }
+        let bytes = if as_version_1 {
+            // Validate the original first, so issues point at what was written.
+            Bundle::parse(&bytes).map_err(RejectReason::Invalid)?;
+            let rewritten =
+                set_version(&bytes, 1).map_err(|e| RejectReason::Corrupt(e.to_string()))?;
+            Bytes::from(rewritten)
+        } else {
+            bytes
+        };
+        let stored = StoredBundle::new(
+            name.clone(),
+            bytes,
+            &self.signer,
+            (Source::Seed, "seed".into(), timefmt::now_millis()),
+        )?;
+        self.persist(&stored).map_err(RejectReason::Read)?;
+        self.publish(name, Arc::new(stored));
+        Ok(())
+    }
+
+    /// Stores a new version: checks `If-Match`, assigns `latest + 1`,
+    /// validates, signs, makes it durable, then makes it visible and wakes
+    /// long-polls. Blocking (file I/O); call from a blocking context.
+    pub fn commit(&self, commit: Commit<'_>) -> Result<Arc<StoredBundle>, CommitError> {
+        let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let latest = self.get(commit.name);
+        if let Some(condition) = commit.if_match {
+            let current = latest.as_ref().map(|b| b.etag());
+            if !current.is_some_and(|tag| tag.matches_if_match(condition)) {
+                return Err(CommitError::PreconditionFailed);
+            }
+        }
+        let version = latest.as_ref().map_or(1, |b| b.version + 1);
+        let bytes = set_version(commit.content, version)?;
+        let stored = StoredBundle::new(
+            commit.name.clone(),
+            Bytes::from(bytes),
+            &self.signer,
+            (commit.source, commit.by.to_owned(), timefmt::now_millis()),
+        )
+        .map_err(|reason| match reason {
+            RejectReason::Invalid(e) => CommitError::Invalid(e),
+            RejectReason::NameMismatch { declared } => CommitError::NameMismatch { declared },
+            other => CommitError::Io(io::Error::other(other.to_string())),
+        })?;
+        self.persist(&stored)?;
+        let stored = Arc::new(stored);
+        self.publish(commit.name.clone(), Arc::clone(&stored));
+        Ok(stored)
+    }
+
+    /// Writes a version to disk when the store is persistent.
+    fn persist(&self, stored: &StoredBundle) -> io::Result<()> {
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        let meta = Meta {
+            version: stored.version,
+            digest: stored.digest.clone(),
+            stored_at: stored.stored_at,
+            source: stored.source.as_str().into(),
+            by: stored.by.clone(),
+        };
+        disk.write(stored.name(), stored.version, &stored.bytes, &meta)
+    }
+
+    /// Makes a version visible and announces it to long-polls. Versions
+    /// arrive in ascending order per bundle.
+    fn publish(&self, name: BundleName, stored: Arc<StoredBundle>) {
+        let mut bundles = self.bundles.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = bundles.entry(name).or_insert_with(Entry::new);
+        let version = stored.version;
+        entry.versions.push(stored);
+        entry.latest.send_replace(version);
+    }
+
+    /// The latest version of the bundle called `name`, if held.
     pub fn get(&self, name: &BundleName) -> Option<Arc<StoredBundle>> {
-        self.read().get(name).cloned()
+        self.read().get(name)?.versions.last().cloned()
     }
 
-    /// Every bundle held, by name.
+    /// Version `version` of bundle `name`, if held.
+    pub fn get_version(&self, name: &BundleName, version: u64) -> Option<Arc<StoredBundle>> {
+        let bundles = self.read();
+        let versions = &bundles.get(name)?.versions;
+        versions
+            .binary_search_by_key(&version, |b| b.version)
+            .ok()
+            .and_then(|i| versions.get(i).cloned())
+    }
+
+    /// Every version of bundle `name`, oldest first; `None` if unknown.
+    pub fn history(&self, name: &BundleName) -> Option<Vec<Arc<StoredBundle>>> {
+        Some(self.read().get(name)?.versions.clone())
+    }
+
+    /// A receiver of the latest version number of `name`, which changes
+    /// whenever a version is stored; `None` for an unknown bundle.
+    pub fn subscribe(&self, name: &BundleName) -> Option<watch::Receiver<u64>> {
+        Some(self.read().get(name)?.latest.subscribe())
+    }
+
+    /// The latest version of every bundle, by name.
     pub fn list(&self) -> Vec<Arc<StoredBundle>> {
-        self.read().values().cloned().collect()
+        self.read()
+            .values()
+            .filter_map(|e| e.versions.last().cloned())
+            .collect()
     }
 
     /// How many bundles are held.
@@ -221,41 +610,29 @@ impl BundleStore {
         self.read().is_empty()
     }
 
-    /// Validates and adds the bundle in the file at `path` (of `size`
-    /// bytes), named after the file.
-    fn add_file(&self, path: &Path, size: u64) -> Result<(), RejectReason> {
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let name = BundleName::parse(&stem).map_err(RejectReason::BadName)?;
-        if size > MAX_BUNDLE_BYTES as u64 {
-            return Err(RejectReason::TooLarge { size });
-        }
-        let bytes = fs::read(path).map_err(RejectReason::Read)?;
-        self.insert_new(StoredBundle::new(name, Bytes::from(bytes))?)
+    /// Whether versions survive a restart.
+    pub fn is_persistent(&self) -> bool {
+        self.disk.is_some()
     }
 
-    /// Validates and adds one bundle given by name.
-    fn add(&self, name: &str, bytes: Bytes) -> Result<(), RejectReason> {
-        let name = BundleName::parse(name).map_err(RejectReason::BadName)?;
-        self.insert_new(StoredBundle::new(name, bytes)?)
+    /// The public half of the signing key, to verify `x-bundle-signature`.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signer.verifying_key()
     }
 
-    /// Adds a bundle whose name is not yet taken.
-    fn insert_new(&self, bundle: StoredBundle) -> Result<(), RejectReason> {
-        let mut bundles = self.bundles.write().unwrap_or_else(PoisonError::into_inner);
-        if bundles.contains_key(&bundle.name) {
-            return Err(RejectReason::Duplicate);
-        }
-        bundles.insert(bundle.name.clone(), Arc::new(bundle));
-        Ok(())
+    /// Tells long-polls the service is shutting down, so they answer now.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
-    /// Read access. The map is only ever changed by whole inserts of
-    /// immutable bundles, so a panic elsewhere cannot leave it half-updated
-    /// and a poisoned lock is safe to use.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<BundleName, Arc<StoredBundle>>> {
+    /// A receiver that turns `true` when [`Self::close`] is called.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Read access. The map is only changed by whole inserts of immutable
+    /// versions, so a poisoned lock is safe to use.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<BundleName, Entry>> {
         self.bundles.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -277,7 +654,13 @@ mod tests {
         assert_eq!(bundle.bytes().as_ref(), DEMO.as_bytes());
         assert_eq!(bundle.version(), 3);
         assert_eq!(bundle.etag(), &ETag::of(DEMO.as_bytes()));
+        assert_eq!(bundle.source(), Source::Seed);
         assert_eq!(store.len(), 1);
+        let key = store.verifying_key();
+        assert_eq!(
+            signing::verify(bundle.bytes(), bundle.signature(), &[key]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -303,5 +686,35 @@ mod tests {
             reason(vec![("demo", DEMO), ("demo", DEMO)]),
             RejectReason::Duplicate
         ));
+    }
+
+    #[test]
+    fn commits_number_versions_and_check_if_match() {
+        let store = BundleStore::from_bundles([("demo", DEMO)]).expect("valid");
+        let demo = name("demo");
+        let commit = |if_match: Option<&str>| {
+            store.commit(Commit {
+                name: &demo,
+                content: br#"{"name":"demo","version":99}"#,
+                source: Source::Push,
+                by: "t",
+                if_match,
+            })
+        };
+        let v4 = commit(None).expect("stored");
+        assert_eq!(v4.version(), 4);
+        assert_eq!(v4.bytes().as_ref(), br#"{"name":"demo","version":4}"#);
+        assert!(matches!(
+            commit(Some("\"stale\"")),
+            Err(CommitError::PreconditionFailed)
+        ));
+        let v5 = commit(Some(v4.etag().as_str())).expect("stored");
+        assert_eq!(v5.version(), 5);
+        assert_eq!(store.history(&demo).map(|h| h.len()), Some(3));
+        assert_eq!(
+            store.get_version(&demo, 4).map(|b| b.etag().clone()),
+            Some(v4.etag().clone())
+        );
+        assert!(store.get_version(&demo, 6).is_none());
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mcp_guard_control::{BundleName, BundleStore, RejectReason};
 use support::{get, scratch_dir, Server};
 
-const GOOD: &str = r#"{"name":"good","version":5,"rules":[{"id":"all","effect":"allow"}]}"#;
+const GOOD: &str = r#"{"name":"good","version":1,"rules":[{"id":"all","effect":"allow"}]}"#;
 
 /// A directory with one good bundle and one of each way to be rejected.
 fn fill(dir: &Path) {
@@ -99,7 +99,7 @@ fn missing_directory_is_an_error() {
 fn lookups_take_checked_names() {
     let store = BundleStore::from_bundles([("good", GOOD)]).expect("valid");
     let name = BundleName::parse("good").expect("valid name");
-    assert_eq!(store.get(&name).map(|b| b.version()), Some(5));
+    assert_eq!(store.get(&name).map(|b| b.version()), Some(1));
 }
 
 #[tokio::test]
@@ -125,7 +125,7 @@ async fn binary_logs_each_bundle_and_stops_on_sigterm() {
 
     let reply = get(addr, "/v1/bundles/good", &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("x-bundle-version"), Some("5"));
+    assert_eq!(reply.header("x-bundle-version"), Some("1"));
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -149,32 +149,35 @@ async fn binary_logs_each_bundle_and_stops_on_sigterm() {
         .expect("stderr")
         .read_to_string(&mut stderr)
         .expect("read stderr");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l.contains("loaded bundle good version 5"))
-            .count(),
-        1,
-        "{stderr}"
-    );
-    assert_eq!(
-        lines.iter().filter(|l| l.contains("rejected ")).count(),
-        4,
-        "{stderr}"
-    );
+    // One JSON object per line.
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let with_msg = |msg: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|l| l["msg"] == msg).collect()
+    };
+    let loaded = with_msg("loaded bundle");
+    assert_eq!(loaded.len(), 1, "{stderr}");
+    assert_eq!(loaded[0]["bundle"], "good");
+    assert_eq!(loaded[0]["version"], 1);
+    let skipped = with_msg("skipped file");
+    assert_eq!(skipped.len(), 4, "{stderr}");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("typo.json") && l.contains("rulez")),
+        skipped.iter().any(|l| {
+            l["file"].as_str().is_some_and(|f| f.ends_with("typo.json"))
+                && l["reason"].as_str().is_some_and(|r| r.contains("rulez"))
+        }),
         "{stderr}"
     );
+    assert_eq!(with_msg("signing key").len(), 1, "{stderr}");
     let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn binary_requires_bundles() {
+fn binary_rejects_unknown_flags() {
     let output = Command::new(env!("CARGO_BIN_EXE_mcp-guard-control"))
+        .arg("--bundle")
         .output()
         .expect("run binary");
     assert_eq!(output.status.code(), Some(2));

@@ -82,7 +82,6 @@ async fn bad_names_are_400() {
     let too_long = format!("/v1/bundles/{}", "a".repeat(65));
     for path in [
         "/v1/bundles/",
-        "/v1/bundles/a/b",
         "/v1/bundles/..%2Fetc",
         "/v1/bundles/de%20mo",
         "/v1/bundles/demo!",
@@ -103,8 +102,12 @@ async fn probes_and_other_paths() {
     assert_eq!(get(server.addr, "/readyz", &[]).await.status, 200);
     assert_eq!(get(server.addr, "/", &[]).await.status, 404);
     let put = request(server.addr, "PUT", "/v1/bundles/demo", &[], DEMO.as_bytes()).await;
-    assert_eq!(put.status, 405);
-    assert_eq!(put.header("allow"), Some("GET, HEAD"));
+    // Writes need a token; this store was started without any.
+    assert_eq!(put.status, 401);
+    assert_eq!(put.header("www-authenticate"), Some("Bearer"));
+    let delete = request(server.addr, "DELETE", "/v1/bundles/demo", &[], b"").await;
+    assert_eq!(delete.status, 405);
+    assert_eq!(delete.header("allow"), Some("GET, HEAD, PUT"));
 }
 
 #[tokio::test]

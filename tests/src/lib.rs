@@ -6,9 +6,10 @@ pub mod envoy;
 pub mod http;
 pub mod paths;
 pub mod stack;
+pub mod tamper;
 pub mod tokens;
 
-pub use stack::{Stack, StackOptions, DEMO_BUNDLE};
+pub use stack::{Stack, StackOptions, DEMO_BUNDLE, PUSH_TOKEN};
 
 /// Why the stack could not start.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,7 @@
-//! The whole mcp-guard stack on loopback: control service and demo upstream
-//! (in-process, real HTTP), and a real Envoy running the filter.
+//! The whole mcp-guard stack on loopback: the control service (persistent,
+//! signing, behind a proxy that can tamper with bundles in transit) and the
+//! demo upstream, in-process over real HTTP, and a real Envoy running the
+//! filter.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,25 +9,33 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use mcp_guard_control::BundleStore;
+use mcp_guard_control::{BundleStore, Options, Tokens};
+use mcp_guard_engine::signing::{self, SigningKey};
 
 use crate::envoy::{Envoy, EnvoySettings};
+use crate::http::{send, Reply};
+use crate::tamper::{self, TamperSwitch};
 use crate::{paths, tokens, StackError};
 
 /// The bundle the demo serves, also used by the end-to-end tests.
 pub const DEMO_BUNDLE: &str = include_str!("../../policies/demo.json");
 
+/// The push token the stack's control service accepts (for every bundle).
+pub const PUSH_TOKEN: &str = "e2e-push-token-not-a-secret";
+
 /// How to start a stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
-    /// Bundles the control service serves, as (name, JSON).
+    /// Bundles the control service starts with, as (name, JSON).
     pub bundles: Vec<(String, String)>,
     /// Which bundle the filter subscribes to.
     pub bundle_name: String,
     /// Envoy worker threads.
     pub concurrency: u32,
-    /// Directory for the rendered config and logs; a fresh temp dir if `None`.
+    /// Directory for configs, logs and the control data; a fresh temp dir if `None`.
     pub work_dir: Option<PathBuf>,
+    /// Long-poll wait the filter asks for.
+    pub long_poll_secs: u64,
 }
 
 impl Default for StackOptions {
@@ -35,8 +45,18 @@ impl Default for StackOptions {
             bundle_name: "demo".into(),
             concurrency: 2,
             work_dir: None,
+            long_poll_secs: 30,
         }
     }
+}
+
+/// The in-process control service over its persistent data directory.
+struct Control {
+    runtime: tokio::runtime::Runtime,
+    data_dir: PathBuf,
+    signer: SigningKey,
+    port: u16,
+    stop: Option<watch::Sender<bool>>,
 }
 
 /// A running stack; everything stops when it is dropped.
@@ -45,12 +65,16 @@ pub struct Stack {
     pub envoy: Envoy,
     /// Port of the demo upstream.
     pub upstream_port: u16,
-    /// Port of the control service.
+    /// Port of the control service itself (pushes, history).
     pub control_port: u16,
+    /// Port Envoy fetches bundles from (the tampering proxy).
+    pub proxy_port: u16,
     /// Where configs and logs are.
     pub work_dir: PathBuf,
+    /// Turns in-transit tampering of served bundles on and off.
+    pub tamper: TamperSwitch,
+    control: Option<Control>,
     shutdown: watch::Sender<bool>,
-    runtime: Option<tokio::runtime::Runtime>,
 }
 
 fn fresh_dir() -> Result<PathBuf, StackError> {
@@ -63,6 +87,65 @@ fn fresh_dir() -> Result<PathBuf, StackError> {
     Ok(dir)
 }
 
+fn tokens() -> Result<Tokens, StackError> {
+    let file = serde_json::json!({"tokens": [{
+        "id": "e2e", "sha256": mcp_guard_control::auth::token_digest_hex(PUSH_TOKEN), "bundles": ["*"]}]});
+    Tokens::parse(file.to_string().as_bytes()).map_err(StackError::Bundle)
+}
+
+/// Completes once a shutdown signal is raised.
+async fn stopped(mut signal: watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
+}
+
+impl Control {
+    /// Serves the persistent store on `port` (0: any free port).
+    fn start_on(&mut self, port: u16) -> Result<(), StackError> {
+        let (store, rejected) = BundleStore::open(&self.data_dir, self.signer.clone())
+            .map_err(|e| StackError::Bundle(e.to_string()))?;
+        if let Some(first) = rejected.first() {
+            return Err(StackError::Bundle(format!("control data: {first}")));
+        }
+        let (stop, signal) = watch::channel(false);
+        let options = Options {
+            tokens: tokens()?,
+            jwks_refresh: None,
+        };
+        let listener = self.runtime.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                    Ok(listener) => break Ok(listener),
+                    Err(e) if Instant::now() > deadline => break Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        })?;
+        self.port = listener.local_addr()?.port();
+        self.runtime.spawn(mcp_guard_control::serve_with(
+            listener,
+            Arc::new(store),
+            options,
+            stopped(signal),
+        ));
+        self.stop = Some(stop);
+        Ok(())
+    }
+
+    /// Stops serving and waits until the port no longer answers.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline
+            && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Stack {
     /// Starts the stack and returns once every worker enforces the bundle.
     pub fn start(options: StackOptions) -> Result<Self, StackError> {
@@ -73,27 +156,40 @@ impl Stack {
             }
             None => fresh_dir()?,
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let store = BundleStore::from_bundles(
-            options
-                .bundles
-                .iter()
-                .map(|(n, b)| (n.clone(), b.clone().into_bytes())),
-        )
-        .map_err(|e| StackError::Bundle(e.to_string()))?;
+        let seed_dir = work_dir.join("seed");
+        std::fs::create_dir_all(&seed_dir)?;
+        for (name, json) in &options.bundles {
+            std::fs::write(seed_dir.join(format!("{name}.json")), json)?;
+        }
+        let mut control = Control {
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?,
+            data_dir: work_dir.join("control-data"),
+            signer: mcp_guard_control::keys::generate(),
+            port: 0,
+            stop: None,
+        };
+        let (seeded, _) = BundleStore::open(&control.data_dir, control.signer.clone())
+            .map_err(|e| StackError::Bundle(e.to_string()))?;
+        let rejected = seeded
+            .seed_dir(&seed_dir)
+            .map_err(|e| StackError::Bundle(e.to_string()))?;
+        if let Some(first) = rejected.first() {
+            return Err(StackError::Bundle(first.to_string()));
+        }
+        drop(seeded);
+        control.start_on(0)?;
         let (shutdown, signal) = watch::channel(false);
-        let (control_port, upstream_port) = runtime.block_on(async {
-            let control = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let tamper = TamperSwitch::default();
+        let switch = tamper.clone();
+        let control_port = control.port;
+        let (proxy_port, upstream_port) = control.runtime.block_on(async {
+            let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let ports = (control.local_addr()?.port(), upstream.local_addr()?.port());
-            tokio::spawn(mcp_guard_control::serve(
-                control,
-                Arc::new(store),
-                stopped(signal.clone()),
-            ));
+            let ports = (proxy.local_addr()?.port(), upstream.local_addr()?.port());
+            tokio::spawn(tamper::serve(proxy, control_port, switch));
             tokio::spawn(mcp_guard_demo_upstream::serve(upstream, stopped(signal)));
             Ok::<_, std::io::Error>(ports)
         })?;
@@ -101,8 +197,10 @@ impl Stack {
             "control": {
                 "cluster": "mcp_guard_control",
                 "bundle": options.bundle_name,
+                "long_poll_secs": options.long_poll_secs,
                 "retry_interval_ms": 50,
-                "allow_unsigned": true,
+                "max_backoff_ms": 500,
+                "public_keys": [signing::public_key_base64(&control.signer.verifying_key())],
             }
         });
         let settings = EnvoySettings {
@@ -110,7 +208,7 @@ impl Stack {
             jwks: tokens::DEMO_JWKS.replace('\n', ""),
             plugin_config: plugin_config.to_string(),
             upstream_port,
-            control_port,
+            control_port: proxy_port,
             concurrency: options.concurrency,
         };
         let envoy = Envoy::start(
@@ -123,28 +221,84 @@ impl Stack {
             envoy,
             upstream_port,
             control_port,
+            proxy_port,
             work_dir,
+            tamper,
+            control: Some(control),
             shutdown,
-            runtime: Some(runtime),
         };
-        stack.wait_until_enforcing(options.concurrency)?;
+        stack.wait_for_version(1, options.concurrency, Duration::from_secs(30))?;
         Ok(stack)
     }
 
-    /// Waits until every worker VM (and the main-thread VM) logged the
-    /// activation of a bundle fetched from the control service.
-    fn wait_until_enforcing(&self, concurrency: u32) -> Result<(), StackError> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Stops the control service (as a crash or a deploy would); Envoy keeps
+    /// what it enforces.
+    pub fn stop_control(&mut self) {
+        if let Some(control) = &mut self.control {
+            control.stop();
+        }
+    }
+
+    /// Starts the control service again on the same port and data: every
+    /// stored version is recovered from disk.
+    pub fn restart_control(&mut self) -> Result<(), StackError> {
+        let control = self
+            .control
+            .as_mut()
+            .ok_or_else(|| StackError::Missing("control service".into()))?;
+        control.stop();
+        let port = control.port;
+        control.start_on(port)
+    }
+
+    /// Pushes a bundle to the control service with the stack's token.
+    pub fn push(&self, name: &str, json: &str) -> Result<Reply, StackError> {
+        let url = format!("http://127.0.0.1:{}/v1/bundles/{name}", self.control_port);
+        send("PUT", &url, Some(PUSH_TOKEN), &[], Some(json))
+            .map_err(|e| StackError::Missing(e.to_string()))
+    }
+
+    /// GETs a control-service path (history, versions).
+    pub fn control_get(&self, path: &str) -> Result<Reply, StackError> {
+        let url = format!("http://127.0.0.1:{}{path}", self.control_port);
+        send("GET", &url, None, &[], None).map_err(|e| StackError::Missing(e.to_string()))
+    }
+
+    /// How many VMs (workers plus the main-thread VM) logged activating
+    /// exactly `version`, with the latest log timestamp among them.
+    pub fn activations(&self, version: u64) -> (usize, Option<String>) {
+        let needle = format!("@{version} from ");
+        let lines: Vec<String> = self
+            .envoy
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("activated bundle") && l.contains(&needle))
+            .map(str::to_string)
+            .collect();
+        let latest = lines
+            .iter()
+            .filter_map(|l| l.get(1..24).map(str::to_string))
+            .max();
+        (lines.len(), latest)
+    }
+
+    /// Waits until every VM enforces `version` (each logs its activation).
+    pub fn wait_for_version(
+        &self,
+        version: u64,
+        concurrency: u32,
+        timeout: Duration,
+    ) -> Result<(), StackError> {
+        let deadline = Instant::now() + timeout;
         let wanted = concurrency as usize + 1;
         while Instant::now() < deadline {
-            let activations = self.envoy.log_text().matches("activated bundle").count();
-            if activations >= wanted {
+            if self.activations(version).0 >= wanted {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         Err(StackError::Timeout(format!(
-            "bundle activation on {wanted} VMs; Envoy log:\n{}",
+            "version {version} active on {wanted} VMs; Envoy log:\n{}",
             self.envoy.log_text()
         )))
     }
@@ -158,8 +312,11 @@ impl Stack {
     pub fn stop(&mut self) {
         self.envoy.stop();
         let _ = self.shutdown.send(true);
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(2));
+        if let Some(mut control) = self.control.take() {
+            if let Some(stop) = control.stop.take() {
+                let _ = stop.send(true);
+            }
+            control.runtime.shutdown_timeout(Duration::from_secs(2));
         }
     }
 }
@@ -168,9 +325,4 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Completes once the stack's shutdown signal is raised.
-async fn stopped(mut signal: watch::Receiver<bool>) {
-    let _ = signal.wait_for(|stop| *stop).await;
 }

@@ -190,3 +190,87 @@ fn dechunk(mut raw: &[u8]) -> Vec<Vec<u8>> {
         raw = &raw[size + 2..];
     }
 }
+
+/// Starts the control service with write tokens and options.
+pub async fn start_with(store: BundleStore, options: mcp_guard_control::Options) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(mcp_guard_control::serve_with(
+        listener,
+        Arc::new(store),
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// The token every test pushes with, and its scope.
+pub const TEAM_A_TOKEN: &str = "team-a-secret-token";
+/// A token scoped to other bundles only.
+pub const TEAM_B_TOKEN: &str = "team-b-secret-token";
+
+/// The tokens-file JSON for [`TEAM_A_TOKEN`] (bundles `demo`, `team-a-*`)
+/// and [`TEAM_B_TOKEN`] (`team-b-*`).
+pub fn tokens_json() -> String {
+    format!(
+        r#"{{"tokens":[
+            {{"id":"team-a","sha256":"{}","bundles":["demo","team-a-*"]}},
+            {{"id":"team-b","sha256":"{}","bundles":["team-b-*"]}}]}}"#,
+        mcp_guard_control::auth::token_digest_hex(TEAM_A_TOKEN),
+        mcp_guard_control::auth::token_digest_hex(TEAM_B_TOKEN)
+    )
+}
+
+/// Options with the test tokens and no key refresh.
+pub fn options() -> mcp_guard_control::Options {
+    mcp_guard_control::Options {
+        tokens: mcp_guard_control::Tokens::parse(tokens_json().as_bytes()).expect("tokens"),
+        jwks_refresh: None,
+    }
+}
+
+/// `Authorization` header value for a token.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A minimal valid bundle called `name` with one allow rule `rule`.
+pub fn bundle(name: &str, rule: &str) -> String {
+    format!(r#"{{"name":"{name}","version":1,"rules":[{{"id":"{rule}","effect":"allow"}}]}}"#)
+}
+
+/// Blocking variant of [`request`], for threads outside the runtime.
+pub fn blocking_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    use std::io::{Read as _, Write as _};
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::other("connection closed before a reply"));
+    }
+    Ok(parse(&raw))
+}

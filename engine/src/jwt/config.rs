@@ -58,8 +58,17 @@ pub struct IssuerConfig {
     pub audiences: Vec<String>,
     /// The issuer's public keys as a JWKS object (`{"keys": [...]}`), e.g.
     /// the document served at its `jwks_uri`. Keys marked `"use": "enc"` are
-    /// skipped; private key members are refused.
+    /// skipped; private key members are refused. `null` (absent) only in a
+    /// bundle pushed with `discovery`, before the control service fills it
+    /// in; the filter refuses an issuer without keys.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub jwks: serde_json::Value,
+    /// OpenID discovery URL (`.../.well-known/openid-configuration`) the
+    /// control service fetches the JWKS from, embeds as `jwks`, and
+    /// re-fetches to follow key rotation; filters never fetch keys
+    /// themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<String>,
     /// Accepted signature algorithms, e.g. `["RS256", "ES256"]`. Supported:
     /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA.
     /// `none` and the HMAC family are refused.
@@ -169,6 +178,33 @@ mod tests {
         assert!(serde_json::from_str::<VerifyConfig>(r#"{"issuers": [], "skew": 1}"#).is_err());
         let issuer = r#"{"iss":"a","audiences":["b"],"jwks":{"keys":[]},"algorithms":[],"x":1}"#;
         assert!(serde_json::from_str::<IssuerConfig>(issuer).is_err());
+    }
+
+    #[test]
+    fn discovery_issuers_need_resolved_keys_in_the_filter() {
+        let issuer = |extra: &str| {
+            let text = format!(r#"{{"iss":"a","audiences":["b"],"algorithms":["EdDSA"]{extra}}}"#);
+            serde_json::from_str::<IssuerConfig>(&text).unwrap()
+        };
+        let discovery_only =
+            issuer(r#","discovery":"http://idp/.well-known/openid-configuration""#);
+        assert!(discovery_only.jwks.is_null());
+        let error = super::super::Verifier::new(&VerifyConfig::with_issuers(vec![discovery_only]))
+            .unwrap_err();
+        assert_eq!(error.path(), "issuers[0].jwks");
+        assert!(error.reason().contains("not resolved"), "{error}");
+        let neither =
+            super::super::Verifier::new(&VerifyConfig::with_issuers(vec![issuer("")])).unwrap_err();
+        assert!(
+            neither.reason().contains("one of jwks or discovery"),
+            "{neither}"
+        );
+        // Absent fields stay absent when written back.
+        let text = serde_json::to_string(&issuer("")).unwrap();
+        assert!(
+            !text.contains("jwks") && !text.contains("discovery"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -91,6 +91,16 @@ impl Verifier {
                     }
                 }
             }
+            if ic.jwks.is_null() {
+                return Err(bad(
+                    "jwks",
+                    if ic.discovery.is_some() {
+                        "jwks not resolved; the control service embeds it from discovery"
+                    } else {
+                        "one of jwks or discovery is required"
+                    },
+                ));
+            }
             let keys = compile_jwks(i, &ic.jwks, &algorithms)?;
             issuers.insert(
                 ic.iss.clone(),

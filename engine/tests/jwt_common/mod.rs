@@ -51,12 +51,14 @@ pub fn config() -> VerifyConfig {
             ]
             .map(String::from)
             .to_vec(),
+            discovery: None,
         },
         IssuerConfig {
             iss: OTHER_ISS.into(),
             audiences: vec!["other".into()],
             jwks: json!({"keys": [jwk("ec_p256_other", json!({}))]}),
             algorithms: vec!["ES256".into()],
+            discovery: None,
         },
     ])
 }

@@ -1,0 +1,390 @@
+//! Talking to the control service: `push`, `get`, `history`, `rollback`.
+//! A small blocking HTTP client (plain `http://`; `ureq` without TLS), and
+//! the token read from a file so it never appears in `ps` or shell history.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::args::ArgsError;
+
+/// How long one request may take; long enough for a push that resolves
+/// issuer keys by discovery.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response read: a bundle is at most 8 MiB.
+const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One remote command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// Store a new version of the bundle in `file`.
+    Push {
+        /// Service base URL.
+        server: String,
+        /// File holding the bearer token.
+        token_file: PathBuf,
+        /// The bundle JSON.
+        file: PathBuf,
+        /// Only store if the current version has this ETag.
+        if_match: Option<String>,
+    },
+    /// Print a bundle (latest or one version).
+    Get {
+        /// Service base URL.
+        server: String,
+        /// Bundle name.
+        name: String,
+        /// A version, or the latest.
+        version: Option<u64>,
+    },
+    /// Print a bundle's version list.
+    History {
+        /// Service base URL.
+        server: String,
+        /// Bundle name.
+        name: String,
+    },
+    /// Store an older version's content as the new latest.
+    Rollback {
+        /// Service base URL.
+        server: String,
+        /// File holding the bearer token.
+        token_file: PathBuf,
+        /// Bundle name.
+        name: String,
+        /// The version to go back to.
+        to: u64,
+    },
+}
+
+/// Why a remote command failed.
+#[derive(Debug, Error)]
+pub enum RemoteError {
+    /// A local file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The service could not be reached or answered garbage.
+    #[error("{0}")]
+    Transport(String),
+    /// The service refused: status and its explanation, already rendered.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Parses the arguments of `push`, `get`, `history`, `rollback`.
+pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
+    let mut server = None;
+    let mut token_file = None;
+    let mut if_match = None;
+    let mut version = None;
+    let mut to = None;
+    let mut positional = Vec::new();
+    let mut args = rest.into_iter();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |flag: &'static str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(ArgsError::MissingValue(flag))
+        };
+        match name.as_str() {
+            "--server" => set_once(&mut server, value("--server")?, "--server")?,
+            "--token-file" if matches!(command, "push" | "rollback") => set_once(
+                &mut token_file,
+                PathBuf::from(value("--token-file")?),
+                "--token-file",
+            )?,
+            "--if-match" if command == "push" => {
+                set_once(&mut if_match, value("--if-match")?, "--if-match")?
+            }
+            "--version" if command == "get" => {
+                let v = value("--version")?;
+                let v = v.parse().map_err(|_| ArgsError::Unexpected(v))?;
+                set_once(&mut version, v, "--version")?
+            }
+            "--to" if command == "rollback" => {
+                let v = value("--to")?;
+                let v = v.parse().map_err(|_| ArgsError::Unexpected(v))?;
+                set_once(&mut to, v, "--to")?
+            }
+            "--help" | "-h" => return Err(ArgsError::UnknownOption(arg)),
+            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
+            _ => positional.push(arg),
+        }
+    }
+    let server = server.ok_or(ArgsError::Missing("--server URL"))?;
+    let mut positional = positional.into_iter();
+    let what = match command {
+        "push" => "bundle file",
+        _ => "bundle name",
+    };
+    let target = positional.next().ok_or(ArgsError::Missing(what))?;
+    if let Some(extra) = positional.next() {
+        return Err(ArgsError::Unexpected(extra));
+    }
+    let token = |t: Option<PathBuf>| t.ok_or(ArgsError::Missing("--token-file FILE"));
+    Ok(match command {
+        "push" => Remote::Push {
+            server,
+            token_file: token(token_file)?,
+            file: target.into(),
+            if_match,
+        },
+        "get" => Remote::Get {
+            server,
+            name: target,
+            version,
+        },
+        "history" => Remote::History {
+            server,
+            name: target,
+        },
+        _ => Remote::Rollback {
+            server,
+            token_file: token(token_file)?,
+            name: target,
+            to: to.ok_or(ArgsError::Missing("--to VERSION"))?,
+        },
+    })
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), ArgsError> {
+    if slot.is_some() {
+        return Err(ArgsError::Repeated(name));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// Runs the command; on success returns what to print on stdout.
+pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .build()
+        .into();
+    let url = |server: &str, path: &str| format!("{}{path}", server.trim_end_matches('/'));
+    let (status, body) = match command {
+        Remote::Push {
+            server,
+            token_file,
+            file,
+            if_match,
+        } => {
+            let token = read_token(token_file)?;
+            let bundle = std::fs::read(file).map_err(|source| RemoteError::Read {
+                path: file.display().to_string(),
+                source,
+            })?;
+            // The URL name comes from the bundle, so it always matches.
+            let name = serde_json::from_slice::<Value>(&bundle)
+                .ok()
+                .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
+                .ok_or_else(|| {
+                    RemoteError::Refused(format!(
+                        "{}: not a bundle (no \"name\" field); try `mcp-guard validate`",
+                        file.display()
+                    ))
+                })?;
+            let mut request = agent
+                .put(url(server, &format!("/v1/bundles/{name}")))
+                .header("authorization", &format!("Bearer {token}"))
+                .header("content-type", "application/json");
+            if let Some(tag) = if_match {
+                request = request.header("if-match", &quote(tag));
+            }
+            finish(request.send(&bundle[..]))?
+        }
+        Remote::Get {
+            server,
+            name,
+            version,
+        } => {
+            let path = match version {
+                Some(v) => format!("/v1/bundles/{name}/versions/{v}"),
+                None => format!("/v1/bundles/{name}"),
+            };
+            finish(agent.get(url(server, &path)).call())?
+        }
+        Remote::History { server, name } => finish(
+            agent
+                .get(url(server, &format!("/v1/bundles/{name}/versions")))
+                .call(),
+        )?,
+        Remote::Rollback {
+            server,
+            token_file,
+            name,
+            to,
+        } => {
+            let token = read_token(token_file)?;
+            let body = serde_json::json!({ "to": to }).to_string();
+            finish(
+                agent
+                    .post(url(server, &format!("/v1/bundles/{name}/rollback")))
+                    .header("authorization", &format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .send(body.as_bytes()),
+            )?
+        }
+    };
+    if (200..300).contains(&status) {
+        let mut body = body;
+        if body.last() != Some(&b'\n') {
+            body.push(b'\n');
+        }
+        Ok(body)
+    } else {
+        Err(RemoteError::Refused(explain(status, &body)))
+    }
+}
+
+/// An ETag as the header wants it: quoted (users often paste it bare).
+fn quote(tag: &str) -> String {
+    let tag = tag.trim();
+    if tag.starts_with('"') || tag == "*" {
+        tag.to_owned()
+    } else {
+        format!("\"{tag}\"")
+    }
+}
+
+fn read_token(path: &std::path::Path) -> Result<String, RemoteError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RemoteError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(text.trim().to_owned())
+}
+
+fn finish(
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, Vec<u8>), RemoteError> {
+    let mut response = response.map_err(|e| RemoteError::Transport(e.to_string()))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE_BYTES)
+        .read_to_vec()
+        .map_err(|e| RemoteError::Transport(e.to_string()))?;
+    Ok((status, body))
+}
+
+/// A refusal as lines for a human: the status, the service's message, and
+/// one `PATH: MESSAGE` line per bundle issue.
+fn explain(status: u16, body: &[u8]) -> String {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return format!("HTTP {status}");
+    };
+    let mut out = format!(
+        "HTTP {status} {}",
+        json.get("error").and_then(Value::as_str).unwrap_or("error")
+    );
+    if let Some(message) = json.get("message").and_then(Value::as_str) {
+        out.push_str(&format!(": {message}"));
+    }
+    for issue in json
+        .get("issues")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!(
+            "\n{}: {}",
+            issue.get("path").and_then(Value::as_str).unwrap_or("$"),
+            issue.get("message").and_then(Value::as_str).unwrap_or("")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_each_command() {
+        assert_eq!(
+            parse(
+                "push",
+                args(&[
+                    "--server",
+                    "http://x",
+                    "--token-file=t",
+                    "b.json",
+                    "--if-match",
+                    "\"e\""
+                ])
+            ),
+            Ok(Remote::Push {
+                server: "http://x".into(),
+                token_file: "t".into(),
+                file: "b.json".into(),
+                if_match: Some("\"e\"".into()),
+            })
+        );
+        assert_eq!(
+            parse(
+                "get",
+                args(&["--server=http://x", "demo", "--version", "3"])
+            ),
+            Ok(Remote::Get {
+                server: "http://x".into(),
+                name: "demo".into(),
+                version: Some(3),
+            })
+        );
+        assert_eq!(
+            parse(
+                "rollback",
+                args(&["--server", "s", "--token-file", "t", "demo", "--to", "2"])
+            ),
+            Ok(Remote::Rollback {
+                server: "s".into(),
+                token_file: "t".into(),
+                name: "demo".into(),
+                to: 2,
+            })
+        );
+        assert!(matches!(
+            parse("push", args(&["--server", "s", "b.json"])),
+            Err(ArgsError::Missing(_))
+        ));
+        assert!(matches!(
+            parse("history", args(&["demo"])),
+            Err(ArgsError::Missing(_))
+        ));
+        assert!(matches!(
+            parse("get", args(&["--server", "s", "--to", "1", "demo"])),
+            Err(ArgsError::UnknownOption(_))
+        ));
+    }
+
+    #[test]
+    fn explains_refusals() {
+        let body = br#"{"error":"invalid_bundle","issues":[{"path":"$.rules[0].id","message":"must not be empty"}]}"#;
+        assert_eq!(
+            explain(400, body),
+            "HTTP 400 invalid_bundle\n$.rules[0].id: must not be empty"
+        );
+        assert_eq!(explain(502, b"<html>"), "HTTP 502");
+        assert_eq!(quote("abc"), "\"abc\"");
+        assert_eq!(quote("\"abc\""), "\"abc\"");
+    }
+}

@@ -1,0 +1,202 @@
+//! The remote commands against a real control service on loopback, and
+//! the key and token helpers.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use mcp_guard_control::{BundleStore, Options, Tokens};
+use serde_json::Value;
+
+const TOKEN: &str = "cli-test-token";
+
+fn mcp_guard(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-guard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("binary finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Starts the service in a background runtime; returns its base URL.
+fn start_service() -> (String, tokio::runtime::Runtime) {
+    let hash = mcp_guard(&["hash-token"], Some(&format!("{TOKEN}\n")));
+    assert_eq!(hash.status.code(), Some(0), "{}", text(&hash.stderr));
+    let digest = text(&hash.stdout).trim().to_owned();
+    assert_eq!(digest.len(), 64);
+    let tokens = format!(r#"{{"tokens":[{{"id":"cli","sha256":"{digest}","bundles":["demo"]}}]}}"#);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let options = Options {
+        tokens: Tokens::parse(tokens.as_bytes()).expect("tokens"),
+        jwks_refresh: None,
+    };
+    runtime.spawn(mcp_guard_control::serve_with(
+        listener,
+        std::sync::Arc::new(BundleStore::new()),
+        options,
+        std::future::pending(),
+    ));
+    (format!("http://{addr}"), runtime)
+}
+
+#[test]
+fn push_get_history_rollback() {
+    let (server, _runtime) = start_service();
+    let dir = std::env::temp_dir().join(format!("mcp-guard-cli-remote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write");
+    let token_file = token_file.to_string_lossy().into_owned();
+    let write_bundle = |file: &str, rule: &str| {
+        let path = dir.join(file);
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"name":"demo","version":1,"rules":[{{"id":"{rule}","effect":"allow"}}]}}"#
+            ),
+        )
+        .expect("write");
+        path.to_string_lossy().into_owned()
+    };
+    let a = write_bundle("a.json", "a");
+    let b = write_bundle("b.json", "b");
+
+    let pushed = mcp_guard(
+        &["push", "--server", &server, "--token-file", &token_file, &a],
+        None,
+    );
+    assert_eq!(pushed.status.code(), Some(0), "{}", text(&pushed.stderr));
+    let created: Value = serde_json::from_slice(&pushed.stdout).expect("json");
+    assert_eq!(created["version"], 1);
+    let etag = created["etag"]
+        .as_str()
+        .expect("etag")
+        .trim_matches('"')
+        .to_owned();
+
+    // --if-match with the current tag (given bare) succeeds, then is stale.
+    let args = [
+        "push",
+        "--server",
+        &server,
+        "--token-file",
+        &token_file,
+        &b,
+        "--if-match",
+        &etag,
+    ];
+    assert_eq!(mcp_guard(&args, None).status.code(), Some(0));
+    let stale = mcp_guard(&args, None);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        text(&stale.stderr).contains("412"),
+        "{}",
+        text(&stale.stderr)
+    );
+
+    let invalid = dir.join("bad.json");
+    std::fs::write(
+        &invalid,
+        r#"{"name":"demo","version":1,"rules":[{"id":"","effect":"allow"}]}"#,
+    )
+    .expect("write");
+    let refused = mcp_guard(
+        &[
+            "push",
+            "--server",
+            &server,
+            "--token-file",
+            &token_file,
+            &invalid.to_string_lossy(),
+        ],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("$.rules[0].id: must not be empty"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let rolled = mcp_guard(
+        &[
+            "rollback",
+            "--server",
+            &server,
+            "--token-file",
+            &token_file,
+            "demo",
+            "--to",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(rolled.status.code(), Some(0), "{}", text(&rolled.stderr));
+
+    let latest = mcp_guard(&["get", "--server", &server, "demo"], None);
+    let latest: Value = serde_json::from_slice(&latest.stdout).expect("bundle");
+    assert_eq!(
+        (
+            latest["version"].as_u64(),
+            latest["rules"][0]["id"].as_str()
+        ),
+        (Some(3), Some("a"))
+    );
+    let v2 = mcp_guard(
+        &["get", "--server", &server, "demo", "--version", "2"],
+        None,
+    );
+    let v2: Value = serde_json::from_slice(&v2.stdout).expect("bundle");
+    assert_eq!(v2["rules"][0]["id"], "b");
+
+    let history = mcp_guard(&["history", "--server", &server, "demo"], None);
+    let history: Value = serde_json::from_slice(&history.stdout).expect("history");
+    let sources: Vec<&str> = history["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["source"].as_str())
+        .collect();
+    assert_eq!(sources, ["push", "push", "rollback"]);
+
+    let missing = mcp_guard(&["get", "--server", &server, "nope"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    let unreachable = mcp_guard(&["get", "--server", "http://127.0.0.1:9", "demo"], None);
+    assert_eq!(unreachable.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn keygen_prints_a_usable_key() {
+    let out = mcp_guard(&["keygen"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let key: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let seed =
+        mcp_guard_engine::signing::signing_key_from_text(key["seed"].as_str().expect("seed"))
+            .expect("seed parses");
+    assert_eq!(
+        key["ed25519"],
+        mcp_guard_engine::signing::public_key_base64(&seed.verifying_key())
+    );
+    let empty = mcp_guard(&["hash-token"], Some(""));
+    assert_eq!(empty.status.code(), Some(2));
+}
