@@ -6,12 +6,8 @@
 //!   (claims decoded from Envoy's metadata encoding, body parsed for the
 //!   model, decision, filter state, metrics) in the host harness; includes
 //!   the harness's own ABI cost.
-//! - `scrub/native` and `scrub/wasm`: a 64 KiB JSON chat answer with an
-//!   e-mail address in every sentence, buffered and scrubbed with the
-//!   default scanner (every structured type).
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mcp_guard_engine::pii::{PiiConfig, Scanner};
+use criterion::{criterion_group, criterion_main, Criterion};
 use mcp_guard_engine::{Bundle, Claims, Policy, RequestAttrs};
 use mcp_guard_host_test::{Host, Plugin};
 use serde_json::{json, Value};
@@ -26,19 +22,6 @@ fn plugin() -> Plugin {
         .expect("build the filter first: cargo xtask build-wasm")
         .plugin(json!({ "bundle": bundle }).to_string())
         .unwrap()
-}
-
-fn answer(size: usize) -> Vec<u8> {
-    let mut body = String::from("{\"choices\":[{\"message\":{\"content\":\"");
-    let mut i = 0;
-    while body.len() < size {
-        body.push_str(&format!(
-            "Customer {i} can be reached at user{i}@example.com for questions about order {i}. "
-        ));
-        i += 1;
-    }
-    body.push_str("\"}}]}");
-    body.into_bytes()
 }
 
 fn decision(c: &mut Criterion) {
@@ -72,43 +55,5 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-fn scrub(c: &mut Criterion) {
-    let body = answer(64 * 1024);
-    let mut group = c.benchmark_group("scrub");
-    group.throughput(Throughput::Bytes(body.len() as u64));
-    let scanner = Scanner::new(&PiiConfig::default()).unwrap();
-    let mut out = Vec::new();
-    group.bench_function("native", |b| {
-        b.iter(|| black_box(scanner.scrub_json(black_box(&body), &mut out)))
-    });
-
-    let plugin = plugin();
-    let headers = [
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "model.local"),
-    ];
-    group.bench_function("wasm", |b| {
-        b.iter(|| {
-            let stream = plugin.stream().unwrap();
-            stream.set_jwt_payload(
-                "jwt_payload",
-                json!({"sub": "alice", "roles": ["model-user"]}),
-            );
-            stream.request_headers(&headers, false).unwrap();
-            stream.request_body(CHAT_BODY, true).unwrap();
-            stream
-                .response_headers(
-                    &[(":status", "200"), ("content-type", "application/json")],
-                    false,
-                )
-                .unwrap();
-            stream.response_body(&body, true).unwrap();
-            stream.finish().unwrap();
-        })
-    });
-    group.finish();
-}
-
-criterion_group!(benches, decision, scrub);
+criterion_group!(benches, decision);
 criterion_main!(benches);

@@ -39,6 +39,14 @@ fn cache() -> &'static Mutex<HashMap<CacheKey, Host>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// Environment variable that turns fuel metering off (`0`) for benchmarks.
+pub const FUEL_ENV: &str = "MCP_GUARD_HOST_FUEL";
+
+/// Whether guest calls are metered (the default).
+pub fn fuel_metering() -> bool {
+    std::env::var(FUEL_ENV).map_or(true, |v| v != "0")
+}
+
 /// One engine for the process: modules compiled by it can share code.
 fn engine() -> Result<Engine, HostError> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -46,8 +54,10 @@ fn engine() -> Result<Engine, HostError> {
         .get_or_init(|| {
             let mut config = Config::new();
             // Fuel bounds every guest call so a looping filter fails a test
-            // instead of hanging it.
-            config.consume_fuel(true);
+            // instead of hanging it. Benchmarks turn it off (Envoy's V8
+            // meters nothing, and metering costs the guest a counter update
+            // per block).
+            config.consume_fuel(fuel_metering());
             Engine::new(&config).map_err(|e| format!("{e:?}"))
         })
         .clone()

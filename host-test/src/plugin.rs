@@ -133,9 +133,11 @@ impl Plugin {
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
         // Start functions run during instantiation and need fuel too.
-        store
-            .set_fuel(options.fuel_per_call.unwrap_or(u64::MAX / 2))
-            .map_err(|e| HostError::Instantiate(format!("{e:?}")))?;
+        if crate::host::fuel_metering() {
+            store
+                .set_fuel(options.fuel_per_call.unwrap_or(u64::MAX / 2))
+                .map_err(|e| HostError::Instantiate(format!("{e:?}")))?;
+        }
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| HostError::Instantiate(format!("{e:?}")))?;

@@ -137,8 +137,10 @@ impl Vm {
         };
         self.store.data_mut().effective = ctx;
         let fuel = self.fuel_per_call.unwrap_or(UNLIMITED_FUEL);
-        if let Err(e) = self.store.set_fuel(fuel) {
-            return Err(self.die(name, format!("cannot set fuel: {e:?}"), 0));
+        if crate::host::fuel_metering() {
+            if let Err(e) = self.store.set_fuel(fuel) {
+                return Err(self.die(name, format!("cannot set fuel: {e:?}"), 0));
+            }
         }
         let log_mark = self.store.data().logs.entries.len();
         match invoke(&mut self.store, func, args) {

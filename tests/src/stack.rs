@@ -34,8 +34,10 @@ pub struct StackOptions {
     pub concurrency: u32,
     /// Directory for configs, logs and the control data; a fresh temp dir if `None`.
     pub work_dir: Option<PathBuf>,
-    /// Long-poll wait the filter asks for.
+    /// Long-poll wait the filter asks for (0: plain polling).
     pub long_poll_secs: u64,
+    /// Polling period when not long-polling.
+    pub poll_interval_ms: u64,
 }
 
 impl Default for StackOptions {
@@ -46,6 +48,7 @@ impl Default for StackOptions {
             concurrency: 2,
             work_dir: None,
             long_poll_secs: 30,
+            poll_interval_ms: 5_000,
         }
     }
 }
@@ -198,6 +201,7 @@ impl Stack {
                 "cluster": "mcp_guard_control",
                 "bundle": options.bundle_name,
                 "long_poll_secs": options.long_poll_secs,
+                "poll_interval_ms": options.poll_interval_ms,
                 "retry_interval_ms": 50,
                 "max_backoff_ms": 500,
                 "public_keys": [signing::public_key_base64(&control.signer.verifying_key())],

@@ -143,7 +143,14 @@ pub fn test_all() -> Result<(), String> {
 /// arguments go to criterion (e.g. a benchmark name filter).
 pub fn bench(extra: Vec<String>) -> Result<(), String> {
     let wasm = build_wasm()?;
-    let mut args = vec!["bench", "--package", "mcp-guard-benches", "--"];
+    let mut args = vec![
+        "bench",
+        "--package",
+        "mcp-guard-benches",
+        "--package",
+        "mcp-guard-engine",
+        "--",
+    ];
     args.extend(extra.iter().map(String::as_str));
     run(
         &cargo(),
