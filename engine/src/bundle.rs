@@ -194,7 +194,8 @@ pub struct PiiSettings {
     /// Callers matching any of these claim conditions see raw data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exempt: Vec<ClaimCondition>,
-    /// Largest response body buffered for scrubbing, in bytes.
+    /// Largest response body buffered for scrubbing, in bytes (default 1 MiB,
+    /// Envoy's default per-connection buffer limit).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// A buffered body over `max_body_bytes`: `block` or `stream`.
@@ -252,7 +253,7 @@ fn enabled() -> bool {
 }
 
 fn default_max_body() -> usize {
-    4 * 1024 * 1024
+    1024 * 1024
 }
 
 /// One problem found in a bundle, located by JSON path.

@@ -6,71 +6,57 @@ use std::process::Command;
 use mcp_guard_e2e::envoy::{render, EnvoySettings};
 use mcp_guard_e2e::{paths, tokens};
 
-#[test]
-fn rendered_template_validates_with_real_envoy() {
-    let dir = std::env::temp_dir().join(format!("mcp-guard-validate-{}", std::process::id()));
+/// Renders the template with `plugin_config` and runs
+/// `envoy --mode validate` on it: (success, Envoy's output).
+fn validate(plugin_config: &str, name: &str) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!("mcp-guard-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let settings = EnvoySettings {
         wasm: paths::wasm_path(),
         jwks: tokens::DEMO_JWKS.replace('\n', ""),
-        plugin_config:
-            r#"{"control":{"cluster":"mcp_guard_control","bundle":"demo","allow_unsigned":true}}"#
-                .into(),
+        plugin_config: plugin_config.into(),
         upstream_port: 1,
         control_port: 2,
         concurrency: 1,
     };
     let template = std::fs::read_to_string(paths::envoy_template()).unwrap();
     let rendered = render(&template, &settings, &dir.join("access.log"));
+    let config = dir.join("envoy.yaml");
+    std::fs::write(&config, &rendered).unwrap();
+    let output = Command::new(paths::envoy_path())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&config)
+        .output()
+        .expect("envoy runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), log, rendered)
+}
+
+#[test]
+fn rendered_template_validates_with_real_envoy() {
+    let (ok, log, rendered) = validate(
+        r#"{"control":{"cluster":"mcp_guard_control","bundle":"demo","allow_unsigned":true}}"#,
+        "validate",
+    );
     assert!(
         !rendered.contains("{{"),
         "unfilled placeholder in:\n{rendered}"
     );
-    let config = dir.join("envoy.yaml");
-    std::fs::write(&config, rendered).unwrap();
-    let output = Command::new(paths::envoy_path())
-        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
-        .arg(&config)
-        .output()
-        .expect("envoy runs");
-    let log = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{log}");
+    assert!(ok, "{log}");
     assert!(log.contains("OK"), "{log}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn an_invalid_plugin_configuration_is_refused_by_envoy() {
-    let dir = std::env::temp_dir().join(format!("mcp-guard-invalid-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let settings = EnvoySettings {
-        wasm: paths::wasm_path(),
-        jwks: tokens::DEMO_JWKS.replace('\n', ""),
-        plugin_config:
-            r#"{"bundle":{"name":"x","version":1,"rules":[{"id":"a","effect":"maybe"}]}}"#.into(),
-        upstream_port: 1,
-        control_port: 2,
-        concurrency: 1,
-    };
-    let template = std::fs::read_to_string(paths::envoy_template()).unwrap();
-    let config = dir.join("envoy.yaml");
-    std::fs::write(
-        &config,
-        render(&template, &settings, &dir.join("access.log")),
-    )
-    .unwrap();
-    let output = Command::new(paths::envoy_path())
-        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
-        .arg(&config)
-        .output()
-        .expect("envoy runs");
-    let log = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{log}");
+    let (ok, log, _) = validate(
+        r#"{"bundle":{"name":"x","version":1,"rules":[{"id":"a","effect":"maybe"}]}}"#,
+        "invalid",
+    );
+    assert!(!ok, "{log}");
     assert!(
         log.contains("invalid inline bundle") && log.contains("rules[0].effect"),
         "{log}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -33,6 +33,8 @@ pub fn run() -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
 
+    let token_file = stack.work_dir.join("push-token");
+    std::fs::write(&token_file, mcp_guard_e2e::PUSH_TOKEN).map_err(|e| e.to_string())?;
     let alice = demo_token(
         json!({"sub": "alice", "tenant": "acme", "roles": ["model-user"], "scope": "openid mcp:tools"}),
     )?;
@@ -56,6 +58,9 @@ pub fn run() -> Result<(), String> {
          curl -s {mcp} {json_header} -H 'authorization: Bearer {alice}' -d '{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"search_customers\",\"arguments\":{{\"query\":\"jane\"}}}}}}'\n\n\
          # 6. MCP tools/call delete_customer: 403, only admins may delete\n\
          curl -s -i {mcp} {json_header} -H 'authorization: Bearer {alice}' -d '{{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{{\"name\":\"delete_customer\",\"arguments\":{{\"id\":1}}}}}}'\n\n\
+         # 7. Push a new policy version (signed by the control service, enforced by every worker in ~50 ms)\n\
+         cargo run -q -p mcp-guard-cli -- push --server http://127.0.0.1:{control} --token-file {token_file} policies/demo.json\n\
+         cargo run -q -p mcp-guard-cli -- history --server http://127.0.0.1:{control} demo\n\n\
          Decisions land in the access log: tail -f {log}\n\
          Stats: curl -s http://{admin}/stats | grep wasmcustom\n\
          Tokens are valid for 12 hours. Press Ctrl-C to stop.",
@@ -63,6 +68,7 @@ pub fn run() -> Result<(), String> {
         admin = stack.envoy.admin,
         control = stack.control_port,
         upstream = stack.upstream_port,
+        token_file = token_file.display(),
         log = stack.envoy.access_log.display(),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
