@@ -53,8 +53,21 @@ pub fn line(level: Level, msg: &str, fields: Value) -> String {
     Value::Object(object).to_string()
 }
 
+/// Whether events are written (on unless a host process embedding the
+/// service turns them off, e.g. a test bed that would otherwise flood its
+/// own output).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns logging on or off for the whole process.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes one event to stderr.
 pub fn log(level: Level, msg: &str, fields: Value) {
+    if !ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let mut text = line(level, msg, fields);
     text.push('\n');
     // Nowhere to report a failed write to stderr.

@@ -145,3 +145,13 @@ pub fn send_local_response(
         Err(result)
     }
 }
+
+/// The proxy's clock in milliseconds since the Unix epoch (0 if the host
+/// cannot tell): time windows, token expiry and fetch scheduling all use
+/// the host's time, never the guest's.
+pub fn now_ms() -> u64 {
+    proxy_wasm::hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -7,7 +7,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -19,7 +19,7 @@ use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
 
 use crate::config::{ControlConfig, PluginConfig};
-use crate::host::{self, HeaderMap};
+use crate::host::{self, now_ms, HeaderMap};
 use crate::metrics::Metrics;
 use crate::stream::GuardStream;
 use crate::sync::{self, SharedKeys};
@@ -60,13 +60,6 @@ pub struct GuardRoot {
 
 fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
-}
-
-fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Outcome of one fetch, for scheduling the next.

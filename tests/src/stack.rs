@@ -38,6 +38,9 @@ pub struct StackOptions {
     pub long_poll_secs: u64,
     /// Polling period when not long-polling.
     pub poll_interval_ms: u64,
+    /// Let the in-process control service log to stderr (the demo does;
+    /// tests keep their output readable).
+    pub control_logs: bool,
 }
 
 impl Default for StackOptions {
@@ -49,6 +52,7 @@ impl Default for StackOptions {
             work_dir: None,
             long_poll_secs: 30,
             poll_interval_ms: 5_000,
+            control_logs: false,
         }
     }
 }
@@ -159,6 +163,7 @@ impl Stack {
             }
             None => fresh_dir()?,
         };
+        mcp_guard_control::log::set_enabled(options.control_logs);
         let seed_dir = work_dir.join("seed");
         std::fs::create_dir_all(&seed_dir)?;
         for (name, json) in &options.bundles {

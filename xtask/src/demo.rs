@@ -29,6 +29,7 @@ pub fn run() -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&work_dir);
     let mut stack = Stack::start(StackOptions {
         work_dir: Some(work_dir),
+        control_logs: true,
         ..StackOptions::default()
     })
     .map_err(|e| e.to_string())?;
