@@ -297,12 +297,8 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let by = match authorize(app, headers, name) {
-        Ok(by) => by,
-        Err(response) => return *response,
-    };
-    let body = match read_body(app, body, MAX_BUNDLE_BYTES).await {
-        Ok(body) => body,
+    let (by, body) = match authorized_body(app, name, headers, body, MAX_BUNDLE_BYTES).await {
+        Ok(ok) => ok,
         Err(response) => return *response,
     };
     let content = match resolve(&body, Mode::Push).await {
@@ -335,12 +331,8 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let by = match authorize(app, headers, name) {
-        Ok(by) => by,
-        Err(response) => return *response,
-    };
-    let body = match read_body(app, body, MAX_ROLLBACK_BODY).await {
-        Ok(body) => body,
+    let (by, body) = match authorized_body(app, name, headers, body, MAX_ROLLBACK_BODY).await {
+        Ok(ok) => ok,
         Err(response) => return *response,
     };
     let Some(to) = serde_json::from_slice::<Value>(&body)
@@ -530,6 +522,25 @@ fn authorize(
 }
 
 /// The whole request body, or `413` past `limit`.
+/// The common start of every write: the caller's token id, then the body
+/// read under `limit` (authorisation first, so an unauthorised caller
+/// never makes the service buffer anything).
+async fn authorized_body<B>(
+    app: &App,
+    name: &BundleName,
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<(String, Bytes), Box<Response<Body>>>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let by = authorize(app, headers, name)?;
+    let body = read_body(app, body, limit).await?;
+    Ok((by, body))
+}
+
 async fn read_body<B>(app: &App, body: B, limit: usize) -> Result<Bytes, Box<Response<Body>>>
 where
     B: HttpBody<Data = Bytes>,
