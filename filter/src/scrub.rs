@@ -2,6 +2,8 @@
 //! sent when a body is refused.
 
 use mcp_guard_engine::decision::push_json_string;
+use std::sync::Arc;
+
 use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
 
 /// How a body is being processed.
@@ -19,7 +21,7 @@ pub enum BodyScrub {
 
 /// Scrubs a whole body in the mode its content type calls for.
 pub fn scrub_whole(
-    scanner: &Scanner,
+    scanner: &Arc<Scanner>,
     mode: ContentMode,
     body: &[u8],
     out: &mut Vec<u8>,
@@ -29,8 +31,8 @@ pub fn scrub_whole(
         ContentMode::Json => scanner.scrub_json(body, out),
         ContentMode::Text => scanner.scrub_text(body, out),
         ContentMode::Sse => {
-            let mut stream =
-                StreamScrubber::new(std::sync::Arc::new(scanner.clone()), ContentMode::Sse);
+            // Shares the compiled scanner rather than copying its automata.
+            let mut stream = StreamScrubber::new(Arc::clone(scanner), ContentMode::Sse);
             stream.push(body, out);
             stream.finish(out);
             stream.report()
