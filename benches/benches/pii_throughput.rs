@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mcp_guard_engine::pii::{ContentMode, PiiConfig, Scanner, StreamScrubber};
-use mcp_guard_host_test::{Host, Plugin};
+use mcp_guard_host_test::{Host, Plugin, Stream};
 use serde_json::json;
 
 fn prose(size: usize) -> Vec<u8> {
@@ -71,8 +71,15 @@ fn wasm_plugin() -> Plugin {
         .unwrap()
 }
 
-/// One whole response through the filter in the wasmtime host.
+/// One whole response through the filter in the wasmtime host. Only the
+/// filter's work is timed: what the client got is checked once, before
+/// timing, by [`checked_through_wasm`] (collecting it copies the body).
 fn through_wasm(plugin: &Plugin, content_type: &str, chunks: &[&[u8]]) {
+    let stream = drive(plugin, content_type, chunks);
+    stream.finish().unwrap();
+}
+
+fn drive(plugin: &Plugin, content_type: &str, chunks: &[&[u8]]) -> Stream {
     let stream = plugin.stream().unwrap();
     stream.set_jwt_payload("jwt_payload", json!({"sub": "bench"}));
     stream
@@ -85,9 +92,24 @@ fn through_wasm(plugin: &Plugin, content_type: &str, chunks: &[&[u8]]) {
         .response_headers(&[(":status", "200"), ("content-type", content_type)], false)
         .unwrap();
     for (i, chunk) in chunks.iter().enumerate() {
-        stream.response_body(chunk, i + 1 == chunks.len()).unwrap();
+        black_box(stream.response_body(chunk, i + 1 == chunks.len()).unwrap());
     }
-    black_box(stream.client_response());
+    stream
+}
+
+/// Runs one response through the filter and checks the client got the
+/// same bytes as the native scrubber produced: the two sides of each
+/// benchmark do the same work.
+fn checked_through_wasm(plugin: &Plugin, content_type: &str, chunks: &[&[u8]], native: &[u8]) {
+    let stream = drive(plugin, content_type, chunks);
+    let got = stream
+        .client_response()
+        .expect("the response left the filter");
+    assert_eq!(got.status, 200);
+    assert!(
+        got.body == native,
+        "wasm and native outputs differ ({content_type})"
+    );
     stream.finish().unwrap();
 }
 
@@ -110,6 +132,8 @@ fn bench(c: &mut Criterion) {
     let mut out = Vec::with_capacity(2 << 20);
 
     let text = prose(1 << 20);
+    sc.scrub_text(&text, &mut out);
+    checked_through_wasm(&plugin, "text/plain", &[&text], &out);
     let mut g = c.benchmark_group("pii_clean_prose_1MiB");
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_function("native", |b| {
@@ -121,6 +145,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let json = dense_json(4000);
+    sc.scrub_json(&json, &mut out);
+    checked_through_wasm(&plugin, "application/json", &[&json], &out);
     let mut g = c.benchmark_group("pii_dense_json");
     g.throughput(Throughput::Bytes(json.len() as u64));
     g.bench_function("native", |b| {
@@ -133,6 +159,15 @@ fn bench(c: &mut Criterion) {
 
     let stream = sse(2000);
     let cut = events(&stream);
+    {
+        let mut s = StreamScrubber::new(Arc::clone(&sc), ContentMode::Sse);
+        out.clear();
+        for chunk in &cut {
+            s.push(chunk, &mut out);
+        }
+        s.finish(&mut out);
+        checked_through_wasm(&plugin, "text/event-stream", &cut, &out);
+    }
     let mut g = c.benchmark_group("pii_sse_per_event");
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.bench_function("native", |b| {

@@ -469,6 +469,8 @@ impl HttpContext for GuardStream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let redactions_before = self.record.redactions.total();
+        let blocked_before = matches!(self.response, BodyScrub::Blocked);
         match &self.response {
             BodyScrub::Off => {}
             BodyScrub::Blocked => {
@@ -499,9 +501,13 @@ impl HttpContext for GuardStream {
                 }
             }
         }
+        // Published again whenever the counts move, so a stream reset
+        // half-way still logs what was replaced; not on every chunk of a
+        // long stream (serialising the record costs more than scrubbing
+        // a chat delta).
         if end_of_stream
-            || self.record.redactions.total() > 0
-            || matches!(self.response, BodyScrub::Blocked)
+            || self.record.redactions.total() != redactions_before
+            || (!blocked_before && matches!(self.response, BodyScrub::Blocked))
         {
             self.record.publish();
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, ProfilingStrategy};
 
 use crate::error::HostError;
 use crate::plugin::{Plugin, PluginOptions};
@@ -42,6 +42,10 @@ fn cache() -> &'static Mutex<HashMap<CacheKey, Host>> {
 /// Environment variable that turns fuel metering off (`0`) for benchmarks.
 pub const FUEL_ENV: &str = "MCP_GUARD_HOST_FUEL";
 
+/// Environment variable that makes the host write a perf map
+/// (`/tmp/perf-<pid>.map`) for profiling the filter with `perf`.
+pub const PROFILE_ENV: &str = "MCP_GUARD_HOST_PROFILE";
+
 /// Whether guest calls are metered (the default).
 pub fn fuel_metering() -> bool {
     std::env::var(FUEL_ENV).map_or(true, |v| v != "0")
@@ -58,6 +62,11 @@ fn engine() -> Result<Engine, HostError> {
             // meters nothing, and metering costs the guest a counter update
             // per block).
             config.consume_fuel(fuel_metering());
+            // `perf record` can name the filter's functions (build the
+            // module unstripped) when the host writes a perf map.
+            if std::env::var(PROFILE_ENV).is_ok_and(|v| v == "perfmap") {
+                config.profiler(ProfilingStrategy::PerfMap);
+            }
             Engine::new(&config).map_err(|e| format!("{e:?}"))
         })
         .clone()

@@ -62,7 +62,7 @@ pub use envoy_encoding::encode_envoy_value;
 pub use error::HostError;
 pub use exchange::{Exchange, ExchangeResult, RequestSpec, ResponseSpec};
 pub use header_map::HeaderMap;
-pub use host::{default_wasm_path, Host, WASM_ENV};
+pub use host::{default_wasm_path, Host, PROFILE_ENV, WASM_ENV};
 pub use http_calls::{HttpCall, HttpCallResponse};
 pub use log::{LogEntry, LogLevel, LogSource};
 pub use metrics::MetricType;

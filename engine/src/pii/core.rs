@@ -33,23 +33,37 @@ pub(crate) struct Edit {
     pub repl: std::ops::Range<usize>,
 }
 
-/// Where the next keyword match starts, cached between calls.
-#[derive(Debug, Clone, Copy, Default)]
-struct KwCache {
+/// Where the next keyword (or custom term) match starts, cached between
+/// calls so each byte is searched once.
+#[derive(Debug, Clone, Copy)]
+struct HitCache<T> {
     /// No match starts in `[next, scanned)`.
     scanned: u64,
-    hit: Option<(u64, u64, usize)>,
+    /// Absolute start, end, and what matched.
+    hit: Option<(u64, u64, T)>,
 }
 
-impl KwCache {
+impl<T> Default for HitCache<T> {
+    fn default() -> Self {
+        Self {
+            scanned: 0,
+            hit: None,
+        }
+    }
+}
+
+impl<T: Copy> HitCache<T> {
+    /// The next match starting in `[from, frontier)`; `search(text, a, b)`
+    /// finds the leftmost match starting in `text[a..b]` as relative
+    /// `(start, end, what)`.
     fn next(
         &mut self,
-        ac: &AhoCorasick,
         text: &[u8],
         base: u64,
         from: u64,
         frontier: u64,
-    ) -> Option<(u64, u64, usize)> {
+        search: impl Fn(&[u8], usize, usize) -> Option<(usize, usize, T)>,
+    ) -> Option<(u64, u64, T)> {
         if let Some(h) = self.hit {
             if h.0 >= from {
                 return Some(h);
@@ -61,16 +75,10 @@ impl KwCache {
             return None;
         }
         let rel = (s - base) as usize;
-        let found = text
-            .get(rel..)
-            .and_then(|_| ac.find(Input::new(text).span(rel..text.len())));
-        match found {
-            Some(m) if base + (m.start() as u64) < frontier => {
-                let h = (
-                    base + m.start() as u64,
-                    base + m.end() as u64,
-                    m.pattern().as_usize(),
-                );
+        let to = (frontier - base) as usize;
+        match search(text, rel, to) {
+            Some((start, end, what)) if base + (start as u64) < frontier => {
+                let h = (base + start as u64, base + end as u64, what);
                 self.hit = Some(h);
                 Some(h)
             }
@@ -82,6 +90,13 @@ impl KwCache {
     }
 }
 
+/// The leftmost custom term starting in `text[from..to]`.
+fn find_term(ac: &AhoCorasick, text: &[u8], from: usize, to: usize) -> Option<(usize, usize, ())> {
+    text.get(from..)?;
+    let m = ac.find(Input::new(text).span(from..text.len()))?;
+    (m.start() < to).then_some((m.start(), m.end(), ()))
+}
+
 /// The engine state for one text stream (one body, or one JSON string).
 #[derive(Debug, Clone)]
 pub(crate) struct Core {
@@ -91,8 +106,8 @@ pub(crate) struct Core {
     floor: u64,
     next: u64,
     trig_scanned: u64,
-    kw: KwCache,
-    term: KwCache,
+    kw: HitCache<Kw>,
+    term: HitCache<()>,
     /// Try an AWS secret at position 0 (JSON value of a `secret` key).
     pub lead_secret: bool,
     /// Text mode: honour backslash escapes at value boundaries.
@@ -113,8 +128,8 @@ impl Core {
             floor: 0,
             next: 0,
             trig_scanned: 0,
-            kw: KwCache::default(),
-            term: KwCache::default(),
+            kw: HitCache::default(),
+            term: HitCache::default(),
             lead_secret: false,
             escapes,
             edits: Vec::new(),
@@ -134,8 +149,8 @@ impl Core {
         self.floor = 0;
         self.next = 0;
         self.trig_scanned = 0;
-        self.kw = KwCache::default();
-        self.term = KwCache::default();
+        self.kw = HitCache::default();
+        self.term = HitCache::default();
         self.lead_secret = false;
         self.commit = 0;
     }
@@ -235,21 +250,23 @@ impl Core {
             }
             best = hit;
         }
-        let kw = sc
-            .keywords
-            .as_ref()
-            .and_then(|ac| self.kw.next(ac, &self.text, base, self.next, frontier));
-        let term = sc
-            .terms
-            .as_ref()
-            .and_then(|ac| self.term.next(ac, &self.text, base, self.next, frontier));
+        let kw = sc.keywords.as_ref().and_then(|k| {
+            self.kw
+                .next(&self.text, base, self.next, frontier, |t, a, b| {
+                    k.find(t, a, b).map(|h| (h.start, h.end, h.kind))
+                })
+        });
+        let term = sc.terms.as_ref().and_then(|ac| {
+            self.term
+                .next(&self.text, base, self.next, frontier, |t, a, b| {
+                    find_term(ac, t, a, b)
+                })
+        });
         for s in [kw.map(|k| k.0), term.map(|t| t.0)].into_iter().flatten() {
             best = Some(best.map_or(s, |b| b.min(s)));
         }
         let p = best?;
-        let kw = kw
-            .filter(|k| k.0 == p)
-            .and_then(|k| sc.keyword_kinds.get(k.2).copied());
+        let kw = kw.filter(|k| k.0 == p).map(|k| k.2);
         let term = term.filter(|t| t.0 == p).map(|t| (t.1 - t.0) as usize);
         Some((p, kw, term))
     }

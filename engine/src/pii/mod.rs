@@ -11,8 +11,9 @@
 //!
 //! Detectors are hand-written byte scanners (see [`detectors`]); the
 //! engine only wakes them at trigger bytes (digits, `:`, `@`, found eight
-//! bytes at a time) and at keyword prefixes (found with `aho-corasick`),
-//! so clean text is skipped quickly.
+//! bytes at a time) and at keyword prefixes (found sixteen positions at a
+//! time by a purpose-built finder, see `keywords`), so clean text is
+//! skipped quickly; custom terms use `aho-corasick`.
 
 mod action;
 mod config;
@@ -20,6 +21,7 @@ mod core;
 pub mod detectors;
 mod hash;
 mod json;
+mod keywords;
 mod report;
 mod scanner;
 mod sse;

@@ -1,11 +1,12 @@
 //! The compiled scanner: settings turned into lookup tables and automata
 //! once, then shared (read-only) by every scrub of every response.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::config::{Action, PiiConfig, PiiConfigError, PiiType, MAX_TERM_LEN, MIN_HASH_KEY_LEN};
 use super::core::Core;
 use super::hash::Hasher;
+use super::keywords::Keywords;
 use super::report::PiiReport;
 
 /// Which detector a keyword starts.
@@ -23,39 +24,42 @@ pub(crate) enum Kw {
     Pem,
 }
 
-const KEYWORDS: &[(&str, Kw)] = &[
-    ("AKIA", Kw::AwsKeyId),
-    ("ASIA", Kw::AwsKeyId),
-    ("AGPA", Kw::AwsKeyId),
-    ("AIDA", Kw::AwsKeyId),
-    ("AROA", Kw::AwsKeyId),
-    ("ANPA", Kw::AwsKeyId),
-    ("ANVA", Kw::AwsKeyId),
-    ("AIPA", Kw::AwsKeyId),
-    ("secret", Kw::Secret),
-    ("Secret", Kw::Secret),
-    ("SECRET", Kw::Secret),
-    ("ghp_", Kw::Github),
-    ("gho_", Kw::Github),
-    ("ghu_", Kw::Github),
-    ("ghs_", Kw::Github),
-    ("ghr_", Kw::Github),
-    ("github_pat_", Kw::GithubPat),
-    ("xoxb-", Kw::Slack),
-    ("xoxa-", Kw::Slack),
-    ("xoxp-", Kw::Slack),
-    ("xoxr-", Kw::Slack),
-    ("xoxs-", Kw::Slack),
-    ("sk_live_", Kw::Stripe),
-    ("sk_test_", Kw::Stripe),
-    ("rk_live_", Kw::Stripe),
-    ("rk_test_", Kw::Stripe),
-    ("AIza", Kw::Google),
-    ("eyJ", Kw::Jwt),
-    ("Bearer", Kw::Bearer),
-    ("bearer", Kw::Bearer),
-    ("BEARER", Kw::Bearer),
-    ("-----BEGIN ", Kw::Pem),
+/// The keywords, their detector, and their bucket in the keyword finder
+/// (keywords sharing a bucket should share their first bytes, so the
+/// nibble tables stay selective).
+pub(crate) const KEYWORDS: &[(&str, Kw, u8)] = &[
+    ("AKIA", Kw::AwsKeyId, 0),
+    ("ASIA", Kw::AwsKeyId, 0),
+    ("AGPA", Kw::AwsKeyId, 0),
+    ("AIDA", Kw::AwsKeyId, 0),
+    ("AROA", Kw::AwsKeyId, 0),
+    ("ANPA", Kw::AwsKeyId, 0),
+    ("ANVA", Kw::AwsKeyId, 0),
+    ("AIPA", Kw::AwsKeyId, 0),
+    ("secret", Kw::Secret, 1),
+    ("Secret", Kw::Secret, 1),
+    ("SECRET", Kw::Secret, 1),
+    ("ghp_", Kw::Github, 2),
+    ("gho_", Kw::Github, 2),
+    ("ghu_", Kw::Github, 2),
+    ("ghs_", Kw::Github, 2),
+    ("ghr_", Kw::Github, 2),
+    ("github_pat_", Kw::GithubPat, 2),
+    ("xoxb-", Kw::Slack, 3),
+    ("xoxa-", Kw::Slack, 3),
+    ("xoxp-", Kw::Slack, 3),
+    ("xoxr-", Kw::Slack, 3),
+    ("xoxs-", Kw::Slack, 3),
+    ("sk_live_", Kw::Stripe, 4),
+    ("sk_test_", Kw::Stripe, 4),
+    ("rk_live_", Kw::Stripe, 4),
+    ("rk_test_", Kw::Stripe, 4),
+    ("AIza", Kw::Google, 0),
+    ("eyJ", Kw::Jwt, 5),
+    ("Bearer", Kw::Bearer, 6),
+    ("bearer", Kw::Bearer, 6),
+    ("BEARER", Kw::Bearer, 6),
+    ("-----BEGIN ", Kw::Pem, 7),
 ];
 
 impl Kw {
@@ -75,8 +79,7 @@ impl Kw {
 pub struct Scanner {
     enabled: [bool; PiiType::ALL.len()],
     actions: [Action; PiiType::ALL.len()],
-    pub(crate) keywords: Option<AhoCorasick>,
-    pub(crate) keyword_kinds: Vec<Kw>,
+    pub(crate) keywords: Option<Keywords>,
     pub(crate) terms: Option<AhoCorasick>,
     /// Longest keyword or term: candidates closer than this to the end of
     /// the received data wait for more bytes.
@@ -107,7 +110,6 @@ impl Default for Scanner {
                 enabled: [false; PiiType::ALL.len()],
                 actions: [Action::Mask; PiiType::ALL.len()],
                 keywords: None,
-                keyword_kinds: Vec::new(),
                 terms: None,
                 max_keyword: 1,
                 hasher: None,
@@ -152,23 +154,12 @@ impl Scanner {
             return Err(PiiConfigError::MissingHashKey);
         }
         let on = |t: PiiType| enabled[t.index()];
-        let chosen: Vec<(&str, Kw)> = KEYWORDS
+        let chosen: Vec<(&str, Kw, u8)> = KEYWORDS
             .iter()
             .copied()
-            .filter(|(_, k)| k.enabled_by(on))
+            .filter(|(_, k, _)| k.enabled_by(on))
             .collect();
-        let keywords = if chosen.is_empty() {
-            None
-        } else {
-            // A full DFA: a few KiB for these short patterns, and several
-            // times faster than the NFA on prose full of `s`, `A`, `B`.
-            let built = AhoCorasickBuilder::new()
-                .kind(Some(AhoCorasickKind::DFA))
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(chosen.iter().map(|(p, _)| p))
-                .map_err(|e| PiiConfigError::Matcher(e.to_string()))?;
-            Some(built)
-        };
+        let keywords = Keywords::new(&chosen);
         let terms_ac = if terms.is_empty() {
             None
         } else {
@@ -179,9 +170,10 @@ impl Scanner {
                 .map_err(|e| PiiConfigError::Matcher(e.to_string()))?;
             Some(built)
         };
-        let max_keyword = chosen
-            .iter()
-            .map(|(p, _)| p.len())
+        let max_keyword = keywords
+            .as_ref()
+            .map(Keywords::longest)
+            .into_iter()
             .chain(terms.iter().map(String::len))
             .max()
             .unwrap_or(1);
@@ -199,7 +191,6 @@ impl Scanner {
             enabled,
             actions,
             keywords,
-            keyword_kinds: chosen.iter().map(|&(_, k)| k).collect(),
             terms: terms_ac,
             max_keyword,
             hasher,
