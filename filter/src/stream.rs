@@ -321,7 +321,9 @@ impl GuardStream {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let mut out = Vec::with_capacity(chunk.len() + 64);
+        // One output buffer per stream, reused chunk after chunk.
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
         let before = scrubber.report();
         scrubber.push(&chunk, &mut out);
         if end_of_stream {
@@ -339,6 +341,7 @@ impl GuardStream {
         if out != chunk {
             let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &out);
         }
+        self.scratch = out;
     }
 }
 

@@ -47,8 +47,10 @@ pub const FUEL_ENV: &str = "MCP_GUARD_HOST_FUEL";
 pub const PROFILE_ENV: &str = "MCP_GUARD_HOST_PROFILE";
 
 /// Whether guest calls are metered (the default).
+/// Read once per process: it is checked on every guest call.
 pub fn fuel_metering() -> bool {
-    std::env::var(FUEL_ENV).map_or(true, |v| v != "0")
+    static METERED: OnceLock<bool> = OnceLock::new();
+    *METERED.get_or_init(|| std::env::var(FUEL_ENV).map_or(true, |v| v != "0"))
 }
 
 /// One engine for the process: modules compiled by it can share code.

@@ -4,6 +4,8 @@
 //! into [`HostError::Trap`]; after a trap the VM is dead and every later call
 //! reports [`HostError::VmFailed`], as a crashed VM in Envoy serves nothing.
 
+use std::collections::HashMap;
+
 use wasmtime::{Func, Instance, Store, Trap, Val, ValType};
 
 use crate::error::HostError;
@@ -39,6 +41,9 @@ const UNLIMITED_FUEL: u64 = u64::MAX / 2;
 pub(crate) struct Vm {
     pub store: Store<HostState>,
     instance: Instance,
+    /// The known exports the module has, with whether each returns a
+    /// value: looked up and type-checked once, not on every call.
+    exports: HashMap<&'static str, (Func, bool)>,
     failed: Option<String>,
     fuel_per_call: Option<u64>,
 }
@@ -50,10 +55,12 @@ impl Vm {
         instance: Instance,
         fuel_per_call: Option<u64>,
     ) -> Result<Vm, HostError> {
+        let mut exports = HashMap::new();
         for &(name, params, returns) in EXPORTS {
             let Some(func) = instance.get_func(&mut store, name) else {
                 continue;
             };
+            exports.insert(name, (func, returns));
             let ty = func.ty(&store);
             let params_ok =
                 ty.params().len() == params && ty.params().all(|p| matches!(p, ValType::I32));
@@ -96,6 +103,7 @@ impl Vm {
         Ok(Vm {
             store,
             instance,
+            exports,
             failed: None,
             fuel_per_call,
         })
@@ -132,7 +140,12 @@ impl Vm {
         if let Some(reason) = &self.failed {
             return Err(HostError::VmFailed(reason.clone()));
         }
-        let Some(func) = self.instance.get_func(&mut self.store, name) else {
+        let known = self.exports.get(name).copied();
+        let Some((func, returns)) = known.or_else(|| {
+            let func = self.instance.get_func(&mut self.store, name)?;
+            let returns = func.ty(&self.store).results().len() > 0;
+            Some((func, returns))
+        }) else {
             return Ok(None);
         };
         self.store.data_mut().effective = ctx;
@@ -143,7 +156,7 @@ impl Vm {
             }
         }
         let log_mark = self.store.data().logs.entries.len();
-        match invoke(&mut self.store, func, args) {
+        match invoke(&mut self.store, func, returns, args) {
             Ok(result) => Ok(result),
             Err(e) => {
                 let message = describe(&e);
@@ -175,10 +188,16 @@ impl Vm {
     }
 }
 
-fn invoke(store: &mut Store<HostState>, func: Func, args: &[u32]) -> wasmtime::Result<Option<i32>> {
+fn invoke(
+    store: &mut Store<HostState>,
+    func: Func,
+    returns: bool,
+    args: &[u32],
+) -> wasmtime::Result<Option<i32>> {
     let params: Vec<Val> = args.iter().map(|&a| Val::I32(a as i32)).collect();
-    let mut results = vec![Val::I32(0); func.ty(&*store).results().len()];
-    func.call(&mut *store, &params, &mut results)?;
+    let mut result = [Val::I32(0)];
+    let results = if returns { &mut result[..] } else { &mut [] };
+    func.call(&mut *store, &params, results)?;
     Ok(results.first().and_then(Val::i32))
 }
 

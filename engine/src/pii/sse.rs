@@ -12,9 +12,13 @@
 //! concatenation of the input deltas. A replacement goes into the event
 //! where the value started; later events covered by it get `""`.
 //!
-//! Events passed through unchanged keep their bytes exactly; an event
-//! whose content changed is re-serialised by `serde_json` (valid JSON,
-//! key order may differ). Other events (`[DONE]`, role-only chunks, any
+//! Chunks are read with borrowed, typed views (only `choices[].index`,
+//! `.delta.content` and `.finish_reason`; nothing else is allocated), and
+//! an event whose content changed gets only those content strings
+//! replaced in its raw bytes: every other byte, key order and spacing
+//! included, is kept. A chunk the typed view does not fit (duplicate
+//! keys, a `choices` entry that is not an object...) is scrubbed on its
+//! own like any other event. Other events (`[DONE]`, role-only chunks, any
 //! other JSON or text payload) are scrubbed on their own, in JSON mode
 //! when the payload looks like JSON, else in text mode, and keep their
 //! place in the stream. `[DONE]` or a non-null `finish_reason` ends the
@@ -27,11 +31,13 @@
 
 use std::collections::VecDeque;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::core::Core;
 use super::report::PiiReport;
 use super::scanner::Scanner;
+use crate::decision::push_json_string;
 
 /// Largest event buffered before it is processed anyway.
 pub const MAX_EVENT: usize = 64 * 1024;
@@ -42,21 +48,48 @@ pub const MAX_HELD: usize = 256;
 /// Most choices tracked per stream; further ones are scrubbed per event.
 const MAX_CHOICES: usize = 16;
 
+/// The fields of a chat-completion chunk the tracker reads, borrowed
+/// from the event; unknown fields are skipped.
+#[derive(Deserialize)]
+struct ChunkView<'a> {
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChoiceView<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    #[serde(borrow, default)]
+    index: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    delta: Option<DeltaView<'a>>,
+    /// `None` when absent or `null`.
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct DeltaView<'a> {
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+/// One content delta of a held event.
 #[derive(Debug, Clone)]
 struct Part {
-    /// Position in the `choices` array.
-    slot: usize,
     choice: usize,
+    /// Absolute position of the content in its choice's text.
     start: u64,
     content: String,
+    /// Byte range of the content's JSON string token in the raw event.
+    token: std::ops::Range<usize>,
 }
 
 #[derive(Debug, Clone)]
 struct Held {
     raw: Vec<u8>,
-    /// Parsed payload and where its content parts go; `None` for events
-    /// already scrubbed (written as `raw`).
-    delta: Option<(Value, Vec<Part>)>,
+    /// Where its content parts go; `None` for events already scrubbed
+    /// (written as `raw`).
+    delta: Option<Vec<Part>>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +141,9 @@ impl SseStream {
         let mut searched = self.buf.len().saturating_sub(3);
         self.buf.extend_from_slice(chunk);
         while let Some(end) = event_end(&self.buf, searched) {
-            let event: Vec<u8> = self.buf.drain(..end).collect();
+            // The usual chunk is one whole event: it moves, uncopied.
+            let rest = self.buf.split_off(end);
+            let event = std::mem::replace(&mut self.buf, rest);
             self.event(sc, event);
             searched = 0;
         }
@@ -132,14 +167,12 @@ impl SseStream {
 
     fn event(&mut self, sc: &Scanner, raw: Vec<u8>) {
         let data = data_payload(&raw);
-        if let Some(value) = data.and_then(|d| serde_json::from_slice::<Value>(d).ok()) {
-            if let Some(parts) = self.feed_deltas(&value) {
-                self.queue.push_back(Held {
-                    raw,
-                    delta: Some((value, parts)),
-                });
-                return;
-            }
+        if let Some(parts) = data.and_then(|d| self.feed_deltas(&raw, d)) {
+            self.queue.push_back(Held {
+                raw,
+                delta: Some(parts),
+            });
+            return;
         }
         if data.is_some_and(|d| d.trim_ascii() == b"[DONE]") {
             for c in &mut self.choices {
@@ -161,42 +194,54 @@ impl SseStream {
         });
     }
 
-    /// Feeds the content deltas of a chat chunk; `None` if it has none.
-    fn feed_deltas(&mut self, value: &Value) -> Option<Vec<Part>> {
-        let choices = value.get("choices")?.as_array()?;
-        let mut parts = Vec::new();
-        for (slot, ch) in choices.iter().enumerate() {
-            let Some(content) = ch
-                .get("delta")
-                .and_then(|d| d.get("content"))
-                .and_then(Value::as_str)
-            else {
+    /// Feeds the content deltas of a chat chunk (`data`, inside `raw`);
+    /// `None` (and nothing fed) if it is not one or has no content.
+    fn feed_deltas(&mut self, raw: &[u8], data: &[u8]) -> Option<Vec<Part>> {
+        if data.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        let view: ChunkView = serde_json::from_slice(data).ok()?;
+        // Read every delta first, so a chunk that does not fit feeds
+        // nothing and is scrubbed on its own.
+        let mut found = Vec::new();
+        for (slot, ch) in view.choices?.iter().enumerate() {
+            let Some(token) = ch.delta.as_ref().and_then(|d| d.content).map(RawValue::get) else {
                 continue;
             };
-            let choice = ch
-                .get("index")
-                .and_then(Value::as_u64)
-                .unwrap_or(slot as u64) as usize;
-            if choice >= MAX_CHOICES {
+            if !token.starts_with('"') {
+                continue;
+            }
+            let Ok(content) = serde_json::from_str::<String>(token) else {
+                continue;
+            };
+            let at = (token.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
+            let span = at..at + token.len();
+            if raw.get(span.clone()) != Some(token.as_bytes()) {
                 return None;
             }
+            let choice = ch
+                .index
+                .and_then(|i| i.get().parse::<u64>().ok())
+                .unwrap_or(slot as u64);
+            let choice = usize::try_from(choice).ok().filter(|&c| c < MAX_CHOICES)?;
+            found.push((choice, content, span, ch.finish_reason.is_some()));
+        }
+        let mut parts = Vec::with_capacity(found.len());
+        for (choice, content, token, finished) in found {
             while self.choices.len() <= choice {
                 self.choices.push(Choice::new());
             }
             let c = self.choices.get_mut(choice)?;
             // Text after the end of a choice continues it.
-            c.done = false;
+            c.done = finished;
             let start = c.core.end();
             c.core.text.extend_from_slice(content.as_bytes());
             parts.push(Part {
-                slot,
                 choice,
                 start,
-                content: content.to_string(),
+                content,
+                token,
             });
-            if ch.get("finish_reason").is_some_and(|f| !f.is_null()) {
-                c.done = true;
-            }
         }
         (!parts.is_empty()).then_some(parts)
     }
@@ -218,7 +263,7 @@ impl SseStream {
         while let Some(front) = self.queue.front() {
             let ready = match &front.delta {
                 None => true,
-                Some((_, parts)) => {
+                Some(parts) => {
                     force
                         || self.queue.len() > MAX_HELD
                         || parts.iter().all(|p| {
@@ -238,42 +283,46 @@ impl SseStream {
         }
     }
 
+    /// Writes a held event, replacing the content tokens that changed.
     fn write(&mut self, held: Held, out: &mut Vec<u8>) {
-        let Some((mut value, parts)) = held.delta else {
+        let Some(parts) = held.delta else {
             out.extend_from_slice(&held.raw);
             return;
         };
-        let mut changed = false;
+        let mut written = 0;
+        let mut token = String::new();
         for p in &parts {
             let Some(c) = self.choices.get_mut(p.choice) else {
                 continue;
             };
-            let text = render_part(&mut c.edits, p.start, p.content.as_bytes());
-            if text != p.content {
-                changed = true;
-                if let Some(slot) = value
-                    .get_mut("choices")
-                    .and_then(|v| v.get_mut(p.slot))
-                    .and_then(|v| v.get_mut("delta"))
-                    .and_then(|v| v.get_mut("content"))
-                {
-                    *slot = Value::String(text);
-                }
+            let Some(text) = render_part(&mut c.edits, p.start, p.content.as_bytes()) else {
+                continue;
+            };
+            // Tokens come in document order; `written` never passes one.
+            if text != p.content && p.token.start >= written {
+                out.extend_from_slice(held.raw.get(written..p.token.start).unwrap_or(&[]));
+                token.clear();
+                push_json_string(&mut token, &text);
+                out.extend_from_slice(token.as_bytes());
+                written = p.token.end;
             }
         }
-        if !changed {
-            out.extend_from_slice(&held.raw);
-            return;
-        }
-        let json = serde_json::to_string(&value).unwrap_or_default();
-        rewrite_data(&held.raw, json.as_bytes(), out);
+        out.extend_from_slice(held.raw.get(written..).unwrap_or(&[]));
     }
 }
 
 /// The scrubbed text of `content`, which starts at absolute `start` in its
-/// choice's text; drops replacements that are fully written.
-fn render_part(edits: &mut VecDeque<(u64, u64, Vec<u8>)>, start: u64, content: &[u8]) -> String {
+/// choice's text, or `None` when no replacement touches it; drops
+/// replacements that are fully written.
+fn render_part(
+    edits: &mut VecDeque<(u64, u64, Vec<u8>)>,
+    start: u64,
+    content: &[u8],
+) -> Option<String> {
     let end = start + content.len() as u64;
+    if edits.front().is_none_or(|(s, _, _)| *s >= end) {
+        return None;
+    }
     let mut out = Vec::with_capacity(content.len());
     let mut pos = start;
     for (s, e, repl) in edits.iter() {
@@ -297,7 +346,7 @@ fn render_part(edits: &mut VecDeque<(u64, u64, Vec<u8>)>, start: u64, content: &
     while edits.front().is_some_and(|(_, e, _)| *e <= end) {
         edits.pop_front();
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// End (exclusive) of the first complete event at or after `from`: the
@@ -330,35 +379,10 @@ fn data_payload(raw: &[u8]) -> Option<&[u8]> {
     found
 }
 
-/// Writes `raw` with its `data:` line's payload replaced by `json`.
-fn rewrite_data(raw: &[u8], json: &[u8], out: &mut Vec<u8>) {
-    let mut rest = raw;
-    while !rest.is_empty() {
-        let (line, tail) = match memchr::memchr(b'\n', rest) {
-            Some(k) => rest.split_at(k + 1),
-            None => (rest, &[][..]),
-        };
-        if line.starts_with(b"data:") {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(json);
-            let eol: &[u8] = if line.ends_with(b"\r\n") {
-                b"\r\n"
-            } else if line.ends_with(b"\n") {
-                b"\n"
-            } else {
-                b""
-            };
-            out.extend_from_slice(eol);
-        } else {
-            out.extend_from_slice(line);
-        }
-        rest = tail;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn event(content: &str) -> String {
         let v = serde_json::json!({
@@ -465,6 +489,33 @@ mod tests {
         );
         let clean = stream(&["hello ", "world"]);
         assert_eq!(run(&sc, clean.as_bytes(), &[3]), clean.as_bytes());
+    }
+
+    #[test]
+    fn only_changed_content_tokens_are_rewritten() {
+        let sc = Scanner::default();
+        let input = "id: 7\ndata: {\"z\":1,  \"choices\":[{\"delta\":{\"content\":\"mail bob@example.org\\n\"},\"index\":0,\"extra\":[1,2]}],\"a\":\"x\"}\n\n\
+            data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" ok\"},\"finish_reason\":\"stop\"}]}\n\n";
+        let out = String::from_utf8(run(&sc, input.as_bytes(), &[9])).unwrap();
+        assert_eq!(
+            out,
+            "id: 7\ndata: {\"z\":1,  \"choices\":[{\"delta\":{\"content\":\"mail [EMAIL]\\n\"},\"index\":0,\"extra\":[1,2]}],\"a\":\"x\"}\n\n\
+             data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" ok\"},\"finish_reason\":\"stop\"}]}\n\n"
+        );
+    }
+
+    #[test]
+    fn chunks_the_view_does_not_fit_are_scrubbed_alone() {
+        let sc = Scanner::default();
+        for payload in [
+            r#"{"choices":[7,{"delta":{"content":"bob@example.org"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"bob@example.org"}}],"choices":[]}"#,
+            r#"{"choices":[{"index":99,"delta":{"content":"bob@example.org"}}]}"#,
+        ] {
+            let input = format!("data: {payload}\n\n");
+            let out = String::from_utf8(run(&sc, input.as_bytes(), &[4])).unwrap();
+            assert!(!out.contains("bob@") && out.contains("[EMAIL]"), "{out}");
+        }
     }
 
     #[test]
