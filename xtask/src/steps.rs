@@ -139,8 +139,10 @@ pub fn test_all() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the criterion benchmarks against a fresh filter build; extra
-/// arguments go to criterion (e.g. a benchmark name filter).
+/// Runs the criterion benchmarks against a fresh filter build (guest
+/// fuel metering off: Envoy's V8 meters nothing), then the engine-only
+/// native vs V8 comparison; extra arguments go to criterion (e.g. a
+/// benchmark name filter).
 pub fn bench(extra: Vec<String>) -> Result<(), String> {
     let wasm = build_wasm()?;
     let mut args = vec![
@@ -155,6 +157,105 @@ pub fn bench(extra: Vec<String>) -> Result<(), String> {
     run(
         &cargo(),
         &args,
-        &[("MCP_GUARD_WASM", wasm.display().to_string())],
-    )
+        &[
+            ("MCP_GUARD_WASM", wasm.display().to_string()),
+            ("MCP_GUARD_HOST_FUEL", "0".to_string()),
+        ],
+    )?;
+    bench_v8()
+}
+
+/// One line of `pii-engine-bench`: throughput and output digest per input.
+type EngineRates = Vec<(String, f64, String)>;
+
+fn parse_engine_bench(stdout: &[u8]) -> EngineRates {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut it = line.split_whitespace();
+            let name = it.next()?.to_string();
+            let rate = it.next()?.parse().ok()?;
+            let digest = it.next()?.to_string();
+            Some((name, rate, digest))
+        })
+        .collect()
+}
+
+fn run_engine_bench(program: &str, args: &[&str]) -> Result<EngineRates, String> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(paths::workspace_root())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(parse_engine_bench(&output.stdout))
+}
+
+/// The engine's PII throughput natively and as wasm under V8 (Node.js),
+/// the engine Envoy runs filters on, alternating three times and keeping
+/// each side's best; skipped with a note when `node` is missing.
+pub fn bench_v8() -> Result<(), String> {
+    let bin = [
+        "--package",
+        "mcp-guard-benches",
+        "--bin",
+        "pii-engine-bench",
+    ];
+    run(
+        &cargo(),
+        &[&["build", "--profile", "bench"][..], &bin].concat(),
+        &[],
+    )?;
+    run(
+        &cargo(),
+        &[
+            &["build", "--release", "--target", "wasm32-wasip1"][..],
+            &bin,
+        ]
+        .concat(),
+        &[],
+    )?;
+    let root = paths::workspace_root();
+    let native = root.join("target/release/pii-engine-bench");
+    let wasm = root.join("target/wasm32-wasip1/release/pii-engine-bench.wasm");
+    if Command::new("node").arg("--version").output().is_err() {
+        eprintln!("xtask: node not found; skipping the V8 comparison");
+        return Ok(());
+    }
+    let (native, wasm) = (native.display().to_string(), wasm.display().to_string());
+    let mut best: Vec<(String, f64, f64)> = Vec::new();
+    for _ in 0..3 {
+        let n = run_engine_bench(&native, &[])?;
+        let v = run_engine_bench("node", &["--no-warnings", "benches/run-wasi.mjs", &wasm])?;
+        if n.len() != v.len() || n.is_empty() {
+            return Err("pii-engine-bench printed different inputs natively and in V8".into());
+        }
+        for ((name, rn, dn), (_, rv, dv)) in n.into_iter().zip(v) {
+            if dn != dv {
+                return Err(format!("{name}: native and V8 outputs differ"));
+            }
+            match best.iter_mut().find(|(b, _, _)| *b == name) {
+                Some(row) => {
+                    row.1 = row.1.max(rn);
+                    row.2 = row.2.max(rv);
+                }
+                None => best.push((name, rn, rv)),
+            }
+        }
+    }
+    println!("\nPII engine alone, best of 3 x 31 runs (MiB/s):");
+    println!(
+        "{:<20} {:>10} {:>10} {:>8}",
+        "input", "native", "V8 wasm", "ratio"
+    );
+    for (name, n, v) in best {
+        println!("{name:<20} {n:>10.1} {v:>10.1} {:>8.2}", v / n);
+    }
+    Ok(())
 }

@@ -122,6 +122,11 @@ impl Keywords {
         if from >= to {
             return None;
         }
+        // Too short for one vector step (chat deltas often are): skip
+        // loading the tables.
+        if hay.len() - from < WINDOW {
+            return self.find_scalar(hay, from, to);
+        }
         #[cfg(target_arch = "wasm32")]
         {
             simd_wasm::find(self, hay, from, to)

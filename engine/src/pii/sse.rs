@@ -214,9 +214,14 @@ impl SseStream {
             let Ok(content) = serde_json::from_str::<String>(token) else {
                 continue;
             };
+            // The token borrows from `raw`: its place there is where it
+            // starts in memory.
             let at = (token.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
             let span = at..at + token.len();
-            if raw.get(span.clone()) != Some(token.as_bytes()) {
+            if !raw
+                .get(span.clone())
+                .is_some_and(|s| std::ptr::eq(s.as_ptr(), token.as_ptr()))
+            {
                 return None;
             }
             let choice = ch

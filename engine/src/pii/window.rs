@@ -182,6 +182,9 @@ pub(crate) fn is_trigger(b: u8) -> bool {
 /// integer arithmetic elsewhere.
 pub(crate) fn find_trigger(hay: &[u8], from: usize, to: usize) -> Option<usize> {
     let to = to.min(hay.len());
+    if to.saturating_sub(from) < 16 {
+        return find_trigger_swar(hay, from, to);
+    }
     #[cfg(target_arch = "wasm32")]
     {
         vector::find_trigger(hay, from, to)
