@@ -30,24 +30,46 @@ struct Keyword {
 }
 
 /// Nibble tables: `lo[k][b & 15] & hi[k][b >> 4]` has bit `j` set when
-/// byte `b` may be byte `k` of a keyword in bucket `j`.
-#[derive(Debug, Clone, Copy, Default)]
+/// byte `b` may be byte `k` of a keyword in bucket `j`; `byte[k][b]` is
+/// the same value precomputed for the scalar path.
+#[derive(Debug, Clone, Copy)]
 struct Tables {
     lo: [[u8; LANES]; PREFIX],
     hi: [[u8; LANES]; PREFIX],
+    byte: [[u8; 256]; PREFIX],
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Self {
+            lo: [[0; LANES]; PREFIX],
+            hi: [[0; LANES]; PREFIX],
+            byte: [[0; 256]; PREFIX],
+        }
+    }
 }
 
 impl Tables {
+    /// Fills `byte` from the nibble tables.
+    fn finish(&mut self) {
+        for k in 0..PREFIX {
+            for b in 0..=255u8 {
+                self.byte[k][usize::from(b)] =
+                    self.lo[k][usize::from(b & 15)] & self.hi[k][usize::from(b >> 4)];
+            }
+        }
+    }
+
     /// Buckets whose first three bytes may start at `i` (bytes past the
     /// end read as 0, which only adds candidates the exact check drops).
     #[inline]
     fn buckets_at(&self, hay: &[u8], i: usize) -> u8 {
-        let mut m = 0xFF;
-        for k in 0..PREFIX {
-            let b = hay.get(i + k).copied().unwrap_or(0);
-            m &= self.lo[k][usize::from(b & 15)] & self.hi[k][usize::from(b >> 4)];
+        let at = |k: usize| usize::from(hay.get(i + k).copied().unwrap_or(0));
+        let first = self.byte[0][at(0)];
+        if first == 0 {
+            return 0;
         }
-        m
+        first & self.byte[1][at(1)] & self.byte[2][at(2)]
     }
 }
 
@@ -99,6 +121,7 @@ impl Keywords {
         if words.is_empty() {
             return None;
         }
+        tables.finish();
         let longest = words.iter().map(|w| w.bytes.len()).max().unwrap_or(PREFIX);
         Some(Self {
             words,
@@ -231,7 +254,7 @@ mod simd_wasm {
 
     #[target_feature(enable = "simd128")]
     pub(super) fn find(kw: &Keywords, hay: &[u8], from: usize, to: usize) -> Option<Hit> {
-        let Tables { lo, hi } = &kw.tables;
+        let Tables { lo, hi, .. } = &kw.tables;
         let (lo0, lo1, lo2) = (table(&lo[0]), table(&lo[1]), table(&lo[2]));
         let (hi0, hi1, hi2) = (table(&hi[0]), table(&hi[1]), table(&hi[2]));
         let mut i = from;
@@ -301,7 +324,7 @@ mod simd_x86 {
     /// The CPU must support SSSE3.
     #[target_feature(enable = "ssse3")]
     pub(super) unsafe fn find(kw: &Keywords, hay: &[u8], from: usize, to: usize) -> Option<Hit> {
-        let Tables { lo, hi } = &kw.tables;
+        let Tables { lo, hi, .. } = &kw.tables;
         let (lo0, lo1, lo2) = (table(&lo[0]), table(&lo[1]), table(&lo[2]));
         let (hi0, hi1, hi2) = (table(&hi[0]), table(&hi[1]), table(&hi[2]));
         let zero = _mm_setzero_si128();

@@ -372,7 +372,11 @@ fn event_end(buf: &[u8], from: usize) -> Option<usize> {
 /// The payload of the event's only `data:` line, if it has exactly one.
 fn data_payload(raw: &[u8]) -> Option<&[u8]> {
     let mut found = None;
-    for line in raw.split(|&b| b == b'\n') {
+    let mut start = 0;
+    // Line ends found with `memchr`, many bytes per step.
+    for end in memchr::memchr_iter(b'\n', raw).chain(std::iter::once(raw.len())) {
+        let line = raw.get(start..end).unwrap_or(&[]);
+        start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(rest) = line.strip_prefix(b"data:") {
             if found.is_some() {
