@@ -321,3 +321,62 @@ fn binary_and_unscrubbed_answers_pass_untouched() {
         "jane@example.com"
     );
 }
+
+/// The module finds keywords and trigger bytes with wasm SIMD, sixteen
+/// positions per step: every keyword-started value, at every offset
+/// against the step, in one text and in JSON, comes out exactly as the
+/// native engine scrubs it.
+#[test]
+fn wasm_vector_search_matches_the_native_engine_at_every_alignment() {
+    use mcp_guard_engine::pii::{PiiConfig, Scanner};
+    let values = [
+        "AKIAIOSFODNN7EXAMPLE",
+        "aws secret = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "ghp_1234567890abcdefghijABCDEFGHIJ123456",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+        "Bearer abcdefghijklmnopqrstuvwxyz0123456789",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----",
+        "mail jane@example.com or call +44 20 7946 0958",
+    ];
+    let scanner = Scanner::new(&PiiConfig::default()).unwrap();
+    let plugin = plugin_with(json!({}));
+    let mut text = String::new();
+    for pad in 0..20 {
+        for v in values {
+            text.push_str(&"lorem ipsum dolor ".repeat(2)[..pad]);
+            text.push(' ');
+            text.push_str(v);
+            text.push_str(" and so on.\n");
+        }
+    }
+    let mut want = Vec::new();
+    scanner.scrub_text(text.as_bytes(), &mut want);
+    let scrubbed = String::from_utf8_lossy(&want).into_owned();
+    for secret in [
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_1234",
+        "sk_live_",
+        "BEGIN PRIVATE",
+        "jane@",
+    ] {
+        assert!(!scrubbed.contains(secret), "{secret} left in {scrubbed}");
+    }
+    let stream = allowed_stream(&plugin, json!({"sub": "alice"}));
+    respond(&stream, "text/plain", &[text.as_bytes()]);
+    assert!(
+        stream.client_response().unwrap().body == want,
+        "text differs"
+    );
+
+    let json = serde_json::to_string(&text.lines().collect::<Vec<_>>()).unwrap();
+    scanner.scrub_json(json.as_bytes(), &mut want);
+    let stream = allowed_stream(&plugin, json!({"sub": "alice"}));
+    respond(&stream, "application/json", &[json.as_bytes()]);
+    assert!(
+        stream.client_response().unwrap().body == want,
+        "JSON differs"
+    );
+}
