@@ -156,7 +156,7 @@ pub enum PiiConfigError {
     /// A custom term is longer than [`MAX_TERM_LEN`].
     #[error("pii: custom term #{0} is longer than {MAX_TERM_LEN} bytes")]
     TermTooLong(usize),
-    /// The keyword automaton could not be built.
+    /// The custom-term automaton could not be built.
     #[error("pii: cannot build matcher: {0}")]
     Matcher(String),
 }

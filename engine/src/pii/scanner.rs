@@ -1,4 +1,5 @@
-//! The compiled scanner: settings turned into lookup tables and automata
+//! The compiled scanner: settings turned into lookup tables (and an
+//! automaton for custom terms)
 //! once, then shared (read-only) by every scrub of every response.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -105,7 +106,8 @@ impl Default for Scanner {
         match Scanner::new(&PiiConfig::default()) {
             Ok(s) => s,
             // The default configuration has no terms and no hash action,
-            // so the only failure left is the keyword automaton itself.
+            // so it does not fail; should that change, scan nothing
+            // rather than panic.
             Err(_) => Scanner {
                 enabled: [false; PiiType::ALL.len()],
                 actions: [Action::Mask; PiiType::ALL.len()],
