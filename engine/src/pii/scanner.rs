@@ -1,6 +1,6 @@
 //! The compiled scanner: settings turned into lookup tables (and an
-//! automaton for custom terms)
-//! once, then shared (read-only) by every scrub of every response.
+//! automaton for custom terms) once, then shared (read-only) by every
+//! scrub of every response.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
