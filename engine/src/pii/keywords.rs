@@ -16,6 +16,7 @@
 //! position and the leftmost match is the only answer.
 
 use super::scanner::Kw;
+use super::vector;
 
 /// Bytes of each keyword the nibble tables look at.
 const PREFIX: usize = 3;
@@ -81,8 +82,8 @@ pub(crate) struct Keywords {
     buckets: [Vec<u8>; 8],
     tables: Tables,
     longest: usize,
-    #[cfg(target_arch = "x86_64")]
-    ssse3: bool,
+    /// [`vector::available`], checked once.
+    vector: bool,
 }
 
 /// A keyword found: absolute byte range in the searched text, and kind.
@@ -128,8 +129,7 @@ impl Keywords {
             buckets,
             tables,
             longest,
-            #[cfg(target_arch = "x86_64")]
-            ssse3: std::is_x86_feature_detected!("ssse3"),
+            vector: vector::available(),
         })
     }
 
@@ -147,25 +147,68 @@ impl Keywords {
         }
         // Too short for one vector step (chat deltas often are): skip
         // loading the tables.
-        if hay.len() - from < WINDOW {
+        if hay.len() - from < WINDOW || !self.vector {
             return self.find_scalar(hay, from, to);
         }
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(any(target_arch = "wasm32", target_arch = "x86_64"))]
         {
-            simd_wasm::find(self, hay, from, to)
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            if self.ssse3 {
-                // SAFETY: SSSE3 was detected on this CPU at construction.
-                return unsafe { simd_x86::find(self, hay, from, to) };
-            }
-            self.find_scalar(hay, from, to)
+            // SAFETY: `vector` says the CPU (or module) has the feature.
+            unsafe { self.find_vector(hay, from, to) }
         }
         #[cfg(not(any(target_arch = "wasm32", target_arch = "x86_64")))]
         {
             self.find_scalar(hay, from, to)
         }
+    }
+
+    /// Sixteen positions per step: the three prefix bytes of each
+    /// position looked up in the nibble tables at once, then the lanes
+    /// with a bucket left confirmed in order.
+    ///
+    /// # Safety
+    /// [`vector::available`] must hold.
+    #[cfg(any(target_arch = "wasm32", target_arch = "x86_64"))]
+    #[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "ssse3"))]
+    unsafe fn find_vector(&self, hay: &[u8], from: usize, to: usize) -> Option<Hit> {
+        use vector::{and, load, lookup, nonzero_lanes};
+        // Written out per prefix byte: the filter is built for size, and
+        // a loop over the tables would keep them in memory, not registers.
+        let Tables { lo, hi, .. } = &self.tables;
+        let (lo0, lo1, lo2) = (
+            load::<0, LANES>(&lo[0]),
+            load::<0, LANES>(&lo[1]),
+            load::<0, LANES>(&lo[2]),
+        );
+        let (hi0, hi1, hi2) = (
+            load::<0, LANES>(&hi[0]),
+            load::<0, LANES>(&hi[1]),
+            load::<0, LANES>(&hi[2]),
+        );
+        let mut i = from;
+        while i < to {
+            let Some(w) = hay
+                .get(i..i + WINDOW)
+                .and_then(|s| <&[u8; WINDOW]>::try_from(s).ok())
+            else {
+                break;
+            };
+            let acc = and(
+                lookup(load::<0, WINDOW>(w), lo0, hi0),
+                and(
+                    lookup(load::<1, WINDOW>(w), lo1, hi1),
+                    lookup(load::<2, WINDOW>(w), lo2, hi2),
+                ),
+            );
+            let mask = nonzero_lanes(acc);
+            if mask != 0 {
+                if let Some(hit) = self.confirm_lanes(hay, i, to, mask) {
+                    return Some(hit);
+                }
+            }
+            i += LANES;
+        }
+        self.find_scalar(hay, i, to)
     }
 
     /// The same search one position at a time: the fallback, and the
@@ -218,142 +261,6 @@ impl Keywords {
 /// Bytes one vector step reads: sixteen positions plus the two bytes
 /// after the last one.
 const WINDOW: usize = LANES + PREFIX - 1;
-
-/// Sixteen positions per step with wasm `simd128` (supported by V8 and
-/// wasmtime, the runtimes Envoy and the host harness use). Written out
-/// per prefix byte: the filter is built for size, and a loop over the
-/// tables would keep them in linear memory instead of registers.
-#[cfg(target_arch = "wasm32")]
-mod simd_wasm {
-    use super::{Hit, Keywords, Tables, LANES, WINDOW};
-    use core::arch::wasm32::{
-        u8x16_bitmask, u8x16_ne, u8x16_shr, u8x16_splat, u8x16_swizzle, v128, v128_and,
-        v128_any_true, v128_load,
-    };
-
-    /// The sixteen bytes at offset `K` of a window.
-    #[inline(always)]
-    fn load<const K: usize>(w: &[u8; WINDOW]) -> v128 {
-        const { assert!(K + LANES <= WINDOW) };
-        // SAFETY: `K + 16 <= WINDOW` bytes are readable (checked at
-        // compile time); `v128.load` takes any alignment.
-        unsafe { v128_load(w.as_ptr().add(K).cast()) }
-    }
-
-    fn table(t: &[u8; LANES]) -> v128 {
-        // SAFETY: `t` is 16 readable bytes.
-        unsafe { v128_load(t.as_ptr().cast()) }
-    }
-
-    /// Bucket bits of one prefix byte for sixteen positions.
-    #[inline(always)]
-    fn lookup(v: v128, lo: v128, hi: v128) -> v128 {
-        let l = u8x16_swizzle(lo, v128_and(v, u8x16_splat(15)));
-        v128_and(l, u8x16_swizzle(hi, u8x16_shr(v, 4)))
-    }
-
-    #[target_feature(enable = "simd128")]
-    pub(super) fn find(kw: &Keywords, hay: &[u8], from: usize, to: usize) -> Option<Hit> {
-        let Tables { lo, hi, .. } = &kw.tables;
-        let (lo0, lo1, lo2) = (table(&lo[0]), table(&lo[1]), table(&lo[2]));
-        let (hi0, hi1, hi2) = (table(&hi[0]), table(&hi[1]), table(&hi[2]));
-        let mut i = from;
-        while i < to {
-            let Some(w) = hay
-                .get(i..i + WINDOW)
-                .and_then(|s| <&[u8; WINDOW]>::try_from(s).ok())
-            else {
-                break;
-            };
-            let acc = v128_and(
-                lookup(load::<0>(w), lo0, hi0),
-                v128_and(
-                    lookup(load::<1>(w), lo1, hi1),
-                    lookup(load::<2>(w), lo2, hi2),
-                ),
-            );
-            if v128_any_true(acc) {
-                let mask = u32::from(u8x16_bitmask(u8x16_ne(acc, u8x16_splat(0))));
-                if let Some(hit) = kw.confirm_lanes(hay, i, to, mask) {
-                    return Some(hit);
-                }
-            }
-            i += LANES;
-        }
-        kw.find_scalar(hay, i, to)
-    }
-}
-
-/// Sixteen positions per step with SSSE3 `pshufb` (x86-64 hosts: the
-/// CLI, tests and benchmarks); the same steps as the wasm version.
-#[cfg(target_arch = "x86_64")]
-mod simd_x86 {
-    use super::{Hit, Keywords, Tables, LANES, WINDOW};
-    use std::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-        _mm_setzero_si128, _mm_shuffle_epi8, _mm_srli_epi16,
-    };
-
-    /// The sixteen bytes at offset `K` of a window.
-    #[inline(always)]
-    fn load<const K: usize>(w: &[u8; WINDOW]) -> __m128i {
-        const { assert!(K + LANES <= WINDOW) };
-        // SAFETY: `K + 16 <= WINDOW` bytes are readable (checked at
-        // compile time); `loadu` takes any alignment. SSE2 is baseline.
-        unsafe { _mm_loadu_si128(w.as_ptr().add(K).cast()) }
-    }
-
-    fn table(t: &[u8; LANES]) -> __m128i {
-        // SAFETY: `t` is 16 readable bytes. SSE2 is baseline.
-        unsafe { _mm_loadu_si128(t.as_ptr().cast()) }
-    }
-
-    /// Bucket bits of one prefix byte for sixteen positions. There is no
-    /// 8-bit shift: shift 16-bit lanes, then drop the bits the
-    /// neighbouring byte shifted in.
-    #[inline]
-    #[target_feature(enable = "ssse3")]
-    fn lookup(v: __m128i, lo: __m128i, hi: __m128i) -> __m128i {
-        let nibble = _mm_set1_epi8(15);
-        let l = _mm_shuffle_epi8(lo, _mm_and_si128(v, nibble));
-        let h = _mm_shuffle_epi8(hi, _mm_and_si128(_mm_srli_epi16(v, 4), nibble));
-        _mm_and_si128(l, h)
-    }
-
-    /// # Safety
-    /// The CPU must support SSSE3.
-    #[target_feature(enable = "ssse3")]
-    pub(super) unsafe fn find(kw: &Keywords, hay: &[u8], from: usize, to: usize) -> Option<Hit> {
-        let Tables { lo, hi, .. } = &kw.tables;
-        let (lo0, lo1, lo2) = (table(&lo[0]), table(&lo[1]), table(&lo[2]));
-        let (hi0, hi1, hi2) = (table(&hi[0]), table(&hi[1]), table(&hi[2]));
-        let zero = _mm_setzero_si128();
-        let mut i = from;
-        while i < to {
-            let Some(w) = hay
-                .get(i..i + WINDOW)
-                .and_then(|s| <&[u8; WINDOW]>::try_from(s).ok())
-            else {
-                break;
-            };
-            let acc = _mm_and_si128(
-                lookup(load::<0>(w), lo0, hi0),
-                _mm_and_si128(
-                    lookup(load::<1>(w), lo1, hi1),
-                    lookup(load::<2>(w), lo2, hi2),
-                ),
-            );
-            let mask = !(_mm_movemask_epi8(_mm_cmpeq_epi8(acc, zero)) as u32) & 0xFFFF;
-            if mask != 0 {
-                if let Some(hit) = kw.confirm_lanes(hay, i, to, mask) {
-                    return Some(hit);
-                }
-            }
-            i += LANES;
-        }
-        kw.find_scalar(hay, i, to)
-    }
-}
 
 #[cfg(test)]
 mod tests {

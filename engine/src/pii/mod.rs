@@ -26,6 +26,7 @@ mod report;
 mod scanner;
 mod sse;
 mod stream;
+mod vector;
 mod window;
 
 pub use config::{Action, PiiConfig, PiiConfigError, PiiType, MAX_TERM_LEN, MIN_HASH_KEY_LEN};

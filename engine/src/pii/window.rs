@@ -8,6 +8,7 @@
 //! any split of the input, and it bounds what the stream must hold back.
 
 use super::config::PiiType;
+use super::vector;
 
 /// The detector needs bytes that have not arrived yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,26 +179,49 @@ pub(crate) fn is_trigger(b: u8) -> bool {
 }
 
 /// Position of the first trigger byte in `hay[from..to]`: sixteen bytes
-/// per step with wasm `simd128` or x86-64 SSE2, eight with plain
-/// integer arithmetic elsewhere.
+/// per step where vectors are available (wasm `simd128`, x86-64 SSSE3),
+/// eight with plain integer arithmetic elsewhere.
 pub(crate) fn find_trigger(hay: &[u8], from: usize, to: usize) -> Option<usize> {
     let to = to.min(hay.len());
-    if to.saturating_sub(from) < 16 {
+    if to.saturating_sub(from) < 16 || !vector::available() {
         return find_trigger_swar(hay, from, to);
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(any(target_arch = "wasm32", target_arch = "x86_64"))]
     {
-        vector::find_trigger(hay, from, to)
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: SSE2 is part of the x86-64 baseline.
-        unsafe { vector::find_trigger(hay, from, to) }
+        // SAFETY: checked just above.
+        unsafe { find_trigger_vector(hay, from, to) }
     }
     #[cfg(not(any(target_arch = "wasm32", target_arch = "x86_64")))]
     {
         find_trigger_swar(hay, from, to)
     }
+}
+
+/// Sixteen bytes per step: a byte is a candidate when it lies in
+/// `0x30..=0x40`; candidates are then checked with [`is_trigger`].
+///
+/// # Safety
+/// [`vector::available`] must hold.
+#[cfg(any(target_arch = "wasm32", target_arch = "x86_64"))]
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "ssse3"))]
+unsafe fn find_trigger_vector(hay: &[u8], from: usize, to: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(block) = hay.get(i..i + 16).filter(|_| i + 16 <= to) {
+        let Ok(block) = <&[u8; 16]>::try_from(block) else {
+            break;
+        };
+        let mut mask = vector::lanes_in(vector::load::<0, 16>(block), 0x30, 0x10);
+        while mask != 0 {
+            let k = i + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if hay.get(k).is_some_and(|&b| is_trigger(b)) {
+                return Some(k);
+            }
+        }
+        i += 16;
+    }
+    find_trigger_swar(hay, i, to)
 }
 
 /// The same search eight bytes at a time in a `u64`: the fallback, and
@@ -221,84 +245,6 @@ pub(crate) fn find_trigger_swar(hay: &[u8], from: usize, to: usize) -> Option<us
         i += 8;
     }
     (i..to).find(|&k| hay.get(k).is_some_and(|&b| is_trigger(b)))
-}
-
-/// Sixteen bytes at a time: a byte is a candidate when `b - 0x30`
-/// (wrapping) is at most `0x10`, i.e. it lies in `0x30..=0x40`; the
-/// candidates are then checked with [`is_trigger`].
-#[cfg(target_arch = "wasm32")]
-mod vector {
-    use core::arch::wasm32::{
-        u8x16_bitmask, u8x16_le, u8x16_splat, u8x16_sub, v128, v128_any_true, v128_load,
-    };
-
-    fn load(block: &[u8; 16]) -> v128 {
-        // SAFETY: `block` is 16 readable bytes; `v128.load` takes any
-        // alignment.
-        unsafe { v128_load(block.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "simd128")]
-    pub(super) fn find_trigger(hay: &[u8], from: usize, to: usize) -> Option<usize> {
-        let (lo, span) = (u8x16_splat(0x30), u8x16_splat(0x10));
-        let mut i = from;
-        while let Some(block) = hay.get(i..i + 16).filter(|_| i + 16 <= to) {
-            let Ok(block) = block.try_into() else { break };
-            let near = u8x16_le(u8x16_sub(load(block), lo), span);
-            if v128_any_true(near) {
-                let mut mask = u8x16_bitmask(near);
-                while mask != 0 {
-                    let k = i + mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
-                    if hay.get(k).is_some_and(|&b| super::is_trigger(b)) {
-                        return Some(k);
-                    }
-                }
-            }
-            i += 16;
-        }
-        super::find_trigger_swar(hay, i, to)
-    }
-}
-
-/// See the wasm version: SSE2 has no unsigned compare, so "at most 0x10"
-/// is "unchanged by an unsigned minimum with 0x10".
-#[cfg(target_arch = "x86_64")]
-mod vector {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8,
-        _mm_sub_epi8,
-    };
-
-    #[target_feature(enable = "sse2")]
-    fn load(block: &[u8; 16]) -> __m128i {
-        // SAFETY: `block` is 16 readable bytes; `loadu` takes any
-        // alignment.
-        unsafe { _mm_loadu_si128(block.as_ptr().cast()) }
-    }
-
-    /// # Safety
-    /// The CPU must support SSE2 (every x86-64 CPU does).
-    #[target_feature(enable = "sse2")]
-    pub(super) unsafe fn find_trigger(hay: &[u8], from: usize, to: usize) -> Option<usize> {
-        let (lo, span) = (_mm_set1_epi8(0x30), _mm_set1_epi8(0x10));
-        let mut i = from;
-        while let Some(block) = hay.get(i..i + 16).filter(|_| i + 16 <= to) {
-            let Ok(block) = block.try_into() else { break };
-            let d = _mm_sub_epi8(load(block), lo);
-            let near = _mm_cmpeq_epi8(_mm_min_epu8(d, span), d);
-            let mut mask = _mm_movemask_epi8(near) as u32;
-            while mask != 0 {
-                let k = i + mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                if hay.get(k).is_some_and(|&b| super::is_trigger(b)) {
-                    return Some(k);
-                }
-            }
-            i += 16;
-        }
-        super::find_trigger_swar(hay, i, to)
-    }
 }
 
 #[cfg(test)]
