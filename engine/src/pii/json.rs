@@ -109,6 +109,20 @@ impl JsonStream {
                     continue;
                 }
             }
+            if let State::Key(Esc::None) = self.state {
+                // Fast path: a run of plain key bytes only feeds the
+                // `secret` tail.
+                let rest = chunk.get(i..).unwrap_or(&[]);
+                let n = memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                if n > 0 {
+                    for &c in rest.get(..n).unwrap_or(&[]) {
+                        self.key_byte(c);
+                    }
+                    self.pos += n as u64;
+                    i += n;
+                    continue;
+                }
+            }
             self.byte(sc, b, out);
             self.pos += 1;
             i += 1;
@@ -158,9 +172,7 @@ impl JsonStream {
                     }
                     (Esc::None, b'\\') => State::Key(Esc::Backslash { start: pos }),
                     (Esc::None, _) => {
-                        self.key_tail.rotate_left(1);
-                        self.key_tail[5] = b.to_ascii_lowercase();
-                        self.key_secret |= &self.key_tail == b"secret";
+                        self.key_byte(b);
                         State::Key(Esc::None)
                     }
                     (Esc::Backslash { start }, b'u') => State::Key(Esc::Unicode {
@@ -233,6 +245,15 @@ impl JsonStream {
                 }
             },
         }
+    }
+
+    /// One plain byte of a key: keys containing `secret` (any case) make
+    /// the next value a context for AWS secret keys.
+    #[inline]
+    fn key_byte(&mut self, b: u8) {
+        self.key_tail.rotate_left(1);
+        self.key_tail[5] = b.to_ascii_lowercase();
+        self.key_secret |= &self.key_tail == b"secret";
     }
 
     fn structural(&mut self, b: u8) {
