@@ -140,12 +140,8 @@ impl Vm {
         if let Some(reason) = &self.failed {
             return Err(HostError::VmFailed(reason.clone()));
         }
-        let known = self.exports.get(name).copied();
-        let Some((func, returns)) = known.or_else(|| {
-            let func = self.instance.get_func(&mut self.store, name)?;
-            let returns = func.ty(&self.store).results().len() > 0;
-            Some((func, returns))
-        }) else {
+        // Every export the host calls is in `EXPORTS`, checked at start.
+        let Some(&(func, returns)) = self.exports.get(name) else {
             return Ok(None);
         };
         self.store.data_mut().effective = ctx;
