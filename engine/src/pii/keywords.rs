@@ -82,8 +82,6 @@ pub(crate) struct Keywords {
     buckets: [Vec<u8>; 8],
     tables: Tables,
     longest: usize,
-    /// [`vector::available`], checked once.
-    vector: bool,
 }
 
 /// A keyword found: absolute byte range in the searched text, and kind.
@@ -129,7 +127,6 @@ impl Keywords {
             buckets,
             tables,
             longest,
-            vector: vector::available(),
         })
     }
 
@@ -147,12 +144,12 @@ impl Keywords {
         }
         // Too short for one vector step (chat deltas often are): skip
         // loading the tables.
-        if hay.len() - from < WINDOW || !self.vector {
+        if hay.len() - from < WINDOW || !vector::available() {
             return self.find_scalar(hay, from, to);
         }
         #[cfg(any(target_arch = "wasm32", target_arch = "x86_64"))]
         {
-            // SAFETY: `vector` says the CPU (or module) has the feature.
+            // SAFETY: checked just above.
             unsafe { self.find_vector(hay, from, to) }
         }
         #[cfg(not(any(target_arch = "wasm32", target_arch = "x86_64")))]
