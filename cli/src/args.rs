@@ -190,12 +190,51 @@ fn parse_validate(rest: Vec<String>) -> Result<Command, ArgsError> {
 }
 
 /// Stores an option's value, refusing a second one.
-fn set_once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), ArgsError> {
+pub(crate) fn set_once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    name: &'static str,
+) -> Result<(), ArgsError> {
     if slot.is_some() {
         return Err(ArgsError::Repeated(name));
     }
     *slot = Some(value);
     Ok(())
+}
+
+/// One argument as a flag: `--opt=value` gives the name and an inline
+/// value; anything else is the name alone, and a flag that needs a value
+/// then takes the next argument (`--opt value`).
+pub(crate) struct Flag {
+    pub(crate) name: String,
+    pub(crate) inline: Option<String>,
+}
+
+impl Flag {
+    pub(crate) fn split(arg: &str) -> Self {
+        match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => Self {
+                name: n.to_string(),
+                inline: Some(v.to_string()),
+            },
+            _ => Self {
+                name: arg.to_string(),
+                inline: None,
+            },
+        }
+    }
+
+    /// The flag's value: the inline one, else the next argument.
+    pub(crate) fn value(
+        &self,
+        args: &mut impl Iterator<Item = String>,
+        flag: &'static str,
+    ) -> Result<String, ArgsError> {
+        self.inline
+            .clone()
+            .or_else(|| args.next())
+            .ok_or(ArgsError::MissingValue(flag))
+    }
 }
 
 fn parse_explain(rest: Vec<String>) -> Result<Command, ArgsError> {
@@ -205,18 +244,9 @@ fn parse_explain(rest: Vec<String>) -> Result<Command, ArgsError> {
     let mut json = false;
     let mut args = rest.into_iter();
     while let Some(arg) = args.next() {
-        // `--opt=value` and `--opt value` are both accepted.
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |flag: &'static str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(ArgsError::MissingValue(flag))
-        };
-        match name.as_str() {
+        let flag = Flag::split(&arg);
+        let mut value = |name: &'static str| flag.value(&mut args, name);
+        match flag.name.as_str() {
             "--bundle" => set_once(&mut bundle, PathBuf::from(value("--bundle")?), "--bundle")?,
             "--request" => set_once(
                 &mut request,
@@ -238,7 +268,7 @@ fn parse_explain(rest: Vec<String>) -> Result<Command, ArgsError> {
                 IdentitySource::TokenFile(value("--token-file")?.into()),
                 "--claims/--token/--token-file",
             )?,
-            "--json" if inline.is_none() => {
+            "--json" if flag.inline.is_none() => {
                 if json {
                     return Err(ArgsError::Repeated("--json"));
                 }

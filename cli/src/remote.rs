@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::args::ArgsError;
+use crate::args::{set_once, ArgsError, Flag};
 
 /// How long one request may take; long enough for a push that resolves
 /// issuer keys by discovery.
@@ -88,17 +88,9 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
     let mut positional = Vec::new();
     let mut args = rest.into_iter();
     while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |flag: &'static str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(ArgsError::MissingValue(flag))
-        };
-        match name.as_str() {
+        let flag = Flag::split(&arg);
+        let mut value = |name: &'static str| flag.value(&mut args, name);
+        match flag.name.as_str() {
             "--server" => set_once(&mut server, value("--server")?, "--server")?,
             "--token-file" if matches!(command, "push" | "rollback") => set_once(
                 &mut token_file,
@@ -157,14 +149,6 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
             to: to.ok_or(ArgsError::Missing("--to VERSION"))?,
         },
     })
-}
-
-fn set_once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), ArgsError> {
-    if slot.is_some() {
-        return Err(ArgsError::Repeated(name));
-    }
-    *slot = Some(value);
-    Ok(())
 }
 
 /// Runs the command; on success returns what to print on stdout.
