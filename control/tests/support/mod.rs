@@ -24,21 +24,7 @@ pub struct Server {
 impl Server {
     /// Starts the control service over `store` on a free loopback port.
     pub async fn start(store: BundleStore) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(mcp_guard_control::serve(
-            listener,
-            Arc::new(store),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Server {
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        start_with(store, mcp_guard_control::Options::default()).await
     }
 
     /// Signals shutdown and waits for `serve` to return.
