@@ -3,14 +3,13 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_guard_control::{BundleName, BundleStore, RejectReason};
-use support::{get, scratch_dir, Server};
+use support::{get, scratch_dir, spawn_binary, Server};
 
 const GOOD: &str = r#"{"name":"good","version":1,"rules":[{"id":"all","effect":"allow"}]}"#;
 
@@ -106,22 +105,10 @@ fn lookups_take_checked_names() {
 async fn binary_logs_each_bundle_and_stops_on_sigterm() {
     let dir = scratch_dir("binary");
     fill(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-guard-control"))
-        .args(["--listen", "127.0.0.1:0", "--bundles"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn binary");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read line");
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let (mut child, addr) = spawn_binary(
+        &[std::ffi::OsStr::new("--bundles"), dir.as_os_str()],
+        Stdio::piped(),
+    );
 
     let reply = get(addr, "/v1/bundles/good", &[]).await;
     assert_eq!(reply.status, 200);

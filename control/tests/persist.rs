@@ -3,11 +3,11 @@
 
 mod support;
 
+use std::ffi::OsStr;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mcp_guard_control::{BundleName, BundleStore, Commit, RejectReason, Source};
 use mcp_guard_engine::signing::{self, SigningKey};
 use mcp_guard_engine::Bundle;
-use support::{bearer, blocking_request, bundle, scratch_dir, tokens_json, TEAM_A_TOKEN};
+use support::{
+    bearer, blocking_request, bundle, scratch_dir, spawn_binary, tokens_json, TEAM_A_TOKEN,
+};
 
 fn key() -> SigningKey {
     SigningKey::from_bytes(&[9; 32])
@@ -151,25 +153,15 @@ fn seeding_imports_once_as_version_1() {
 
 /// Starts the binary on `data`, returns it and its address.
 fn spawn(data: &Path, tokens: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-guard-control"))
-        .args(["--listen", "127.0.0.1:0", "--jwks-refresh", "0", "--data"])
-        .arg(data)
-        .arg("--tokens")
-        .arg(tokens)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn binary");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (child, addr)
+    let args: [&OsStr; 6] = [
+        "--jwks-refresh".as_ref(),
+        "0".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--tokens".as_ref(),
+        tokens.as_os_str(),
+    ];
+    spawn_binary(&args, Stdio::null())
 }
 
 /// One acknowledged push: version and digest from the 201.
