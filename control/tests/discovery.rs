@@ -20,7 +20,7 @@ use mcp_guard_control::{BundleStore, Options};
 use mcp_guard_engine::signing::SigningKey;
 use mcp_guard_engine::Bundle;
 use serde_json::{json, Value};
-use support::{bearer, get, options, request, start_with, TEAM_A_TOKEN};
+use support::{get, options, put, start_with, TEAM_A_TOKEN};
 
 /// A local issuer whose current key can be swapped.
 struct Issuer {
@@ -115,13 +115,12 @@ async fn push_embeds_keys_and_refresh_follows_rotation() {
         },
     )
     .await;
-    let auth = bearer(TEAM_A_TOKEN);
-    let pushed = request(
+    let pushed = put(
         server.addr,
-        "PUT",
-        "/v1/bundles/demo",
-        &[("authorization", &auth)],
-        issuer.bundle().as_bytes(),
+        "demo",
+        Some(TEAM_A_TOKEN),
+        &[],
+        &issuer.bundle(),
     )
     .await;
     assert_eq!(pushed.status, 201, "{}", pushed.text());
@@ -166,19 +165,8 @@ async fn push_embeds_keys_and_refresh_follows_rotation() {
 async fn discovery_problems_are_bundle_issues() {
     let issuer = Issuer::start().await;
     let server = start_with(BundleStore::new(), options()).await;
-    let auth = bearer(TEAM_A_TOKEN);
-    let push = |body: String| {
-        let auth = auth.clone();
-        async move {
-            request(
-                server.addr,
-                "PUT",
-                "/v1/bundles/demo",
-                &[("authorization", &auth)],
-                body.as_bytes(),
-            )
-            .await
-        }
+    let push = |body: String| async move {
+        put(server.addr, "demo", Some(TEAM_A_TOKEN), &[], &body).await
     };
     // Unreachable issuer.
     let unreachable = issuer

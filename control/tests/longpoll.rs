@@ -6,25 +6,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use mcp_guard_control::BundleStore;
-use support::{bearer, bundle, get, options, request, start_with, TEAM_A_TOKEN};
-
-async fn push(addr: std::net::SocketAddr, rule: &str) -> support::Reply {
-    let auth = bearer(TEAM_A_TOKEN);
-    request(
-        addr,
-        "PUT",
-        "/v1/bundles/demo",
-        &[("authorization", &auth)],
-        bundle("demo", rule).as_bytes(),
-    )
-    .await
-}
+use support::{get, options, push_demo, start_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_within_milliseconds_of_a_push() {
     let server = start_with(BundleStore::new(), options()).await;
     let addr = server.addr;
-    let etag = push(addr, "a").await.json()["etag"]
+    let etag = push_demo(addr, "a").await.json()["etag"]
         .as_str()
         .expect("etag")
         .to_owned();
@@ -43,7 +31,7 @@ async fn answers_within_milliseconds_of_a_push() {
         });
         // Let the poll arrive and start waiting.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let pushed = push(addr, &format!("r{round}")).await;
+        let pushed = push_demo(addr, &format!("r{round}")).await;
         let acked = Instant::now();
         assert_eq!(pushed.status, 201);
         let (reply, answered) = poll.await.expect("poll task");
@@ -63,7 +51,7 @@ async fn answers_within_milliseconds_of_a_push() {
 #[tokio::test]
 async fn deadline_gives_304_and_prefer_header_works() {
     let server = start_with(BundleStore::new(), options()).await;
-    let etag = push(server.addr, "a").await.json()["etag"]
+    let etag = push_demo(server.addr, "a").await.json()["etag"]
         .as_str()
         .expect("etag")
         .to_owned();
@@ -98,7 +86,7 @@ async fn deadline_gives_304_and_prefer_header_works() {
 async fn shutdown_releases_waiting_polls_with_304() {
     let server = start_with(BundleStore::new(), options()).await;
     let addr = server.addr;
-    let etag = push(addr, "a").await.json()["etag"]
+    let etag = push_demo(addr, "a").await.json()["etag"]
         .as_str()
         .expect("etag")
         .to_owned();

@@ -6,41 +6,14 @@ use mcp_guard_control::BundleStore;
 use mcp_guard_engine::signing;
 use mcp_guard_engine::Bundle;
 use serde_json::Value;
-use support::{bearer, bundle, get, options, request, start_with, TEAM_A_TOKEN, TEAM_B_TOKEN};
-
-async fn put(
-    addr: std::net::SocketAddr,
-    name: &str,
-    token: Option<&str>,
-    extra: &[(&str, &str)],
-    body: &str,
-) -> support::Reply {
-    let auth = token.map(bearer);
-    let mut headers: Vec<(&str, &str)> = extra.to_vec();
-    if let Some(auth) = &auth {
-        headers.push(("authorization", auth));
-    }
-    request(
-        addr,
-        "PUT",
-        &format!("/v1/bundles/{name}"),
-        &headers,
-        body.as_bytes(),
-    )
-    .await
-}
+use support::{
+    bearer, bundle, get, options, push_demo, put, request, start_with, TEAM_A_TOKEN, TEAM_B_TOKEN,
+};
 
 #[tokio::test]
 async fn push_assigns_versions_and_serves_them() {
     let server = start_with(BundleStore::new(), options()).await;
-    let first = put(
-        server.addr,
-        "demo",
-        Some(TEAM_A_TOKEN),
-        &[],
-        &bundle("demo", "a"),
-    )
-    .await;
+    let first = push_demo(server.addr, "a").await;
     assert_eq!(first.status, 201, "{}", first.text());
     let created = first.json();
     assert_eq!(created["name"], "demo");
@@ -155,14 +128,7 @@ async fn invalid_bundles_get_every_issue() {
 #[tokio::test]
 async fn if_match_guards_against_lost_updates() {
     let server = start_with(BundleStore::new(), options()).await;
-    let v1 = put(
-        server.addr,
-        "demo",
-        Some(TEAM_A_TOKEN),
-        &[],
-        &bundle("demo", "a"),
-    )
-    .await;
+    let v1 = push_demo(server.addr, "a").await;
     let etag1 = v1.json()["etag"].as_str().expect("etag").to_owned();
     // Conditional on a version nobody has: 412, with the current tag.
     let stale = put(
@@ -201,14 +167,7 @@ async fn if_match_guards_against_lost_updates() {
 async fn history_and_rollback() {
     let server = start_with(BundleStore::new(), options()).await;
     for rule in ["a", "b", "c"] {
-        let reply = put(
-            server.addr,
-            "demo",
-            Some(TEAM_A_TOKEN),
-            &[],
-            &bundle("demo", rule),
-        )
-        .await;
+        let reply = push_demo(server.addr, rule).await;
         assert_eq!(reply.status, 201);
     }
     let auth = bearer(TEAM_A_TOKEN);
@@ -287,14 +246,7 @@ async fn history_and_rollback() {
 #[tokio::test]
 async fn signatures_verify_with_the_published_key() {
     let server = start_with(BundleStore::new(), options()).await;
-    put(
-        server.addr,
-        "demo",
-        Some(TEAM_A_TOKEN),
-        &[],
-        &bundle("demo", "a"),
-    )
-    .await;
+    push_demo(server.addr, "a").await;
     let keys = get(server.addr, "/v1/keys", &[]).await.json();
     let key = signing::verifying_key_from_text(keys["keys"][0]["ed25519"].as_str().expect("key"))
         .expect("valid public key");
@@ -322,14 +274,7 @@ async fn signatures_verify_with_the_published_key() {
 #[tokio::test]
 async fn metrics_count_what_happened() {
     let server = start_with(BundleStore::new(), options()).await;
-    put(
-        server.addr,
-        "demo",
-        Some(TEAM_A_TOKEN),
-        &[],
-        &bundle("demo", "a"),
-    )
-    .await;
+    push_demo(server.addr, "a").await;
     put(server.addr, "demo", None, &[], &bundle("demo", "a")).await;
     let etag = get(server.addr, "/v1/bundles/demo", &[])
         .await

@@ -286,3 +286,32 @@ pub fn spawn_binary(
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     (child, addr)
 }
+
+/// `PUT /v1/bundles/{name}` with `extra` headers and, when given, a bearer
+/// `token`.
+pub async fn put(
+    addr: SocketAddr,
+    name: &str,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let auth = token.map(bearer);
+    let mut headers: Vec<(&str, &str)> = extra.to_vec();
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth));
+    }
+    request(
+        addr,
+        "PUT",
+        &format!("/v1/bundles/{name}"),
+        &headers,
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// Team A pushes bundle `demo` with one allow rule named `rule`.
+pub async fn push_demo(addr: SocketAddr, rule: &str) -> Reply {
+    put(addr, "demo", Some(TEAM_A_TOKEN), &[], &bundle("demo", rule)).await
+}
