@@ -9,6 +9,7 @@ use mcp_guard_e2e::paths;
 /// Runs a command from the workspace root, failing with its name.
 fn run(program: &str, args: &[&str], envs: &[(&str, String)]) -> Result<(), String> {
     eprintln!("xtask: $ {program} {}", args.join(" "));
+    let started = Instant::now();
     let status = Command::new(program)
         .args(args)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
@@ -16,9 +17,18 @@ fn run(program: &str, args: &[&str], envs: &[(&str, String)]) -> Result<(), Stri
         .status()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if status.success() {
+        eprintln!(
+            "xtask: ok in {:.1?}: {program} {}",
+            started.elapsed(),
+            args.join(" ")
+        );
         Ok(())
     } else {
-        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+        Err(format!(
+            "`{program} {}` failed ({status}) after {:.1?}",
+            args.join(" "),
+            started.elapsed()
+        ))
     }
 }
 
@@ -26,8 +36,52 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// The target the filter is built for.
+const WASM_TARGET: &str = "wasm32-wasip1";
+
+/// Installs the wasm target into the pinned toolchain when it is missing.
+///
+/// `rust-toolchain.toml` lists the target, but rustup only honours that
+/// when it installs the toolchain itself: a machine that already has the
+/// toolchain without the target (or runs with `RUSTUP_AUTO_INSTALL=0`)
+/// fails later with `can't find crate for core`. So the project's own
+/// steps add it explicitly.
+pub fn ensure_wasm_target() -> Result<(), String> {
+    let root = paths::workspace_root();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(&root)
+        .output();
+    match installed {
+        Ok(out) if out.status.success() => {
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET)
+            {
+                return Ok(());
+            }
+        }
+        Ok(out) => {
+            return Err(format!(
+                "`rustup target list --installed` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot run rustup ({e}); install the {WASM_TARGET} target for the toolchain \
+                 in rust-toolchain.toml by hand"
+            ))
+        }
+    }
+    eprintln!("xtask: the {WASM_TARGET} target is missing from the pinned toolchain; adding it");
+    run("rustup", &["target", "add", WASM_TARGET], &[])
+        .map_err(|e| format!("{e}: the filter cannot be built without the {WASM_TARGET} target"))
+}
+
 /// Builds the size-optimised filter module; returns its path.
 pub fn build_wasm() -> Result<PathBuf, String> {
+    ensure_wasm_target()?;
     run(
         &cargo(),
         &[
@@ -212,6 +266,7 @@ pub fn bench_v8() -> Result<(), String> {
         &[&["build", "--profile", "bench"][..], &bin].concat(),
         &[],
     )?;
+    ensure_wasm_target()?;
     run(
         &cargo(),
         &[
