@@ -28,6 +28,16 @@ pub enum HeaderMap {
     HttpCallResponse = 6,
 }
 
+/// Body buffers as numbered by the proxy-wasm ABI.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum Buffer {
+    /// The request body (buffered so far, or the current chunk).
+    Request = 0,
+    /// The response body.
+    Response = 1,
+}
+
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_property(
@@ -44,6 +54,57 @@ extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> RawStatus;
+
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> RawStatus;
+
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> RawStatus;
+
+    fn proxy_remove_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+    ) -> RawStatus;
+
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> RawStatus;
+
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> RawStatus;
+
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> RawStatus;
+
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> RawStatus;
+
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> RawStatus;
+
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> RawStatus;
+
+    fn proxy_record_metric(metric_id: u32, value: u64) -> RawStatus;
 
     fn proxy_send_local_response(
         status_code: u32,
@@ -150,8 +211,126 @@ pub fn send_local_response(
 /// cannot tell): time windows, token expiry and fetch scheduling all use
 /// the host's time, never the guest's.
 pub fn now_ms() -> u64 {
-    proxy_wasm::hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
+    let mut nanos = 0u64;
+    // SAFETY: the pointer references a live local.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    if status == STATUS_OK {
+        nanos / 1_000_000
+    } else {
+        0
+    }
+}
+
+/// Every header of a map in one crossing; empty when the host has none.
+/// Values that are not UTF-8 are read lossily (names are ASCII in Envoy).
+pub fn header_pairs(map: HeaderMap) -> Vec<(String, String)> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: as in `property`.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+    if status != STATUS_OK {
+        return Vec::new();
+    }
+    let bytes = unsafe { take_host_buffer(data, size) };
+    mcp_guard_engine::envoy_pairs::parse_pairs(&bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Replaces (or adds) a header; `false` when the host refused.
+pub fn set_header(map: HeaderMap, name: &str, value: &str) -> bool {
+    // SAFETY: pointers reference live buffers for the duration of the call.
+    let status = unsafe {
+        proxy_replace_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    status == STATUS_OK
+}
+
+/// Removes a header; `false` when the host refused.
+pub fn remove_header(map: HeaderMap, name: &str) -> bool {
+    // SAFETY: as above.
+    let status = unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) };
+    status == STATUS_OK
+}
+
+/// The first `len` bytes of a body buffer; `None` when the host has none.
+pub fn body(buffer: Buffer, len: usize) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: as in `property`.
+    let status =
+        unsafe { proxy_get_buffer_bytes(buffer as u32, 0, len, &mut data, &mut size) };
+    (status == STATUS_OK).then(|| unsafe { take_host_buffer(data, size) })
+}
+
+/// Replaces the first `len` bytes of a body buffer; `false` when refused.
+pub fn replace_body(buffer: Buffer, len: usize, bytes: &[u8]) -> bool {
+    // SAFETY: as above.
+    let status = unsafe {
+        proxy_set_buffer_bytes(buffer as u32, 0, len, bytes.as_ptr(), bytes.len())
+    };
+    status == STATUS_OK
+}
+
+/// Sets a flat property (filter state `wasm.<name>` in Envoy).
+pub fn set_property(name: &str, value: &[u8]) -> bool {
+    // SAFETY: as above.
+    let status =
+        unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    status == STATUS_OK
+}
+
+/// Log levels as numbered by the proxy-wasm ABI.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub enum LogLevel {
+    /// Routine information.
+    Info = 2,
+    /// Something to look at.
+    Warn = 3,
+    /// A failure.
+    Error = 4,
+}
+
+/// Writes a log line; a refusal is ignored.
+pub fn log(level: LogLevel, message: &str) {
+    // SAFETY: as above.
+    let _ = unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
+}
+
+/// Adds to a counter or gauge; ids the host did not define are ignored.
+pub fn increment_metric(id: u32, by: i64) {
+    // SAFETY: no pointers.
+    let _ = unsafe { proxy_increment_metric(id, by) };
+}
+
+/// Sets a gauge.
+pub fn record_metric(id: u32, value: u64) {
+    // SAFETY: no pointers.
+    let _ = unsafe { proxy_record_metric(id, value) };
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_close_stream(stream_type: u32) -> RawStatus;
+}
+
+/// Resets the HTTP exchange (Envoy resets the stream).
+pub fn reset_exchange() {
+    // SAFETY: no pointers. Stream type 0 is the HTTP request stream, which
+    // Envoy resets as a whole.
+    let _ = unsafe { proxy_close_stream(0) };
 }

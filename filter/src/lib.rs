@@ -2,16 +2,13 @@
 //! MCP requests) by the caller's verified JWT claims against a pushed policy
 //! bundle, and scrubs PII from responses.
 //!
-//! This crate is thin glue: all decisions and scrubbing live in
-//! `mcp-guard-engine`.
+//! This crate is thin glue: the per-exchange flow lives in
+//! `mcp-guard-flow`, decisions and scrubbing in `mcp-guard-engine`.
 
-pub mod audit;
 pub mod config;
 pub mod host;
 pub mod metrics;
-pub mod reply;
 pub mod root;
-pub mod scrub;
 pub mod stream;
 pub mod sync;
 

@@ -32,7 +32,7 @@ fn define(kind: MetricType, name: &str) -> u32 {
 
 fn bump(id: u32, by: i64) {
     if id != u32::MAX {
-        let _ = hostcalls::increment_metric(id, by);
+        crate::host::increment_metric(id, by);
     }
 }
 
@@ -70,7 +70,9 @@ impl Metrics {
             (Effect::Allow, _) => bump(self.allowed, 1),
             (_, Reason::MissingToken | Reason::InvalidToken) => bump(self.unauthenticated, 1),
             (_, Reason::NoPolicy) => bump(self.no_policy, 1),
-            (_, Reason::BodyTooLarge | Reason::InvalidBody) => bump(self.bad_request, 1),
+            (_, Reason::BodyTooLarge | Reason::InvalidBody | Reason::InvalidRequest) => {
+                bump(self.bad_request, 1)
+            }
             _ => bump(self.denied, 1),
         }
     }
@@ -104,7 +106,7 @@ impl Metrics {
     /// Publishes the active bundle version.
     pub fn set_policy_version(&self, version: u64) {
         if self.policy_version != u32::MAX {
-            let _ = hostcalls::record_metric(self.policy_version, version);
+            crate::host::record_metric(self.policy_version, version);
         }
     }
 }

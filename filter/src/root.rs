@@ -2,19 +2,15 @@
 //! control service (see [`crate::sync`]) and creates one stream context per
 //! request.
 
-use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
-use mcp_guard_engine::jwt::TokenCache;
-use mcp_guard_engine::pii::Scanner;
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
 
@@ -24,18 +20,7 @@ use crate::metrics::Metrics;
 use crate::stream::GuardStream;
 use crate::sync::{self, SharedKeys};
 
-/// A compiled bundle plus what identifies the version it came from.
-pub struct ActivePolicy {
-    /// The compiled policy.
-    pub policy: Policy,
-    /// ETag the control service gave it, sent back as `If-None-Match`.
-    pub etag: Option<String>,
-    /// The PII scanner compiled from the bundle, shared by every stream.
-    pub scanner: Option<Arc<Scanner>>,
-    /// Tokens this VM verified under this policy's issuers (never shared
-    /// across bundles: a new bundle may trust other keys).
-    pub token_cache: RefCell<TokenCache>,
-}
+pub use mcp_guard_flow::ActivePolicy;
 
 /// Fetching state, present when a control service is configured.
 struct Fetcher {
@@ -92,27 +77,24 @@ impl GuardRoot {
         {
             return false;
         }
+        let name = bundle.name.clone();
+        let policy = match Policy::new(bundle) {
+            Ok(policy) => policy,
+            Err(e) => {
+                log(
+                    LogLevel::Error,
+                    &format!("bundle from {source} does not compile, kept the active one: {e}"),
+                );
+                self.metrics.record_bundle_rejected();
+                return false;
+            }
+        };
         log(
             LogLevel::Info,
-            &format!("activated bundle {}@{version} from {source}", bundle.name),
+            &format!("activated bundle {name}@{version} from {source}"),
         );
         self.metrics.set_policy_version(version);
-        let policy = Policy::new(bundle);
-        let pii = &policy.bundle().pii;
-        let scanner = pii
-            .enabled
-            .then(|| Scanner::new(&pii.scanner_config()).ok())
-            .flatten()
-            .map(Arc::new);
-        let token_cache = policy
-            .verifier()
-            .map_or_else(|| TokenCache::new(0), |v| v.new_cache());
-        self.active = Some(Rc::new(ActivePolicy {
-            policy,
-            etag,
-            scanner,
-            token_cache: RefCell::new(token_cache),
-        }));
+        self.active = Some(Rc::new(ActivePolicy::new(policy, etag)));
         true
     }
 
@@ -376,11 +358,8 @@ impl RootContext for GuardRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(GuardStream::new(
-            context_id,
-            self.active.clone(),
-            self.metrics,
-        )))
+        let _ = context_id;
+        Some(Box::new(GuardStream::new(self.active.clone(), self.metrics)))
     }
 
     fn get_type(&self) -> Option<ContextType> {
