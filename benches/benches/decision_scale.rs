@@ -49,7 +49,7 @@ fn claims_for(tool: usize) -> Value {
 fn native(c: &mut Criterion) {
     let mut group = c.benchmark_group("decision_native");
     for n in SIZES {
-        let policy = Policy::new(Bundle::parse(bundle(n).to_string().as_bytes()).unwrap());
+        let policy = Policy::new(Bundle::parse(bundle(n).to_string().as_bytes()).unwrap()).unwrap();
         let tool = target_tool(n);
         let claims = Claims::new(claims_for(tool).as_object().unwrap().clone());
         let calls = read_body(call_body(tool).as_bytes()).unwrap().mcp;

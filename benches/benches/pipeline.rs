@@ -25,7 +25,7 @@ fn plugin() -> Plugin {
 }
 
 fn decision(c: &mut Criterion) {
-    let policy = Policy::new(Bundle::parse(DEMO_BUNDLE.as_bytes()).unwrap());
+    let policy = Policy::new(Bundle::parse(DEMO_BUNDLE.as_bytes()).unwrap()).unwrap();
     let claims = Claims::from_json(br#"{"sub":"alice","roles":["viewer","model-user"]}"#).unwrap();
     let request = RequestAttrs::new("POST", "/v1/chat/completions", "model.local")
         .with_model(Some("demo-llm"));

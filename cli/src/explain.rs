@@ -235,7 +235,10 @@ pub fn evaluate(
         dry_run: bundle.dry_run,
     };
     let subject_claim = bundle.identity.subject_claim.clone();
-    let policy = Policy::new(bundle);
+    let policy = Policy::new(bundle).map_err(|e| ExplainError::BundleInvalid {
+        path: bundle_file.display().to_string(),
+        issues: e.issues(),
+    })?;
 
     let (claims, mut identity_info, token_rejection) = match identity {
         Identity::Claims(claims) => (claims, identity_info("claims_file", false, None), None),

@@ -207,6 +207,11 @@ pub struct PiiSettings {
     /// Also scrub request bodies (prompts) before they reach the model.
     #[serde(default)]
     pub scrub_requests: bool,
+    /// Content types known to carry no text worth scanning (`image/png`,
+    /// `image/*`): passed unscanned. Every other type the scanner cannot
+    /// read is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub safe_content_types: Vec<String>,
 }
 
 impl Default for PiiSettings {
@@ -223,6 +228,7 @@ impl Default for PiiSettings {
             on_overflow: Fallback::Block,
             on_compressed: Fallback::Block,
             scrub_requests: false,
+            safe_content_types: Vec::new(),
         }
     }
 }
@@ -289,6 +295,14 @@ impl BundleError {
             BundleError::Parse(issue) => vec![issue.clone()],
             BundleError::Invalid(issues) => issues.clone(),
         }
+    }
+
+    /// One issue at one path.
+    pub fn single(path: impl Into<String>, message: impl Into<String>) -> Self {
+        BundleError::Invalid(vec![BundleIssue {
+            path: path.into(),
+            message: message.into(),
+        }])
     }
 }
 
@@ -374,6 +388,25 @@ impl Bundle {
         }
         if let Err(e) = crate::pii::Scanner::new(&self.pii.scanner_config()) {
             issues.add("$.pii", e.to_string());
+        }
+        for (j, t) in self.pii.safe_content_types.iter().enumerate() {
+            let valid = t.split_once('/').is_some_and(|(major, minor)| {
+                !major.is_empty() && major != "*" && !minor.is_empty() && !t.contains(';')
+            });
+            let scannable = t.eq_ignore_ascii_case("text/event-stream")
+                || t.to_ascii_lowercase().contains("json")
+                || t.to_ascii_lowercase().starts_with("text/");
+            if !valid {
+                issues.add(
+                    format!("$.pii.safe_content_types[{j}]"),
+                    "must be a media type `type/subtype` or `type/*`, without parameters",
+                );
+            } else if scannable {
+                issues.add(
+                    format!("$.pii.safe_content_types[{j}]"),
+                    "text, JSON and event streams are always scanned; they cannot be listed as safe",
+                );
+            }
         }
         for (j, c) in self.pii.exempt.iter().enumerate() {
             if c.claim.is_empty() {

@@ -44,8 +44,13 @@ pub enum Reason {
     NoPolicy,
     /// The request body a rule needs is larger than the bundle's limit.
     BodyTooLarge,
-    /// The request body a rule needs is not readable JSON / JSON-RPC.
+    /// The request body a rule needs is not readable JSON / JSON-RPC, or
+    /// a body to scrub cannot be scanned.
     InvalidBody,
+    /// The request line or headers are not in the normal form the policy
+    /// is matched on (dot segments, encoded slashes, forged header
+    /// variants, trailers where none may be...): refused, never guessed.
+    InvalidRequest,
     /// Allowed only because the bundle is in dry-run mode; the real
     /// outcome is in [`Decision::dry_run`].
     DryRun,
@@ -63,6 +68,7 @@ impl Reason {
             Reason::NoPolicy => "no_policy",
             Reason::BodyTooLarge => "body_too_large",
             Reason::InvalidBody => "invalid_body",
+            Reason::InvalidRequest => "invalid_request",
             Reason::DryRun => "dry_run",
         }
     }
@@ -73,7 +79,7 @@ impl Reason {
             Reason::MissingToken | Reason::InvalidToken => 401,
             Reason::NoPolicy => 503,
             Reason::BodyTooLarge => 413,
-            Reason::InvalidBody => 400,
+            Reason::InvalidBody | Reason::InvalidRequest => 400,
             Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,
         }
     }

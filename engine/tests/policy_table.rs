@@ -17,6 +17,7 @@ fn policy_with(extra: Value) -> Policy {
         bundle[k] = v.clone();
     }
     Policy::new(Bundle::parse(bundle.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn claims(v: Value) -> Claims {

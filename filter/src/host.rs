@@ -271,17 +271,15 @@ pub fn body(buffer: Buffer, len: usize) -> Option<Vec<u8>> {
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: as in `property`.
-    let status =
-        unsafe { proxy_get_buffer_bytes(buffer as u32, 0, len, &mut data, &mut size) };
+    let status = unsafe { proxy_get_buffer_bytes(buffer as u32, 0, len, &mut data, &mut size) };
     (status == STATUS_OK).then(|| unsafe { take_host_buffer(data, size) })
 }
 
 /// Replaces the first `len` bytes of a body buffer; `false` when refused.
 pub fn replace_body(buffer: Buffer, len: usize, bytes: &[u8]) -> bool {
     // SAFETY: as above.
-    let status = unsafe {
-        proxy_set_buffer_bytes(buffer as u32, 0, len, bytes.as_ptr(), bytes.len())
-    };
+    let status =
+        unsafe { proxy_set_buffer_bytes(buffer as u32, 0, len, bytes.as_ptr(), bytes.len()) };
     status == STATUS_OK
 }
 

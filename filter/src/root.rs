@@ -359,7 +359,10 @@ impl RootContext for GuardRoot {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let _ = context_id;
-        Some(Box::new(GuardStream::new(self.active.clone(), self.metrics)))
+        Some(Box::new(GuardStream::new(
+            self.active.clone(),
+            self.metrics,
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

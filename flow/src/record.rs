@@ -45,7 +45,7 @@ fn push_field(out: &mut String, key: &str, value: &str) {
         .char_indices()
         .nth(MAX_NAME_CHARS)
         .map_or(value.len(), |(i, _)| i);
-    push_json_string(out, &value[..end]);
+    push_json_string(out, value.get(..end).unwrap_or(value));
 }
 
 impl AuditRecord {
@@ -70,7 +70,7 @@ impl AuditRecord {
                 .char_indices()
                 .nth(MAX_SUBJECT_CHARS)
                 .map_or(sub.len(), |(i, _)| i);
-            push_json_string(&mut out, &sub[..end]);
+            push_json_string(&mut out, sub.get(..end).unwrap_or(sub));
         }
         match &self.policy {
             Some((name, version)) => {
@@ -114,10 +114,9 @@ impl AuditRecord {
         out
     }
 
-    /// Publishes the record as filter state; a host refusal is ignored
-    /// because logging must never change the traffic outcome.
-    pub fn publish(&self) {
-        let json = self.to_json();
-        let _ = proxy_wasm::hostcalls::set_property(vec![DECISION_KEY], Some(json.as_bytes()));
+    /// Publishes the record (filter state in Envoy); a host refusal is
+    /// ignored because logging must never change the traffic outcome.
+    pub fn publish(&self, host: &mut impl crate::Host) {
+        host.publish_record(&self.to_json());
     }
 }

@@ -14,11 +14,12 @@ use serde::Serialize;
 
 pub use eval::{claim_holds, glob_match, CompiledRule, ConditionTrace};
 
-use crate::bundle::{Bundle, RuleEffect};
+use crate::bundle::{Bundle, BundleError, RuleEffect};
 use crate::claims::Claims;
 use crate::decision::{Decision, DryRunOutcome, Effect, Reason};
 use crate::jwt::Verifier;
 use crate::mcp::{read_body, BodyAttrs, BodyError, McpCall, TargetKind};
+use crate::pii::Scanner;
 use crate::request::RequestAttrs;
 use eval::Tracer;
 use index::RuleIndex;
@@ -34,6 +35,7 @@ pub struct Policy {
     needs_body: bool,
     header_names: Vec<String>,
     verifier: Option<Verifier>,
+    scanner: Option<Arc<Scanner>>,
 }
 
 /// One rule's evaluation, for `explain`.
@@ -61,8 +63,17 @@ pub struct Explanation {
 }
 
 impl Policy {
-    /// Compiles a validated bundle once: templates parsed, rules indexed.
-    pub fn new(bundle: Bundle) -> Self {
+    /// Parses, validates and compiles bundle text in one step: what the
+    /// filter activates and what the control service and CLI accept are
+    /// the same thing.
+    pub fn compile(text: &[u8]) -> Result<Self, BundleError> {
+        Self::new(Bundle::parse(text)?)
+    }
+
+    /// Compiles a bundle once: templates parsed, rules indexed, token
+    /// verifier and PII scanner built. Any part that does not compile is
+    /// an error: nothing is silently left out.
+    pub fn new(bundle: Bundle) -> Result<Self, BundleError> {
         let rules: Vec<CompiledRule> = bundle
             .rules
             .iter()
@@ -88,16 +99,22 @@ impl Policy {
         }
         header_names.sort();
         header_names.dedup();
-        // Validation already built this verifier once; a bundle that skipped
-        // validation and has a bad verify section gets no verifier, so
-        // every token fails closed.
-        let verifier = bundle
-            .identity
-            .verify
-            .as_ref()
-            .and_then(|v| Verifier::new(v).ok());
-        Self {
+        let verifier = match &bundle.identity.verify {
+            Some(v) => Some(Verifier::new(v).map_err(|e| {
+                BundleError::single(format!("$.identity.verify.{}", e.path()), e.reason())
+            })?),
+            None => None,
+        };
+        let scanner = if bundle.pii.enabled {
+            let scanner = Scanner::new(&bundle.pii.scanner_config())
+                .map_err(|e| BundleError::single("$.pii", e.to_string()))?;
+            Some(Arc::new(scanner))
+        } else {
+            None
+        };
+        Ok(Self {
             verifier,
+            scanner,
             has_dry_run_rules: rules.iter().any(|r| r.rule.dry_run),
             needs_body: rules
                 .iter()
@@ -107,7 +124,13 @@ impl Policy {
             deny,
             allow,
             bundle,
-        }
+        })
+    }
+
+    /// The PII scanner, when the bundle turns scrubbing on; shared by
+    /// every exchange.
+    pub fn scanner(&self) -> Option<&Arc<Scanner>> {
+        self.scanner.as_ref()
     }
 
     /// The bundle this policy enforces.

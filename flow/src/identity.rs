@@ -1,0 +1,54 @@
+//! Who is calling: Envoy's verified `jwt_authn` payload when there is one,
+//! else the bundle's own verification of the bearer token. Never a header
+//! a client could forge.
+
+use mcp_guard_engine::envoy_pairs::decode_claim_map;
+use mcp_guard_engine::{Claims, Decision, Reason};
+
+use crate::active::ActivePolicy;
+use crate::host::{Host, Side};
+
+/// Property path prefix of `jwt_authn`'s verified payloads.
+const JWT_AUTHN_METADATA: [&str; 3] = [
+    "metadata",
+    "filter_metadata",
+    "envoy.filters.http.jwt_authn",
+];
+
+/// Reads claims from `jwt_authn` metadata.
+fn read_claims(host: &mut impl Host, metadata_key: &str) -> Result<Claims, Reason> {
+    let [a, b, c] = JWT_AUTHN_METADATA;
+    match host.property(&[a, b, c, metadata_key]) {
+        Ok(Some(bytes)) => decode_claim_map(&bytes)
+            .map(Claims::new)
+            .map_err(|_| Reason::InvalidToken),
+        Ok(None) => Err(Reason::MissingToken),
+        Err(_) => Err(Reason::InvalidToken),
+    }
+}
+
+/// The caller's claims, or the denial that says why there are none.
+pub fn identify(host: &mut impl Host, active: &ActivePolicy) -> Result<Claims, Decision> {
+    let bundle = active.policy.bundle();
+    match read_claims(host, &bundle.identity.jwt_authn_metadata) {
+        Ok(claims) => return Ok(claims),
+        Err(Reason::MissingToken) => {}
+        Err(reason) => return Err(Decision::deny(reason)),
+    }
+    let (Some(verifier), Some(config)) =
+        (active.policy.verifier(), bundle.identity.verify.as_ref())
+    else {
+        return Err(Decision::deny(Reason::MissingToken));
+    };
+    let Some(value) = host.header(Side::Request, &config.header) else {
+        return Err(Decision::deny(Reason::MissingToken));
+    };
+    let Some(token) = config.token_from_header(&value) else {
+        return Err(Decision::deny(Reason::InvalidToken).with_detail("malformed"));
+    };
+    let now = host.now_ms() / 1000;
+    let mut cache = active.token_cache.borrow_mut();
+    verifier
+        .verify_cached(&mut cache, token, now)
+        .map_err(|e| Decision::deny(Reason::InvalidToken).with_detail(e.reason_code()))
+}

@@ -1,0 +1,22 @@
+//! mcp-guard's exchange flow: the per-request state machine (decide at
+//! headers, body end or trailers; hold, stream or refuse answers) written
+//! against a small [`Host`] trait.
+//!
+//! The proxy-wasm filter is a thin shim that forwards each callback here;
+//! tests drive the same code natively with [`memory::MemoryHost`], through
+//! every callback order and chunking; the CLI explains decisions with it.
+
+pub mod active;
+pub mod content;
+pub mod edges;
+pub mod exchange;
+pub mod host;
+pub mod identity;
+pub mod memory;
+pub mod record;
+pub mod reply;
+
+pub use active::ActivePolicy;
+pub use exchange::{Exchange, Next};
+pub use host::{Host, Level, Side};
+pub use record::AuditRecord;

@@ -1,0 +1,241 @@
+//! An in-memory [`Host`]: what an exchange did, without a proxy. Tests
+//! drive the state machine with it; the CLI explains requests with it.
+//!
+//! Bodies behave as Envoy's do for a filter: while the flow pauses, body
+//! chunks accumulate and each callback sees everything buffered so far;
+//! once it continues, each callback sees only its own chunk.
+
+use std::collections::BTreeMap;
+
+use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::{Decision, Effect};
+
+use crate::host::{Host, Level, Side};
+
+/// A local reply the flow sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u32,
+    /// Response-code details.
+    pub details: String,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// Counters the flow bumped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Allowed requests.
+    pub allowed: u64,
+    /// Denied requests.
+    pub denied: u64,
+    /// Values replaced.
+    pub redactions: u64,
+    /// Bodies refused.
+    pub refusals: u64,
+}
+
+/// One direction's live state.
+#[derive(Debug, Clone, Default)]
+pub struct Direction {
+    /// Header map (names lower case).
+    pub headers: Vec<(String, String)>,
+    /// The body buffer the current callback sees.
+    pub body: Vec<u8>,
+}
+
+/// The in-memory proxy.
+#[derive(Debug, Default)]
+pub struct MemoryHost {
+    /// Request side.
+    pub request: Direction,
+    /// Response side.
+    pub response: Direction,
+    /// Properties by NUL-joined path.
+    pub properties: BTreeMap<String, Vec<u8>>,
+    /// Local replies sent (more than one is a bug the tests look for).
+    pub replies: Vec<Reply>,
+    /// Every record published, last one current.
+    pub records: Vec<String>,
+    /// Counters.
+    pub counts: Counts,
+    /// Log lines.
+    pub logs: Vec<String>,
+    /// Clock.
+    pub now_ms: u64,
+    /// Whether the flow reset the exchange.
+    pub reset: bool,
+    /// When set, body replacements are refused (hosts that cannot write
+    /// at some callback).
+    pub refuse_body_writes: bool,
+}
+
+/// Encodes a JSON value as Envoy serialises metadata for proxy-wasm.
+fn encode_envoy_value(value: &serde_json::Value) -> Vec<u8> {
+    use mcp_guard_engine::envoy_pairs::encode_pairs;
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let encoded: Vec<(Vec<u8>, Vec<u8>)> = map
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), encode_envoy_value(v)))
+                .collect();
+            let pairs: Vec<(&[u8], &[u8])> = encoded
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect();
+            encode_pairs(&pairs)
+        }
+        Value::Array(items) => {
+            let encoded: Vec<Vec<u8>> = items.iter().map(encode_envoy_value).collect();
+            let pairs: Vec<(&[u8], &[u8])> =
+                encoded.iter().map(|k| (k.as_slice(), &b""[..])).collect();
+            encode_pairs(&pairs)
+        }
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Bool(b) => vec![u8::from(*b)],
+        Value::Number(n) => n.as_f64().unwrap_or_default().to_le_bytes().to_vec(),
+        Value::Null => Vec::new(),
+    }
+}
+
+fn key(path: &[&str]) -> String {
+    path.join("\0")
+}
+
+impl MemoryHost {
+    /// A host whose clock reads `now_ms`.
+    pub fn at(now_ms: u64) -> Self {
+        Self {
+            now_ms,
+            ..Self::default()
+        }
+    }
+
+    /// Sets a property.
+    pub fn set_property(&mut self, path: &[&str], value: impl Into<Vec<u8>>) {
+        self.properties.insert(key(path), value.into());
+    }
+
+    /// Sets the caller's verified claims the way Envoy's `jwt_authn`
+    /// exposes them under `payload_key`.
+    pub fn set_claims(&mut self, payload_key: &str, claims: &serde_json::Value) {
+        let path = [
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            payload_key,
+        ];
+        self.set_property(&path, encode_envoy_value(claims));
+    }
+
+    /// The current decision record, parsed.
+    pub fn record(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(self.records.last()?).ok()
+    }
+
+    fn side(&mut self, side: Side) -> &mut Direction {
+        match side {
+            Side::Request => &mut self.request,
+            Side::Response => &mut self.response,
+        }
+    }
+}
+
+impl Host for MemoryHost {
+    fn headers(&mut self, side: Side) -> Vec<(String, String)> {
+        self.side(side).headers.clone()
+    }
+
+    fn header(&mut self, side: Side, name: &str) -> Option<String> {
+        self.side(side)
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn set_header(&mut self, side: Side, name: &str, value: &str) {
+        let headers = &mut self.side(side).headers;
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        headers.push((name.to_ascii_lowercase(), value.to_owned()));
+    }
+
+    fn remove_header(&mut self, side: Side, name: &str) {
+        self.side(side)
+            .headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+
+    fn body(&mut self, side: Side, len: usize) -> Option<Vec<u8>> {
+        let body = &self.side(side).body;
+        body.get(..len.min(body.len())).map(<[u8]>::to_vec)
+    }
+
+    fn replace_body(&mut self, side: Side, len: usize, bytes: &[u8]) -> bool {
+        if self.refuse_body_writes {
+            return false;
+        }
+        let body = &mut self.side(side).body;
+        let end = len.min(body.len());
+        body.splice(..end, bytes.iter().copied());
+        true
+    }
+
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
+        Ok(self.properties.get(&key(path)).cloned())
+    }
+
+    fn send_reply(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> bool {
+        self.replies.push(Reply {
+            status,
+            details: details.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.to_vec(),
+        });
+        true
+    }
+
+    fn reset(&mut self) {
+        self.reset = true;
+    }
+
+    fn publish_record(&mut self, json: &str) {
+        self.records.push(json.to_owned());
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.now_ms
+    }
+
+    fn count_decision(&mut self, decision: &Decision) {
+        match decision.effect {
+            Effect::Allow => self.counts.allowed += 1,
+            Effect::Deny => self.counts.denied += 1,
+        }
+    }
+
+    fn count_redactions(&mut self, report: &PiiReport) {
+        self.counts.redactions += report.total() as u64;
+    }
+
+    fn count_refusal(&mut self) {
+        self.counts.refusals += 1;
+    }
+
+    fn log(&mut self, level: Level, message: &str) {
+        self.logs.push(format!("{level:?}: {message}"));
+    }
+}
