@@ -388,7 +388,7 @@ fn reframe(input: &str, variant: usize) -> String {
                             e += &format!(
                                 "data:{}",
                                 d.replace(",\"", ",\n: c\nretry: 10\ndata:\"")
-                                    .replace(":{", ":{\ndata")
+                                    .replace(":{", ":{\ndata\ndata: ")
                             );
                             e.push('\n');
                         }
@@ -506,7 +506,9 @@ fn large_events_are_tracked_and_oversize_ones_refused() {
     let input = chat_build(&[&filler, "mail jane.d", "oe@example.com", &filler]);
     let out = stream(&sc, &input, &[4096]);
     let got = chat_read(&parse(&out));
-    assert_eq!(got, format!("{filler}mail [EMAIL]{filler}"));
+    let want = plain(&sc, &format!("{filler}mail jane.doe@example.com{filler}"));
+    assert!(want.contains("mail [EMAIL]"));
+    assert!(got == want, "{} {}", got.len(), want.len());
     let limits = SseLimits {
         max_event_bytes: 64 * 1024,
         ..SseLimits::default()
@@ -555,8 +557,7 @@ fn holding_back_past_the_bound_is_refused() {
 #[test]
 fn what_cannot_be_tracked_is_refused() {
     let sc = scanner();
-    let good = chat_build(&["mail jane.d"]);
-    let good = good.trim_end_matches("data: [DONE]\n\n");
+    let good = ev(None, json!({"choices":[{"index":0,"delta":{"role":"assistant","content":"mail jane.d"},"finish_reason":null}]}));
     for (bad, want) in [
         ("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"oe@exa", SseError::Unreadable),
         ("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"oe@x.io\",\"content\":\"\"}}]}", SseError::Unreadable),
