@@ -557,7 +557,10 @@ fn holding_back_past_the_bound_is_refused() {
 #[test]
 fn what_cannot_be_tracked_is_refused() {
     let sc = scanner();
-    let good = ev(None, json!({"choices":[{"index":0,"delta":{"role":"assistant","content":"mail jane.d"},"finish_reason":null}]}));
+    let good = ev(
+        None,
+        json!({"choices":[{"index":0,"delta":{"role":"assistant","content":"mail jane.d"},"finish_reason":null}]}),
+    );
     for (bad, want) in [
         ("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"oe@exa", SseError::Unreadable),
         ("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"oe@x.io\",\"content\":\"\"}}]}", SseError::Unreadable),
