@@ -431,7 +431,13 @@ pub(crate) struct SseStream {
     report: PiiReport,
     limits: SseLimits,
     error: Option<SseError>,
+    /// Pieces around field strings recently found clean.
+    clean: VecDeque<Vec<u8>>,
 }
+
+/// Clean pieces remembered, and the longest one.
+const CLEAN_GAPS: usize = 4;
+const MAX_CLEAN_GAP: usize = 1024;
 
 impl SseStream {
     pub(crate) fn new(limits: SseLimits) -> Self {
@@ -444,6 +450,7 @@ impl SseStream {
             report: PiiReport::default(),
             limits,
             error: None,
+            clean: VecDeque::new(),
         }
     }
 
@@ -573,12 +580,9 @@ impl SseStream {
         let mut out = Vec::with_capacity(raw.len());
         let mut parts = Vec::with_capacity(tokens.len());
         let mut written = 0;
-        let mut piece = Vec::new();
         for (key, content, span) in tokens {
             let gap = raw.get(written..span.start).unwrap_or(&[]);
-            let r = sc.scrub_json(gap, &mut piece);
-            self.report.merge(&r);
-            out.extend_from_slice(&piece);
+            self.scrub_gap(sc, gap, &mut out);
             let at = out.len();
             out.extend_from_slice(raw.get(span.clone()).unwrap_or(&[]));
             written = span.end;
@@ -593,10 +597,30 @@ impl SseStream {
                 token: at..out.len(),
             });
         }
-        let r = sc.scrub_json(raw.get(written..).unwrap_or(&[]), &mut piece);
+        self.scrub_gap(sc, raw.get(written..).unwrap_or(&[]), &mut out);
+        self.queue_event(Held { raw: out, parts })
+    }
+
+    /// Scrubs the bytes between field strings in JSON mode, appending them
+    /// to `out`. Streams repeat the same bytes around their deltas (ids,
+    /// model, `"finish_reason":null`), so pieces found clean recently are
+    /// copied without a scan: scrubbing is a function of the bytes alone.
+    fn scrub_gap(&mut self, sc: &Scanner, gap: &[u8], out: &mut Vec<u8>) {
+        if gap.is_empty() || self.clean.iter().any(|c| c.as_slice() == gap) {
+            out.extend_from_slice(gap);
+            return;
+        }
+        let at = out.len();
+        let mut piece = Vec::with_capacity(gap.len());
+        let r = sc.scrub_json(gap, &mut piece);
         self.report.merge(&r);
         out.extend_from_slice(&piece);
-        self.queue_event(Held { raw: out, parts })
+        if r.total() == 0 && out.get(at..) == Some(gap) && gap.len() <= MAX_CLEAN_GAP {
+            if self.clean.len() >= CLEAN_GAPS {
+                self.clean.pop_front();
+            }
+            self.clean.push_back(gap.to_vec());
+        }
     }
 
     /// The open field for `key`, created if needed (within the bound).
