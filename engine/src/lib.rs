@@ -12,10 +12,12 @@ pub mod envoy_pairs;
 pub mod inject;
 pub mod jwt;
 pub mod mcp;
+pub mod mcp_sse;
 pub mod pii;
 pub mod policy;
 pub mod request;
 pub mod signing;
+mod sse_frame;
 pub mod template;
 
 pub use bundle::{Bundle, BundleError};

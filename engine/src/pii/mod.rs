@@ -32,4 +32,5 @@ mod window;
 pub use config::{Action, PiiConfig, PiiConfigError, PiiType, MAX_TERM_LEN, MIN_HASH_KEY_LEN};
 pub use report::PiiReport;
 pub use scanner::{Finding, Scanner};
+pub use sse::{SseError, SseLimits};
 pub use stream::{ContentMode, StreamScrubber};

@@ -14,7 +14,7 @@ use super::core::Core;
 use super::json::JsonStream;
 use super::report::PiiReport;
 use super::scanner::Scanner;
-use super::sse::SseStream;
+use super::sse::{SseError, SseLimits, SseStream};
 
 /// How a body is parsed before scanning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,9 +136,28 @@ impl StreamScrubber {
         let inner = match mode {
             ContentMode::Text => Inner::Text(TextStream::new(true)),
             ContentMode::Json => Inner::Json(JsonStream::new()),
-            ContentMode::Sse => Inner::Sse(SseStream::new()),
+            ContentMode::Sse => Inner::Sse(SseStream::new(SseLimits::default())),
         };
         Self { scanner, inner }
+    }
+
+    /// An SSE scrubber with other bounds than [`SseLimits::default`].
+    pub fn sse_with_limits(scanner: Arc<Scanner>, limits: SseLimits) -> Self {
+        Self {
+            scanner,
+            inner: Inner::Sse(SseStream::new(limits)),
+        }
+    }
+
+    /// Set once an SSE stream cannot be scrubbed safely: the scrubber
+    /// then writes nothing more and the caller must end the stream with
+    /// an error event. Check it after each push, like
+    /// [`PiiReport::blocked`]. Always `None` in other modes.
+    pub fn error(&self) -> Option<SseError> {
+        match &self.inner {
+            Inner::Sse(s) => s.error(),
+            _ => None,
+        }
     }
 
     /// Scrubs the next chunk; appends final output to `out`.

@@ -1,0 +1,213 @@
+//! MCP list filtering for answers streamed as server-sent events
+//! (MCP "streamable HTTP": a POST answered with `text/event-stream`).
+//!
+//! [`McpSseFilter`] cuts the stream into events exactly as the PII
+//! scrubber does (CR/LF/CRLF lines, joined `data` lines, BOM), parses the
+//! `data` of each event as JSON, and runs [`filter_list_answer`] on it, so
+//! a `tools/list`, `resources/list` or `prompts/list` answer whose id
+//! matches a list call of the request loses the entries the caller may not
+//! use, as a buffered JSON answer does. A changed event is written with
+//! one `data:` line holding the filtered JSON in place of its `data`
+//! lines; every other line and every other event is written unchanged.
+//!
+//! Fail closed: while a list call has no answer yet, an event whose data
+//! is not JSON ends the stream with [`McpSseError::Unreadable`] (it might
+//! be the answer in a form a client still reads). Every JSON answer is
+//! filtered for the whole stream, not only the first per id, so a second
+//! answer repeating an id cannot bring hidden entries back. An event over
+//! the size bound ends the stream with [`McpSseError::EventTooLarge`].
+//! Once failed, nothing more is written; the caller ends the stream with
+//! its error event.
+//!
+//! Compose with PII scrubbing by filtering first, then scrubbing: push
+//! each chunk here, then push this filter's output into the SSE
+//! [`StreamScrubber`](crate::pii::StreamScrubber); call `finish` on both
+//! in the same order.
+
+use serde_json::Value;
+
+use crate::mcp::{filter_list_answer, McpCall, TargetKind};
+use crate::sse_frame::{fields, Event, Framer};
+
+/// Largest event by default, raw.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Why a streamed MCP answer was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum McpSseError {
+    /// An event is larger than the bound.
+    #[error("an event is larger than the configured bound")]
+    EventTooLarge,
+    /// An event whose data is not JSON while a list answer is awaited.
+    #[error("an event cannot be read while a list answer is awaited")]
+    Unreadable,
+}
+
+impl McpSseError {
+    /// A short code for logs and the refusal event.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::EventTooLarge => "mcp_sse_event_too_large",
+            Self::Unreadable => "mcp_sse_unreadable_event",
+        }
+    }
+}
+
+/// Streaming list filter for one SSE response.
+#[derive(Debug, Clone)]
+pub struct McpSseFilter {
+    framer: Framer,
+    /// The request's list calls.
+    calls: Vec<McpCall>,
+    /// Indexes in `calls` not answered yet.
+    awaited: Vec<usize>,
+    removed: usize,
+    error: Option<McpSseError>,
+}
+
+impl McpSseFilter {
+    /// A filter for the answers to `calls` (the request's MCP calls; only
+    /// list calls matter), with the default event bound.
+    pub fn new(calls: &[McpCall]) -> Self {
+        Self::with_max_event_bytes(calls, DEFAULT_MAX_EVENT_BYTES)
+    }
+
+    /// A filter with another bound on the size of one event.
+    pub fn with_max_event_bytes(calls: &[McpCall], max_event_bytes: usize) -> Self {
+        let calls: Vec<McpCall> = calls
+            .iter()
+            .filter(|c| TargetKind::of_list_method(&c.method).is_some())
+            .cloned()
+            .collect();
+        Self {
+            framer: Framer::new(max_event_bytes),
+            awaited: (0..calls.len()).collect(),
+            calls,
+            removed: 0,
+            error: None,
+        }
+    }
+
+    /// Entries removed so far.
+    pub fn removed(&self) -> usize {
+        self.removed
+    }
+
+    /// Set once the stream was refused; nothing more is written.
+    pub fn error(&self) -> Option<McpSseError> {
+        self.error
+    }
+
+    /// Filters the next chunk; appends what is final to `out` (whole
+    /// events; an incomplete one waits for its end).
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        mut allowed: impl FnMut(TargetKind, &str) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), McpSseError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.calls.is_empty() {
+            out.extend_from_slice(chunk);
+            return Ok(());
+        }
+        self.framer.push(chunk);
+        loop {
+            let ev = match self.framer.next_event() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return Ok(()),
+                Err(_) => return self.fail(McpSseError::EventTooLarge),
+            };
+            if let Err(e) = self.event(ev, &mut allowed, out) {
+                return self.fail(e);
+            }
+        }
+    }
+
+    /// Ends the stream: an unended last event is filtered like the others.
+    pub fn finish(
+        &mut self,
+        mut allowed: impl FnMut(TargetKind, &str) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), McpSseError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if let Some(ev) = self.framer.finish() {
+            if let Err(e) = self.event(ev, &mut allowed, out) {
+                return self.fail(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: McpSseError) -> Result<(), McpSseError> {
+        self.error = Some(e);
+        self.framer = Framer::new(0);
+        Err(e)
+    }
+
+    fn event(
+        &mut self,
+        ev: Event,
+        allowed: &mut impl FnMut(TargetKind, &str) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), McpSseError> {
+        let f = fields(&ev);
+        let Some(data) = f.data.as_deref() else {
+            out.extend_from_slice(&ev.raw);
+            return Ok(());
+        };
+        let Ok(value) = serde_json::from_slice::<Value>(data) else {
+            if self.awaited.is_empty() {
+                out.extend_from_slice(&ev.raw);
+                return Ok(());
+            }
+            return Err(McpSseError::Unreadable);
+        };
+        self.mark_answered(&value);
+        let Some((filtered, removed)) = filter_list_answer(data, &self.calls, &mut *allowed) else {
+            out.extend_from_slice(&ev.raw);
+            return Ok(());
+        };
+        self.removed += removed;
+        // The filtered JSON has no raw line break: one `data:` line takes
+        // the place of the first, the others go.
+        let mut written = 0;
+        for (i, &(start, text_end, end)) in f.data_lines.iter().enumerate() {
+            out.extend_from_slice(ev.raw.get(written..start).unwrap_or(&[]));
+            if i == 0 {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&filtered);
+                out.extend_from_slice(ev.raw.get(text_end..end).unwrap_or(&[]));
+            }
+            written = end;
+        }
+        out.extend_from_slice(ev.raw.get(written..).unwrap_or(&[]));
+        Ok(())
+    }
+
+    /// Drops from `awaited` the calls `value` answers.
+    fn mark_answered(&mut self, value: &Value) {
+        let answers: &[Value] = match value {
+            Value::Array(items) => items,
+            other => std::slice::from_ref(other),
+        };
+        for a in answers {
+            let is_answer = a.get("result").is_some() || a.get("error").is_some();
+            if !is_answer {
+                continue;
+            }
+            let id = a.get("id").cloned();
+            let only = self.calls.len() == 1;
+            let calls = &self.calls;
+            self.awaited.retain(|&i| {
+                calls
+                    .get(i)
+                    .is_none_or(|c| !(c.id == id || (only && c.id.is_none())))
+            });
+        }
+    }
+}
