@@ -23,6 +23,7 @@ use std::sync::Arc;
 use mcp_guard_engine::bundle::{Fallback, PiiSettings};
 use mcp_guard_engine::inject::header_value;
 use mcp_guard_engine::mcp::{filter_list_answer, BodyAttrs, TargetKind};
+use mcp_guard_engine::mcp_sse::McpSseFilter;
 use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
 use mcp_guard_engine::policy::claim_holds;
 use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs};
@@ -75,11 +76,22 @@ enum ResponseState {
     Pass,
     /// Headers and body held until the end of the body.
     Held(Held),
-    /// Scrubbed as it streams, with a bounded hold-back.
-    Streaming(Box<StreamScrubber>),
+    /// Filtered and scrubbed as it streams, with a bounded hold-back.
+    Streaming(Box<Streaming>),
     /// Refused: whatever still arrives is dropped.
     Refused,
 }
+
+/// What a streamed answer goes through, in order.
+struct Streaming {
+    /// MCP list answers inside an event stream lose hidden entries.
+    lists: Option<McpSseFilter>,
+    /// PII scrubbing.
+    scrubber: Option<StreamScrubber>,
+}
+
+/// Why a stream was refused half-way.
+type StreamRefusal = &'static str;
 
 /// The request line as the policy sees it.
 #[derive(Debug, Default)]
@@ -543,15 +555,13 @@ impl Exchange {
         match class {
             ContentClass::EventStream => {
                 host.remove_header(Side::Response, "content-length");
-                match self.scanner.clone() {
-                    Some(scanner) => {
-                        self.response = ResponseState::Streaming(Box::new(StreamScrubber::new(
-                            scanner,
-                            ContentMode::Sse,
-                        )));
-                    }
-                    None => self.response = ResponseState::Pass,
-                }
+                self.response = ResponseState::Streaming(Box::new(Streaming {
+                    lists: lists.then(|| McpSseFilter::new(&self.list_calls)),
+                    scrubber: self
+                        .scanner
+                        .clone()
+                        .map(|scanner| StreamScrubber::new(scanner, ContentMode::Sse)),
+                }));
                 Next::Continue
             }
             ContentClass::Text(mode) => {
@@ -654,8 +664,10 @@ impl Exchange {
         match (held, self.scanner.clone()) {
             (Held::Text(mode), Some(scanner)) if stream && self.list_calls.is_empty() => {
                 self.record.scrub_note = Some("over_limit_streamed");
-                self.response =
-                    ResponseState::Streaming(Box::new(StreamScrubber::new(scanner, mode)));
+                self.response = ResponseState::Streaming(Box::new(Streaming {
+                    lists: None,
+                    scrubber: Some(StreamScrubber::new(scanner, mode)),
+                }));
                 self.stream_chunk(host, size, end_of_stream);
                 Next::Continue
             }
@@ -781,6 +793,62 @@ impl Exchange {
         host.count_refusal();
     }
 
+    /// Runs bytes through a stream's list filter and scrubber; `end`
+    /// flushes what they hold. Appends what may leave to `out`.
+    fn run_stream(
+        &mut self,
+        host: &mut impl Host,
+        stream: &mut Streaming,
+        input: &[u8],
+        end: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StreamRefusal> {
+        let filtered;
+        let input = match stream.lists.as_mut() {
+            Some(lists) => {
+                let mut buf = Vec::with_capacity(input.len());
+                let active = self.policy.clone().ok_or("no_policy")?;
+                let request =
+                    RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority);
+                let claims = &self.claims;
+                let allowed = |kind: TargetKind, name: &str| {
+                    active.policy.allows_target(claims, &request, kind, name)
+                };
+                let before = lists.removed();
+                let result = lists.push(input, allowed, &mut buf).and_then(|()| {
+                    if end {
+                        lists.finish(allowed, &mut buf)
+                    } else {
+                        Ok(())
+                    }
+                });
+                self.record.mcp_hidden += lists.removed().saturating_sub(before);
+                result.map_err(|e| e.reason())?;
+                filtered = buf;
+                filtered.as_slice()
+            }
+            None => input,
+        };
+        let Some(scrubber) = stream.scrubber.as_mut() else {
+            out.extend_from_slice(input);
+            return Ok(());
+        };
+        let before = scrubber.report();
+        scrubber.push(input, out);
+        if end {
+            scrubber.finish(out);
+        }
+        let after = scrubber.report();
+        self.count(host, &after.since(&before));
+        if let Some(e) = scrubber.error() {
+            return Err(e.reason());
+        }
+        if after.blocked() {
+            return Err("pii_blocked");
+        }
+        Ok(())
+    }
+
     /// One chunk of a streamed response.
     fn stream_chunk(&mut self, host: &mut impl Host, size: usize, end_of_stream: bool) {
         let Some(chunk) = host.body(Side::Response, size) else {
@@ -789,23 +857,19 @@ impl Exchange {
             }
             return;
         };
-        let ResponseState::Streaming(scrubber) = &mut self.response else {
+        let ResponseState::Streaming(mut stream) =
+            std::mem::replace(&mut self.response, ResponseState::Refused)
+        else {
             return;
         };
         // One output buffer per stream, reused chunk after chunk.
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        let before = scrubber.report();
-        scrubber.push(&chunk, &mut out);
-        if end_of_stream {
-            scrubber.finish(&mut out);
-        }
-        let after = scrubber.report();
-        let delta = after.since(&before);
-        self.count(host, &delta);
-        if after.blocked() {
+        let result = self.run_stream(host, &mut stream, &chunk, end_of_stream, &mut out);
+        self.response = ResponseState::Streaming(stream);
+        if let Err(reason) = result {
             self.scratch = out;
-            return self.refuse_stream(host, size, "pii_blocked");
+            return self.refuse_stream(host, size, reason);
         }
         if out != chunk && !host.replace_body(Side::Response, size, &out) {
             self.scratch = out;
@@ -818,28 +882,29 @@ impl Exchange {
         self.scratch = out;
     }
 
-    /// Trailers end a stream: what the scrubber still holds is written
-    /// before them. A host that cannot add body bytes at trailers loses
-    /// that tail (recorded), which is never sent unscanned.
+    /// Trailers end a stream: what the filter and scrubber still hold is
+    /// written before them. A host that cannot add body bytes at trailers
+    /// loses that tail (recorded), which is never sent unscanned.
     fn stream_end_at_trailers(&mut self, host: &mut impl Host) {
-        let ResponseState::Streaming(scrubber) = &mut self.response else {
+        let ResponseState::Streaming(mut stream) =
+            std::mem::replace(&mut self.response, ResponseState::Refused)
+        else {
             return;
         };
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        let before = scrubber.report();
-        scrubber.finish(&mut out);
-        let after = scrubber.report();
-        let delta = after.since(&before);
-        self.count(host, &delta);
-        if after.blocked() {
-            self.refuse_stream(host, 0, "pii_blocked");
-        } else if !out.is_empty() && !host.replace_body(Side::Response, 0, &out) {
-            self.record.scrub_note = Some("stream_tail_dropped");
-            host.log(
-                Level::Warn,
-                "stream tail could not be written before trailers; dropped",
-            );
+        let result = self.run_stream(host, &mut stream, &[], true, &mut out);
+        self.response = ResponseState::Streaming(stream);
+        match result {
+            Err(reason) => self.refuse_stream(host, 0, reason),
+            Ok(()) if !out.is_empty() && !host.replace_body(Side::Response, 0, &out) => {
+                self.record.scrub_note = Some("stream_tail_dropped");
+                host.log(
+                    Level::Warn,
+                    "stream tail could not be written before trailers; dropped",
+                );
+            }
+            Ok(()) => {}
         }
         self.scratch = out;
     }

@@ -480,3 +480,42 @@ fn body_writes_the_host_refuses_turn_into_refusals() {
     assert_eq!(host.replies[0].status, 502);
     assert_eq!(host.record().unwrap()["scrub"], "body_not_replaced");
 }
+
+#[test]
+fn mcp_list_answers_over_sse_hide_tools_the_caller_may_not_use() {
+    let policy = active(&bundle(json!({"enabled": false})));
+    let list = json!({"jsonrpc":"2.0","id":7,"method":"tools/list"}).to_string().into_bytes();
+    let answer_event = format!(
+        "event: message\ndata: {}\n\n",
+        json!({"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"get_weather"},{"name":"delete_customer"}]}})
+    );
+    for cut in [0, 5, 30, answer_event.len() - 1] {
+        let mut host = host_for("/mcp", &[("content-type", "application/json")]);
+        let mut ex = Exchange::new(Some(policy.clone()));
+        assert!(send_request(&mut ex, &mut host, &list, &[], Ending::Trailers));
+        host.response.headers = vec![("content-type".into(), "text/event-stream".into())];
+        assert_eq!(ex.on_response_headers(&mut host, false), Next::Continue);
+        let mut client = Vec::new();
+        let (a, b) = answer_event.as_bytes().split_at(cut);
+        for (piece, eos) in [(a, false), (b, true)] {
+            host.response.body = piece.to_vec();
+            ex.on_response_body(&mut host, piece.len(), eos);
+            client.extend_from_slice(&host.response.body);
+        }
+        let text = String::from_utf8(client).unwrap();
+        assert!(text.contains("get_weather"), "{text}");
+        assert!(!text.contains("delete_customer"), "cut {cut}: {text}");
+        assert_eq!(ex.record().mcp_hidden, 1);
+    }
+}
+
+#[test]
+fn streams_the_scrubber_cannot_track_end_with_an_error_event() {
+    // A chat chunk that is not strict JSON could carry a split value.
+    let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"jane.d\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"oe@example.com\",\"content\":\"x\"}}]}\n\n";
+    let (host, client) = answer(json!({}), Some("text/event-stream"), body, &[60], false);
+    let text = String::from_utf8(client).unwrap();
+    assert!(text.contains("event: error"), "{text}");
+    assert!(!text.contains("oe@example"), "{text}");
+    assert_eq!(host.counts.refusals, 1);
+}
