@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod pii;
 pub mod policy;
 pub mod request;
+pub mod request_line;
 pub mod signing;
 pub mod template;
 
