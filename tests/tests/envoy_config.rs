@@ -60,3 +60,26 @@ fn an_invalid_plugin_configuration_is_refused_by_envoy() {
         "{log}"
     );
 }
+
+/// The request-line settings Envoy validates above are also in the Istio
+/// example's EnvoyFilter, so the two cannot drift apart unnoticed.
+#[test]
+fn request_line_hardening_is_in_the_template_and_the_istio_example() {
+    let template = std::fs::read_to_string(paths::envoy_template()).unwrap();
+    let istio =
+        std::fs::read_to_string(paths::workspace_root().join("istio/wasmplugin.yaml")).unwrap();
+    for setting in [
+        "normalize_path: true",
+        "merge_slashes: true",
+        "path_with_escaped_slashes_action: REJECT_REQUEST",
+        "strip_trailing_host_dot: true",
+        "headers_with_underscores_action: REJECT_REQUEST",
+    ] {
+        let live = |text: &str| {
+            text.lines()
+                .any(|l| l.trim() == setting && !l.trim_start().starts_with('#'))
+        };
+        assert!(live(&template), "envoy.yaml.tmpl lacks `{setting}`");
+        assert!(live(&istio), "istio/wasmplugin.yaml lacks `{setting}`");
+    }
+}
