@@ -1,6 +1,7 @@
 //! Request-line and header checks made before any rule is read: what the
 //! policy matches must be what the upstream acts on.
 
+use mcp_guard_engine::request_line::{check_authority, check_path};
 use mcp_guard_engine::Policy;
 
 /// Folds a header name the way upstreams that map `_` to `-` (CGI, WSGI,
@@ -57,11 +58,24 @@ pub fn plan_headers(
     Ok(plan)
 }
 
-/// Checks the request line; `Err` carries the refusal's detail code.
-pub fn check_request_line(
-    _method: &str,
-    _path: &str,
-    _authority: &str,
-) -> Result<(), &'static str> {
-    Ok(())
+/// The request line in the form rules are matched on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedLine {
+    /// The path without the query, already in normal form (never
+    /// rewritten: the upstream gets exactly the bytes checked).
+    pub path: String,
+    /// The host, lower case, without port or trailing dot.
+    pub host: String,
+}
+
+/// Checks the request line: a path or host not in normal form is refused
+/// (never guessed), so what the rules match is what the upstream serves.
+/// `Err` carries the refusal's detail code.
+pub fn check_request_line(path: &str, authority: &str) -> Result<CheckedLine, &'static str> {
+    let normal = check_path(path).map_err(|e| e.code())?;
+    let host = check_authority(authority).map_err(|e| e.code())?;
+    Ok(CheckedLine {
+        path: normal.path.to_owned(),
+        host: host.as_str().to_owned(),
+    })
 }

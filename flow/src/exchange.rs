@@ -252,14 +252,20 @@ impl Exchange {
                 .unwrap_or_default()
                 .to_owned(),
         };
-        if let Err(detail) =
-            edges::check_request_line(&self.line.method, &self.line.path, &self.line.authority)
-        {
-            let d = active
-                .policy
-                .deny_for(Reason::InvalidRequest)
-                .with_detail(detail);
-            return self.enforce(host, d);
+        match edges::check_request_line(&self.line.path, &self.line.authority) {
+            Ok(checked) => {
+                // Rules see the path without its query and the host
+                // without port, as checked.
+                self.line.path = checked.path;
+                self.line.authority = checked.host;
+            }
+            Err(detail) => {
+                let d = active
+                    .policy
+                    .deny_for(Reason::InvalidRequest)
+                    .with_detail(detail);
+                return self.enforce(host, d);
+            }
         }
         match edges::plan_headers(&active.policy, &self.headers) {
             Ok(plan) => {

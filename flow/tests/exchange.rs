@@ -484,7 +484,9 @@ fn body_writes_the_host_refuses_turn_into_refusals() {
 #[test]
 fn mcp_list_answers_over_sse_hide_tools_the_caller_may_not_use() {
     let policy = active(&bundle(json!({"enabled": false})));
-    let list = json!({"jsonrpc":"2.0","id":7,"method":"tools/list"}).to_string().into_bytes();
+    let list = json!({"jsonrpc":"2.0","id":7,"method":"tools/list"})
+        .to_string()
+        .into_bytes();
     let answer_event = format!(
         "event: message\ndata: {}\n\n",
         json!({"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"get_weather"},{"name":"delete_customer"}]}})
@@ -492,7 +494,13 @@ fn mcp_list_answers_over_sse_hide_tools_the_caller_may_not_use() {
     for cut in [0, 5, 30, answer_event.len() - 1] {
         let mut host = host_for("/mcp", &[("content-type", "application/json")]);
         let mut ex = Exchange::new(Some(policy.clone()));
-        assert!(send_request(&mut ex, &mut host, &list, &[], Ending::Trailers));
+        assert!(send_request(
+            &mut ex,
+            &mut host,
+            &list,
+            &[],
+            Ending::Trailers
+        ));
         host.response.headers = vec![("content-type".into(), "text/event-stream".into())];
         assert_eq!(ex.on_response_headers(&mut host, false), Next::Continue);
         let mut client = Vec::new();
@@ -518,4 +526,38 @@ fn streams_the_scrubber_cannot_track_end_with_an_error_event() {
     assert!(text.contains("event: error"), "{text}");
     assert!(!text.contains("oe@example"), "{text}");
     assert_eq!(host.counts.refusals, 1);
+}
+
+#[test]
+fn paths_and_hosts_not_in_normal_form_are_refused_before_any_rule() {
+    let policy = active(&bundle(json!({})));
+    for path in [
+        "/plain/../admin",
+        "/plain/%2e%2e/admin",
+        "/%70lain/x",
+        "//plain/x",
+        "/plain/x%2Fy",
+        "/plain\\x",
+    ] {
+        let mut host = host_for(path, &[]);
+        let mut ex = Exchange::new(Some(policy.clone()));
+        assert_eq!(
+            ex.on_request_headers(&mut host, true),
+            Next::Pause,
+            "{path}"
+        );
+        assert_eq!(host.replies[0].status, 400, "{path}");
+        assert_eq!(
+            host.record().unwrap()["reason"],
+            "invalid_request",
+            "{path}"
+        );
+    }
+    let mut host = host_for("/plain/x?q=1", &[]);
+    host.request.headers.retain(|(k, _)| k != ":authority");
+    host.request
+        .headers
+        .push((":authority".into(), "API.local.:8080".into()));
+    let mut ex = Exchange::new(Some(policy));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
 }
