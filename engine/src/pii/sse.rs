@@ -41,9 +41,12 @@ use crate::decision::push_json_string;
 
 /// Largest event buffered before it is processed anyway.
 pub const MAX_EVENT: usize = 64 * 1024;
-/// Most content events held back at once; past it the oldest is written
-/// (its text was committed by forcing the choice's engine to the end of
-/// what it received, which only matters for pathological streams).
+/// Most content events held back at once. Past it, with the oldest event
+/// still undecided, the stream overflows ([`PiiReport::overflowed`]):
+/// nothing more is written, and the caller ends the response. Values
+/// confirmed by their prefix release their events as they are swallowed,
+/// so only a detector undecided over more than this many events (tiny
+/// deltas, or empty ones) gets here.
 pub const MAX_HELD: usize = 256;
 /// Most choices tracked per stream; further ones are scrubbed per event.
 const MAX_CHOICES: usize = 16;
@@ -270,7 +273,6 @@ impl SseStream {
                 None => true,
                 Some(parts) => {
                     force
-                        || self.queue.len() > MAX_HELD
                         || parts.iter().all(|p| {
                             self.choices
                                 .get(p.choice)
@@ -279,6 +281,9 @@ impl SseStream {
                 }
             };
             if !ready {
+                if self.queue.len() > MAX_HELD {
+                    self.report.record_overflow();
+                }
                 break;
             }
             let Some(held) = self.queue.pop_front() else {
