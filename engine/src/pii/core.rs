@@ -289,6 +289,9 @@ impl Core {
     }
 
     /// Swallows what arrived of the open value; `true` once it ended.
+    /// Kept out of line: the scan loop around it is the hot path.
+    #[cold]
+    #[inline(never)]
     fn extend_open(&mut self, sc: &Scanner, eof: bool) -> bool {
         let Some(mut o) = self.open else {
             return true;
@@ -426,6 +429,8 @@ impl Core {
 
 impl Core {
     /// Starts swallowing a value confirmed by its prefix `f.start..f.end`.
+    #[cold]
+    #[inline(never)]
     fn open_value(&mut self, sc: &Scanner, p: u64, f: Found, tail: Tail) {
         let start = self.base + f.start as u64;
         let end = self.base + f.end as u64;
