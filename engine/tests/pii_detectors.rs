@@ -293,6 +293,24 @@ fn tokens() {
         scrub("Authorization: Bearer abc123def456ghi789jkl"),
         "Authorization: Bearer [TOKEN]"
     );
+    // Longer than any hold-back: still one value, replaced whole.
+    let long_gh = format!("ghp_{}", "a1B2".repeat(2000));
+    let long_bearer = format!("{}x", "a.b-C_9~/+".repeat(800));
+    hits(PiiType::Token, &[&long_gh]);
+    assert_eq!(
+        scrub(&format!("Bearer {long_bearer}== ok")),
+        "Bearer [TOKEN] ok"
+    );
+    // A token glued to a byte outside its class ends before it.
+    assert_eq!(
+        scrub("ghp_abcdefghijklmnopqrstuvwxyz0123456789_x"),
+        "[TOKEN]_x"
+    );
+    // A JWT's end is the last base64url byte: a sentence's full stop stays.
+    assert_eq!(
+        scrub("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln. Next"),
+        "token [TOKEN]. Next"
+    );
     misses(
         PiiType::Token,
         &[
@@ -318,10 +336,22 @@ fn pem() {
     let mut out = Vec::new();
     scanner().scrub_json(json.as_bytes(), &mut out);
     assert_eq!(out, br#"{"key":"[PRIVATE_KEY]"}"#);
-    clean(&[
-        "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
-        "-----BEGIN PRIVATE KEY-----\nno end",
-    ]);
+    clean(&["-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"]);
+    // Confirmed by its header: an unterminated block runs to the first
+    // byte no PEM body holds, however long it is.
+    assert_eq!(
+        scrub("-----BEGIN PRIVATE KEY-----\nMIIE\nAB== (cut). next"),
+        "[PRIVATE_KEY](cut). next"
+    );
+    let long = format!(
+        "x -----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY----- y",
+        "QUJD\n".repeat(9000)
+    );
+    assert_eq!(scrub(&long), "x [PRIVATE_KEY] y");
+    hits(
+        PiiType::PrivateKey,
+        &[long.trim_start_matches("x ").trim_end_matches(" y")],
+    );
 }
 
 #[test]

@@ -8,6 +8,24 @@
 //! can start before it any more. Since detectors read only through a
 //! bounded [`Win`], the result does not depend on how the text was cut.
 //!
+//! A value confirmed by its prefix (a PEM header, a JWT header and dot,
+//! `ghp_` and 36 characters…, see `open`) becomes the *open* value: its
+//! replacement is recorded at once (an [`Edit`] over the prefix) and each
+//! later run extends it with further edits that replace the bytes it
+//! swallows by nothing, until its [`Tail`] rule says it ended. While a
+//! value is open nothing else is scanned, and `commit` follows the
+//! swallowed bytes, so the hold-back does not grow with the value. With
+//! the `hash` action the replacement needs the value's bytes: it is
+//! rendered when the value ends or reaches [`HASH_PREFIX`] bytes, and
+//! a longer value is hashed over its first [`HASH_PREFIX`] bytes.
+//!
+//! The bytes held back (`end - commit`) are at most [`LOOKBEHIND`] plus
+//! the reach of the widest detector (a JWT header, 1 KiB; [`HASH_PREFIX`]
+//! with the `hash` action), plus the longest keyword. Should that ever
+//! exceed [`MAX_HOLD`], the run stops, commits nothing more and marks
+//! the report as overflowed: the caller ends the stream rather than
+//! write bytes no detector has cleared.
+//!
 //! Positions are absolute (`u64`) so long streams never wrap, even on
 //! wasm32; `text` holds the not-yet-committed tail starting at `base`.
 
@@ -16,6 +34,7 @@ use aho_corasick::{AhoCorasick, Input};
 use super::action::render;
 use super::config::{Action, PiiType};
 use super::detectors::{aws, card, email, iban, ip, pem, phone, ssn, terms, tokens};
+use super::open::{Stop, Tail};
 use super::report::PiiReport;
 use super::scanner::{Kw, Scanner};
 use super::window::{find_trigger, Found, NeedMore, Step, Win};
@@ -24,6 +43,27 @@ use super::window::{find_trigger, Found, NeedMore, Step, Win};
 /// an escape), so how much committed-looking text stays held back.
 pub(crate) const LOOKBEHIND: u64 = (email::MAX_LOCAL + 16) as u64;
 
+/// With the `hash` action, an open value is hashed over at most this
+/// many bytes (and held back until then).
+pub(crate) const HASH_PREFIX: u64 = 4096;
+
+/// Most bytes ever held back undecided: past it the stream overflows.
+/// No detector reaches this far (see the module notes); it is the
+/// backstop that keeps a detector bug from leaking or growing memory.
+pub(crate) const MAX_HOLD: u64 = 8 * 1024;
+
+/// The value being swallowed (see the module notes).
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    tail: Tail,
+    ty: PiiType,
+    start: u64,
+    /// Bytes before this belong to the value.
+    pos: u64,
+    /// The replacement was recorded (else it waits for `hash` bytes).
+    rendered: bool,
+}
+
 /// One replacement: `start..end` (absolute) becomes `repl[range]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Edit {
@@ -31,6 +71,9 @@ pub(crate) struct Edit {
     pub end: u64,
     pub ty: PiiType,
     pub repl: std::ops::Range<usize>,
+    /// Continues the previous edit's value (an open value's later bytes,
+    /// replaced by nothing).
+    pub cont: bool,
 }
 
 /// Where the next keyword (or custom term) match starts, cached between
@@ -118,6 +161,9 @@ pub(crate) struct Core {
     pub report: PiiReport,
     /// Output before this absolute position is final.
     pub commit: u64,
+    open: Option<Open>,
+    /// Most bytes held back before overflowing ([`MAX_HOLD`]).
+    hold_limit: u64,
 }
 
 impl Core {
@@ -136,6 +182,8 @@ impl Core {
             repl: Vec::new(),
             report: PiiReport::default(),
             commit: 0,
+            open: None,
+            hold_limit: MAX_HOLD,
         }
     }
 
@@ -153,6 +201,7 @@ impl Core {
         self.term = HitCache::default();
         self.lead_secret = false;
         self.commit = 0;
+        self.open = None;
     }
 
     /// Absolute end of the received text.
@@ -199,7 +248,13 @@ impl Core {
                 }
             }
         }
-        while self.next < frontier {
+        loop {
+            if self.open.is_some() && !self.extend_open(sc, eof) {
+                break;
+            }
+            if self.next >= frontier {
+                break;
+            }
             let Some((p, kw, term)) = self.candidate(sc, frontier) else {
                 self.next = frontier;
                 break;
@@ -221,12 +276,72 @@ impl Core {
                 Ok(_) => self.next = p + 1,
             }
         }
-        let commit = if eof && self.next >= end {
-            end
-        } else {
-            self.floor.max(self.next.saturating_sub(LOOKBEHIND))
+        let commit = match self.open {
+            Some(o) if o.rendered => o.pos,
+            Some(o) => o.start,
+            None if eof && self.next >= end => end,
+            None => self.floor.max(self.next.saturating_sub(LOOKBEHIND)),
         };
         self.commit = commit.clamp(self.commit, end);
+        if !eof && end - self.commit > self.hold_limit {
+            self.report.record_overflow();
+        }
+    }
+
+    /// Swallows what arrived of the open value; `true` once it ended.
+    /// Kept out of line: the scan loop around it is the hot path.
+    #[cold]
+    #[inline(never)]
+    fn extend_open(&mut self, sc: &Scanner, eof: bool) -> bool {
+        let Some(mut o) = self.open else {
+            return true;
+        };
+        let base = self.base;
+        // Once rendered, the value's start may already be compacted away.
+        let lo = (o.start.max(base) - base) as usize;
+        let w = Win::new(&self.text, lo, eof, self.escapes);
+        let (stop, ended) = match o.tail.advance(&w, (o.pos - base) as usize) {
+            Stop::End(i) => (i, true),
+            Stop::More(i) => (i, false),
+        };
+        let pos = base + stop as u64;
+        if !o.rendered {
+            if ended || pos - o.start >= HASH_PREFIX {
+                let upto = pos.min(o.start + HASH_PREFIX);
+                self.push_edit(sc, o.ty, o.start, pos, Some(upto));
+                o.rendered = true;
+            }
+        } else if pos > o.pos {
+            self.push_edit(sc, o.ty, o.pos, pos, None);
+        }
+        o.pos = pos;
+        if ended {
+            self.open = None;
+            self.floor = pos;
+            self.next = self.next.max(pos);
+        } else {
+            self.open = Some(o);
+        }
+        ended
+    }
+
+    /// Records the replacement of `start..end`: rendered from the bytes
+    /// `start..upto`, or nothing (`None`: the value's earlier edit
+    /// already carries its replacement).
+    fn push_edit(&mut self, sc: &Scanner, ty: PiiType, start: u64, end: u64, upto: Option<u64>) {
+        let r0 = self.repl.len();
+        if let Some(upto) = upto {
+            let a = (start - self.base) as usize;
+            let b = (upto - self.base) as usize;
+            render(sc, ty, self.text.get(a..b).unwrap_or(&[]), &mut self.repl);
+        }
+        self.edits.push(Edit {
+            start,
+            end,
+            ty,
+            repl: r0..self.repl.len(),
+            cont: upto.is_none(),
+        });
     }
 
     /// The next trigger position at or after `next` and before `frontier`.
@@ -273,6 +388,10 @@ impl Core {
 
     /// Records `f` (and its companion) as replacements, moves past them.
     fn apply(&mut self, sc: &Scanner, p: u64, f: Found) {
+        if let Some(tail) = f.open {
+            self.open_value(sc, p, f, tail);
+            return;
+        }
         let mut spans = [(f.start, f.end, f.ty), (0, 0, f.ty)];
         let mut n = 1;
         if let Some(extra) = f.extra {
@@ -295,6 +414,7 @@ impl Core {
                 end: self.base + e as u64,
                 ty,
                 repl: r0..self.repl.len(),
+                cont: false,
             });
             self.report.record(ty, sc.action(ty) == Action::Block);
             self.floor = self.base + e as u64;
@@ -307,7 +427,40 @@ impl Core {
     }
 }
 
-/// Runs every detector that applies at `p`; the longest value wins.
+impl Core {
+    /// Starts swallowing a value confirmed by its prefix `f.start..f.end`.
+    #[cold]
+    #[inline(never)]
+    fn open_value(&mut self, sc: &Scanner, p: u64, f: Found, tail: Tail) {
+        let start = self.base + f.start as u64;
+        let end = self.base + f.end as u64;
+        self.next = p + 1;
+        if !sc.enabled(f.ty) || start < self.floor {
+            return;
+        }
+        self.report.record(f.ty, sc.action(f.ty) == Action::Block);
+        let rendered = sc.action(f.ty) != Action::Hash;
+        if rendered {
+            self.push_edit(sc, f.ty, start, end, Some(end));
+        }
+        self.open = Some(Open {
+            tail,
+            ty: f.ty,
+            start,
+            pos: end,
+            rendered,
+        });
+    }
+
+    /// Lowers the hold-back limit, to exercise the overflow in tests.
+    #[cfg(test)]
+    pub(crate) fn set_hold_limit(&mut self, limit: u64) {
+        self.hold_limit = limit;
+    }
+}
+
+/// Runs every detector that applies at `p`; the longest value wins, and
+/// a value confirmed by its prefix (open) beats any complete one.
 fn evaluate(
     sc: &Scanner,
     w: &Win,
@@ -320,7 +473,8 @@ fn evaluate(
     let mut consider = |r: Step<Option<Found>>| match r {
         Err(NeedMore) => need = true,
         Ok(Some(f)) => {
-            if best.is_none_or(|b| f.end - f.start > b.end - b.start) {
+            let rank = |x: &Found| (x.open.is_some(), x.end - x.start);
+            if best.is_none_or(|b| rank(&f) > rank(&b)) {
                 best = Some(f);
             }
         }
@@ -373,5 +527,53 @@ fn evaluate(
         Err(NeedMore)
     } else {
         Ok(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the backstop lowered below a detector's reach (a JWT header
+    /// of ~900 bytes), the run overflows and never commits past the
+    /// undecided trigger.
+    #[test]
+    fn hold_limit_overflows_without_committing_undecided_bytes() {
+        let sc = Scanner::default();
+        let mut core = Core::new(false);
+        core.set_hold_limit(200);
+        let text = format!("start eyJ{}", "A".repeat(900));
+        for b in text.as_bytes().chunks(3) {
+            core.text.extend_from_slice(b);
+            core.run(&sc, false);
+        }
+        assert!(core.report.overflowed());
+        assert!(core.commit <= 6, "committed {}", core.commit);
+        assert!(core.edits.is_empty());
+    }
+
+    /// An open value's edits: the marker over the confirmed prefix, then
+    /// continuations replaced by nothing; `commit` follows the value.
+    #[test]
+    fn open_values_commit_as_they_are_swallowed() {
+        let sc = Scanner::default();
+        let mut core = Core::new(false);
+        core.text
+            .extend_from_slice(b"k -----BEGIN EC PRIVATE KEY-----\nMHcCAQEE");
+        core.run(&sc, false);
+        assert!(!core.edits[0].cont);
+        assert_eq!(core.edits[0].start, 2);
+        assert_eq!(core.commit, core.end());
+        core.text
+            .extend_from_slice(b"IIrYSSNQ\n-----END EC PRIVATE KEY----- ok");
+        core.run(&sc, false);
+        assert!(core
+            .edits
+            .iter()
+            .skip(1)
+            .all(|e| e.cont && e.repl.is_empty()));
+        assert_eq!(core.edits.last().map(|e| e.end), Some(core.end() - 3));
+        assert!(core.open.is_none());
+        assert_eq!(core.report.count(PiiType::PrivateKey), 1);
     }
 }

@@ -8,6 +8,7 @@ use super::config::PiiType;
 pub struct PiiReport {
     counts: [u32; PiiType::ALL.len()],
     blocked: bool,
+    overflow: bool,
 }
 
 impl PiiReport {
@@ -27,6 +28,14 @@ impl PiiReport {
         self.blocked
     }
 
+    /// True when a stream held back as much as it may without a detector
+    /// deciding: output stopped before the undecided bytes, and nothing
+    /// more will be written. The caller must end the response (an SSE
+    /// error event once streaming started), as for [`blocked`](Self::blocked).
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
     /// Non-zero counts, in [`PiiType::ALL`] order.
     pub fn iter(&self) -> impl Iterator<Item = (PiiType, usize)> + '_ {
         PiiType::ALL
@@ -41,6 +50,7 @@ impl PiiReport {
             *a = a.saturating_add(*b);
         }
         self.blocked |= other.blocked;
+        self.overflow |= other.overflow;
     }
 
     /// What was found after `earlier` (a report of the same scan taken
@@ -51,7 +61,12 @@ impl PiiReport {
             *d = d.saturating_sub(*e);
         }
         delta.blocked = self.blocked && !earlier.blocked;
+        delta.overflow = self.overflow && !earlier.overflow;
         delta
+    }
+
+    pub(crate) fn record_overflow(&mut self) {
+        self.overflow = true;
     }
 
     pub(crate) fn record(&mut self, ty: PiiType, blocks: bool) {

@@ -216,14 +216,18 @@ impl Scanner {
         let mut core = Core::new(false);
         core.text.extend_from_slice(text);
         core.run(self, true);
-        core.edits
-            .iter()
-            .map(|e| Finding {
-                ty: e.ty,
-                start: e.start as usize,
-                end: e.end as usize,
-            })
-            .collect()
+        let mut found: Vec<Finding> = Vec::new();
+        for e in &core.edits {
+            match found.last_mut() {
+                Some(last) if e.cont => last.end = e.end as usize,
+                _ => found.push(Finding {
+                    ty: e.ty,
+                    start: e.start as usize,
+                    end: e.end as usize,
+                }),
+            }
+        }
+        found
     }
 
     /// Scrubs plain text (`text/*`) into `out` (cleared first). In this

@@ -2,11 +2,21 @@
 //! that can no longer be part of a value and hold back a bounded tail.
 //!
 //! Hold-back bound: at most 80 bytes (the engine's look-behind) before the
-//! earliest undecided trigger, plus that detector's reach: about 4 KiB for
-//! JWT and `Bearer` credentials, 16 KiB for PEM private-key blocks, a few
-//! hundred bytes for everything else; a chunk is processed before the
-//! call returns, so nothing else accumulates. The output for any chunking equals the output of
-//! the buffered functions on the whole body.
+//! earliest undecided trigger, plus that detector's reach until it
+//! decides: about 1 KiB for a JWT header, 256 bytes for a `Bearer`
+//! credential, a few hundred bytes for everything else (4 KiB with the
+//! `hash` action on a long value). Long secrets (PEM keys, JWTs, API
+//! tokens) are confirmed by their prefix: the replacement is written then
+//! and the rest of the value is dropped as it arrives, so their length
+//! does not count. A chunk is processed before the call returns, so
+//! nothing else accumulates. The output for any chunking equals the
+//! output of the buffered functions on the whole body.
+//!
+//! Should a bound be reached with bytes still undecided (the engine's
+//! backstop, or too many SSE events held), the report says
+//! [`overflowed`](PiiReport::overflowed): the undecided bytes are never
+//! written, the scrubber writes nothing more, and the caller ends the
+//! response.
 
 use std::sync::Arc;
 
@@ -160,8 +170,12 @@ impl StreamScrubber {
         }
     }
 
-    /// Scrubs the next chunk; appends final output to `out`.
+    /// Scrubs the next chunk; appends final output to `out` (nothing
+    /// once the stream [overflowed](PiiReport::overflowed)).
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.report().overflowed() {
+            return;
+        }
         let sc = &*self.scanner;
         match &mut self.inner {
             Inner::Text(s) => s.push(sc, chunk, out),
@@ -170,8 +184,12 @@ impl StreamScrubber {
         }
     }
 
-    /// Ends the body; appends the remaining output to `out`.
+    /// Ends the body; appends the remaining output to `out` (nothing
+    /// once the stream [overflowed](PiiReport::overflowed)).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.report().overflowed() {
+            return;
+        }
         let sc = &*self.scanner;
         match &mut self.inner {
             Inner::Text(s) => s.finish(sc, out),
@@ -180,8 +198,9 @@ impl StreamScrubber {
         }
     }
 
-    /// What was replaced so far. Check [`PiiReport::blocked`] after each
-    /// push: once set, the caller should end the response.
+    /// What was replaced so far. Check [`PiiReport::blocked`] and
+    /// [`PiiReport::overflowed`] after each push: once either is set, the
+    /// caller should end the response.
     pub fn report(&self) -> PiiReport {
         match &self.inner {
             Inner::Text(s) => s.report(),

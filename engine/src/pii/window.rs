@@ -8,6 +8,7 @@
 //! any split of the input, and it bounds what the stream must hold back.
 
 use super::config::PiiType;
+use super::open::Tail;
 use super::vector;
 
 /// The detector needs bytes that have not arrived yet.
@@ -19,12 +20,17 @@ pub(crate) type Step<T> = Result<T, NeedMore>;
 
 /// A value a detector found, in buffer indices (`start..end`), plus an
 /// optional second value found with it (an AWS secret next to a key id).
+///
+/// With `open` set the value was confirmed by its prefix: `start..end`
+/// is that prefix, and the value goes on as far as the [`Tail`] rule
+/// says (see `open`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Found {
     pub start: usize,
     pub end: usize,
     pub ty: PiiType,
     pub extra: Option<(usize, usize, PiiType)>,
+    pub open: Option<Tail>,
 }
 
 impl Found {
@@ -34,6 +40,15 @@ impl Found {
             end,
             ty,
             extra: None,
+            open: None,
+        }
+    }
+
+    /// A value confirmed by its prefix `start..end`, continued by `tail`.
+    pub(crate) fn open(start: usize, end: usize, ty: PiiType, tail: Tail) -> Self {
+        Self {
+            open: Some(tail),
+            ..Self::new(start, end, ty)
         }
     }
 }
@@ -111,14 +126,6 @@ impl<'a> Win<'a> {
     pub(crate) fn slice(&self, start: usize, end: usize) -> &'a [u8] {
         let end = end.min(self.buf.len()).min(self.hi);
         self.buf.get(start.max(self.lo)..end).unwrap_or(&[])
-    }
-
-    /// Bytes available from `start` up to the span limit `hi`, and whether
-    /// more could still arrive inside that limit.
-    pub(crate) fn ahead(&self, start: usize) -> (&'a [u8], bool) {
-        let end = self.buf.len().min(self.hi);
-        let more = !self.eof && self.buf.len() < self.hi;
-        (self.buf.get(start..end).unwrap_or(&[]), more)
     }
 
     /// True when a value may start at `i`: the byte before is not part of

@@ -6,24 +6,22 @@
 //! `EC`, `ENCRYPTED`, `OPENSSH`, plain PKCS#8 …). The body may hold real
 //! newlines or, in raw JSON, `\n` escapes; it is not validated.
 //!
-//! The whole block must fit in [`MAX_BLOCK`] bytes (a 8192-bit RSA key is
-//! about 6.5 KiB); longer or unterminated blocks are not matched (the
-//! stream does not hold back more than that for them). Public keys and
-//! certificates are not matched.
-
-use memchr::memmem;
+//! The block is confirmed by its header alone, replaced at once, and
+//! runs over the body (see [`Tail::Pem`]) to the first `-----END
+//! <label>-----` line, however long it is; an unterminated block ends at
+//! the first byte that cannot be part of a PEM body (or at the end of the
+//! text). Public keys and certificates are not matched.
 
 use crate::pii::config::PiiType;
+use crate::pii::open::Tail;
 use crate::pii::window::{Found, Step, Win};
 
-/// Longest block matched, in bytes.
-pub(crate) const MAX_BLOCK: usize = 16 * 1024;
 const BEGIN: &[u8] = b"-----BEGIN ";
 const MAX_LABEL: usize = 48;
 
 /// Tries a block at `p` (where `-----BEGIN ` was found).
 pub(crate) fn detect(w: &Win, p: usize) -> Step<Option<Found>> {
-    let w = w.limit(p + MAX_BLOCK);
+    let w = w.limit(p + BEGIN.len() + MAX_LABEL + 6);
     let label_at = p + BEGIN.len();
     let n = w.run(label_at, MAX_LABEL + 1, |b| {
         b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' '
@@ -38,18 +36,10 @@ pub(crate) fn detect(w: &Win, p: usize) -> Step<Option<Found>> {
             return Ok(None);
         }
     }
-    let mut needle = Vec::with_capacity(label.len() + 14);
-    needle.extend_from_slice(b"-----END ");
-    needle.extend_from_slice(label);
-    needle.extend_from_slice(b"-----");
-    let (rest, more) = w.ahead(body + 5);
-    match memmem::find(rest, &needle) {
-        Some(k) => Ok(Some(Found::new(
-            p,
-            body + 5 + k + needle.len(),
-            PiiType::PrivateKey,
-        ))),
-        None if more => Err(crate::pii::window::NeedMore),
-        None => Ok(None),
-    }
+    Ok(Some(Found::open(
+        p,
+        body + 5,
+        PiiType::PrivateKey,
+        Tail::Pem,
+    )))
 }

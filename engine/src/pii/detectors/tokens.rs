@@ -7,101 +7,103 @@
 //! - Stripe: `sk_live_`, `sk_test_`, `rk_live_`, `rk_test_` + 16 or more
 //!   letters and digits (publishable `pk_` keys are public, not matched);
 //! - Google API keys: `AIza` + exactly 35 of `[A-Za-z0-9_-]`;
-//! - JWTs: `eyJ` + three base64url segments separated by dots (the third
-//!   may be empty for unsigned tokens), at most 4 KiB, whose first segment
-//!   decodes to a JSON object;
+//! - JWTs: `eyJ` + a header of at most 1 KiB that decodes to a JSON
+//!   object, a dot, and at least two base64url bytes; the token then runs
+//!   over base64url and inner dots (three segments for JWS, five for JWE);
 //! - `Bearer <credential>` (also `bearer`, `BEARER`): only the credential
 //!   is replaced; it must be 16+ bytes of `[A-Za-z0-9-._~+/]` (then `=`
 //!   padding) and hold a digit or punctuation, so prose such as "Bearer
-//!   authentication" is left alone.
+//!   authentication" is left alone (a run of 256 letters is a credential).
 //!
 //! None of them match when glued to a preceding word, or when the body is
-//! too short; bodies are capped at 255 bytes (4 KiB for JWTs).
+//! too short. Except Google keys (fixed length), they are confirmed by
+//! their prefix and minimum body, and then run to the end of their
+//! character class however long they are (see `open`): a token followed
+//! by a word byte outside its class is replaced up to that byte.
 
 use crate::pii::config::PiiType;
+use crate::pii::open::Tail;
 use crate::pii::window::{is_word, Found, Step, Win};
 
-const MAX_BODY: usize = 255;
-/// Longest JWT matched.
-pub(crate) const MAX_JWT: usize = 4096;
+/// Longest JWT header (first segment) accepted.
+const MAX_JWT_HEADER: usize = 1024;
+/// A `Bearer` credential made only of letters is confirmed at this length.
+const BEARER_LETTERS: usize = 256;
 
-fn token(
-    w: &Win,
-    p: usize,
-    prefix: usize,
-    min: usize,
-    f: impl Fn(u8) -> bool,
-) -> Step<Option<Found>> {
+/// `prefix` + at least `min` bytes of the tail's class, confirmed as soon
+/// as the `min`-th byte arrives.
+fn token(w: &Win, p: usize, prefix: usize, min: usize, tail: Tail) -> Step<Option<Found>> {
     if !w.left_ok(p) {
         return Ok(None);
     }
-    let w = w.limit(p + prefix + MAX_BODY + 1);
-    let n = w.run(p + prefix, MAX_BODY + 1, &f)?;
-    let end = p + prefix + n;
-    if n < min || n > MAX_BODY || w.is(end, is_word)? {
+    let f = |b: u8| match tail {
+        Tail::Word => is_word(b),
+        Tail::AlnumDash => b.is_ascii_alphanumeric() || b == b'-',
+        _ => b.is_ascii_alphanumeric(),
+    };
+    let n = w.run(p + prefix, min, f)?;
+    if n < min {
         return Ok(None);
     }
-    Ok(Some(Found::new(p, end, PiiType::Token)))
+    Ok(Some(Found::open(p, p + prefix + n, PiiType::Token, tail)))
 }
 
 /// `ghp_` and friends.
 pub(crate) fn github(w: &Win, p: usize) -> Step<Option<Found>> {
-    token(w, p, 4, 36, |b| b.is_ascii_alphanumeric())
+    token(w, p, 4, 36, Tail::Alnum)
 }
 
 /// `github_pat_…`.
 pub(crate) fn github_pat(w: &Win, p: usize) -> Step<Option<Found>> {
-    token(w, p, 11, 22, is_word)
+    token(w, p, 11, 22, Tail::Word)
 }
 
 /// `xoxb-…` and friends.
 pub(crate) fn slack(w: &Win, p: usize) -> Step<Option<Found>> {
-    token(w, p, 5, 10, |b| b.is_ascii_alphanumeric() || b == b'-')
+    token(w, p, 5, 10, Tail::AlnumDash)
 }
 
 /// `sk_live_…` and friends.
 pub(crate) fn stripe(w: &Win, p: usize) -> Step<Option<Found>> {
-    token(w, p, 8, 16, |b| b.is_ascii_alphanumeric())
+    token(w, p, 8, 16, Tail::Alnum)
 }
 
-/// `AIza…`.
+/// `AIza…`: exactly 35 bytes after the prefix.
 pub(crate) fn google(w: &Win, p: usize) -> Step<Option<Found>> {
-    let f = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-    match token(w, p, 4, 35, f)? {
-        Some(found) if found.end - found.start == 39 => Ok(Some(found)),
-        _ => Ok(None),
+    if !w.left_ok(p) {
+        return Ok(None);
     }
+    let w = w.limit(p + 4 + 36 + 1);
+    let n = w.run(p + 4, 36, is_b64url)?;
+    if n != 35 || w.is(p + 4 + n, is_word)? {
+        return Ok(None);
+    }
+    Ok(Some(Found::new(p, p + 4 + n, PiiType::Token)))
 }
 
 fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-/// `eyJ…` JSON Web Tokens.
+/// `eyJ…` JSON Web Tokens, confirmed by a JSON header, a dot and two
+/// bytes of the next segment.
 pub(crate) fn jwt(w: &Win, p: usize) -> Step<Option<Found>> {
     if !w.left_ok(p) {
         return Ok(None);
     }
-    let w = w.limit(p + MAX_JWT + 1);
-    let header = w.run(p, MAX_JWT, is_b64url)?;
+    let w = w.limit(p + MAX_JWT_HEADER + 3);
+    let header = w.run(p, MAX_JWT_HEADER + 1, is_b64url)?;
     let dot1 = p + header;
-    if w.at(dot1)? != Some(b'.') || header > 1024 {
+    if header > MAX_JWT_HEADER || w.at(dot1)? != Some(b'.') {
         return Ok(None);
     }
-    let payload = w.run(dot1 + 1, MAX_JWT, is_b64url)?;
-    let dot2 = dot1 + 1 + payload;
-    if payload < 2 || w.at(dot2)? != Some(b'.') {
-        return Ok(None);
-    }
-    let sig = w.run(dot2 + 1, MAX_JWT, is_b64url)?;
-    let end = dot2 + 1 + sig;
-    if end - p > MAX_JWT || w.is(end, |b| is_b64url(b) || b == b'.' || b == b'=')? {
+    if w.run(dot1 + 1, 2, is_b64url)? < 2 {
         return Ok(None);
     }
     let ok = b64url_decode(w.slice(p, dot1)).is_some_and(|h| {
         serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&h).is_ok()
     });
-    Ok(ok.then(|| Found::new(p, end, PiiType::Token)))
+    Ok(ok.then(|| Found::open(p, dot1 + 3, PiiType::Token, Tail::Jwt)))
 }
 
 /// Decodes unpadded base64url; `None` on a bad length.
@@ -135,31 +137,28 @@ fn is_cred(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
 }
 
-/// `Bearer <credential>`: returns the credential only.
+/// `Bearer <credential>`: the credential only, confirmed once it has 16
+/// bytes including a non-letter (or [`BEARER_LETTERS`] letters).
 pub(crate) fn bearer(w: &Win, p: usize) -> Step<Option<Found>> {
     if !w.left_ok(p) {
         return Ok(None);
     }
-    let w = w.limit(p + 6 + 4 + MAX_JWT + 8);
     let spaces = w.run(p + 6, 4, |b| b == b' ')?;
     if spaces == 0 {
         return Ok(None);
     }
     let s = p + 6 + spaces;
-    let n = w.run(s, MAX_JWT + 1, is_cred)?;
-    if !(16..=MAX_JWT).contains(&n) {
-        return Ok(None);
+    let mut n = 0;
+    let mut other = false;
+    while let Some(b) = w.at(s + n)?.filter(|&b| is_cred(b)) {
+        other |= !b.is_ascii_alphabetic();
+        n += 1;
+        if (n >= 16 && other) || n >= BEARER_LETTERS {
+            let tail = Tail::Bearer { pad: false };
+            return Ok(Some(Found::open(s, s + n, PiiType::Token, tail)));
+        }
     }
-    let pad = w.run(s + n, 3, |b| b == b'=')?;
-    let end = s + n + pad;
-    if w.is(end, is_word)? {
-        return Ok(None);
-    }
-    let cred = w.slice(s, s + n);
-    if !cred.iter().any(|&b| !b.is_ascii_alphabetic()) {
-        return Ok(None);
-    }
-    Ok(Some(Found::new(s, end, PiiType::Token)))
+    Ok(None)
 }
 
 #[cfg(test)]
