@@ -244,3 +244,48 @@ fn stream_holds_back_little_on_clean_text() {
         chunk.len() - out.len()
     );
 }
+
+#[test]
+fn ssn_key_number_holds_back_at_most_nine_digits() {
+    let sc = scanner();
+    let key = format!("{}_ssn", "k".repeat(10_000));
+    // A number too long to be an SSN is not held back at all.
+    let mut s = StreamScrubber::new(sc.clone(), ContentMode::Json);
+    let mut out = Vec::new();
+    let body = format!("{{\"{key}\":{}", "1".repeat(100_000));
+    s.push(body.as_bytes(), &mut out);
+    assert_eq!(out, body.as_bytes());
+    // Up to nine digits wait for the end of the number.
+    let mut s = StreamScrubber::new(sc.clone(), ContentMode::Json);
+    let mut out = Vec::new();
+    let head = format!("{{\"{key}\":12345678");
+    s.push(head.as_bytes(), &mut out);
+    assert_eq!(out.len(), head.len() - 8);
+    s.push(b"9}", &mut out);
+    s.finish(&mut out);
+    assert_eq!(out, format!("{{\"{key}\":\"[SSN]\"}}").as_bytes());
+    assert_eq!(s.report().count(PiiType::Ssn), 1);
+}
+
+#[test]
+fn ssn_number_partial_and_block_actions_keep_json_valid() {
+    for (action, want) in [
+        (Action::Partial, "[SSN ***-**-6789]"),
+        (Action::Block, "[SSN]"),
+    ] {
+        let cfg = PiiConfig {
+            actions: [(PiiType::Ssn, action)].into_iter().collect(),
+            ..PiiConfig::default()
+        };
+        let sc = Scanner::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        let r = sc.scrub_json(br#"{"ssn": 123456789, "SSN": "123456789"}"#, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["ssn"].as_str(), v["SSN"].as_str()),
+            (Some(want), Some(want))
+        );
+        assert_eq!(r.count(PiiType::Ssn), 2);
+        assert_eq!(r.blocked(), action == Action::Block);
+    }
+}

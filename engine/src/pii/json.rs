@@ -30,15 +30,29 @@ use super::scanner::Scanner;
 
 /// Deepest nesting tracked; deeper containers count as arrays.
 const MAX_DEPTH: usize = 512;
-/// Last key bytes kept to recognise an SSN key (labels are shorter).
-const KEY_TAIL: usize = 48;
+/// Key bytes kept to recognise an SSN key. The buffer drops its older
+/// half when full (so a huge key costs constant time per byte) and so
+/// always holds the key's last 32 bytes or more: longer than any label,
+/// so a cut word can never complete one.
+const KEY_TAIL: usize = 64;
 
 /// A JSON number being read after an SSN key: raw start, digits seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Num {
     start: u64,
-    len: usize,
+    len: u8,
     digits: [u8; 9],
+}
+
+/// What recognising SSN keys needs (boxed: it is rarely used and would
+/// double the size of the stream).
+#[derive(Debug, Clone)]
+struct SsnKey {
+    /// Last (unescaped) bytes of the current key, `len` of them.
+    last: [u8; KEY_TAIL],
+    len: usize,
+    /// A number after an SSN key, held back until it ends.
+    num: Option<Num>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,13 +94,9 @@ pub(crate) struct JsonStream {
     key_tail: [u8; 6],
     key_secret: bool,
     secret_next: bool,
-    /// Last (unescaped) bytes of the current key, `key_len` of them.
-    key_last: [u8; KEY_TAIL],
-    key_len: usize,
+    ssn: Box<SsnKey>,
     /// The last key named an SSN; cleared by `,`, `{`, `[` and the value.
     label_next: bool,
-    /// A number after an SSN key, held back until it ends.
-    num: Option<Num>,
 }
 
 impl JsonStream {
@@ -107,10 +117,12 @@ impl JsonStream {
             key_tail: [0; 6],
             key_secret: false,
             secret_next: false,
-            key_last: [0; KEY_TAIL],
-            key_len: 0,
+            ssn: Box::new(SsnKey {
+                last: [0; KEY_TAIL],
+                len: 0,
+                num: None,
+            }),
             label_next: false,
-            num: None,
         }
     }
 
@@ -158,7 +170,7 @@ impl JsonStream {
         if let State::Value(_) = self.state {
             self.flush_value(sc, false, out);
         } else {
-            let to = self.num.map_or(self.pos, |n| n.start);
+            let to = self.ssn.num.map_or(self.pos, |n| n.start);
             self.write_to(to, out);
         }
         let drop = ((self.written - self.raw_start) as usize).min(self.raw.len());
@@ -193,16 +205,16 @@ impl JsonStream {
         let pos = self.pos;
         match self.state {
             State::Out => {
-                if let Some(n) = self.num.as_mut() {
+                if let Some(n) = self.ssn.num.as_mut() {
                     if b.is_ascii_digit() {
-                        match n.digits.get_mut(n.len) {
+                        match n.digits.get_mut(usize::from(n.len)) {
                             Some(d) => {
                                 *d = b;
                                 n.len += 1;
                             }
                             // Ten digits or more: not an SSN, stop
                             // holding it back.
-                            None => self.num = None,
+                            None => self.ssn.num = None,
                         }
                         return;
                     }
@@ -211,7 +223,7 @@ impl JsonStream {
                     self.end_number(sc, more, out);
                 } else if self.label_next && b.is_ascii_digit() {
                     self.label_next = false;
-                    self.num = Some(Num {
+                    self.ssn.num = Some(Num {
                         start: pos,
                         len: 1,
                         digits: [b, 0, 0, 0, 0, 0, 0, 0, 0],
@@ -229,8 +241,8 @@ impl JsonStream {
                 self.state = match (esc, b) {
                     (Esc::None, b'"') => {
                         self.secret_next = self.key_secret;
-                        let n = self.key_len.min(KEY_TAIL);
-                        self.label_next = label::ssn_key(self.key_last.get(..n).unwrap_or(&[]));
+                        let key = self.ssn.last.get(..self.ssn.len).unwrap_or(&[]);
+                        self.label_next = label::ssn_key(key);
                         State::Out
                     }
                     (Esc::None, b'\\') => State::Key(Esc::Backslash { start: pos }),
@@ -324,13 +336,14 @@ impl JsonStream {
     /// the next value a context for AWS secret keys.
     #[inline]
     fn key_byte(&mut self, b: u8) {
-        if self.key_len >= KEY_TAIL {
-            self.key_last.copy_within(1.., 0);
-            self.key_len = KEY_TAIL - 1;
+        let k = &mut *self.ssn;
+        if k.len >= KEY_TAIL {
+            k.last.copy_within(KEY_TAIL / 2.., 0);
+            k.len = KEY_TAIL / 2;
         }
-        if let Some(slot) = self.key_last.get_mut(self.key_len) {
+        if let Some(slot) = k.last.get_mut(k.len) {
             *slot = b;
-            self.key_len += 1;
+            k.len += 1;
         }
         self.key_tail.rotate_left(1);
         self.key_tail[5] = b.to_ascii_lowercase();
@@ -367,7 +380,7 @@ impl JsonStream {
                 let key = self.expect_key && self.overflow == 0 && self.stack.last() == Some(&b'{');
                 if key {
                     self.key_tail = [0; 6];
-                    self.key_len = 0;
+                    self.ssn.len = 0;
                     self.key_secret = false;
                     self.label_next = false;
                     self.state = State::Key(Esc::None);
@@ -391,7 +404,7 @@ impl JsonStream {
     /// position): an issuable 9-digit integer is written as `"[SSN]"`,
     /// anything else as it was. `more` says a fraction or exponent follows.
     fn end_number(&mut self, sc: &Scanner, more: bool, out: &mut Vec<u8>) {
-        let Some(n) = self.num.take() else {
+        let Some(n) = self.ssn.num.take() else {
             return;
         };
         if more || n.len != 9 || !sc.enabled(PiiType::Ssn) || !ssn::issuable(&n.digits) {
