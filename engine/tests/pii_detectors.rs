@@ -178,6 +178,95 @@ fn ssn() {
     );
 }
 
+/// A 9-digit SSN without separators counts only right after a label.
+#[test]
+fn ssn_bare_after_a_label() {
+    for (input, want) in [
+        ("SSN: 123456789", "SSN: [SSN]"),
+        ("ssn=123456789&x=1", "ssn=[SSN]&x=1"),
+        ("SSN#123456789", "SSN#[SSN]"),
+        (
+            "social security number 123456789.",
+            "social security number [SSN].",
+        ),
+        ("Social Security No. 123456789", "Social Security No. [SSN]"),
+        ("Social Security #: 078051120", "Social Security #: [SSN]"),
+        (r#"{"ssn": "123456789"}"#, r#"{"ssn": "[SSN]"}"#),
+        (r#"{"ssn":123456789}"#, r#"{"ssn":[SSN]}"#),
+        (
+            r#"{"national_id":"123456789"}"#,
+            r#"{"national_id":"[SSN]"}"#,
+        ),
+        (
+            r#"{"social_security_number": "123456789"}"#,
+            r#"{"social_security_number": "[SSN]"}"#,
+        ),
+        (
+            r#"{"socialSecurityNumber":"123456789"}"#,
+            r#"{"socialSecurityNumber":"[SSN]"}"#,
+        ),
+        (
+            r#"{"taxpayer_id": "123456789"}"#,
+            r#"{"taxpayer_id": "[SSN]"}"#,
+        ),
+        (
+            r#"{"text":"{"ssn":"123456789"}"}"#,
+            r#"{"text":"{"ssn":"[SSN]"}"}"#,
+        ),
+        ("My SSN is 123456789, thanks", "My SSN is [SSN], thanks"),
+        ("| SSN | 123456789 |", "| SSN | [SSN] |"),
+        ("customer_ssn=123456789", "customer_ssn=[SSN]"),
+        ("employeeSSN: 123456789", "employeeSSN: [SSN]"),
+        ("SSN: 123-45-6789", "SSN: [SSN]"),
+        ("ssn: 123456789\nnext", "ssn: [SSN]\nnext"),
+        ("SSN:\n123456789", "SSN:\n[SSN]"),
+    ] {
+        assert_eq!(scrub(input), want, "{input}");
+    }
+    misses(
+        PiiType::Ssn,
+        &[
+            "123456789",
+            "Order #123456789",
+            "id: 123456789",
+            r#"{"order_id": 123456789}"#,
+            r#"{"id": "123456789"}"#,
+            "ssn_count: 5",
+            "ssn_count: 123456789",
+            "SSN verified for order 123456789",
+            "ssn on file, ticket 123456789",
+            "SSN:            123456789",
+            "ssn123456789",
+            "SSN: 1234567890",
+            "SSN: 12345678",
+            "SSN: 123456789.5",
+            "SSN: 123456789-1",
+            "SSN: 123456789 12",
+            "SSN: 123456789x",
+            "SSN: 123456789@x.io",
+            "SSN: 1.123456789",
+            "SSN: +123456789",
+            "SSN: $123456789",
+            "SSN/123456789",
+            "SSN: 000123456",
+            "SSN: 666123456",
+            "SSN: 912345678",
+            "SSN: 123006789",
+            "SSN: 123450000",
+            "tin: 123456789",
+            "tax id 123456789",
+            "routing number 123456789",
+            "lessons 123456789",
+            "unless n 123456789",
+            "SSN is not 123456789",
+            "epoch 1700000000",
+            "zip 94105-1234",
+            "ZIP+4 941051234",
+            "call 415-555-0132",
+        ],
+    );
+}
+
 #[test]
 fn iban() {
     hits(
@@ -404,6 +493,34 @@ fn corpus_regressions() {
     misses(
         PiiType::Phone,
         &["087-32-0000", "042 12 3456", "+1 2 34567890123"],
+    );
+    // A parenthesised note after a number is not part of it.
+    for (input, want) in [
+        ("+31 6 12878407 (mobile)", "[PHONE] (mobile)"),
+        ("269-847-2332 (verified)", "[PHONE] (verified)"),
+        ("(555) 310-1234 (home)", "[PHONE] (home)"),
+        ("+44 20 7946 0958 (office).", "[PHONE] (office)."),
+        ("+1 (415) 555-0132 (cell)", "[PHONE] (cell)"),
+        (
+            "07700 900123 (work, after 5pm)",
+            "[PHONE] (work, after 5pm)",
+        ),
+        ("+31 6 12878407 (", "[PHONE] ("),
+        ("+31 6 12878407 ()", "[PHONE] ()"),
+    ] {
+        assert_eq!(scrub(input), want, "{input}");
+    }
+    // ... but a parenthesised group of digits still is part of it, and
+    // look-alikes followed by a note stay clean.
+    assert_eq!(scrub("+44 (0) 20 7946 0958 (x)"), "[PHONE] (x)");
+    misses(
+        PiiType::Phone,
+        &[
+            "order 123456789 (paid)",
+            "1700000000 (epoch)",
+            "2024-01-15 (today)",
+            "v1.2.3 (stable)",
+        ],
     );
     assert_eq!(scrub("host ::1."), "host [IP].");
     assert_eq!(scrub("at 2001:db8::8a2e:370:7334. Next"), "at [IP]. Next");

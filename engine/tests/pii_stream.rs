@@ -18,7 +18,23 @@ fn texts() -> Vec<String> {
         ),
         "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\n-----END EC PRIVATE KEY-----\nbye 07700 900123".into(),
         "a@b.co@c.io x@y.zz 1.2.3.4.5 ::1 12:30:45 fe80::1 415.555.0132.".into(),
+        labelled_text().into(),
     ]
+}
+
+/// Bare SSNs after labels, phones followed by a note, and their
+/// look-alikes: what the label look-behind and the note rule decide must
+/// not depend on where the text was cut.
+fn labelled_text() -> &'static str {
+    "SSN: 123456789\nssn=234567890, SSN#345678901 social security number 456789012;      Social Security No. 567890123 {\"ssn\": \"078051120\"} my SSN is 123456780      id: 123456789 Order #123456789 ssn_count: 5 SSN verified for order 123456789      SSN: 666123456 SSN: 1234567890 or +31 6 12878407 (mobile) 269-847-2332 (verified)      (555) 310-1234 (home) +44 20 7946 0958 (office). a@b.co SSN 123456789"
+}
+
+/// JSON with SSN keys: string and number values, and keys that are not.
+fn labelled_json() -> &'static str {
+    r##"{"ssn":"123456789","n":{"social_security_number": 234567890},"national_id":"345678901",
+"ssn":456789012,"ssn_count":123456789,"order_id":123456789,"id":"123456789",
+"socialSecurityNumber":-123456789,"ssn":1234567890,"ssn":123456789.5,"ssn":[123456789],
+"taxpayer_id":"#567890123","phone":"+31 6 12878407 (mobile)","ssn":666123456,"ssn":"x 123456789","ssn":123456789}"##
 }
 
 fn jsons() -> Vec<String> {
@@ -30,6 +46,7 @@ fn jsons() -> Vec<String> {
         ),
         "{\"a\":\"x\"}\n{\"b\":\"4111111111111111\"}\n[\"123-45-6789\", 12, null, \"acme\"]\n"
             .into(),
+        labelled_json().into(),
     ]
 }
 
@@ -128,6 +145,55 @@ fn json_stream_equals_buffered_and_stays_valid() {
 }
 
 #[test]
+fn labelled_values_in_text_and_json() {
+    let sc = scanner();
+    let out =
+        String::from_utf8(buffered(&sc, ContentMode::Text, labelled_text().as_bytes())).unwrap();
+    assert_eq!(out.matches("[SSN]").count(), 8, "{out}");
+    assert_eq!(out.matches("[PHONE]").count(), 4, "{out}");
+    for kept in [
+        "id: 123456789",
+        "Order #123456789",
+        "order 123456789",
+        "SSN: 666123456",
+        "1234567890",
+        "[PHONE] (mobile)",
+        "[PHONE] (office).",
+    ] {
+        assert!(out.contains(kept), "{kept}: {out}");
+    }
+    assert!(out.ends_with("SSN [SSN]"), "{out}");
+
+    let out =
+        String::from_utf8(buffered(&sc, ContentMode::Json, labelled_json().as_bytes())).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["national_id"], "[SSN]");
+    assert_eq!(
+        v["n"]["social_security_number"], "[SSN]",
+        "a number becomes a string"
+    );
+    assert_eq!(v["ssn_count"], 123456789);
+    assert_eq!(v["order_id"], 123456789);
+    assert_eq!(v["id"], "123456789");
+    assert_eq!(v["socialSecurityNumber"], -123456789);
+    assert_eq!(v["taxpayer_id"], "#[SSN]");
+    assert_eq!(v["phone"], "[PHONE] (mobile)");
+    for kept in [
+        r#""ssn":1234567890"#,
+        r#""ssn":123456789.5"#,
+        r#""ssn":[123456789]"#,
+        r#""ssn":666123456"#,
+        r#""ssn":"x 123456789""#,
+        r#""ssn":"[SSN]""#,
+        r#"{"ssn":"[SSN]","#,
+    ] {
+        assert!(out.contains(kept), "{kept}: {out}");
+    }
+    assert!(out.ends_with(r#""ssn":"[SSN]"}"#), "{out}");
+    assert_eq!(out.matches("[SSN]").count(), 6, "{out}");
+}
+
+#[test]
 fn random_bytes_never_panic_and_stream_equals_buffered() {
     let sc = scanner();
     let alphabet = b"0123456789@.:-+ ()\"\\{}[],aAbeEfkKsSuUxX_\n\xc3\xa9/=";
@@ -177,4 +243,49 @@ fn stream_holds_back_little_on_clean_text() {
         "held back {}",
         chunk.len() - out.len()
     );
+}
+
+#[test]
+fn ssn_key_number_holds_back_at_most_nine_digits() {
+    let sc = scanner();
+    let key = format!("{}_ssn", "k".repeat(10_000));
+    // A number too long to be an SSN is not held back at all.
+    let mut s = StreamScrubber::new(sc.clone(), ContentMode::Json);
+    let mut out = Vec::new();
+    let body = format!("{{\"{key}\":{}", "1".repeat(100_000));
+    s.push(body.as_bytes(), &mut out);
+    assert_eq!(out, body.as_bytes());
+    // Up to nine digits wait for the end of the number.
+    let mut s = StreamScrubber::new(sc.clone(), ContentMode::Json);
+    let mut out = Vec::new();
+    let head = format!("{{\"{key}\":12345678");
+    s.push(head.as_bytes(), &mut out);
+    assert_eq!(out.len(), head.len() - 8);
+    s.push(b"9}", &mut out);
+    s.finish(&mut out);
+    assert_eq!(out, format!("{{\"{key}\":\"[SSN]\"}}").as_bytes());
+    assert_eq!(s.report().count(PiiType::Ssn), 1);
+}
+
+#[test]
+fn ssn_number_partial_and_block_actions_keep_json_valid() {
+    for (action, want) in [
+        (Action::Partial, "[SSN ***-**-6789]"),
+        (Action::Block, "[SSN]"),
+    ] {
+        let cfg = PiiConfig {
+            actions: [(PiiType::Ssn, action)].into_iter().collect(),
+            ..PiiConfig::default()
+        };
+        let sc = Scanner::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        let r = sc.scrub_json(br#"{"ssn": 123456789, "SSN": "123456789"}"#, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["ssn"].as_str(), v["SSN"].as_str()),
+            (Some(want), Some(want))
+        );
+        assert_eq!(r.count(PiiType::Ssn), 2);
+        assert_eq!(r.blocked(), action == Action::Block);
+    }
 }

@@ -175,7 +175,9 @@ fn bad_luhn_card(rng: &mut Rng) -> String {
     }
 }
 
-fn bad_ssn(rng: &mut Rng) -> String {
+/// A US SSN in the usual layout that was never issued (area 000, 666 or
+/// 9xx, group 00 or serial 0000).
+pub(crate) fn bad_ssn(rng: &mut Rng) -> String {
     let serial = rng.range(1, 9999);
     match rng.below(5) {
         0 => format!("000-{:02}-{serial:04}", rng.range(1, 99)),

@@ -17,7 +17,8 @@ pub enum PiiType {
     Phone,
     /// Payment card numbers (brand prefix and Luhn checked).
     Card,
-    /// US social security numbers written `AAA-GG-SSSS` or `AAA GG SSSS`.
+    /// US social security numbers written `AAA-GG-SSSS` or `AAA GG SSSS`,
+    /// or as nine digits right after an SSN label (`SSN: 123456789`).
     Ssn,
     /// International bank account numbers (length table and mod-97 checked).
     Iban,

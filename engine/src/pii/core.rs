@@ -153,6 +153,8 @@ pub(crate) struct Core {
     term: HitCache<()>,
     /// Try an AWS secret at position 0 (JSON value of a `secret` key).
     pub lead_secret: bool,
+    /// The text is the value of a key naming an SSN (JSON mode).
+    pub lead_label: bool,
     /// Text mode: honour backslash escapes at value boundaries.
     pub escapes: bool,
     /// Replacements found since the last [`Core::take_edits`].
@@ -177,6 +179,7 @@ impl Core {
             kw: HitCache::default(),
             term: HitCache::default(),
             lead_secret: false,
+            lead_label: false,
             escapes,
             edits: Vec::new(),
             repl: Vec::new(),
@@ -200,6 +203,7 @@ impl Core {
         self.kw = HitCache::default();
         self.term = HitCache::default();
         self.lead_secret = false;
+        self.lead_label = false;
         self.commit = 0;
         self.open = None;
     }
@@ -264,7 +268,9 @@ impl Core {
                 .floor
                 .max(p.saturating_sub(LOOKBEHIND))
                 .saturating_sub(self.base) as usize;
-            let w = Win::new(&self.text, lo, eof, self.escapes);
+            let mut w = Win::new(&self.text, lo, eof, self.escapes);
+            // Relative 0 is the value's start only before any compaction.
+            w.lead_label = self.lead_label && self.base == 0;
             match evaluate(sc, &w, rel, kw, term) {
                 Err(NeedMore) => {
                     self.next = p;

@@ -10,19 +10,50 @@
 //!
 //! Keys are never changed (renaming a key breaks the schema), but a key
 //! containing `secret` makes the value after it a context for AWS secret
-//! keys. Numbers, `true`/`false`/`null` are never changed either: a card
-//! number sent as a JSON number would otherwise have to change type; that
-//! is documented as not covered. Invalid JSON never panics: bytes outside
-//! strings are copied, strings are decoded leniently.
+//! keys, and a key naming an SSN (`ssn`, `social_security_number`, …, see
+//! `label`) makes a bare 9-digit value one. Numbers, `true`/`false`/`null`
+//! are never changed, with one exception: an issuable 9-digit integer
+//! right after an SSN key becomes the string `"[SSN]"` (the type changes,
+//! the document stays valid, the SSN does not leak). A card number sent
+//! as a JSON number is documented as not covered. Invalid JSON never
+//! panics: bytes outside strings are copied, strings are decoded leniently.
 
 use memchr::memchr2;
 
+use super::action::render;
+use super::config::{Action, PiiType};
 use super::core::Core;
+use super::detectors::ssn;
+use super::label;
 use super::report::PiiReport;
 use super::scanner::Scanner;
 
 /// Deepest nesting tracked; deeper containers count as arrays.
 const MAX_DEPTH: usize = 512;
+/// Key bytes kept to recognise an SSN key. The buffer drops its older
+/// half when full (so a huge key costs constant time per byte) and so
+/// always holds the key's last 32 bytes or more: longer than any label,
+/// so a cut word can never complete one.
+const KEY_TAIL: usize = 64;
+
+/// A JSON number being read after an SSN key: raw start, digits seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Num {
+    start: u64,
+    len: u8,
+    digits: [u8; 9],
+}
+
+/// What recognising SSN keys needs (boxed: it is rarely used and would
+/// double the size of the stream).
+#[derive(Debug, Clone)]
+struct SsnKey {
+    /// Last (unescaped) bytes of the current key, `len` of them.
+    last: [u8; KEY_TAIL],
+    len: usize,
+    /// A number after an SSN key, held back until it ends.
+    num: Option<Num>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Esc {
@@ -63,6 +94,9 @@ pub(crate) struct JsonStream {
     key_tail: [u8; 6],
     key_secret: bool,
     secret_next: bool,
+    ssn: Box<SsnKey>,
+    /// The last key named an SSN; cleared by `,`, `{`, `[` and the value.
+    label_next: bool,
 }
 
 impl JsonStream {
@@ -83,6 +117,12 @@ impl JsonStream {
             key_tail: [0; 6],
             key_secret: false,
             secret_next: false,
+            ssn: Box::new(SsnKey {
+                last: [0; KEY_TAIL],
+                len: 0,
+                num: None,
+            }),
+            label_next: false,
         }
     }
 
@@ -130,7 +170,7 @@ impl JsonStream {
         if let State::Value(_) = self.state {
             self.flush_value(sc, false, out);
         } else {
-            let to = self.pos;
+            let to = self.ssn.num.map_or(self.pos, |n| n.start);
             self.write_to(to, out);
         }
         let drop = ((self.written - self.raw_start) as usize).min(self.raw.len());
@@ -139,6 +179,7 @@ impl JsonStream {
     }
 
     pub(crate) fn finish(&mut self, sc: &Scanner, out: &mut Vec<u8>) {
+        self.end_number(sc, false, out);
         if let State::Value(_) = self.state {
             self.end_value(sc, out);
             self.state = State::Out;
@@ -163,11 +204,45 @@ impl JsonStream {
     fn byte(&mut self, sc: &Scanner, b: u8, out: &mut Vec<u8>) {
         let pos = self.pos;
         match self.state {
-            State::Out => self.structural(b),
+            State::Out => {
+                if let Some(n) = self.ssn.num.as_mut() {
+                    if b.is_ascii_digit() {
+                        match n.digits.get_mut(usize::from(n.len)) {
+                            Some(d) => {
+                                *d = b;
+                                n.len += 1;
+                            }
+                            // Ten digits or more: not an SSN, stop
+                            // holding it back.
+                            None => self.ssn.num = None,
+                        }
+                        return;
+                    }
+                    // A fraction or an exponent makes it another number.
+                    let more = matches!(b, b'.' | b'e' | b'E');
+                    self.end_number(sc, more, out);
+                } else if self.label_next && b.is_ascii_digit() {
+                    self.label_next = false;
+                    self.ssn.num = Some(Num {
+                        start: pos,
+                        len: 1,
+                        digits: [b, 0, 0, 0, 0, 0, 0, 0, 0],
+                    });
+                    return;
+                } else if self.label_next
+                    && !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':' | b'"')
+                {
+                    // `-123456789`, `true`, `[`: not a bare SSN value.
+                    self.label_next = false;
+                }
+                self.structural(b)
+            }
             State::Key(esc) => {
                 self.state = match (esc, b) {
                     (Esc::None, b'"') => {
                         self.secret_next = self.key_secret;
+                        let key = self.ssn.last.get(..self.ssn.len).unwrap_or(&[]);
+                        self.label_next = label::ssn_key(key);
                         State::Out
                     }
                     (Esc::None, b'\\') => State::Key(Esc::Backslash { start: pos }),
@@ -184,8 +259,18 @@ impl JsonStream {
                         State::Key(Esc::Unicode {
                             start,
                             n: n + 1,
-                            val,
+                            val: val * 16 + (b as char).to_digit(16).unwrap_or(0),
                         })
+                    }
+                    (Esc::Unicode { val, .. }, _) if b.is_ascii_hexdigit() => {
+                        // `"\u0073sn"` is the key `ssn`.
+                        let u = val * 16 + (b as char).to_digit(16).unwrap_or(0);
+                        if let Ok(c) = u8::try_from(u) {
+                            if c.is_ascii() {
+                                self.key_byte(c);
+                            }
+                        }
+                        State::Key(Esc::None)
                     }
                     _ => State::Key(Esc::None),
                 };
@@ -251,6 +336,15 @@ impl JsonStream {
     /// the next value a context for AWS secret keys.
     #[inline]
     fn key_byte(&mut self, b: u8) {
+        let k = &mut *self.ssn;
+        if k.len >= KEY_TAIL {
+            k.last.copy_within(KEY_TAIL / 2.., 0);
+            k.len = KEY_TAIL / 2;
+        }
+        if let Some(slot) = k.last.get_mut(k.len) {
+            *slot = b;
+            k.len += 1;
+        }
         self.key_tail.rotate_left(1);
         self.key_tail[5] = b.to_ascii_lowercase();
         self.key_secret |= &self.key_tail == b"secret";
@@ -266,6 +360,7 @@ impl JsonStream {
                 }
                 self.expect_key = b == b'{';
                 self.secret_next = false;
+                self.label_next = false;
             }
             b'}' | b']' => {
                 if self.overflow > 0 {
@@ -279,17 +374,22 @@ impl JsonStream {
             b',' => {
                 self.expect_key = self.overflow == 0 && self.stack.last() == Some(&b'{');
                 self.secret_next = false;
+                self.label_next = false;
             }
             b'"' => {
                 let key = self.expect_key && self.overflow == 0 && self.stack.last() == Some(&b'{');
                 if key {
                     self.key_tail = [0; 6];
+                    self.ssn.len = 0;
                     self.key_secret = false;
+                    self.label_next = false;
                     self.state = State::Key(Esc::None);
                 } else {
                     self.core.reset();
                     self.core.lead_secret = self.secret_next;
+                    self.core.lead_label = self.label_next;
                     self.secret_next = false;
+                    self.label_next = false;
                     self.map.clear();
                     self.raw_after = self.pos + 1;
                     self.high = None;
@@ -298,6 +398,26 @@ impl JsonStream {
             }
             _ => {}
         }
+    }
+
+    /// Ends the number held back after an SSN key (at the current
+    /// position): an issuable 9-digit integer is written as `"[SSN]"`,
+    /// anything else as it was. `more` says a fraction or exponent follows.
+    fn end_number(&mut self, sc: &Scanner, more: bool, out: &mut Vec<u8>) {
+        let Some(n) = self.ssn.num.take() else {
+            return;
+        };
+        if more || n.len != 9 || !sc.enabled(PiiType::Ssn) || !ssn::issuable(&n.digits) {
+            return;
+        }
+        self.write_to(n.start, out);
+        out.push(b'"');
+        render(sc, PiiType::Ssn, &n.digits, out);
+        out.push(b'"');
+        self.written = self.pos;
+        self.core
+            .report
+            .record(PiiType::Ssn, sc.action(PiiType::Ssn) == Action::Block);
     }
 
     /// Adds decoded bytes produced by the raw unit `start..end`.

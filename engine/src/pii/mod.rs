@@ -22,6 +22,7 @@ pub mod detectors;
 mod hash;
 mod json;
 mod keywords;
+mod label;
 mod open;
 mod report;
 mod scanner;

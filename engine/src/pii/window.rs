@@ -63,6 +63,9 @@ pub(crate) struct Win<'a> {
     /// Text mode: the bytes may be raw JSON, so a backslash escape right
     /// before a value (`\n`, `\u0041`) counts as a boundary.
     pub escapes: bool,
+    /// Position 0 of `buf` is the start of a value whose label came
+    /// before it, out of view (JSON mode: the key named an SSN).
+    pub lead_label: bool,
 }
 
 impl<'a> Win<'a> {
@@ -73,6 +76,7 @@ impl<'a> Win<'a> {
             hi: usize::MAX,
             eof,
             escapes,
+            lead_label: false,
         }
     }
 

@@ -18,7 +18,7 @@ pub(super) fn write(rng: &mut Rng, b: &mut DocBuilder) {
         "",
     ]));
     for _ in 0..rng.range(3, 8) {
-        match rng.below(7) {
+        match rng.below(8) {
             0 => sentence(rng, b),
             1 => bullet(rng, b),
             2 => table(rng, b),
@@ -29,6 +29,7 @@ pub(super) fn write(rng: &mut Rng, b: &mut DocBuilder) {
                     .text(" is unrelated. ");
             }
             5 => super::tricky::write(rng, b),
+            6 => super::labelled::write(rng, b),
             _ => two_values(rng, b),
         }
     }

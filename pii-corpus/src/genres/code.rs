@@ -11,7 +11,7 @@ use crate::values;
 pub(super) fn write(rng: &mut Rng, b: &mut DocBuilder) {
     b.text(rng.pick(&["Here is the config:\n\n", "```\n", "", "File contents:\n"]));
     for _ in 0..rng.range(1, 3) {
-        match rng.below(8) {
+        match rng.below(9) {
             0 => aws_file(rng, b),
             1 => env_file(rng, b),
             2 => sts_json(rng, b),
@@ -19,6 +19,7 @@ pub(super) fn write(rng: &mut Rng, b: &mut DocBuilder) {
             4 => http(rng, b),
             5 => source(rng, b),
             6 => super::tricky::write(rng, b),
+            7 => super::labelled::write(rng, b),
             _ => pem_json(rng, b),
         }
         b.text("\n");

@@ -134,7 +134,15 @@ fn customer(rng: &mut Rng, j: &mut Json) {
     j.close("}");
     if rng.chance(40) {
         j.comma();
-        j.pii_field("ssn", PiiType::Ssn, &values::ssn(rng));
+        match rng.below(5) {
+            0 => j.pii_field("ssn", PiiType::Ssn, &values::ssn_bare(rng)),
+            1 => {
+                // Some exports keep the SSN as a JSON number.
+                j.key("ssn");
+                j.b.pii(PiiType::Ssn, &values::ssn_bare(rng));
+            }
+            _ => j.pii_field("ssn", PiiType::Ssn, &values::ssn(rng)),
+        }
     }
     if rng.chance(40) {
         j.comma();

@@ -4,6 +4,7 @@
 mod chat;
 mod code;
 mod json;
+mod labelled;
 mod log;
 mod negative;
 mod tricky;

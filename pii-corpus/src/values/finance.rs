@@ -91,6 +91,12 @@ pub fn ssn(rng: &mut Rng) -> String {
     format!("{area:03}{sep}{group:02}{sep}{serial:04}")
 }
 
+/// A US SSN with an issuable area, group and serial, written as nine
+/// digits without separators (only ever placed right after a label).
+pub fn ssn_bare(rng: &mut Rng) -> String {
+    ssn(rng).replace(['-', ' '], "")
+}
+
 /// Country, total length, and BBAN pattern (`a` letter, `n` digit, `c`
 /// alphanumeric) of the IBANs generated.
 const IBAN_FORMATS: &[(&str, &str)] = &[

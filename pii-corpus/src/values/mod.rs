@@ -8,7 +8,7 @@ pub mod net;
 pub mod personal;
 pub mod secrets;
 
-pub use finance::{card, iban, ssn};
+pub use finance::{card, iban, ssn, ssn_bare};
 pub use net::{ipv4, ipv6};
 pub use personal::{email, first_name, last_name, phone};
 pub use secrets::{aws_key_id, aws_secret, bearer_credential, jwt, pem_key, token};

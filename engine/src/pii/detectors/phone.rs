@@ -124,31 +124,27 @@ fn parse(w: &Win, p: usize, lead: Lead) -> Step<Option<Found>> {
         shape.n += 1;
         shape.digits += len;
         i += len;
-        // Separator, then the next group must start with a digit.
+        // Separator, then the next group must start with a digit. A `(`
+        // opens a group only when a digit follows it: `+31 6 12878407
+        // (mobile)` ends before the note.
         let b = w.at(i)?;
-        let (sep, adv) = match b {
+        let (sep, adv, opens) = match b {
             Some(b')') if in_paren => {
                 in_paren = false;
                 if w.at(i + 1)? == Some(b' ') || w.at(i + 1)? == Some(b'-') {
-                    (b')', 2)
+                    (b')', 2, false)
                 } else {
-                    (b')', 1)
+                    (b')', 1, false)
                 }
             }
             Some(s) if is_sep(s) => {
                 if w.at(i + 1)? == Some(b'(') && shape.paren.is_none() && s == b' ' {
-                    in_paren = true;
-                    shape.paren = Some(idx + 1);
-                    (s, 2)
+                    (s, 2, true)
                 } else {
-                    (s, 1)
+                    (s, 1, false)
                 }
             }
-            Some(b'(') if shape.paren.is_none() && shape.plus => {
-                in_paren = true;
-                shape.paren = Some(idx + 1);
-                (b' ', 1)
-            }
+            Some(b'(') if shape.paren.is_none() && shape.plus => (b' ', 1, true),
             _ => break,
         };
         if !w.is(i + adv, |b| b.is_ascii_digit())? {
@@ -159,6 +155,10 @@ fn parse(w: &Win, p: usize, lead: Lead) -> Step<Option<Found>> {
                 break;
             }
             break;
+        }
+        if opens {
+            in_paren = true;
+            shape.paren = Some(idx + 1);
         }
         shape.seps[idx] = sep;
         i += adv;
