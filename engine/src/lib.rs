@@ -16,11 +16,12 @@ pub mod pii;
 pub mod policy;
 pub mod request;
 pub mod signing;
+pub mod strict_json;
 pub mod template;
 
 pub use bundle::{Bundle, BundleError};
 pub use claims::Claims;
 pub use decision::{Decision, DryRunOutcome, Effect, Reason};
 pub use mcp::{McpCall, TargetKind};
-pub use policy::{Explanation, Policy};
+pub use policy::{BodyRefusal, Explanation, Policy};
 pub use request::RequestAttrs;
