@@ -169,11 +169,20 @@ impl Parser<'_> {
             if key.contains('\0') {
                 return Err(err(ErrorKind::NulInKey, key_at));
             }
-            if map.contains_key(&key) {
-                return Err(err(ErrorKind::DuplicateKey, key_at));
-            }
-            if self.options.fold_case && !folded.insert(fold_key(&key)) {
-                return Err(err(ErrorKind::CaseCollidingKey, key_at));
+            // With folding, an exact duplicate is also a folded one: one
+            // set lookup per key, the map only on a collision.
+            let clash = if self.options.fold_case {
+                !folded.insert(fold_key(&key))
+            } else {
+                map.contains_key(&key)
+            };
+            if clash {
+                let kind = if map.contains_key(&key) {
+                    ErrorKind::DuplicateKey
+                } else {
+                    ErrorKind::CaseCollidingKey
+                };
+                return Err(err(kind, key_at));
             }
             self.skip_ws();
             self.expect(b':')?;

@@ -288,3 +288,42 @@ fn serde_json_agrees_on_everything_accepted() {
         "{accepted} {refused}"
     );
 }
+
+/// Rough native throughput on a 4 KB and a 1 MB body, against serde_json:
+/// `cargo test -p mcp-guard-engine --lib strict_json::tests::cost -- --ignored --nocapture`
+/// (the test profile is optimised). `benches/body.rs` measures properly.
+#[test]
+#[ignore]
+fn cost() {
+    let item = r#"{"role":"user","content":"lorem ipsum dolor sit amet \u00e9 \n","n":[1,2.5,true,null]},"#;
+    for size in [4 * 1024, 1024 * 1024, 2 * 1024 * 1024] {
+        let items = item.repeat(size / item.len());
+        let body = format!(r#"{{"model":"m","messages":[{}{{}}]}}"#, items);
+        let rounds = (64 * 1024 * 1024 / body.len()).max(1);
+        let time = |f: &dyn Fn() -> bool| {
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                assert!(f());
+            }
+            start.elapsed() / rounds as u32
+        };
+        let strict = time(&|| parse(body.as_bytes(), Options::REQUEST).is_ok());
+        let serde = time(&|| serde_json::from_slice::<Value>(body.as_bytes()).is_ok());
+        println!(
+            "{} bytes: strict {strict:?}, serde_json {serde:?} per body",
+            body.len()
+        );
+    }
+    let members: Vec<String> = (0..10_000).map(|i| format!("\"Key{i}\":{i}")).collect();
+    let wide = format!("{{{}}}", members.join(","));
+    let time = |f: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            assert!(f());
+        }
+        start.elapsed() / 20
+    };
+    let strict = time(&|| parse(wide.as_bytes(), Options::REQUEST).is_ok());
+    let serde = time(&|| serde_json::from_slice::<Value>(wide.as_bytes()).is_ok());
+    println!("10k-member object: strict {strict:?}, serde_json {serde:?}");
+}

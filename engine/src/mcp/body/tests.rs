@@ -286,3 +286,119 @@ fn arguments_may_hold_anything_strict() {
     assert_eq!(a.mcp[0].target.as_deref(), Some("s"));
     assert_eq!(a.mcp[0].id, Some(json!("x")));
 }
+
+/// Deterministic generator for the differential property below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+fn members(rng: &mut Rng, choices: &[(&[&str], &[&str])]) -> String {
+    let mut parts = Vec::new();
+    for (keys, values) in choices {
+        for _ in 0..rng.below(3) {
+            parts.push(format!("{}:{}", rng.pick(keys), rng.pick(values)));
+        }
+    }
+    for i in (1..parts.len()).rev() {
+        parts.swap(i, rng.below(i + 1));
+    }
+    let ws = [" ", "", "\n"];
+    format!("{{{}}}", parts.join(&format!(",{}", rng.pick(&ws))))
+}
+
+/// A lookup the way a case-insensitive, first- or last-wins upstream does.
+fn lenient_get<'a>(object: &'a Value, name: &str, last: bool) -> Option<&'a Value> {
+    let mut found = object
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| crate::strict_json::fold_key(k) == name)
+        .map(|(_, v)| v);
+    if last {
+        found.next_back()
+    } else {
+        found.next()
+    }
+}
+
+/// Whenever a body is accepted, upstreams that bind keys case-insensitively
+/// and keep the first or the last duplicate read the same method and
+/// target as the policy.
+#[test]
+fn accepted_bodies_mean_the_same_to_lenient_readers() {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..60_000 {
+        let params = members(
+            &mut rng,
+            &[(
+                &[
+                    "\"name\"",
+                    "\"Name\"",
+                    "\"n\\u0061me\"",
+                    "\"uri\"",
+                    "\"URI\"",
+                ],
+                &["\"search\"", "\"delete\"", "5", "null", "\"a\\u0000\""],
+            )],
+        );
+        let params = params.as_str();
+        let body = members(
+            &mut rng,
+            &[
+                (
+                    &["\"jsonrpc\"", "\"JSONRPC\"", "\"jſonrpc\""],
+                    &["\"2.0\"", "\"1.0\"", "2"],
+                ),
+                (
+                    &["\"method\"", "\"Method\"", "\"m\\u0065thod\""],
+                    &[
+                        "\"tools/call\"",
+                        "\"resources/read\"",
+                        "\"tools/list\"",
+                        "1",
+                    ],
+                ),
+                (
+                    &["\"params\"", "\"Params\"", "\"param\\u017f\""],
+                    &[params, "[]", "{}"],
+                ),
+                (&["\"id\"", "\"ID\""], &["1", "\"x\"", "{}"]),
+            ],
+        );
+        let Ok(attrs) = read_body(body.as_bytes()) else {
+            refused += 1;
+            continue;
+        };
+        accepted += 1;
+        let value: Value = serde_json::from_str(&body).unwrap();
+        for last in [false, true] {
+            let method = lenient_get(&value, "method", last).and_then(Value::as_str);
+            assert_eq!(
+                attrs.mcp.first().map(|c| c.method.as_str()),
+                method,
+                "{body}"
+            );
+            let Some(call) = attrs.mcp.first() else {
+                continue;
+            };
+            if let Some(kind) = call.target_kind() {
+                let target = lenient_get(&value, "params", last)
+                    .and_then(|p| lenient_get(p, kind.param(), last))
+                    .and_then(Value::as_str);
+                assert_eq!(call.target.as_deref(), target, "{body}");
+            }
+        }
+    }
+    assert!(accepted > 1_000 && refused > 1_000, "{accepted} {refused}");
+}
