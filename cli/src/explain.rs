@@ -7,7 +7,9 @@ use std::path::Path;
 use mcp_guard_engine::bundle::BundleIssue;
 use mcp_guard_engine::mcp::BodyAttrs;
 use mcp_guard_engine::policy::Explanation;
-use mcp_guard_engine::{Bundle, Claims, Decision, McpCall, Policy, Reason, RequestAttrs};
+use mcp_guard_engine::{
+    BodyRefusal, Bundle, Claims, Decision, McpCall, Policy, Reason, RequestAttrs,
+};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -284,32 +286,26 @@ pub fn evaluate(
     match (&body, policy.needs_body()) {
         (Some(_), false) => notes
             .push("body not read: no rule of this bundle looks at the model or MCP calls".into()),
-        (Some(bytes), true) if early.is_none() => match policy.read_request_body(bytes) {
-            Ok(a) => {
-                if a.model.is_none()
-                    && a.mcp.is_empty()
-                    && serde_json::from_slice::<serde_json::Value>(bytes).is_err()
-                {
-                    notes.push("the body is not JSON: no model or MCP call read".into());
-                }
-                attrs = a;
-            }
-            Err(reason) => {
-                notes.push(match reason {
-                    Reason::BodyTooLarge => format!(
-                        "the body is {} bytes, over limits.max_request_body_bytes ({})",
-                        bytes.len(),
-                        policy.bundle().limits.max_request_body_bytes
-                    ),
-                    _ => "the body is a malformed JSON-RPC batch".into(),
-                });
-                early = Some(policy.deny_for(reason));
+        (Some(bytes), true) if early.is_none() => match policy.request_body(bytes) {
+            Ok(a) => attrs = a,
+            Err(refusal) => {
+                notes.push(body_refusal_note(&refusal, bytes.len(), &policy));
+                early = Some(policy.refuse_body(refusal));
             }
         },
         _ => {}
     }
 
-    let model: Option<String> = policy.model_of(&attrs, base.headers).map(str::to_owned);
+    let model: Option<String> = match policy.request_model(&attrs, base.headers) {
+        Ok(model) => model.map(str::to_owned),
+        Err(refusal) => {
+            if early.is_none() {
+                notes.push(body_refusal_note(&refusal, 0, &policy));
+                early = Some(policy.refuse_body(refusal));
+            }
+            None
+        }
+    };
     let request = base.with_model(model.as_deref());
     let request_info = RequestInfo {
         method: request.method.to_string(),
@@ -357,6 +353,26 @@ pub fn evaluate(
         notes,
         explanations,
     })
+}
+
+/// Why the filter refuses this body, in words, naming the detail code.
+fn body_refusal_note(refusal: &BodyRefusal, len: usize, policy: &Policy) -> String {
+    match (refusal.reason, refusal.detail) {
+        (Reason::BodyTooLarge, _) => format!(
+            "the body is {len} bytes, over limits.max_request_body_bytes ({})",
+            policy.bundle().limits.max_request_body_bytes
+        ),
+        (_, Some("bad_batch")) => "the body is a malformed JSON-RPC batch (bad_batch)".into(),
+        (_, Some("model_mismatch")) => {
+            "the body's model and the model header differ (model_mismatch): the upstream may read either"
+                .into()
+        }
+        (_, Some(code)) => format!(
+            "the body is refused ({code}): a body the rules read must be strict JSON, \
+             unambiguous to every parser"
+        ),
+        (_, None) => "the body is refused".into(),
+    }
 }
 
 fn identity_info(

@@ -308,8 +308,23 @@ fn explain_decides_bad_bodies_like_the_filter() {
     );
     assert_eq!(code(&out), 3);
     let text = stdout(&out);
-    assert_eq!(text.lines().next(), Some("DENY (invalid_body)"));
+    assert_eq!(text.lines().next(), Some("DENY (invalid_body: bad_batch)"));
     assert!(text.contains("malformed JSON-RPC batch"), "{text}");
+}
+
+#[test]
+fn explain_refuses_ambiguous_bodies_like_the_filter() {
+    let out = explain(
+        &["--claims", "explain/claims-user.json"],
+        "explain/req-dup-name.json",
+        &["--json"],
+    );
+    assert_eq!(code(&out), 3);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["decision"]["reason"], "invalid_body");
+    assert_eq!(report["decision"]["detail"], "duplicate_key");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("duplicate_key"), "{notes}");
 }
 
 #[test]

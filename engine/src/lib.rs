@@ -19,11 +19,12 @@ pub mod request;
 pub mod request_line;
 pub mod signing;
 mod sse_frame;
+pub mod strict_json;
 pub mod template;
 
 pub use bundle::{Bundle, BundleError};
 pub use claims::Claims;
 pub use decision::{Decision, DryRunOutcome, Effect, Reason};
 pub use mcp::{McpCall, TargetKind};
-pub use policy::{Explanation, Policy};
+pub use policy::{BodyRefusal, Explanation, Policy};
 pub use request::RequestAttrs;

@@ -3,7 +3,7 @@
 //!
 //! [`McpSseFilter`] cuts the stream into events exactly as the PII
 //! scrubber does (CR/LF/CRLF lines, joined `data` lines, BOM), parses the
-//! `data` of each event as JSON, and runs [`filter_list_answer`] on it, so
+//! `data` of each event as JSON, and runs [`filter_list_answers`] on it, so
 //! a `tools/list`, `resources/list` or `prompts/list` answer whose id
 //! matches a list call of the request loses the entries the caller may not
 //! use, as a buffered JSON answer does. A changed event is written with
@@ -26,7 +26,7 @@
 
 use serde_json::Value;
 
-use crate::mcp::{filter_list_answer, McpCall, TargetKind};
+use crate::mcp::{filter_list_answers, McpCall, TargetKind};
 use crate::sse_frame::{fields, Event, Framer};
 
 /// Largest event by default, raw.
@@ -168,9 +168,15 @@ impl McpSseFilter {
             return Err(McpSseError::Unreadable);
         };
         self.mark_answered(&value);
-        let Some((filtered, removed)) = filter_list_answer(data, &self.calls, &mut *allowed) else {
-            out.extend_from_slice(&ev.raw);
-            return Ok(());
+        let (filtered, removed) = match filter_list_answers(data, &mut *allowed) {
+            Ok(Some(filtered)) => filtered,
+            Ok(None) => {
+                out.extend_from_slice(&ev.raw);
+                return Ok(());
+            }
+            // An answer the filter cannot read strictly could show
+            // entries it was meant to hide: the stream is refused.
+            Err(_) => return Err(McpSseError::Unreadable),
         };
         self.removed += removed;
         // The filtered JSON has no raw line break: one `data:` line takes

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use mcp_guard_engine::bundle::{Fallback, PiiSettings};
 use mcp_guard_engine::inject::header_value;
-use mcp_guard_engine::mcp::{filter_list_answer, BodyAttrs, TargetKind};
+use mcp_guard_engine::mcp::{filter_list_answers, BodyAttrs, TargetKind};
 use mcp_guard_engine::mcp_sse::McpSseFilter;
 use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
 use mcp_guard_engine::policy::claim_holds;
@@ -431,8 +431,8 @@ impl Exchange {
         body: Option<&[u8]>,
     ) -> Decision {
         let policy = &active.policy;
-        let attrs = match body.map(|b| policy.read_request_body(b)) {
-            Some(Err(reason)) => return policy.deny_for(reason),
+        let attrs = match body.map(|b| policy.request_body(b)) {
+            Some(Err(refusal)) => return policy.refuse_body(refusal),
             Some(Ok(attrs)) => attrs,
             None => BodyAttrs::default(),
         };
@@ -441,7 +441,10 @@ impl Exchange {
             .iter()
             .filter_map(|name| find_header(&self.headers, name).map(|v| (name.as_str(), v)))
             .collect();
-        let model = policy.model_of(&attrs, &headers);
+        let model = match policy.request_model(&attrs, &headers) {
+            Ok(model) => model,
+            Err(refusal) => return policy.refuse_body(refusal),
+        };
         let now = host.now_ms() / 1000;
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
             .with_headers(&headers)
@@ -732,7 +735,10 @@ impl Exchange {
         let filtered = if self.list_calls.is_empty() {
             None
         } else {
-            self.filter_lists(&body)
+            match self.filter_lists(&body) {
+                Ok(filtered) => filtered,
+                Err(reason) => return self.refuse_held(host, size, reason),
+            }
         };
         let changed = filtered.is_some();
         let current = filtered.unwrap_or(body);
@@ -758,15 +764,20 @@ impl Exchange {
     }
 
     /// Removes MCP list entries the caller may not use.
-    fn filter_lists(&mut self, body: &[u8]) -> Option<Vec<u8>> {
-        let active = self.policy.clone()?;
+    /// `Ok(None)` when nothing was removed; `Err` when the answer cannot
+    /// be read strictly (it could show entries it was meant to hide).
+    fn filter_lists(&mut self, body: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
+        let active = self.policy.clone().ok_or("no_policy")?;
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority);
         let claims = &self.claims;
-        let (filtered, removed) = filter_list_answer(body, &self.list_calls, |kind, name| {
+        let filtered = filter_list_answers(body, |kind, name| {
             active.policy.allows_target(claims, &request, kind, name)
-        })?;
-        self.record.mcp_hidden += removed;
-        Some(filtered)
+        })
+        .map_err(|_| "mcp_list_unfilterable")?;
+        Ok(filtered.map(|(filtered, removed)| {
+            self.record.mcp_hidden += removed;
+            filtered
+        }))
     }
 
     /// Refuses a response whose headers are still held: 502 with a JSON

@@ -432,7 +432,12 @@ fn headers_the_rules_read_must_be_unambiguous() {
 
 #[test]
 fn prompts_without_a_json_type_are_scrubbed_and_binary_prompts_refused() {
-    let policy = active(&bundle(json!({"scrub_requests": true})));
+    // No rule reads the body here (with one, every body must be strict
+    // JSON: see `headers_the_rules_read_must_be_unambiguous`).
+    let mut b = bundle(json!({"scrub_requests": true}));
+    b["rules"] =
+        json!([{"id": "plain", "effect": "allow", "when": {"path": {"prefix": "/plain/"}}}]);
+    let policy = active(&b);
     for ct in [
         None,
         Some("text/plain"),

@@ -20,7 +20,6 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod keys;
-mod strict_json;
 pub mod verify;
 
 pub use cache::TokenCache;

@@ -26,8 +26,8 @@ use super::cache::TokenCache;
 use super::config::VerifyConfig;
 use super::error::{JwtConfigError, JwtError, MalformedPart};
 use super::keys::{compile_jwk, refuse_alg_name, Alg, Compiled, Key};
-use super::strict_json::parse_object;
 use crate::claims::Claims;
+use crate::strict_json::parse_object;
 
 /// Verifies tokens against the issuers of a [`VerifyConfig`]. Built once per
 /// bundle; verification borrows it immutably, so it can be shared.

@@ -18,7 +18,9 @@ use crate::bundle::{Bundle, BundleError, RuleEffect};
 use crate::claims::Claims;
 use crate::decision::{Decision, DryRunOutcome, Effect, Reason};
 use crate::jwt::Verifier;
-use crate::mcp::{read_body, BodyAttrs, BodyError, McpCall, TargetKind};
+#[cfg(doc)]
+use crate::mcp::BodyError;
+use crate::mcp::{read_body, BodyAttrs, McpCall, TargetKind};
 use crate::pii::Scanner;
 use crate::request::RequestAttrs;
 use eval::Tracer;
@@ -60,6 +62,27 @@ pub struct Explanation {
     pub decision: Decision,
     /// Every rule in evaluation order (deny rules first).
     pub rules: Vec<RuleExplanation>,
+}
+
+/// A request refused for its body: the reason (`body_too_large` or
+/// `invalid_body`) and, for invalid bodies, the finer code (`bom`,
+/// `duplicate_key`, `model_mismatch`, ...) for the reply and access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}", reason.as_str(), detail.map(|d| format!(" ({d})")).unwrap_or_default())]
+pub struct BodyRefusal {
+    /// The decision reason.
+    pub reason: Reason,
+    /// The finer code, when there is one.
+    pub detail: Option<&'static str>,
+}
+
+impl BodyRefusal {
+    fn invalid(detail: &'static str) -> Self {
+        Self {
+            reason: Reason::InvalidBody,
+            detail: Some(detail),
+        }
+    }
 }
 
 impl Policy {
@@ -150,32 +173,64 @@ impl Policy {
     }
 
     /// Reads the model and MCP calls from a request body under this
-    /// bundle's limits: too large → `BodyTooLarge`, a malformed JSON-RPC
-    /// batch → `InvalidBody`; a body that is not JSON carries no attributes
-    /// (rules on model or MCP then simply do not match). One place for the
-    /// filter and the `explain` CLI, so they cannot drift.
-    pub fn read_request_body(&self, body: &[u8]) -> Result<BodyAttrs, Reason> {
+    /// bundle's limits. One place for the filter and the `explain` CLI, so
+    /// they cannot drift.
+    ///
+    /// Call it whenever [`Policy::needs_body`] holds, whatever the content
+    /// type: a lenient upstream may parse a `text/plain` or form body as
+    /// JSON anyway. Too large → `body_too_large`; any non-empty body that
+    /// is not strict JSON, or whose JSON-RPC members are ambiguous or of
+    /// the wrong type → `invalid_body` with the [`BodyError::code`] as
+    /// detail. An empty body carries no attributes (no call to run, no
+    /// model named).
+    pub fn request_body(&self, body: &[u8]) -> Result<BodyAttrs, BodyRefusal> {
         if body.len() > self.bundle.limits.max_request_body_bytes {
-            return Err(Reason::BodyTooLarge);
+            return Err(BodyRefusal {
+                reason: Reason::BodyTooLarge,
+                detail: None,
+            });
         }
-        match read_body(body) {
-            Ok(attrs) => Ok(attrs),
-            Err(BodyError::BadBatch) => Err(Reason::InvalidBody),
-            Err(BodyError::NotJson) => Ok(BodyAttrs::default()),
-        }
+        read_body(body).map_err(|e| BodyRefusal::invalid(e.code()))
     }
 
     /// The model a request names: the body's `model`, else the bundle's
-    /// model header (the body wins, as the upstream reads the body).
-    pub fn model_of<'a>(
+    /// model header. When both are present they must agree (the upstream
+    /// may read either): otherwise `invalid_body` / `model_mismatch`, as
+    /// for two model headers that differ.
+    pub fn request_model<'a>(
         &self,
         attrs: &'a BodyAttrs,
         headers: &[(&'a str, &'a str)],
-    ) -> Option<&'a str> {
-        attrs.model.as_deref().or_else(|| {
-            let name = self.bundle.attributes.model_header.as_deref()?;
-            headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
-        })
+    ) -> Result<Option<&'a str>, BodyRefusal> {
+        let header_values = self
+            .bundle
+            .attributes
+            .model_header
+            .as_deref()
+            .into_iter()
+            .flat_map(|name| headers.iter().filter(move |(k, _)| *k == name))
+            .map(|(_, v)| *v);
+        let mut model = attrs.model.as_deref();
+        for value in header_values {
+            match model {
+                Some(named) if named != value => {
+                    return Err(BodyRefusal::invalid("model_mismatch"))
+                }
+                Some(_) => {}
+                None => model = Some(value),
+            }
+        }
+        Ok(model)
+    }
+
+    /// The denial for a refused body, with the bundle's dry-run mode
+    /// applied and the detail code attached.
+    pub fn refuse_body(&self, refusal: BodyRefusal) -> Decision {
+        let decision = self.deny_for(refusal.reason);
+        match refusal.detail {
+            Some(detail) => decision.with_detail(detail),
+            None => decision,
+        }
     }
 
     /// Request headers the rules read (lower case), so the filter fetches
