@@ -47,6 +47,10 @@ pub struct GuardStream {
     answered_locally: bool,
     claims: Claims,
     line: RequestLine,
+    /// `x-request-id`, read while the request headers are available: Envoy
+    /// drops the request header map once its callback continued, so the
+    /// response callbacks cannot read it there.
+    request_id: String,
     awaiting_body: bool,
     list_calls: Vec<McpCall>,
     /// The scanner for this exchange; `None` when scrubbing is off or the
@@ -114,6 +118,7 @@ impl GuardStream {
             answered_locally: false,
             claims: Claims::default(),
             line: RequestLine::default(),
+            request_id: String::new(),
             awaiting_body: false,
             list_calls: Vec::new(),
             scanner: None,
@@ -199,10 +204,6 @@ impl GuardStream {
         self.enforce(decision)
     }
 
-    fn request_id() -> String {
-        host::header(HeaderMap::Request, "x-request-id").unwrap_or_default()
-    }
-
     fn settings(&self) -> Option<&mcp_guard_engine::bundle::PiiSettings> {
         Some(&self.policy.as_ref()?.policy.bundle().pii)
     }
@@ -263,7 +264,7 @@ impl GuardStream {
     /// Refuses a response whose headers are still held: 502 with a JSON
     /// body naming the reason.
     fn refuse_buffered(&mut self, size: usize, reason: &'static str) {
-        let body = scrub::refusal_body(reason, &Self::request_id());
+        let body = scrub::refusal_body(reason, &self.request_id);
         let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, ":status", Some("502"));
         let _ = hostcalls::set_map_value(
             MapType::HttpResponseHeaders,
@@ -278,7 +279,7 @@ impl GuardStream {
 
     /// Ends a stream that has started with an explicit SSE error event.
     fn refuse_stream(&mut self, size: usize, reason: &'static str) {
-        let event = scrub::refusal_event(reason, &Self::request_id());
+        let event = scrub::refusal_event(reason, &self.request_id);
         let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &event);
         self.response = BodyScrub::Blocked;
         self.record.scrub_note = Some(reason);
@@ -349,6 +350,7 @@ impl Context for GuardStream {}
 
 impl HttpContext for GuardStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.request_id = host::header(HeaderMap::Request, "x-request-id").unwrap_or_default();
         let Some(active) = self.policy.clone() else {
             return self.enforce(Decision::deny(Reason::NoPolicy));
         };
@@ -440,7 +442,7 @@ impl HttpContext for GuardStream {
                     self.record.scrub_note = Some("compressed_blocked");
                     self.metrics.record_pii_block();
                     self.record.publish();
-                    let body = scrub::refusal_body("compressed_response", &Self::request_id());
+                    let body = scrub::refusal_body("compressed_response", &self.request_id);
                     let headers = [("content-type", "application/json")];
                     let _ = host::send_local_response(502, "mcp_pii_compressed", &headers, &body);
                     self.answered_locally = true;
