@@ -21,8 +21,11 @@ const MAX_CALL_ROUNDS: usize = 100;
 pub struct RequestSpec {
     /// Headers including pseudo-headers (`:method`, `:path`, `:authority`).
     pub headers: Vec<(String, String)>,
-    /// Body chunks; empty means no body (end of stream on the headers).
+    /// Body chunks; empty means no body (end of stream on the headers
+    /// unless there are trailers).
     pub chunks: Vec<Vec<u8>>,
+    /// Trailers ending the request (HTTP/2); empty means none.
+    pub trailers: Vec<(String, String)>,
 }
 
 /// The upstream side of an exchange.
@@ -32,6 +35,8 @@ pub struct ResponseSpec {
     pub headers: Vec<(String, String)>,
     /// Body chunks; empty means no body.
     pub chunks: Vec<Vec<u8>>,
+    /// Trailers ending the response; empty means none.
+    pub trailers: Vec<(String, String)>,
 }
 
 /// Everything needed to replay one exchange.
@@ -95,9 +100,9 @@ fn fail_pending(stream: &Stream) -> Result<(), HostError> {
 }
 
 impl Plugin {
-    /// Drives one exchange on a new stream: request headers and body
-    /// chunks; then, if the request reached upstream whole and no local
-    /// reply was sent, the response headers and chunks; then the stream is
+    /// Drives one exchange on a new stream: request headers, body chunks
+    /// and trailers; then, if the request reached upstream whole and no local
+    /// reply was sent, the response headers, chunks and trailers; then the stream is
     /// finished. HTTP calls the filter dispatches are failed (nothing can
     /// answer them here). Errors are traps and misuse; the filter's own
     /// decisions are in the result.
@@ -134,10 +139,14 @@ impl Plugin {
             }
         }
         let request = &exchange.request;
-        stream.request_headers(&pairs(&request.headers), request.chunks.is_empty())?;
-        send_chunks(&request.chunks, |chunk, end| {
+        let ends = request.trailers.is_empty();
+        stream.request_headers(&pairs(&request.headers), ends && request.chunks.is_empty())?;
+        send_chunks(&request.chunks, ends, |chunk, end| {
             stream.request_body(chunk, end)
         })?;
+        if !ends {
+            stream.request_trailers(&pairs(&request.trailers))?;
+        }
         fail_pending(stream)?;
         let reached_upstream = stream.upstream_request().is_some_and(|r| r.complete);
         if stream.local_reply().is_some() || !reached_upstream {
@@ -145,21 +154,31 @@ impl Plugin {
         }
         let default = ResponseSpec::default();
         let response = exchange.response.as_ref().unwrap_or(&default);
-        stream.response_headers(&pairs(&response.headers), response.chunks.is_empty())?;
-        send_chunks(&response.chunks, |chunk, end| {
+        let ends = response.trailers.is_empty();
+        stream.response_headers(
+            &pairs(&response.headers),
+            ends && response.chunks.is_empty(),
+        )?;
+        send_chunks(&response.chunks, ends, |chunk, end| {
             stream.response_body(chunk, end)
         })?;
+        if !ends {
+            stream.response_trailers(&pairs(&response.trailers))?;
+        }
         fail_pending(stream)?;
         Ok(())
     }
 }
 
+/// Sends the chunks; the last one carries the end of stream only when
+/// `ends` (no trailers follow).
 fn send_chunks(
     chunks: &[Vec<u8>],
+    ends: bool,
     mut send: impl FnMut(&[u8], bool) -> Result<crate::stream::Action, HostError>,
 ) -> Result<(), HostError> {
     for (i, chunk) in chunks.iter().enumerate() {
-        send(chunk, i + 1 == chunks.len())?;
+        send(chunk, ends && i + 1 == chunks.len())?;
     }
     Ok(())
 }

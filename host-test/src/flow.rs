@@ -10,6 +10,15 @@
 //! * body `Continue` releases held headers and everything buffered as one
 //!   chunk; `Pause` (StopIterationAndBuffer) keeps the data buffered, so the
 //!   next callback sees the total size and `get_buffer_bytes` the whole body;
+//! * trailers end the stream instead of a body callback with
+//!   `end_of_stream` (Envoy never sends one then): `Continue` releases held
+//!   headers, the buffered body and the trailers; `Pause` holds everything
+//!   until a resume or a local reply. While the body was buffered, the
+//!   trailers callback sees and may replace the whole body; after streaming
+//!   bodies it sees none (see `docs/envoy-trailers.md`);
+//! * a header or trailer map is gone once its callback returned `Continue`
+//!   (Envoy drops the pointer), and body data is reachable only in a body
+//!   callback or while buffered;
 //! * `proxy_continue_stream` releases what is held once the callback returns;
 //! * `proxy_send_local_response` ends the request path (nothing more goes
 //!   upstream) and runs the reply through the filter's own response
@@ -52,6 +61,13 @@ impl Side {
             Side::Response => "proxy_on_response_body",
         }
     }
+
+    fn trailers_export(self) -> &'static str {
+        match self {
+            Side::Request => "proxy_on_request_trailers",
+            Side::Response => "proxy_on_response_trailers",
+        }
+    }
 }
 
 fn dir(stream: &mut StreamState, side: Side) -> &mut Direction {
@@ -61,18 +77,22 @@ fn dir(stream: &mut StreamState, side: Side) -> &mut Direction {
     }
 }
 
-/// Lets held headers and buffered data go on, ending the stream if the end
-/// already arrived.
+/// Lets held headers, buffered data and trailers go on, ending the stream
+/// if the end already arrived.
 fn release(d: &mut Direction) {
     if d.sent_headers.is_none() {
         d.sent_headers = Some(d.headers.clone());
     }
     d.headers_held = false;
+    d.buffering = false;
     let body = std::mem::take(&mut d.body);
     if !body.is_empty() {
         d.sent_chunks.push(body);
     }
     if d.end_received {
+        if d.trailers_received && d.sent_trailers.is_none() {
+            d.sent_trailers = Some(d.trailers.clone());
+        }
         d.complete = true;
     }
 }
@@ -177,6 +197,48 @@ impl Vm {
         Ok(action)
     }
 
+    /// Delivers trailers from the client (request) or upstream (response):
+    /// the end of that direction.
+    pub fn deliver_trailers(
+        &mut self,
+        id: u32,
+        side: Side,
+        trailers: HeaderMap,
+    ) -> Result<Action, HostError> {
+        let stream = self.stream_checked(id)?;
+        if blocked(stream) {
+            return Ok(Action::NotCalled);
+        }
+        let d = dir(stream, side);
+        let problem = if !d.headers_received {
+            Some("trailers before headers")
+        } else if d.end_received {
+            Some("trailers after end_of_stream")
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err(HostError::Sequence {
+                stream: id,
+                message: message.into(),
+            });
+        }
+        let d = self.live_dir(id, side)?;
+        let count = trailers.len() as u32;
+        d.trailers = trailers;
+        d.trailers_received = true;
+        d.end_received = true;
+        let raw = self.call(id, side.trailers_export(), &[id, count])?;
+        let action = Action::from_raw(raw);
+        if action == Action::Continue {
+            let d = self.live_dir(id, side)?;
+            d.trailers_gone = true;
+            release(d);
+        }
+        self.pump()?;
+        Ok(action)
+    }
+
     fn headers_raw(
         &mut self,
         id: u32,
@@ -197,6 +259,7 @@ impl Vm {
         let action = Action::from_raw(raw);
         let d = self.live_dir(id, side)?;
         if action == Action::Continue {
+            d.headers_gone = true;
             release(d);
         } else {
             d.headers_held = true;
@@ -214,11 +277,19 @@ impl Vm {
         let d = self.live_dir(id, side)?;
         d.body.extend_from_slice(chunk);
         d.end_received = end_of_stream;
+        d.in_body_callback = true;
         let size = d.body.len() as u32;
-        let raw = self.call(id, side.body_export(), &[id, size, end_of_stream.into()])?;
-        let action = Action::from_raw(raw);
+        let raw = self.call(id, side.body_export(), &[id, size, end_of_stream.into()]);
+        // The stream may be gone if the call failed; the error wins then.
+        if let Ok(d) = self.live_dir(id, side) {
+            d.in_body_callback = false;
+        }
+        let action = Action::from_raw(raw?);
+        let d = self.live_dir(id, side)?;
         if action == Action::Continue {
-            release(self.live_dir(id, side)?);
+            release(d);
+        } else {
+            d.buffering = true;
         }
         Ok(action)
     }
@@ -365,7 +436,10 @@ impl Vm {
         }
         let mut outcome = Ok(());
         for export in ["proxy_on_log", "proxy_on_done", "proxy_on_delete"] {
-            if let Err(e) = self.call(id, export, &[id]) {
+            self.state_mut().in_log = export == "proxy_on_log";
+            let result = self.call(id, export, &[id]);
+            self.state_mut().in_log = false;
+            if let Err(e) = result {
                 outcome = Err(e);
                 break;
             }

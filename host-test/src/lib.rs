@@ -30,8 +30,7 @@
 //! ```
 //!
 //! What is not simulated: gRPC calls and streams (Unimplemented), TCP
-//! (network filter) callbacks, trailers (the maps exist and stay empty),
-//! foreign functions (NotFound), and Envoy's `StopAllIteration*` header
+//! (network filter) callbacks, foreign functions (NotFound), and Envoy's `StopAllIteration*` header
 //! statuses (treated as a plain pause).
 
 #![warn(missing_docs)]

@@ -111,6 +111,7 @@ impl Plugin {
             root_id: ROOT_CONTEXT_ID,
             vm_id: options.vm_id.clone(),
             effective: ROOT_CONTEXT_ID,
+            in_log: false,
             log_level: options.log_level,
             logs: LogSink::default(),
             now_nanos: nanos_since_epoch(options.start_time.unwrap_or_else(SystemTime::now)),

@@ -2,15 +2,20 @@
 //!
 //! Input line:
 //! `{"id", "jwt_payload"?, "properties"?, "request": {"method", "path",
-//! "headers"?, "body"? | "body_base64"? | "chunks"?}, "response"?: {"status"?,
-//! "headers"?, "body"? | "body_base64"? | "chunks"?}}`.
-//! Header values are strings (or arrays of strings for repeated headers).
+//! "headers"?, "body"? | "body_base64"? | "chunks"?, "trailers"?},
+//! "response"?: {"status"?, "headers"?, "body"? | "body_base64"? |
+//! "chunks"?, "trailers"?}}`.
+//! Header and trailer values are strings (or arrays of strings for repeated
+//! names); non-empty `trailers` end the message instead of the last body
+//! chunk, as over HTTP/2.
 //! Property keys are dot-separated paths (`"request.id"`); string values are
 //! raw bytes, other JSON values use the Envoy encoding. `jwt_payload` is
 //! stored as `jwt_authn` would, under the metadata key given by `--jwt-key`.
 //!
 //! Output line: `{"id", "local_reply", "upstream_request", "response",
-//! "filter_state", "metrics", "logs", "stalled", "http_calls"}`, or
+//! "filter_state", "metrics", "logs", "stalled", "http_calls"}` (the
+//! upstream request and the response carry `"trailers"` when they had
+//! some), or
 //! `{"id", "line", "error"}` for a line that could not be run.
 //!
 //! One VM serves the whole file, like one Envoy worker: metrics and shared
@@ -52,6 +57,8 @@ struct InputRequest {
     body: Option<String>,
     body_base64: Option<String>,
     chunks: Option<Vec<String>>,
+    #[serde(default)]
+    trailers: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +70,8 @@ struct InputResponse {
     body: Option<String>,
     body_base64: Option<String>,
     chunks: Option<Vec<String>>,
+    #[serde(default)]
+    trailers: Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -94,6 +103,8 @@ struct OutMessage {
     body: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_base64: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    trailers: BTreeMap<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -104,6 +115,8 @@ struct OutResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     body_base64: Option<String>,
     chunks: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    trailers: BTreeMap<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -237,19 +250,33 @@ fn header_pairs(headers: Map<String, Value>, what: &str) -> Result<Vec<(String, 
             Value::Array(values) => {
                 for v in values {
                     let Value::String(v) = v else {
-                        return Err(format!("{what}.headers.{name}: values must be strings"));
+                        return Err(format!("{what}.{name}: values must be strings"));
                     };
                     out.push((name.to_ascii_lowercase(), v));
                 }
             }
             _ => {
                 return Err(format!(
-                    "{what}.headers.{name}: value must be a string or an array of strings"
+                    "{what}.{name}: value must be a string or an array of strings"
                 ))
             }
         }
     }
     Ok(out)
+}
+
+/// Trailers: like headers, but pseudo-headers are not allowed (HTTP/2).
+fn trailer_pairs(
+    trailers: Map<String, Value>,
+    what: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let pairs = header_pairs(trailers, &format!("{what}.trailers"))?;
+    if let Some((name, _)) = pairs.iter().find(|(k, _)| k.starts_with(':')) {
+        return Err(format!(
+            "{what}.trailers.{name}: pseudo-headers are not allowed in trailers"
+        ));
+    }
+    Ok(pairs)
 }
 
 fn to_exchange(line: InputLine, options: &ReplayOptions) -> Result<Exchange, String> {
@@ -258,7 +285,7 @@ fn to_exchange(line: InputLine, options: &ReplayOptions) -> Result<Exchange, Str
         (":method".to_string(), request.method),
         (":path".to_string(), request.path),
     ];
-    let mut rest = header_pairs(request.headers, "request")?;
+    let mut rest = header_pairs(request.headers, "request.headers")?;
     // Envoy's codec turns Host into :authority.
     let authority = rest
         .iter()
@@ -274,15 +301,17 @@ fn to_exchange(line: InputLine, options: &ReplayOptions) -> Result<Exchange, Str
     let request = RequestSpec {
         headers,
         chunks: body_chunks(request.body, request.body_base64, request.chunks, "request")?,
+        trailers: trailer_pairs(request.trailers, "request")?,
     };
     let response = match line.response {
         None => None,
         Some(r) => {
             let mut headers = vec![(":status".to_string(), r.status.unwrap_or(200).to_string())];
-            headers.extend(header_pairs(r.headers, "response")?);
+            headers.extend(header_pairs(r.headers, "response.headers")?);
             Some(ResponseSpec {
                 headers,
                 chunks: body_chunks(r.body, r.body_base64, r.chunks, "response")?,
+                trailers: trailer_pairs(r.trailers, "response")?,
             })
         }
     };
@@ -349,6 +378,7 @@ fn render(id: Value, result: ExchangeResult) -> OutputLine {
                 headers: header_object(&u.headers),
                 body,
                 body_base64,
+                trailers: header_object(&u.trailers),
             }
         }),
         response: result.response.map(|r| {
@@ -363,6 +393,7 @@ fn render(id: Value, result: ExchangeResult) -> OutputLine {
                     .iter()
                     .map(|c| String::from_utf8_lossy(c).into_owned())
                     .collect(),
+                trailers: header_object(&r.trailers),
             }
         }),
         filter_state: result.filter_state,
@@ -439,6 +470,31 @@ mod tests {
         let b64 = parse(json!({"request": {"method": "GET", "path": "/", "body_base64": "/wD+"}}))
             .unwrap();
         assert_eq!(b64.request.chunks, vec![vec![0xff, 0x00, 0xfe]]);
+    }
+
+    #[test]
+    fn trailers_are_parsed_and_pseudo_headers_refused() {
+        let exchange = parse(json!({
+            "request": {"method": "POST", "path": "/", "body": "x", "trailers": {"X-T": ["1", "2"]}},
+            "response": {"chunks": ["a"], "trailers": {"grpc-status": "0"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            exchange.request.trailers,
+            vec![("x-t".into(), "1".into()), ("x-t".into(), "2".into())]
+        );
+        assert_eq!(
+            exchange.response.unwrap().trailers,
+            vec![("grpc-status".into(), "0".into())]
+        );
+        let none = parse(json!({"request": {"method": "GET", "path": "/"}})).unwrap();
+        assert!(none.request.trailers.is_empty());
+        let pseudo =
+            parse(json!({"request": {"method": "POST", "path": "/", "trailers": {":path": "/x"}}}));
+        assert!(pseudo.unwrap_err().contains("pseudo-headers"));
+        let number =
+            parse(json!({"request": {"method": "POST", "path": "/", "trailers": {"x": 1}}}));
+        assert!(number.unwrap_err().contains("request.trailers.x"));
     }
 
     #[test]

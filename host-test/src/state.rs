@@ -54,10 +54,25 @@ impl LocalReply {
 pub(crate) struct Direction {
     /// Live headers; the filter reads and edits these.
     pub headers: HeaderMap,
-    /// Live trailers (always empty: trailers are not driven by the host).
+    /// Live trailers once delivered; the filter reads and edits these.
     pub trailers: HeaderMap,
     /// The headers callback has been delivered.
     pub headers_received: bool,
+    /// The headers callback returned `Continue`: Envoy then drops its
+    /// pointer to the map, so the header hostcalls answer BadArgument
+    /// (except reads during `proxy_on_log`).
+    pub headers_gone: bool,
+    /// The trailers callback has been delivered (the end of stream).
+    pub trailers_received: bool,
+    /// The trailers callback returned `Continue`: the map is gone as for
+    /// headers.
+    pub trailers_gone: bool,
+    /// The last body callback answered StopIterationAndBuffer and the data
+    /// has not moved on: the whole buffered body stays visible and
+    /// replaceable, e.g. from the trailers callback.
+    pub buffering: bool,
+    /// A body callback is running: its data is visible even when streaming.
+    pub in_body_callback: bool,
     /// Headers are held: the callback paused and nothing resumed them yet.
     pub headers_held: bool,
     /// Body bytes held at this filter; what `get_buffer_bytes` shows.
@@ -68,6 +83,8 @@ pub(crate) struct Direction {
     pub sent_headers: Option<HeaderMap>,
     /// Body chunks as they left the filter.
     pub sent_chunks: Vec<Vec<u8>>,
+    /// Trailers as they left the filter, when the stream ended with some.
+    pub sent_trailers: Option<HeaderMap>,
     /// The end of stream has left the filter.
     pub complete: bool,
     /// The filter called `proxy_continue_stream` for this direction.
@@ -79,6 +96,13 @@ impl Direction {
     /// stream cannot progress.
     pub fn stalled(&self) -> bool {
         self.end_received && !self.complete
+    }
+
+    /// Whether the body hostcalls reach this direction's data now: during a
+    /// body callback, or while the filter buffers (Envoy answers NotFound /
+    /// BadArgument otherwise, e.g. at trailers after streaming bodies).
+    pub fn body_available(&self) -> bool {
+        self.in_body_callback || self.buffering
     }
 }
 
@@ -117,6 +141,9 @@ pub(crate) struct HostState {
     pub vm_id: String,
     /// Context the hostcalls act on.
     pub effective: u32,
+    /// `proxy_on_log` is running: Envoy shows the access-log copies of the
+    /// request headers, response headers and response trailers, read-only.
+    pub in_log: bool,
     /// Level returned by `proxy_get_log_level`; lower lines are dropped.
     pub log_level: LogLevel,
     pub logs: LogSink,

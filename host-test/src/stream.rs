@@ -49,6 +49,8 @@ pub struct UpstreamRequest {
     pub body: Vec<u8>,
     /// Chunks in the order they were released.
     pub chunks: Vec<Vec<u8>>,
+    /// Trailers as the filter left them; empty when the request had none.
+    pub trailers: Vec<(String, String)>,
     /// The end of stream was released too.
     pub complete: bool,
 }
@@ -65,6 +67,8 @@ pub struct ClientResponse {
     pub body: Vec<u8>,
     /// Chunks in the order they were released.
     pub chunks: Vec<Vec<u8>>,
+    /// Trailers as the filter left them; empty when the response had none.
+    pub trailers: Vec<(String, String)>,
     /// The end of stream was released too.
     pub complete: bool,
 }
@@ -77,10 +81,36 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// `(declared, actual)` when a complete message carries a `content-length`
+/// that its body does not match. Envoy forwards such a message unchanged
+/// (it does not fix `content-length` when a filter replaces a body) and the
+/// peer rejects it: an h2 upstream resets the stream, an h2 client flags a
+/// protocol error.
+fn length_mismatch(
+    headers: &[(String, String)],
+    body: &[u8],
+    complete: bool,
+) -> Option<(String, usize)> {
+    let declared = header(headers, "content-length")?;
+    let matches = declared.trim().parse::<usize>().ok() == Some(body.len());
+    (complete && !matches).then(|| (declared.to_string(), body.len()))
+}
+
 impl UpstreamRequest {
     /// First value of a header (names are lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
+    }
+
+    /// First value of a trailer (names are lower-case).
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        header(&self.trailers, name)
+    }
+
+    /// `(content-length value, body length)` when they disagree on a
+    /// complete request: a real upstream would reject it.
+    pub fn content_length_mismatch(&self) -> Option<(String, usize)> {
+        length_mismatch(&self.headers, &self.body, self.complete)
     }
 
     /// The body as text (lossy).
@@ -95,6 +125,17 @@ impl ClientResponse {
         header(&self.headers, name)
     }
 
+    /// First value of a trailer (names are lower-case).
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        header(&self.trailers, name)
+    }
+
+    /// `(content-length value, body length)` when they disagree on a
+    /// complete response: a real client would see a protocol error.
+    pub fn content_length_mismatch(&self) -> Option<(String, usize)> {
+        length_mismatch(&self.headers, &self.body, self.complete)
+    }
+
     /// The body as text (lossy).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -106,6 +147,7 @@ struct Sent {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     chunks: Vec<Vec<u8>>,
+    trailers: Vec<(String, String)>,
     complete: bool,
 }
 
@@ -115,14 +157,20 @@ fn sent(d: &Direction) -> Option<Sent> {
         headers: d.sent_headers.as_ref()?.to_pairs(),
         body: d.sent_chunks.concat(),
         chunks: d.sent_chunks.clone(),
+        trailers: d
+            .sent_trailers
+            .as_ref()
+            .map(HeaderMap::to_pairs)
+            .unwrap_or_default(),
         complete: d.complete,
     })
 }
 
 /// One HTTP stream context of a [`crate::Plugin`].
 ///
-/// Drive it like Envoy would (request headers, request body, response
-/// headers, response body) and inspect what the filter let through. The
+/// Drive it like Envoy would (request headers, request body, request
+/// trailers, response headers, response body, response trailers) and
+/// inspect what the filter let through. The
 /// handle shares the VM with its plugin, so the plugin stays usable (e.g. to
 /// answer HTTP calls) while streams are open, and several streams may be
 /// interleaved.
@@ -199,6 +247,21 @@ impl Stream {
             .deliver_body(self.id, Side::Request, chunk, end_of_stream)
     }
 
+    /// Delivers request trailers (`proxy_on_request_trailers`): the end of
+    /// the request, as for an HTTP/2 client (or HTTP/1.1 with Envoy's
+    /// `enable_trailers`); the last body chunk must then have been sent with
+    /// `end_of_stream = false`, and Envoy never sends an end-of-stream body
+    /// callback. A buffered (paused) body is visible and replaceable in the
+    /// callback; `Continue` releases held headers, body and trailers,
+    /// `Pause` holds them until a resume or a local reply.
+    pub fn request_trailers(&self, trailers: &[(&str, &str)]) -> Result<Action, HostError> {
+        self.vm.borrow_mut().deliver_trailers(
+            self.id,
+            Side::Request,
+            HeaderMap::from_pairs(trailers),
+        )
+    }
+
     /// Delivers upstream response headers (`proxy_on_response_headers`).
     /// `:status: 200` is added first when absent. Fails if the request never
     /// reached upstream; not called after a local reply.
@@ -226,6 +289,16 @@ impl Stream {
             .deliver_body(self.id, Side::Response, chunk, end_of_stream)
     }
 
+    /// Delivers upstream response trailers (`proxy_on_response_trailers`),
+    /// the end of the response; same rules as [`Stream::request_trailers`].
+    pub fn response_trailers(&self, trailers: &[(&str, &str)]) -> Result<Action, HostError> {
+        self.vm.borrow_mut().deliver_trailers(
+            self.id,
+            Side::Response,
+            HeaderMap::from_pairs(trailers),
+        )
+    }
+
     /// The local reply the filter sent, if any.
     pub fn local_reply(&self) -> Option<LocalReply> {
         self.with(|s| s.local_reply.clone()).flatten()
@@ -239,6 +312,7 @@ impl Stream {
             headers: sent.headers,
             body: sent.body,
             chunks: sent.chunks,
+            trailers: sent.trailers,
             complete: sent.complete,
         })
     }
@@ -255,6 +329,7 @@ impl Stream {
             headers: sent.headers,
             body: sent.body,
             chunks: sent.chunks,
+            trailers: sent.trailers,
             complete: sent.complete,
         })
     }
@@ -268,6 +343,19 @@ impl Stream {
     /// The response headers as the filter currently sees them (live map).
     pub fn current_response_headers(&self) -> Vec<(String, String)> {
         self.with(|s| s.response.headers.to_pairs())
+            .unwrap_or_default()
+    }
+
+    /// The request trailers as the filter currently sees them (live map;
+    /// empty before they arrive).
+    pub fn current_request_trailers(&self) -> Vec<(String, String)> {
+        self.with(|s| s.request.trailers.to_pairs())
+            .unwrap_or_default()
+    }
+
+    /// The response trailers as the filter currently sees them (live map).
+    pub fn current_response_trailers(&self) -> Vec<(String, String)> {
+        self.with(|s| s.response.trailers.to_pairs())
             .unwrap_or_default()
     }
 

@@ -11,4 +11,5 @@ mod abi {
     pub mod properties;
     pub mod replay;
     pub mod safety;
+    pub mod trailers;
 }

@@ -1,7 +1,10 @@
 //! `proxy_get_buffer_bytes` / `proxy_set_buffer_bytes`.
 //!
 //! Bodies are the bytes currently held at the filter for the effective
-//! stream (the whole buffered body while the filter buffers). Configuration
+//! stream (the whole buffered body while the filter buffers), reachable only
+//! during a body callback or while the filter buffers, as in Envoy: at
+//! trailers after streaming bodies a read finds nothing (NotFound) and a
+//! write answers BadArgument. Configuration
 //! buffers are visible when Envoy shows them: the VM configuration always,
 //! the plugin configuration only during `proxy_on_configure`. The HTTP call
 //! response body only during `proxy_on_http_call_response`.
@@ -12,7 +15,7 @@ use super::memory::{read, return_bytes, u};
 use super::status::Status;
 use super::types::BufferType;
 use super::{code, code_or_trap};
-use crate::state::HostState;
+use crate::state::{Direction, HostState};
 
 type C<'a> = Caller<'a, HostState>;
 
@@ -48,8 +51,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 fn slice_of(state: &HostState, kind: i32, start: u32, max: u32) -> Result<Option<Vec<u8>>, Status> {
     let kind = BufferType::from_i32(kind).ok_or(Status::BadArgument)?;
     let buffer: &[u8] = match kind {
-        BufferType::HttpRequestBody => &state.stream().ok_or(Status::NotFound)?.request.body,
-        BufferType::HttpResponseBody => &state.stream().ok_or(Status::NotFound)?.response.body,
+        BufferType::HttpRequestBody => body_of(&state.stream().ok_or(Status::NotFound)?.request)?,
+        BufferType::HttpResponseBody => body_of(&state.stream().ok_or(Status::NotFound)?.response)?,
         BufferType::HttpCallResponseBody => {
             &state.http.active.as_ref().ok_or(Status::NotFound)?.body
         }
@@ -72,15 +75,27 @@ fn slice_of(state: &HostState, kind: i32, start: u32, max: u32) -> Result<Option
     Ok(Some(buffer[start..end].to_vec()))
 }
 
+/// A direction's body when Envoy exposes it now.
+fn body_of(d: &Direction) -> Result<&[u8], Status> {
+    if d.body_available() {
+        Ok(&d.body)
+    } else {
+        Err(Status::NotFound)
+    }
+}
+
 /// The mutable body buffers; every other buffer is read-only in Envoy.
 fn body_mut(state: &mut HostState, kind: i32) -> Result<&mut Vec<u8>, Status> {
     let kind = BufferType::from_i32(kind).ok_or(Status::BadArgument)?;
-    let stream = state.stream_mut();
-    match (kind, stream) {
-        (BufferType::HttpRequestBody, Some(s)) => Ok(&mut s.request.body),
-        (BufferType::HttpResponseBody, Some(s)) => Ok(&mut s.response.body),
-        _ => Err(Status::BadArgument),
+    let d = match (kind, state.stream_mut()) {
+        (BufferType::HttpRequestBody, Some(s)) => &mut s.request,
+        (BufferType::HttpResponseBody, Some(s)) => &mut s.response,
+        _ => return Err(Status::BadArgument),
+    };
+    if !d.body_available() {
+        return Err(Status::BadArgument);
     }
+    Ok(&mut d.body)
 }
 
 /// Envoy's buffer replacement rule: at `start == 0` drop the first `size`

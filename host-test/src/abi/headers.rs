@@ -1,10 +1,14 @@
 //! Header map hostcalls.
 //!
-//! A map is available only when Envoy has it: request headers once they
-//! arrived, response headers once they arrived, HTTP call response headers
-//! during `proxy_on_http_call_response`. Asking for a map that is not
-//! available answers BadArgument, as Envoy does ("requested map type is not
-//! currently available"). Trailers are always present and empty.
+//! A map is available only when Envoy has it (measured on Envoy 1.40, see
+//! `docs/envoy-trailers.md`): headers and trailers from their callback on,
+//! until that callback returns `Continue` (Envoy then drops the map); HTTP
+//! call response headers and trailers during `proxy_on_http_call_response`.
+//! During `proxy_on_log` the request headers, response headers and response
+//! trailers that arrived are readable again (Envoy's access-log copies) but
+//! not writable. Asking for a map that is not available answers
+//! BadArgument, as Envoy does ("requested map type is not currently
+//! available").
 
 use wasmtime::{Caller, Linker};
 
@@ -13,7 +17,7 @@ use super::status::Status;
 use super::types::MapType;
 use super::{code, code_or_trap};
 use crate::header_map::HeaderMap;
-use crate::state::HostState;
+use crate::state::{Direction, HostState};
 
 type C<'a> = Caller<'a, HostState>;
 
@@ -115,15 +119,32 @@ fn map(state: &HostState, kind: i32) -> Result<&HeaderMap, Status> {
         });
     }
     let stream = state.stream().ok_or(Status::BadArgument)?;
+    let log = state.in_log;
     match kind {
-        MapType::RequestHeaders if stream.request.headers_received => Ok(&stream.request.headers),
-        MapType::RequestTrailers => Ok(&stream.request.trailers),
-        MapType::ResponseHeaders if stream.response.headers_received => {
+        MapType::RequestHeaders if headers_live(&stream.request, log) => {
+            Ok(&stream.request.headers)
+        }
+        MapType::RequestTrailers if trailers_live(&stream.request, false) => {
+            Ok(&stream.request.trailers)
+        }
+        MapType::ResponseHeaders if headers_live(&stream.response, log) => {
             Ok(&stream.response.headers)
         }
-        MapType::ResponseTrailers => Ok(&stream.response.trailers),
+        MapType::ResponseTrailers if trailers_live(&stream.response, log) => {
+            Ok(&stream.response.trailers)
+        }
         _ => Err(Status::BadArgument),
     }
+}
+
+/// Envoy still holds the headers of `d` (or shows its access-log copy).
+fn headers_live(d: &Direction, in_log: bool) -> bool {
+    d.headers_received && (!d.headers_gone || in_log)
+}
+
+/// Envoy still holds the trailers of `d` (or shows its access-log copy).
+fn trailers_live(d: &Direction, in_log: bool) -> bool {
+    d.trailers_received && (!d.trailers_gone || in_log)
 }
 
 /// The map of `kind` for mutation; HTTP call responses are read-only.
@@ -131,14 +152,18 @@ fn map_mut(state: &mut HostState, kind: i32) -> Result<&mut HeaderMap, Status> {
     let kind = MapType::from_i32(kind).ok_or(Status::BadArgument)?;
     let stream = state.stream_mut().ok_or(Status::BadArgument)?;
     match kind {
-        MapType::RequestHeaders if stream.request.headers_received => {
+        MapType::RequestHeaders if headers_live(&stream.request, false) => {
             Ok(&mut stream.request.headers)
         }
-        MapType::RequestTrailers => Ok(&mut stream.request.trailers),
-        MapType::ResponseHeaders if stream.response.headers_received => {
+        MapType::RequestTrailers if trailers_live(&stream.request, false) => {
+            Ok(&mut stream.request.trailers)
+        }
+        MapType::ResponseHeaders if headers_live(&stream.response, false) => {
             Ok(&mut stream.response.headers)
         }
-        MapType::ResponseTrailers => Ok(&mut stream.response.trailers),
+        MapType::ResponseTrailers if trailers_live(&stream.response, false) => {
+            Ok(&mut stream.response.trailers)
+        }
         _ => Err(Status::BadArgument),
     }
 }

@@ -176,3 +176,35 @@ fn the_replay_binary_reads_stdin_and_writes_stdout() {
     assert_eq!(usage.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn replay_lines_carry_trailers_both_ways() {
+    let input = r#"{"id": "t", "request": {"method": "POST", "path": "/mcp", "chunks": ["ab", "cd"], "trailers": {"x-checksum": "1"}}, "response": {"body": "ok", "trailers": {"grpc-status": ["0", "1"]}}}
+{"id": "u", "request": {"method": "POST", "path": "/mcp", "trailers": {"x-deny": "1"}}}
+{"id": "v", "request": {"method": "GET", "path": "/", "trailers": {":path": "/admin"}}}
+"#;
+    let (summary, lines) = run_lines(input);
+    assert_eq!(summary, ReplaySummary { ok: 2, errors: 1 });
+    let t = &lines[0];
+    assert_eq!(t["upstream_request"]["body"], "abcd");
+    assert_eq!(
+        t["upstream_request"]["trailers"],
+        json!({"x-checksum": "1"})
+    );
+    assert_eq!(t["response"]["body"], "ok");
+    assert_eq!(
+        t["response"]["trailers"],
+        json!({"grpc-status": ["0", "1"]})
+    );
+    assert_eq!(t["stalled"], false);
+    // The guard reads x-deny from the headers only: a trailer is not a header.
+    let u = &lines[1];
+    assert_eq!(u["local_reply"], Value::Null);
+    assert_eq!(u["upstream_request"]["trailers"], json!({"x-deny": "1"}));
+    assert_eq!(u["upstream_request"]["headers"].get("x-deny"), None);
+    assert!(u["response"].get("trailers").is_none(), "absent when none");
+    assert!(lines[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("pseudo-headers"));
+}
