@@ -80,6 +80,9 @@ enum ResponseState {
     Streaming(Box<Streaming>),
     /// Refused: whatever still arrives is dropped.
     Refused,
+    /// Refused with a local reply, which passes back through these
+    /// callbacks (Envoy runs a local reply through the filter chain).
+    Replied,
 }
 
 /// What a streamed answer goes through, in order.
@@ -504,6 +507,10 @@ impl Exchange {
 
     /// Response headers: choose how the body will be checked.
     pub fn on_response_headers(&mut self, host: &mut impl Host, end_of_stream: bool) -> Next {
+        if matches!(self.response, ResponseState::Replied) {
+            // Our own 502 coming back through the filter.
+            return Next::Continue;
+        }
         if !matches!(self.response, ResponseState::Start) {
             self.response = ResponseState::Refused;
             return self.refuse_response_now(host, "callback_order");
@@ -599,7 +606,11 @@ impl Exchange {
     /// Refuses a response whose headers have not left yet with a 502
     /// local reply.
     fn refuse_response_now(&mut self, host: &mut impl Host, reason: &'static str) -> Next {
-        self.record.scrub_note = Some(reason);
+        // The record keeps the note operators already search for.
+        self.record.scrub_note = Some(match reason {
+            "compressed_response" => "compressed_blocked",
+            other => other,
+        });
         host.count_refusal();
         self.record.publish(host);
         let body = reply::refusal_body(reason, &self.request_id);
@@ -608,10 +619,13 @@ impl Exchange {
             ("content-type", "application/json"),
             ("cache-control", "no-store"),
         ];
-        if !host.send_reply(502, &details, &headers, &body) {
-            host.log(Level::Warn, "local reply refused by host");
+        if host.send_reply(502, &details, &headers, &body) {
+            self.response = ResponseState::Replied;
+        } else {
+            host.log(Level::Warn, "local reply refused by host; resetting");
+            host.reset();
+            self.response = ResponseState::Refused;
         }
-        self.response = ResponseState::Refused;
         Next::Pause
     }
 
@@ -625,7 +639,7 @@ impl Exchange {
     ) -> Next {
         let redactions_before = self.record.redactions.total();
         let next = match &self.response {
-            ResponseState::Pass => Next::Continue,
+            ResponseState::Pass | ResponseState::Replied => Next::Continue,
             ResponseState::Start | ResponseState::Refused => {
                 // A body with no headers seen, or after a refusal: dropped.
                 if !host.replace_body(Side::Response, size, &[]) && size > 0 {
@@ -703,7 +717,7 @@ impl Exchange {
             ResponseState::Start => {
                 self.response = ResponseState::Refused;
             }
-            ResponseState::Pass | ResponseState::Refused => {}
+            ResponseState::Pass | ResponseState::Refused | ResponseState::Replied => {}
         }
         Next::Continue
     }

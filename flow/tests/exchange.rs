@@ -566,3 +566,27 @@ fn paths_and_hosts_not_in_normal_form_are_refused_before_any_rule() {
     let mut ex = Exchange::new(Some(policy));
     assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
 }
+
+#[test]
+fn a_local_refusal_passes_back_through_untouched() {
+    let policy = active(&bundle(json!({})));
+    let mut host = host_for("/plain/x", &[]);
+    let mut ex = Exchange::new(Some(policy));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.response.headers = vec![
+        ("content-type".into(), "application/json".into()),
+        ("content-encoding".into(), "gzip".into()),
+    ];
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Pause);
+    assert_eq!(host.replies.len(), 1);
+    let reply = host.replies[0].clone();
+    assert_eq!(reply.status, 502);
+    // Envoy runs the local reply through the filter's response callbacks.
+    host.response.headers = vec![("content-type".into(), "application/json".into())];
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Continue);
+    host.response.body = reply.body.clone();
+    let n = host.response.body.len();
+    assert_eq!(ex.on_response_body(&mut host, n, true), Next::Continue);
+    assert_eq!(host.response.body, reply.body);
+    assert_eq!(host.replies.len(), 1);
+}
