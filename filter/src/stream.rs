@@ -10,7 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use mcp_guard_engine::bundle::Fallback;
-use mcp_guard_engine::envoy_pairs::decode_claim_map;
+use mcp_guard_engine::envoy_metadata::jwt_payload_from_metadata;
 use mcp_guard_engine::inject::header_value;
 use mcp_guard_engine::mcp::{filter_list_answer, BodyAttrs, TargetKind};
 use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
@@ -24,12 +24,8 @@ use crate::reply;
 use crate::root::ActivePolicy;
 use crate::scrub::{self, BodyScrub};
 
-/// Property path prefix of `jwt_authn`'s verified payloads.
-const JWT_AUTHN_METADATA: [&str; 3] = [
-    "metadata",
-    "filter_metadata",
-    "envoy.filters.http.jwt_authn",
-];
+/// Dynamic-metadata namespace of `jwt_authn`'s verified payloads.
+const JWT_AUTHN_FILTER: &str = "envoy.filters.http.jwt_authn";
 
 /// The request line, kept to judge MCP list entries at response time.
 #[derive(Debug, Default)]
@@ -56,18 +52,19 @@ pub struct GuardStream {
     scratch: Vec<u8>,
 }
 
-/// Reads claims from `jwt_authn` metadata, never from headers.
+/// Reads claims from `jwt_authn` metadata, never from headers. The property
+/// `metadata` alone is the whole dynamic metadata as a protobuf `Metadata`
+/// message, whose `Struct` values carry their types; a deeper path would
+/// return untyped bytes whose type must be guessed (a number or a string?).
 fn read_claims(metadata_key: &str) -> Result<Claims, Reason> {
-    let path = [
-        JWT_AUTHN_METADATA[0],
-        JWT_AUTHN_METADATA[1],
-        JWT_AUTHN_METADATA[2],
-        metadata_key,
-    ];
-    match host::property(&path) {
-        Ok(Some(bytes)) => decode_claim_map(&bytes)
-            .map(Claims::new)
-            .map_err(|_| Reason::InvalidToken),
+    match host::property(&["metadata"]) {
+        Ok(Some(bytes)) => {
+            match jwt_payload_from_metadata(&bytes, JWT_AUTHN_FILTER, metadata_key) {
+                Ok(Some(claims)) => Ok(Claims::new(claims)),
+                Ok(None) => Err(Reason::MissingToken),
+                Err(_) => Err(Reason::InvalidToken),
+            }
+        }
         Ok(None) => Err(Reason::MissingToken),
         Err(_) => Err(Reason::InvalidToken),
     }
