@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod claims;
 pub mod conditions;
 pub mod decision;
+pub mod envoy_metadata;
 pub mod envoy_pairs;
 pub mod inject;
 pub mod jwt;

@@ -2,26 +2,28 @@
 //! else the bundle's own verification of the bearer token. Never a header
 //! a client could forge.
 
-use mcp_guard_engine::envoy_pairs::decode_claim_map;
+use mcp_guard_engine::envoy_metadata::jwt_payload_from_metadata;
 use mcp_guard_engine::{Claims, Decision, Reason};
 
 use crate::active::ActivePolicy;
 use crate::host::{Host, Side};
 
-/// Property path prefix of `jwt_authn`'s verified payloads.
-const JWT_AUTHN_METADATA: [&str; 3] = [
-    "metadata",
-    "filter_metadata",
-    "envoy.filters.http.jwt_authn",
-];
+/// The metadata namespace `jwt_authn` writes verified payloads under.
+const JWT_AUTHN_FILTER: &str = "envoy.filters.http.jwt_authn";
 
-/// Reads claims from `jwt_authn` metadata.
+/// Reads claims from `jwt_authn` metadata. The whole `metadata` property
+/// comes back as a typed protobuf message (a `Struct` per namespace), so
+/// numbers, strings, booleans and maps are told apart by structure —
+/// never guessed from their bytes.
 fn read_claims(host: &mut impl Host, metadata_key: &str) -> Result<Claims, Reason> {
-    let [a, b, c] = JWT_AUTHN_METADATA;
-    match host.property(&[a, b, c, metadata_key]) {
-        Ok(Some(bytes)) => decode_claim_map(&bytes)
-            .map(Claims::new)
-            .map_err(|_| Reason::InvalidToken),
+    match host.property(&["metadata"]) {
+        Ok(Some(bytes)) => {
+            match jwt_payload_from_metadata(&bytes, JWT_AUTHN_FILTER, metadata_key) {
+                Ok(Some(map)) => Ok(Claims::new(map)),
+                Ok(None) => Err(Reason::MissingToken),
+                Err(_) => Err(Reason::InvalidToken),
+            }
+        }
         Ok(None) => Err(Reason::MissingToken),
         Err(_) => Err(Reason::InvalidToken),
     }

@@ -9,6 +9,7 @@
 pub mod active;
 pub mod content;
 pub mod edges;
+pub mod envoy_proto;
 pub mod exchange;
 pub mod host;
 pub mod identity;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::{Decision, Effect};
 
+use crate::envoy_proto::metadata_message;
 use crate::host::{Host, Level, Side};
 
 /// A local reply the flow sent.
@@ -73,35 +74,6 @@ pub struct MemoryHost {
     pub refuse_body_writes: bool,
 }
 
-/// Encodes a JSON value as Envoy serialises metadata for proxy-wasm.
-fn encode_envoy_value(value: &serde_json::Value) -> Vec<u8> {
-    use mcp_guard_engine::envoy_pairs::encode_pairs;
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let encoded: Vec<(Vec<u8>, Vec<u8>)> = map
-                .iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), encode_envoy_value(v)))
-                .collect();
-            let pairs: Vec<(&[u8], &[u8])> = encoded
-                .iter()
-                .map(|(k, v)| (k.as_slice(), v.as_slice()))
-                .collect();
-            encode_pairs(&pairs)
-        }
-        Value::Array(items) => {
-            let encoded: Vec<Vec<u8>> = items.iter().map(encode_envoy_value).collect();
-            let pairs: Vec<(&[u8], &[u8])> =
-                encoded.iter().map(|k| (k.as_slice(), &b""[..])).collect();
-            encode_pairs(&pairs)
-        }
-        Value::String(s) => s.as_bytes().to_vec(),
-        Value::Bool(b) => vec![u8::from(*b)],
-        Value::Number(n) => n.as_f64().unwrap_or_default().to_le_bytes().to_vec(),
-        Value::Null => Vec::new(),
-    }
-}
-
 fn key(path: &[&str]) -> String {
     path.join("\0")
 }
@@ -123,13 +95,10 @@ impl MemoryHost {
     /// Sets the caller's verified claims the way Envoy's `jwt_authn`
     /// exposes them under `payload_key`.
     pub fn set_claims(&mut self, payload_key: &str, claims: &serde_json::Value) {
-        let path = [
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            payload_key,
-        ];
-        self.set_property(&path, encode_envoy_value(claims));
+        let metadata = serde_json::json!({"filter_metadata": {
+            "envoy.filters.http.jwt_authn": {payload_key: claims}
+        }});
+        self.set_property(&["metadata"], metadata_message(&metadata));
     }
 
     /// The current decision record, parsed.

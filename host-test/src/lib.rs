@@ -6,7 +6,8 @@
 //! Envoy 1.40): header and body flow control, body buffering, local replies
 //! that pass through the filter's own response callbacks, HTTP calls,
 //! properties with Envoy's value encoding (including the `jwt_authn`
-//! payload in dynamic metadata), filter state, metrics, shared data, ticks
+//! payload in dynamic metadata, as the protobuf `Metadata` message for the
+//! property `metadata`), filter state, metrics, shared data, ticks
 //! and a settable clock. A trap never crashes the host: it is an error, and
 //! the VM is dead afterwards, as in Envoy.
 //!
@@ -38,6 +39,7 @@
 mod abi;
 mod base64;
 pub mod envoy_encoding;
+pub use mcp_guard_flow::envoy_proto;
 mod error;
 mod exchange;
 mod flow;

@@ -4,6 +4,9 @@
 //! segments are NUL-separated). A node is raw bytes (returned as is), a JSON
 //! value (encoded like Envoy encodes metadata, and navigable below), or an
 //! interior map created by setting deeper paths (encoded as nested pairs).
+//! The path `metadata` alone reads like Envoy's: the whole dynamic metadata
+//! as a serialised `Metadata` message (see [`crate::envoy_proto`]), unless
+//! a test stored raw bytes there.
 //! Values the filter writes with `proxy_set_property` do not go here: like
 //! Envoy they become filter state (see [`filter_state_key`]).
 
@@ -12,6 +15,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::envoy_encoding::encode_envoy_value;
+use mcp_guard_flow::envoy_proto::metadata_message;
+
+/// The property holding the request's dynamic metadata.
+pub const METADATA: &str = "metadata";
 
 /// Path segments of the dynamic metadata `jwt_authn` writes its verified
 /// payloads under; the payload key follows.
@@ -49,6 +56,21 @@ impl PropertyValue {
                     .collect();
                 crate::pairs::encode(&pairs)
             }
+        }
+    }
+
+    /// The node as JSON: interior maps as objects, raw bytes as (lossy)
+    /// strings.
+    pub fn to_json(&self) -> Value {
+        match self {
+            PropertyValue::Raw(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+            PropertyValue::Json(value) => value.clone(),
+            PropertyValue::Map(children) => Value::Object(
+                children
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -100,6 +122,11 @@ impl PropertyTree {
     /// Encoded value at `path`, or `None` when nothing is there. Paths may
     /// continue below a JSON node (object keys, list indices).
     pub fn get<S: AsRef<str>>(&self, path: &[S]) -> Option<Vec<u8>> {
+        if let [only] = path {
+            if only.as_ref() == METADATA {
+                return Some(self.metadata_message());
+            }
+        }
         let (first, rest) = path.split_first()?;
         let mut node = self.root.get(first.as_ref())?;
         for (i, segment) in rest.iter().enumerate() {
@@ -112,6 +139,18 @@ impl PropertyTree {
             }
         }
         Some(node.encode())
+    }
+}
+
+impl PropertyTree {
+    /// The `metadata` property as Envoy serialises it: a `Metadata`
+    /// message, empty when nothing was stored (Envoy always has one).
+    fn metadata_message(&self) -> Vec<u8> {
+        match self.root.get(METADATA) {
+            Some(PropertyValue::Raw(bytes)) => bytes.clone(),
+            Some(node) => metadata_message(&node.to_json()),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -200,6 +239,23 @@ mod tests {
             pairs::decode(&outer[0].1).unwrap(),
             vec![(b"sub".to_vec(), b"x".to_vec())]
         );
+    }
+
+    #[test]
+    fn metadata_alone_reads_as_a_metadata_message() {
+        let mut tree = PropertyTree::default();
+        assert_eq!(tree.get(&[METADATA]), Some(Vec::new()));
+        let payload = json!({"risk": 0.95, "sub": "alice"});
+        tree.set(
+            &jwt_path("jwt_payload"),
+            PropertyValue::Json(payload.clone()),
+        );
+        let expected =
+            json!({"filter_metadata": {JWT_AUTHN_METADATA[2]: {"jwt_payload": payload}}});
+        assert_eq!(tree.get(&[METADATA]), Some(metadata_message(&expected)));
+        // Raw bytes stored at `metadata` are served verbatim.
+        tree.set(&[METADATA], PropertyValue::Raw(vec![0x0a, 0xff]));
+        assert_eq!(tree.get(&[METADATA]), Some(vec![0x0a, 0xff]));
     }
 
     #[test]

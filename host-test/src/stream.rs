@@ -218,8 +218,9 @@ impl Stream {
 
     /// Stores a verified JWT payload as `jwt_authn` does, under
     /// `metadata.filter_metadata.envoy.filters.http.jwt_authn.<key>`: the
-    /// map path reads as the encoded claims map and `<key>.<claim>` as one
-    /// encoded claim.
+    /// property `metadata` then reads as the protobuf `Metadata` holding it
+    /// (what the filter reads), the map path as the pairs-encoded claims map
+    /// and `<key>.<claim>` as one encoded claim.
     pub fn set_jwt_payload(&self, key: &str, payload: Value) {
         let mut path: Vec<&str> = JWT_AUTHN_METADATA.to_vec();
         path.push(key);

@@ -138,15 +138,7 @@ fn missing_claims_get_401_with_a_bearer_challenge() {
 fn unreadable_claims_are_invalid_token_never_allowed() {
     let plugin = demo_plugin();
     let stream = plugin.stream().unwrap();
-    stream.set_property(
-        &[
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            "jwt_payload",
-        ],
-        b"\xff\xff\xff\xffnot pairs",
-    );
+    stream.set_property(&["metadata"], b"\xff\xff\xff\xffnot protobuf");
     chat_request(&stream, &[]);
     let reply = stream.local_reply().unwrap();
     assert_eq!(

@@ -325,3 +325,66 @@ fn filter_side_verification_stack() {
     assert_eq!(line["details"], "mcp_invalid_token");
     assert_eq!(decision_of(&line)["detail"], "expired");
 }
+
+/// Claims keep the types `jwt_authn` gave them on the way through real
+/// Envoy: the filter reads the `Metadata` protobuf, where a fraction is a
+/// number and a string is a string whatever its bytes look like.
+#[test]
+fn claims_keep_their_types_through_envoy() {
+    let bundle = serde_json::json!({
+        "name": "typed-claims", "version": 1,
+        "identity": {"jwt_authn_metadata": "jwt_payload"},
+        "rules": [
+            {"id": "low-risk", "effect": "allow",
+             "when": {"path": {"exact": "/low"}, "claims": [{"claim": "risk", "lt": 0.9}]}},
+            {"id": "high-risk", "effect": "allow",
+             "when": {"path": {"exact": "/high"}, "claims": [{"claim": "risk", "gt": 0.9}]}},
+            {"id": "admins", "effect": "allow",
+             "when": {"path": {"exact": "/admin"}, "claims": [{"claim": "admin", "equals": true}]}}
+        ]
+    });
+    let stack = Stack::start(StackOptions {
+        bundles: vec![("typed-claims".into(), bundle.to_string())],
+        bundle_name: "typed-claims".into(),
+        ..StackOptions::default()
+    })
+    .expect("stack starts");
+    // The status a GET gets, and whether it reached the upstream.
+    let get = |claims: Value, path: &str| {
+        let token = tokens::mint(claims).unwrap();
+        let reply = send("GET", &stack.url(path), Some(&token), &[], None).unwrap();
+        let upstream = reply.header("x-demo-upstream").is_some();
+        if !upstream {
+            assert_eq!(reply.status, 403, "{reply:?}");
+            assert_eq!(reply.json()["reason"], "default_deny", "{reply:?}");
+        }
+        upstream
+    };
+    let claims = |extra: Value| {
+        let mut c = serde_json::json!({"sub": "carol"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+
+    assert!(get(claims(serde_json::json!({"risk": 0.95})), "/high"));
+    assert!(!get(claims(serde_json::json!({"risk": 0.95})), "/low"));
+    assert!(get(claims(serde_json::json!({"risk": 0.85})), "/low"));
+    assert!(!get(claims(serde_json::json!({"risk": 0.85})), "/high"));
+    // A string whose bytes are the f64 2.0 is no number.
+    let two = "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}@";
+    assert!(!get(claims(serde_json::json!({"risk": two})), "/high"));
+    // Nor is the one-byte string "\u{1}" the boolean true.
+    assert!(!get(
+        claims(serde_json::json!({"admin": "\u{1}"})),
+        "/admin"
+    ));
+    assert!(get(claims(serde_json::json!({"admin": true})), "/admin"));
+    // A null claim: Envoy cannot serialise it at the per-path property,
+    // but the Metadata message carries it.
+    assert!(get(
+        claims(serde_json::json!({"risk": 0.95, "manager": null})),
+        "/high"
+    ));
+}
