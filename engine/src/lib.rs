@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod mcp;
 pub mod pii;
 pub mod policy;
+pub mod report;
 pub mod request;
 pub mod signing;
 pub mod template;
