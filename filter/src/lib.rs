@@ -5,6 +5,7 @@
 //! This crate is thin glue: all decisions and scrubbing live in
 //! `mcp-guard-engine`.
 
+pub mod accept;
 pub mod audit;
 pub mod config;
 pub mod host;
