@@ -35,7 +35,7 @@ pub struct Expected<'a> {
 #[derive(Debug)]
 pub enum Accepted {
     /// Newer than the active version: activate it.
-    New(Bundle),
+    New(Box<Bundle>),
     /// The version already enforced: nothing to do.
     Same,
 }
@@ -132,7 +132,7 @@ pub fn check(served: &Served<'_>, expected: &Expected<'_>) -> Result<Accepted, R
             ),
         )),
         Some(active) if bundle.version == active => Ok(Accepted::Same),
-        _ => Ok(Accepted::New(bundle)),
+        _ => Ok(Accepted::New(Box::new(bundle))),
     }
 }
 

@@ -272,7 +272,7 @@ impl GuardRoot {
                         &format!("could not publish bundle to other workers: {status:?}"),
                     );
                 }
-                self.activate(bundle, etag, "control service");
+                self.activate(*bundle, etag, "control service");
                 if let Some(f) = &mut self.fetcher {
                     f.status = Some(status(&f.instance, Some(version), None, None));
                 }
