@@ -17,6 +17,7 @@ USAGE:
     mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG]
     mcp-guard get --server URL NAME [--version V]
     mcp-guard history --server URL NAME
+    mcp-guard status --server URL NAME
     mcp-guard rollback --server URL --token-file FILE NAME --to V
     mcp-guard keygen
     mcp-guard hash-token < TOKEN
@@ -40,6 +41,11 @@ COMMANDS:
     get        Print the latest bundle, or version V.
     history    Print the version list (version, etag, digest, stored_at,
                source, by).
+    status     Print what the filters report for bundle NAME: each Envoy's
+               active version or the version it rejected and why (bad
+               signature, wrong name, rollback, ...), and a `rejected` list
+               of versions with the number of instances refusing each.
+               Reports are unauthenticated hints, not proof.
     rollback   Store version V's content as a new version.
     keygen     Print a new Ed25519 signing key as JSON: seed (secret, for
                mcp-guard-control --signing-key), public key, key id.
@@ -147,7 +153,7 @@ where
         "schema" => no_arguments(rest, Command::Schema),
         "keygen" => no_arguments(rest, Command::Keygen),
         "hash-token" => no_arguments(rest, Command::HashToken),
-        "push" | "get" | "history" | "rollback" => {
+        "push" | "get" | "history" | "rollback" | "status" => {
             if rest.iter().any(|a| a == "--help" || a == "-h") {
                 return Ok(Command::Help);
             }

@@ -3,7 +3,7 @@
 //! - `validate`: offline validation with the engine the filter enforces with;
 //! - `explain`: "why was I denied?" for one request, rule by rule;
 //! - `schema`: the JSON Schema of bundle format v1;
-//! - `push`, `get`, `history`, `rollback`: the control service's API;
+//! - `push`, `get`, `history`, `rollback`, `status`: the control service's API;
 //! - `keygen`, `hash-token`: the service's signing key and push tokens.
 //!
 //! Exit codes: 0 success / allowed, 1 invalid bundle, 2 usage or input

@@ -1,4 +1,5 @@
-//! Talking to the control service: `push`, `get`, `history`, `rollback`.
+//! Talking to the control service: `push`, `get`, `history`, `rollback`,
+//! `status`.
 //! A small blocking HTTP client (plain `http://`; `ureq` without TLS), and
 //! the token read from a file so it never appears in `ps` or shell history.
 
@@ -46,6 +47,14 @@ pub enum Remote {
         /// Bundle name.
         name: String,
     },
+    /// Print what filters report: each instance's active or rejected
+    /// version, and the rejected versions with their reasons.
+    Status {
+        /// Service base URL.
+        server: String,
+        /// Bundle name.
+        name: String,
+    },
     /// Store an older version's content as the new latest.
     Rollback {
         /// Service base URL.
@@ -78,7 +87,7 @@ pub enum RemoteError {
     Refused(String),
 }
 
-/// Parses the arguments of `push`, `get`, `history`, `rollback`.
+/// Parses the arguments of `push`, `get`, `history`, `rollback`, `status`.
 pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
     let mut server = None;
     let mut token_file = None;
@@ -139,6 +148,10 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
             version,
         },
         "history" => Remote::History {
+            server,
+            name: target,
+        },
+        "status" => Remote::Status {
             server,
             name: target,
         },
@@ -204,6 +217,11 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
         Remote::History { server, name } => finish(
             agent
                 .get(url(server, &format!("/v1/bundles/{name}/versions")))
+                .call(),
+        )?,
+        Remote::Status { server, name } => finish(
+            agent
+                .get(url(server, &format!("/v1/bundles/{name}/status")))
                 .call(),
         )?,
         Remote::Rollback {
@@ -344,6 +362,13 @@ mod tests {
                 token_file: "t".into(),
                 name: "demo".into(),
                 to: 2,
+            })
+        );
+        assert_eq!(
+            parse("status", args(&["--server", "s", "demo"])),
+            Ok(Remote::Status {
+                server: "s".into(),
+                name: "demo".into(),
             })
         );
         assert!(matches!(

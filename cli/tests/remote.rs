@@ -48,6 +48,7 @@ fn start_service() -> (String, tokio::runtime::Runtime) {
     let options = Options {
         tokens: Tokens::parse(tokens.as_bytes()).expect("tokens"),
         jwks_refresh: None,
+        ..Options::default()
     };
     runtime.spawn(mcp_guard_control::serve_with(
         listener,

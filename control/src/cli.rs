@@ -14,7 +14,8 @@ pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
 /// One-screen help, printed for `--help` and after a usage error.
 pub const USAGE: &str = "\
 usage: mcp-guard-control [--data DIR] [--bundles DIR] [--tokens FILE]
-                         [--signing-key FILE] [--jwks-refresh SECONDS] [--listen ADDR]
+                         [--signing-key FILE] [--next-signing-key FILE]
+                         [--jwks-refresh SECONDS] [--listen ADDR]
 
 Stores, signs and serves mcp-guard policy bundles (API: control/README.md).
 
@@ -27,6 +28,9 @@ options:
   --tokens FILE         push tokens: {\"tokens\":[{\"id\",\"sha256\",\"bundles\":[globs]}]};
                         without it the service is read-only
   --signing-key FILE    Ed25519 seed (32 bytes, base64 or hex) to sign with
+  --next-signing-key FILE
+                        during a key rotation: the key that will replace the
+                        current one; versions are signed with both
   --jwks-refresh SECS   re-fetch issuer keys behind discovery URLs every SECS
                         (default 300; 0 disables)
   --listen ADDR         address to bind, e.g. 127.0.0.1:8090 (default 127.0.0.1:0)
@@ -48,6 +52,8 @@ pub struct Settings {
     pub tokens: Option<PathBuf>,
     /// Signing key file.
     pub signing_key: Option<PathBuf>,
+    /// Next signing key file, during a rotation.
+    pub next_signing_key: Option<PathBuf>,
     /// Key refresh period; `None` when disabled.
     pub jwks_refresh: Option<Duration>,
 }
@@ -83,6 +89,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         bundles: None,
         tokens: None,
         signing_key: None,
+        next_signing_key: None,
         jwks_refresh: Some(Duration::from_secs(DEFAULT_JWKS_REFRESH_SECS)),
     };
     let mut args = args.into_iter();
@@ -104,6 +111,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             "--bundles" => settings.bundles = Some(value("--bundles")?.into()),
             "--tokens" => settings.tokens = Some(value("--tokens")?.into()),
             "--signing-key" => settings.signing_key = Some(value("--signing-key")?.into()),
+            "--next-signing-key" => {
+                settings.next_signing_key = Some(value("--next-signing-key")?.into());
+            }
             "--jwks-refresh" => {
                 let secs: u64 = value("--jwks-refresh")?
                     .parse()
@@ -135,6 +145,7 @@ mod tests {
             "--tokens=t.json",
             "--signing-key",
             "k",
+            "--next-signing-key=n",
             "--jwks-refresh=0",
         ]) else {
             panic!("parses");
@@ -144,6 +155,7 @@ mod tests {
         assert_eq!(s.data, Some("x".into()));
         assert_eq!(s.tokens, Some("t.json".into()));
         assert_eq!(s.signing_key, Some("k".into()));
+        assert_eq!(s.next_signing_key, Some("n".into()));
         assert_eq!(s.jwks_refresh, None);
         let Ok(Command::Serve(s)) = run(&[]) else {
             panic!("parses");

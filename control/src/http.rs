@@ -16,6 +16,7 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 use mcp_guard_engine::bundle::{BundleIssue, MAX_BUNDLE_BYTES};
+use mcp_guard_engine::report::{ReportState, StatusReport, MAX_REPORT_BYTES};
 use mcp_guard_engine::signing::{self, SIGNATURE_HEADER};
 use mcp_guard_engine::Bundle;
 use serde_json::{json, Value};
@@ -25,6 +26,7 @@ use crate::discovery::{self, Mode};
 use crate::log;
 use crate::metrics::Metrics;
 use crate::name::BundleName;
+use crate::status::{Refused, StatusBoard};
 use crate::store::{BundleStore, Commit, CommitError, Source, StoredBundle};
 use crate::timefmt;
 
@@ -56,6 +58,8 @@ pub struct App {
     /// Cleared when shutdown starts, so `/readyz` takes the instance out of
     /// load balancing while in-flight requests finish.
     pub ready: AtomicBool,
+    /// What filters report about the versions they were served.
+    pub status: StatusBoard,
 }
 
 impl App {
@@ -66,6 +70,7 @@ impl App {
             tokens,
             metrics: Arc::new(Metrics::default()),
             ready: AtomicBool::new(true),
+            status: StatusBoard::default(),
         }
     }
 }
@@ -88,6 +93,7 @@ enum Target<'a> {
     Versions(&'a str),
     Version(&'a str, &'a str),
     Rollback(&'a str),
+    Status(&'a str),
 }
 
 fn target(rest: &str) -> Option<Target<'_>> {
@@ -98,6 +104,7 @@ fn target(rest: &str) -> Option<Target<'_>> {
         (Some("versions"), None) => Target::Versions(name),
         (Some("versions"), Some(v)) => Target::Version(name, v),
         (Some("rollback"), None) => Target::Rollback(name),
+        (Some("status"), None) => Target::Status(name),
         _ => return None,
     };
     parts.next().is_none().then_some(target)
@@ -130,16 +137,7 @@ where
             );
             response
         }
-        "/v1/keys" if readable => {
-            let key = app.store.verifying_key();
-            json_response(
-                StatusCode::OK,
-                &json!({"keys": [{
-                    "id": signing::key_id(&key),
-                    "ed25519": signing::public_key_base64(&key),
-                }]}),
-            )
-        }
+        "/v1/keys" if readable => keys(app),
         "/healthz" | "/readyz" | "/metrics" | "/v1/keys" => method_not_allowed("GET, HEAD"),
         _ => {
             let Some(target) = path.strip_prefix(BUNDLES_PATH).and_then(target) else {
@@ -149,6 +147,7 @@ where
                 Target::Latest(n) => (*n, "GET, HEAD, PUT"),
                 Target::Versions(n) | Target::Version(n, _) => (*n, "GET, HEAD"),
                 Target::Rollback(n) => (*n, "POST"),
+                Target::Status(n) => (*n, "GET, HEAD, POST"),
             };
             let name = match BundleName::parse(name) {
                 Ok(name) => name,
@@ -171,10 +170,150 @@ where
                 (Target::Rollback(_), &Method::POST) => {
                     rollback(app, &name, &parts.headers, body).await
                 }
+                (Target::Status(_), _) if readable => status_view(app, &name),
+                (Target::Status(_), &Method::POST) => status_report(app, &name, body).await,
                 _ => method_not_allowed(allow),
             }
         }
     }
+}
+
+/// `GET /v1/keys`: every key versions are signed with, and which one is
+/// current, so operators can pin the next key in filters before it is
+/// promoted.
+fn keys(app: &App) -> Response<Body> {
+    let keys: Vec<Value> = app
+        .store
+        .signing_keys()
+        .public()
+        .into_iter()
+        .map(|(key, role)| {
+            json!({
+                "id": signing::key_id(&key),
+                "ed25519": signing::public_key_base64(&key),
+                "status": role,
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "current": signing::key_id(&app.store.verifying_key()),
+            "keys": keys,
+        }),
+    )
+}
+
+/// `POST /v1/bundles/{name}/status`: a filter's report. Unauthenticated,
+/// so bounded: the bundle must exist, the body is small and strictly
+/// shaped, and the board rate-limits and caps instances.
+async fn status_report<B>(app: &App, name: &BundleName, body: B) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if app.store.get(name).is_none() {
+        app.metrics.report("unknown_bundle");
+        return error(StatusCode::NOT_FOUND, "not_found", None);
+    }
+    let body = match Limited::new(body, MAX_REPORT_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            app.metrics.report("too_large");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                Some(&format!("the limit is {MAX_REPORT_BYTES} bytes")),
+            );
+        }
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_body", None),
+    };
+    let report = match StatusReport::parse(&body) {
+        Ok(report) => report,
+        Err(e) => {
+            app.metrics.report("invalid");
+            return error(StatusCode::BAD_REQUEST, "bad_report", Some(&e.to_string()));
+        }
+    };
+    let rejected = report.state == ReportState::Rejected;
+    let fields = json!({
+        "bundle": name.as_str(),
+        "instance": report.instance,
+        "state": report.state,
+        "version": report.version,
+        "reason": report.reason.map(|r| r.as_str()),
+        "active_version": report.active_version,
+    });
+    match app
+        .status
+        .record(name.as_str(), report, timefmt::now_millis())
+    {
+        Ok(()) => {
+            app.metrics.report("accepted");
+            if rejected {
+                app.metrics.report("rejected");
+                log::warn(
+                    "a filter rejected a bundle version (unauthenticated report)",
+                    fields,
+                );
+            }
+            json_response(StatusCode::ACCEPTED, &json!({ "accepted": true }))
+        }
+        Err(Refused::RateLimited) => {
+            app.metrics.report("rate_limited");
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", None);
+            response
+                .headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+/// `GET /v1/bundles/{name}/status`: each instance's latest report and, per
+/// refused version, how many instances refused it and why.
+fn status_view(app: &App, name: &BundleName) -> Response<Body> {
+    let Some(latest) = app.store.get(name) else {
+        return error(StatusCode::NOT_FOUND, "not_found", None);
+    };
+    let reports = app.status.reports(name.as_str());
+    let mut rejected: std::collections::BTreeMap<(u64, &'static str), u64> = Default::default();
+    for r in &reports {
+        if let (ReportState::Rejected, Some(reason)) = (r.report.state, r.report.reason) {
+            *rejected
+                .entry((r.report.version.unwrap_or(0), reason.as_str()))
+                .or_default() += 1;
+        }
+    }
+    let instances: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "instance": r.report.instance,
+                "state": r.report.state,
+                "version": r.report.version,
+                "reason": r.report.reason.map(|c| c.as_str()),
+                "active_version": r.report.active_version,
+                "received_at": timefmt::rfc3339_millis(r.received_at),
+            })
+        })
+        .collect();
+    let rejected: Vec<Value> = rejected
+        .into_iter()
+        .map(|((version, reason), count)| {
+            json!({ "version": version, "reason": reason, "instances": count })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "name": name.as_str(),
+            "latest": latest.version(),
+            "reports": "unauthenticated: any client that reaches the service can send them",
+            "instances": instances,
+            "rejected": rejected,
+        }),
+    )
 }
 
 /// `GET /v1/bundles/{name}`, with `If-None-Match` and long-poll.
@@ -729,7 +868,7 @@ mod tests {
         assert_eq!(h[ETAG].len(), 34);
         assert!(h[SIGNATURE_HEADER]
             .to_str()
-            .is_ok_and(|s| s.starts_with("ed25519=")));
+            .is_ok_and(|s| s.starts_with("v=2; key=")));
     }
 
     #[test]

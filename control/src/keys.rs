@@ -1,12 +1,14 @@
-//! The service's signing key: read from `--signing-key FILE`, or kept in
-//! the data directory (generated on first start), or, with neither,
-//! generated for this run only. Whatever its origin, the public half is
-//! logged at startup and published at `GET /v1/keys`, so operators can pin
-//! it in filter configs.
+//! The service's signing keys: the current key, read from `--signing-key
+//! FILE`, or kept in the data directory (generated on first start), or,
+//! with neither, generated for this run only; and, during a rotation, the
+//! next key from `--next-signing-key FILE`. Every version is signed with
+//! both ([`SigningKeys`]), so filters trusting either verify it. The public
+//! halves are logged at startup and published at `GET /v1/keys`, so
+//! operators can pin them in filter configs.
 
 use std::path::Path;
 
-use mcp_guard_engine::signing::{self, KeyError, SigningKey};
+use mcp_guard_engine::signing::{self, KeyError, SigningKey, VerifyingKey};
 
 use crate::disk;
 
@@ -99,7 +101,8 @@ pub fn load(
     Ok((key, KeyOrigin::Generated))
 }
 
-fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
+/// Reads a seed file (base64 or hex, surrounding whitespace ignored).
+pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
         path: path.display().to_string(),
         source,
@@ -108,4 +111,56 @@ fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// The keys the service signs with: the current one and, while a rotation
+/// is under way, the next one. Signing with both lets filters switch their
+/// trust from the old key to the new at any time during the overlap.
+#[derive(Debug, Clone)]
+pub struct SigningKeys {
+    current: SigningKey,
+    next: Option<SigningKey>,
+}
+
+impl SigningKeys {
+    /// Only a current key: no rotation under way.
+    pub fn new(current: SigningKey) -> Self {
+        Self {
+            current,
+            next: None,
+        }
+    }
+
+    /// A current key and the key that will replace it. A next key equal to
+    /// the current one is dropped (it would only repeat the signature).
+    pub fn with_next(current: SigningKey, next: Option<SigningKey>) -> Self {
+        let next = next.filter(|n| n.to_bytes() != current.to_bytes());
+        Self { current, next }
+    }
+
+    /// The key that signs now.
+    pub fn current(&self) -> &SigningKey {
+        &self.current
+    }
+
+    /// The key being rotated in, if any.
+    pub fn next(&self) -> Option<&SigningKey> {
+        self.next.as_ref()
+    }
+
+    /// The `x-bundle-signature` value for `signed`: one signature per key,
+    /// current first.
+    pub fn sign(&self, signed: &signing::Signed<'_>) -> String {
+        let mut keys = vec![&self.current];
+        keys.extend(self.next.as_ref());
+        signing::sign(signed, &keys)
+    }
+
+    /// The public keys with their role (`current` or `next`), current
+    /// first, as `GET /v1/keys` lists them.
+    pub fn public(&self) -> Vec<(VerifyingKey, &'static str)> {
+        let mut keys = vec![(self.current.verifying_key(), "current")];
+        keys.extend(self.next.as_ref().map(|k| (k.verifying_key(), "next")));
+        keys
+    }
 }

@@ -13,7 +13,8 @@
 //! The HTTP contract is in `control/README.md`. Modules: [`name`] (what a
 //! bundle name may be), [`etag`] (tags, conditional requests), [`version`]
 //! (service-owned version numbers), [`store`] (versions in memory),
-//! [`disk`] (files and crash safety), [`keys`] (the signing key), [`auth`]
+//! [`disk`] (files and crash safety), [`keys`] (the signing keys),
+//! [`status`] (what filters report), [`auth`]
 //! (push tokens), [`discovery`] (issuer keys by OIDC discovery),
 //! [`metrics`], [`log`]; the HTTP routes and the accept loop are private.
 
@@ -27,6 +28,7 @@ pub mod log;
 pub mod metrics;
 pub mod name;
 mod server;
+pub mod status;
 pub mod store;
 pub mod timefmt;
 pub mod version;
@@ -38,7 +40,9 @@ use std::time::Duration;
 pub use auth::Tokens;
 pub use etag::ETag;
 pub use http::{App, BUNDLES_PATH, BUNDLE_VERSION_HEADER, MAX_WAIT_SECS};
+pub use keys::SigningKeys;
 pub use name::{BundleName, NameError, MAX_NAME_LEN};
+pub use status::{StatusBoard, StatusLimits};
 pub use store::{
     BundleStore, Commit, CommitError, DirLoad, LoadError, RejectReason, Source, StoreError,
     StoredBundle,
@@ -52,6 +56,8 @@ pub struct Options {
     /// How often issuer keys behind `discovery` URLs are re-fetched;
     /// `None` disables the refresh.
     pub jwks_refresh: Option<Duration>,
+    /// Bounds on the unauthenticated filter status reports.
+    pub status_limits: StatusLimits,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -76,7 +82,10 @@ pub async fn serve_with(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Arc::new(App::new(Arc::clone(&store), options.tokens));
+    let app = Arc::new(App {
+        status: StatusBoard::new(options.status_limits),
+        ..App::new(Arc::clone(&store), options.tokens)
+    });
     let refresher = options.jwks_refresh.map(|every| {
         let metrics = Arc::clone(&app.metrics);
         tokio::spawn(async move {

@@ -43,25 +43,32 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         }
         None => None,
     };
-    let (signer, origin) =
+    let (current, origin) =
         keys::load(settings.signing_key.as_deref(), disk.as_ref()).map_err(|e| e.to_string())?;
-    let public = signer.verifying_key();
-    log::info(
-        "signing key",
-        json!({
-            "key_id": signing::key_id(&public),
-            "ed25519": signing::public_key_base64(&public),
-            "origin": origin.as_str(),
-        }),
-    );
+    let next = match &settings.next_signing_key {
+        Some(path) => Some(keys::read(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let signer = keys::SigningKeys::with_next(current, next);
+    for (public, role) in signer.public() {
+        log::info(
+            "signing key",
+            json!({
+                "key_id": signing::key_id(&public),
+                "ed25519": signing::public_key_base64(&public),
+                "status": role,
+                "origin": if role == "current" { origin.as_str() } else { "file" },
+            }),
+        );
+    }
     let (store, mut rejected) = match &settings.data {
-        Some(dir) => BundleStore::open(dir, signer).map_err(|e| e.to_string())?,
+        Some(dir) => BundleStore::open_with(dir, signer).map_err(|e| e.to_string())?,
         None => {
             log::warn(
                 "no --data directory: bundles are kept in memory only",
                 serde_json::Value::Null,
             );
-            (BundleStore::in_memory(signer), Vec::new())
+            (BundleStore::in_memory_with(signer), Vec::new())
         }
     };
     if let Some(seed) = &settings.bundles {
@@ -95,6 +102,7 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
     let options = Options {
         tokens,
         jwks_refresh: settings.jwks_refresh,
+        ..Options::default()
     };
     mcp_guard_control::serve_with(listener, Arc::new(store), options, shutdown)
         .await

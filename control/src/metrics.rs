@@ -34,6 +34,7 @@ pub struct Metrics {
     rejects: Counter,
     serves: Counter,
     rotations: Counter,
+    reports: Counter,
     waiting: AtomicI64,
 }
 
@@ -68,6 +69,13 @@ impl Metrics {
     /// Counts a key-refresh outcome: `rotated`, `unchanged`, `failed`.
     pub fn rotation(&self, result: &str) {
         self.rotations.inc(result);
+    }
+
+    /// Counts a filter status report by what became of it: `accepted`,
+    /// `invalid`, `unknown_bundle`, `rate_limited`, `too_large`; and each
+    /// accepted rejection report as `rejected`.
+    pub fn report(&self, result: &str) {
+        self.reports.inc(result);
     }
 
     /// Marks one long-poll as waiting until the guard is dropped.
@@ -112,6 +120,13 @@ impl Metrics {
             "Discovery key refreshes by result.",
             "result",
             &self.rotations,
+        );
+        family(
+            &mut out,
+            "mcp_guard_control_status_reports_total",
+            "Filter status reports by result (unauthenticated input).",
+            "result",
+            &self.reports,
         );
         let _ = writeln!(
             out,

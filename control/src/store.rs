@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use mcp_guard_engine::bundle::MAX_BUNDLE_BYTES;
-use mcp_guard_engine::signing::{self, SigningKey, VerifyingKey};
+use mcp_guard_engine::signing::{Signed, SigningKey, VerifyingKey};
 use mcp_guard_engine::{Bundle, BundleError};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
 use crate::disk::{Disk, Meta};
 use crate::etag::ETag;
+use crate::keys::SigningKeys;
 use crate::name::{BundleName, NameError};
 use crate::timefmt;
 use crate::version::{set_version, RewriteError};
@@ -83,11 +84,12 @@ pub struct StoredBundle {
 }
 
 impl StoredBundle {
-    /// Validates `bytes` as the bundle called `name` and signs it.
+    /// Validates `bytes` as the bundle called `name` and signs it (as that
+    /// name and version, with every key in `signer`).
     fn new(
         name: BundleName,
         bytes: Bytes,
-        signer: &SigningKey,
+        signer: &SigningKeys,
         origin: (Source, String, u64),
     ) -> Result<Self, RejectReason> {
         let bundle = Bundle::parse(&bytes).map_err(RejectReason::Invalid)?;
@@ -100,7 +102,11 @@ impl StoredBundle {
         Ok(Self {
             etag: ETag::of(&bytes),
             digest: digest_of(&bytes),
-            signature: signing::sign(&bytes, signer),
+            signature: signer.sign(&Signed {
+                name: name.as_str(),
+                version: bundle.version,
+                bytes: &bytes,
+            }),
             version: bundle.version,
             name,
             bytes,
@@ -302,7 +308,7 @@ impl Entry {
 pub struct BundleStore {
     bundles: RwLock<BTreeMap<BundleName, Entry>>,
     write: Mutex<()>,
-    signer: SigningKey,
+    signer: SigningKeys,
     disk: Option<Disk>,
     closing: watch::Sender<bool>,
 }
@@ -321,8 +327,14 @@ impl BundleStore {
         Self::in_memory(crate::keys::generate())
     }
 
-    /// An empty in-memory store signing with `signer`.
+    /// An empty in-memory store signing with `signer` alone.
     pub fn in_memory(signer: SigningKey) -> Self {
+        Self::in_memory_with(SigningKeys::new(signer))
+    }
+
+    /// An empty in-memory store signing with `signer` (current and, during
+    /// a rotation, next key).
+    pub fn in_memory_with(signer: SigningKeys) -> Self {
         Self {
             bundles: RwLock::new(BTreeMap::new()),
             write: Mutex::new(()),
@@ -336,13 +348,21 @@ impl BundleStore {
     /// version (each re-validated by the engine and checked against its
     /// sidecar) and reports the rest, which are never served.
     pub fn open(data_dir: &Path, signer: SigningKey) -> Result<(Self, Vec<LoadError>), StoreError> {
+        Self::open_with(data_dir, SigningKeys::new(signer))
+    }
+
+    /// [`Self::open`] signing with current and next key.
+    pub fn open_with(
+        data_dir: &Path,
+        signer: SigningKeys,
+    ) -> Result<(Self, Vec<LoadError>), StoreError> {
         let data_error = |source| StoreError::Data {
             dir: data_dir.to_owned(),
             source,
         };
         let disk = Disk::open(data_dir).map_err(data_error)?;
         let (found, strays) = disk.scan().map_err(data_error)?;
-        let mut store = Self::in_memory(signer);
+        let mut store = Self::in_memory_with(signer);
         let mut rejected: Vec<LoadError> = strays
             .into_iter()
             .map(|s| LoadError {
@@ -615,9 +635,15 @@ impl BundleStore {
         self.disk.is_some()
     }
 
-    /// The public half of the signing key, to verify `x-bundle-signature`.
+    /// The public half of the current signing key, to verify
+    /// `x-bundle-signature`.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.signer.verifying_key()
+        self.signer.current().verifying_key()
+    }
+
+    /// Every key versions are signed with: current, then next.
+    pub fn signing_keys(&self) -> &SigningKeys {
+        &self.signer
     }
 
     /// Tells long-polls the service is shutting down, so they answer now.
@@ -640,6 +666,7 @@ impl BundleStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcp_guard_engine::signing;
 
     const DEMO: &str = r#"{"name":"demo","version":3}"#;
 
@@ -657,10 +684,17 @@ mod tests {
         assert_eq!(bundle.source(), Source::Seed);
         assert_eq!(store.len(), 1);
         let key = store.verifying_key();
-        assert_eq!(
-            signing::verify(bundle.bytes(), bundle.signature(), &[key]),
-            Ok(())
-        );
+        let signed = Signed {
+            name: "demo",
+            version: 3,
+            bytes: bundle.bytes(),
+        };
+        assert!(signing::verify(&signed, bundle.signature(), &[key]).is_ok());
+        let as_other = Signed {
+            name: "other",
+            ..signed
+        };
+        assert!(signing::verify(&as_other, bundle.signature(), &[key]).is_err());
     }
 
     #[test]

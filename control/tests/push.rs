@@ -252,22 +252,43 @@ async fn signatures_verify_with_the_published_key() {
         .expect("valid public key");
     assert_eq!(keys["keys"][0]["id"], signing::key_id(&key));
 
+    assert_eq!(keys["keys"][0]["status"], "current");
+    assert_eq!(keys["current"], signing::key_id(&key));
+
     let reply = get(server.addr, "/v1/bundles/demo", &[]).await;
     let header = reply.header("x-bundle-signature").expect("signed");
-    assert_eq!(signing::verify(&reply.body, header, &[key]), Ok(()));
+    let version: u64 = reply
+        .header("x-bundle-version")
+        .and_then(|v| v.parse().ok())
+        .expect("version header");
+    let signed = |name, version, bytes| signing::Signed {
+        name,
+        version,
+        bytes,
+    };
+    assert!(signing::verify(&signed("demo", version, &reply.body), header, &[key]).is_ok());
     Bundle::parse(&reply.body).expect("valid bundle");
     let mut tampered = reply.body.clone();
     tampered[3] ^= 0x20;
     assert!(matches!(
-        signing::verify(&tampered, header, &[key]),
+        signing::verify(&signed("demo", version, &tampered), header, &[key]),
         Err(signing::SignatureError::BadSignature(_))
     ));
-    // Old versions are signed too.
+    // The signature says which bundle and which version it is.
+    for (name, v) in [("team-a-x", version), ("demo", version + 1)] {
+        assert!(matches!(
+            signing::verify(&signed(name, v, &reply.body), header, &[key]),
+            Err(signing::SignatureError::BadSignature(_))
+        ));
+    }
+    // Old versions are signed too, as their own version.
     let v1 = get(server.addr, "/v1/bundles/demo/versions/1", &[]).await;
-    assert_eq!(
-        signing::verify(&v1.body, v1.header("x-bundle-signature"), &[key]),
-        Ok(())
-    );
+    assert!(signing::verify(
+        &signed("demo", 1, &v1.body),
+        v1.header("x-bundle-signature"),
+        &[key]
+    )
+    .is_ok());
     server.stop().await.expect("clean shutdown");
 }
 

@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod mcp_sse;
 pub mod pii;
 pub mod policy;
+pub mod report;
 pub mod request;
 pub mod request_line;
 pub mod signing;

@@ -49,11 +49,24 @@ pub struct ControlConfig {
     #[serde(default = "default_sync_ms")]
     pub sync_interval_ms: u64,
     /// Ed25519 public keys (base64 or hex) whose signatures are trusted.
+    /// During a key rotation list both the old and the new key.
     #[serde(default)]
     pub public_keys: Vec<String>,
+    /// Report to the control service which version this Envoy enforces or
+    /// refused (`POST /v1/bundles/<bundle>/status`), so pushers see
+    /// rejected versions.
+    #[serde(default = "default_true")]
+    pub report_status: bool,
+    /// The instance id in status reports; default: Envoy's node id.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Accept unsigned bundles: for local demos only.
     #[serde(default)]
     pub allow_unsigned: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_authority() -> String {
@@ -97,6 +110,15 @@ impl PluginConfig {
                 return Err(
                     "control.public_keys is required (set allow_unsigned only for local demos)"
                         .into(),
+                );
+            }
+            if control
+                .instance_id
+                .as_deref()
+                .is_some_and(|id| !mcp_guard_engine::report::valid_instance(id))
+            {
+                return Err(
+                    "control.instance_id must be 1 to 128 characters of [A-Za-z0-9._~:@/-]".into(),
                 );
             }
             if control.long_poll_secs > 300 {

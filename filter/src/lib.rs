@@ -5,6 +5,7 @@
 //! This crate is thin glue: the per-exchange flow lives in
 //! `mcp-guard-flow`, decisions and scrubbing in `mcp-guard-engine`.
 
+pub mod accept;
 pub mod config;
 pub mod host;
 pub mod metrics;

@@ -11,9 +11,11 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
+use mcp_guard_engine::report::{self, RejectCode, ReportState, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
 
+use crate::accept::{self, Accepted, Expected, Served};
 use crate::config::{ControlConfig, PluginConfig};
 use crate::host::{self, now_ms, HeaderMap};
 use crate::metrics::Metrics;
@@ -34,7 +36,18 @@ struct Fetcher {
     backoff_ms: u64,
     /// Last version-key value activated from shared data.
     seen: Option<Vec<u8>>,
+    /// This Envoy's id in status reports.
+    instance: String,
+    /// What this instance should report after its last fetch outcome.
+    status: Option<StatusReport>,
+    /// The last report the control service accepted.
+    reported: Option<StatusReport>,
+    /// A report on its way: call token and content.
+    report_in_flight: Option<(u32, StatusReport)>,
 }
+
+/// Response header with the served version (covered by the signature).
+const VERSION_HEADER: &str = "x-bundle-version";
 
 /// Per-VM root context.
 pub struct GuardRoot {
@@ -51,9 +64,10 @@ fn log(level: LogLevel, message: &str) {
 enum Fetched {
     /// A new verified version was published.
     New,
-    /// Nothing newer (304, or an older/equal version).
+    /// Nothing newer (304, or the active version again).
     Same,
-    /// The fetch or the bundle failed; keep the last good one.
+    /// The fetch or the bundle failed (refused bundles included, an older
+    /// version too); keep the last good one.
     Failed,
 }
 
@@ -117,8 +131,13 @@ impl GuardRoot {
         if let Some(f) = &mut self.fetcher {
             f.seen = Some(marker);
         }
+        let subscribed = self
+            .fetcher
+            .as_ref()
+            .map(|f| f.control.bundle.clone())
+            .unwrap_or_default();
         match parsed {
-            Ok(bundle) if bundle.version == version => {
+            Ok(bundle) if bundle.version == version && bundle.name == subscribed => {
                 self.activate(bundle, etag, "shared data");
             }
             Ok(_) | Err(_) => log(
@@ -194,53 +213,158 @@ impl GuardRoot {
                 return Fetched::Failed;
             }
         }
+        let active_version = self.active.as_ref().map(|a| a.policy.bundle().version);
         let Some(f) = &self.fetcher else {
             return Fetched::Failed;
         };
         let etag = host::header(HeaderMap::HttpCallResponse, "etag");
         let signature = host::header(HeaderMap::HttpCallResponse, SIGNATURE_HEADER);
+        let announced = host::header(HeaderMap::HttpCallResponse, VERSION_HEADER);
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
-        if !f.control.allow_unsigned {
-            if let Err(e) = signing::verify(&body, signature.as_deref(), &f.trusted) {
+        let checked = accept::check(
+            &Served {
+                body: &body,
+                signature: signature.as_deref(),
+                version: announced.as_deref(),
+            },
+            &Expected {
+                name: &f.control.bundle,
+                trusted: &f.trusted,
+                allow_unsigned: f.control.allow_unsigned,
+                active_version,
+            },
+        );
+        match checked {
+            Ok(Accepted::Same) => {
+                if let (Some(f), Some(version)) = (&mut self.fetcher, active_version) {
+                    if f.status.is_none() {
+                        f.status = Some(status(&f.instance, Some(version), None, None));
+                    }
+                }
+                Fetched::Same
+            }
+            Ok(Accepted::New(bundle)) => {
+                let version = bundle.version;
+                if let Err(status) = sync::publish(&f.keys, &body, version, etag.as_deref()) {
+                    log(
+                        LogLevel::Warn,
+                        &format!("could not publish bundle to other workers: {status:?}"),
+                    );
+                }
+                self.activate(*bundle, etag, "control service");
+                if let Some(f) = &mut self.fetcher {
+                    f.status = Some(status(&f.instance, Some(version), None, None));
+                }
+                Fetched::New
+            }
+            Err(rejection) => {
                 self.metrics.record_bundle_rejected();
                 log(
                     LogLevel::Error,
-                    &format!("rejected fetched bundle, keeping the active one: {e}"),
+                    &format!(
+                        "rejected fetched bundle {:?} version {} ({}): {}; keeping the active one",
+                        f.control.bundle,
+                        rejection
+                            .version
+                            .map_or_else(|| "?".to_owned(), |v| v.to_string()),
+                        rejection.code.as_str(),
+                        rejection.detail
+                    ),
                 );
-                return Fetched::Failed;
+                if let Some(f) = &mut self.fetcher {
+                    f.status = Some(status(
+                        &f.instance,
+                        rejection.version,
+                        Some(rejection.code),
+                        active_version,
+                    ));
+                }
+                Fetched::Failed
             }
         }
-        let bundle = match Bundle::parse(&body) {
-            Ok(bundle) => bundle,
-            Err(e) => {
-                self.metrics.record_bundle_rejected();
-                log(
-                    LogLevel::Error,
-                    &format!("rejected fetched bundle, keeping the active one: {e}"),
-                );
-                return Fetched::Failed;
-            }
+    }
+
+    /// Sends this instance's status to the control service when it changed
+    /// since the last accepted report (one report in flight at a time; a
+    /// failed one is retried after the next fetch).
+    fn maybe_report(&mut self) {
+        let Some(f) = &mut self.fetcher else {
+            return;
         };
-        let version = bundle.version;
-        if self
-            .active
-            .as_ref()
-            .is_some_and(|a| version <= a.policy.bundle().version)
-        {
-            log(LogLevel::Warn, &format!("control service served version {version}, not newer than the active one; ignored"));
-            return Fetched::Same;
+        if !f.control.report_status || f.report_in_flight.is_some() {
+            return;
         }
-        if let Err(status) = sync::publish(&f.keys, &body, version, etag.as_deref()) {
+        let Some(status) = f.status.clone() else {
+            return;
+        };
+        if f.reported.as_ref() == Some(&status) {
+            return;
+        }
+        let path = format!("/v1/bundles/{}/status", f.control.bundle);
+        let body = status.to_json();
+        let headers = vec![
+            (":method", "POST"),
+            (":path", path.as_str()),
+            (":authority", f.control.authority.as_str()),
+            ("content-type", "application/json"),
+        ];
+        match hostcalls::dispatch_http_call(
+            &f.control.cluster,
+            headers,
+            Some(body.as_bytes()),
+            vec![],
+            Duration::from_millis(f.control.timeout_ms),
+        ) {
+            Ok(token) => f.report_in_flight = Some((token, status)),
+            Err(e) => log(
+                LogLevel::Debug,
+                &format!("status report not dispatched: {e:?}"),
+            ),
+        }
+    }
+
+    /// Handles the answer to a status report; `false` if `token_id` is not one.
+    fn on_report_response(&mut self, token_id: u32) -> bool {
+        let Some(f) = &mut self.fetcher else {
+            return false;
+        };
+        if f.report_in_flight.as_ref().map(|(t, _)| *t) != Some(token_id) {
+            return false;
+        }
+        let sent = f.report_in_flight.take().map(|(_, s)| s);
+        let code = host::header(HeaderMap::HttpCallResponse, ":status");
+        if code.as_deref().is_some_and(|c| c.starts_with('2')) {
+            f.reported = sent;
+        } else {
             log(
                 LogLevel::Warn,
-                &format!("could not publish bundle to other workers: {status:?}"),
+                &format!("status report not accepted (status {code:?}); will resend"),
             );
         }
-        self.activate(bundle, etag, "control service");
-        Fetched::New
+        true
+    }
+}
+
+/// A status report of this instance.
+fn status(
+    instance: &str,
+    version: Option<u64>,
+    reason: Option<RejectCode>,
+    active_version: Option<u64>,
+) -> StatusReport {
+    StatusReport {
+        instance: instance.to_owned(),
+        state: if reason.is_some() {
+            ReportState::Rejected
+        } else {
+            ReportState::Active
+        },
+        version,
+        reason,
+        active_version,
     }
 }
 
@@ -258,6 +382,9 @@ impl Context for GuardRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if self.on_report_response(token_id) {
+            return;
+        }
         if self.fetcher.as_ref().and_then(|f| f.in_flight) != Some(token_id) {
             return;
         }
@@ -284,6 +411,7 @@ impl Context for GuardRoot {
                 f.backoff_ms = (f.backoff_ms * 2).min(f.control.max_backoff_ms);
             }
         }
+        self.maybe_report();
         // Re-arm at once rather than waiting for the next tick.
         self.maybe_fetch();
     }
@@ -336,10 +464,19 @@ impl RootContext for GuardRoot {
                 }
             }
             let holder = format!("{:016x}", RandomState::new().hash_one(now_ms()));
+            let keys = SharedKeys::new(&control.bundle);
+            let instance = control.instance_id.clone().unwrap_or_else(|| {
+                host::property(&["node", "id"])
+                    .ok()
+                    .flatten()
+                    .and_then(|id| String::from_utf8(id).ok())
+                    .filter(|id| report::valid_instance(id))
+                    .unwrap_or_else(|| sync::shared_instance_id(&keys, &format!("envoy-{holder}")))
+            });
             let _ =
                 hostcalls::set_tick_period(Duration::from_millis(control.sync_interval_ms.max(10)));
             self.fetcher = Some(Fetcher {
-                keys: SharedKeys::new(&control.bundle),
+                keys,
                 backoff_ms: control.retry_interval_ms,
                 control,
                 trusted,
@@ -347,6 +484,10 @@ impl RootContext for GuardRoot {
                 in_flight: None,
                 next_fetch_ms: 0,
                 seen: None,
+                instance,
+                status: None,
+                reported: None,
+                report_in_flight: None,
             });
         }
         true

@@ -20,6 +20,9 @@ pub struct SharedKeys {
     pub bundle: String,
     /// `"<holder> <expiry ms>"`: which VM fetches.
     pub lease: String,
+    /// This Envoy's instance id in status reports, when it has no node id:
+    /// the first VM picks one, the others read it.
+    pub instance: String,
 }
 
 impl SharedKeys {
@@ -29,6 +32,7 @@ impl SharedKeys {
             version: format!("mcp_guard/{bundle}/version"),
             bundle: format!("mcp_guard/{bundle}/bundle"),
             lease: format!("mcp_guard/{bundle}/lease"),
+            instance: format!("mcp_guard/{bundle}/instance"),
         }
     }
 }
@@ -98,4 +102,17 @@ pub fn acquire_lease(keys: &SharedKeys, holder: &str, now_ms: u64, ttl_ms: u64) 
             read(&keys.lease).is_some_and(|v| v == mine.as_bytes())
         }
     }
+}
+
+/// One instance id for every VM of this Envoy: the id already in shared
+/// data, else `candidate` (written, then read back so racing VMs agree).
+pub fn shared_instance_id(keys: &SharedKeys, candidate: &str) -> String {
+    let stored = |value: Vec<u8>| String::from_utf8(value).ok().filter(|id| !id.is_empty());
+    if let Some(id) = read(&keys.instance).and_then(stored) {
+        return id;
+    }
+    let _ = hostcalls::set_shared_data(&keys.instance, Some(candidate.as_bytes()), None);
+    read(&keys.instance)
+        .and_then(stored)
+        .unwrap_or_else(|| candidate.to_owned())
 }

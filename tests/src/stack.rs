@@ -117,6 +117,7 @@ impl Control {
         let options = Options {
             tokens: tokens()?,
             jwks_refresh: None,
+            ..Options::default()
         };
         let listener = self.runtime.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(5);

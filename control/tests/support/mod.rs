@@ -219,6 +219,7 @@ pub fn options() -> mcp_guard_control::Options {
     mcp_guard_control::Options {
         tokens: mcp_guard_control::Tokens::parse(tokens_json().as_bytes()).expect("tokens"),
         jwks_refresh: None,
+        ..mcp_guard_control::Options::default()
     }
 }
 
