@@ -73,9 +73,18 @@ pub struct CheckedLine {
 /// `Err` carries the refusal's detail code.
 pub fn check_request_line(path: &str, authority: &str) -> Result<CheckedLine, &'static str> {
     let normal = check_path(path).map_err(|e| e.code())?;
-    let host = check_authority(authority).map_err(|e| e.code())?;
+    // No authority at all (HTTP/1.0 without Host) names no host a rule
+    // could match; Envoy itself refuses it on HTTP/1.1 and HTTP/2.
+    let host = if authority.is_empty() {
+        String::new()
+    } else {
+        check_authority(authority)
+            .map_err(|e| e.code())?
+            .as_str()
+            .to_owned()
+    };
     Ok(CheckedLine {
         path: normal.path.to_owned(),
-        host: host.as_str().to_owned(),
+        host,
     })
 }

@@ -313,12 +313,30 @@ fn binary_and_unscrubbed_answers_pass_untouched() {
         stream.client_response().unwrap().body_text(),
         r#"{"m":"jane@example.com"}"#
     );
+    // A generic type is sniffed: text in it is scanned, binary refused
+    // unless the bundle lists the type as safe.
     let plugin = plugin_with(json!({}));
     let stream = allowed_stream(&plugin, json!({"sub": "a"}));
     respond(&stream, "application/octet-stream", &[b"jane@example.com"]);
+    assert_eq!(stream.client_response().unwrap().body_text(), "[EMAIL]");
+    let stream = allowed_stream(&plugin, json!({"sub": "a"}));
+    let utf16: Vec<u8> = "jane@example.com"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    respond(&stream, "application/octet-stream", &[&utf16]);
+    let response = stream.client_response().unwrap();
+    assert_eq!(response.status, 502);
+    assert!(response.body_text().contains("unscannable_content"));
+    let stream = allowed_stream(&plugin, json!({"sub": "a"}));
+    respond(&stream, "image/png", &[b"\x89PNG jane@example.com"]);
+    assert_eq!(stream.client_response().unwrap().status, 502);
+    let plugin = plugin_with(json!({"safe_content_types": ["image/png"]}));
+    let stream = allowed_stream(&plugin, json!({"sub": "a"}));
+    respond(&stream, "image/png", &[b"\x89PNG jane@example.com"]);
     assert_eq!(
         stream.client_response().unwrap().body_text(),
-        "jane@example.com"
+        "\u{fffd}PNG jane@example.com"
     );
 }
 

@@ -102,7 +102,7 @@ fn demo_exchanges_replay_to_the_expected_outcomes() {
     assert_eq!(decision(binary)["mcp_target"], "get_weather");
     assert_eq!(
         binary["response"]["body"], "raw a@example.com",
-        "non-text bodies pass untouched"
+        "types the bundle lists as safe (image/*) pass untouched"
     );
     assert_eq!(binary["metrics"]["mcp_requests_total"], 5);
 
