@@ -1,6 +1,7 @@
-//! `mcp-guard explain`: decides one request exactly as the filter would
-//! (same engine, same body handling) and collects, for every call of the
-//! request, the engine's rule-by-rule explanation.
+//! `mcp-guard explain`: decides one request exactly as the filter would —
+//! the filter's own exchange flow runs it on an in-memory host, so the
+//! request-line, header and body checks are the same — and collects, for
+//! every call of the request, the engine's rule-by-rule explanation.
 
 use std::path::Path;
 
@@ -10,6 +11,8 @@ use mcp_guard_engine::policy::Explanation;
 use mcp_guard_engine::{
     BodyRefusal, Bundle, Claims, Decision, McpCall, Policy, Reason, RequestAttrs,
 };
+use mcp_guard_flow::memory::MemoryHost;
+use mcp_guard_flow::{ActivePolicy, Exchange, Next};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -345,6 +348,25 @@ pub fn evaluate(
             )
         }
     };
+    // The filter's own exchange flow has the last word: request-line,
+    // header and body checks it makes before any rule are the same here.
+    let flow = flow_decision(&policy, &claims, spec, now);
+    let decision = match flow {
+        Some(flow)
+            if matches!(
+                flow.reason,
+                Reason::InvalidRequest | Reason::InvalidBody | Reason::BodyTooLarge
+            ) && flow.reason != decision.reason =>
+        {
+            notes.push(format!(
+                "the filter refuses this request before the rules: {}{}",
+                flow.reason.as_str(),
+                flow.detail.map(|d| format!(" ({d})")).unwrap_or_default()
+            ));
+            flow
+        }
+        _ => decision,
+    };
     Ok(Report {
         decision,
         bundle: bundle_info,
@@ -373,6 +395,41 @@ fn body_refusal_note(refusal: &BodyRefusal, len: usize, policy: &Policy) -> Stri
         ),
         (_, None) => "the body is refused".into(),
     }
+}
+
+/// Runs the request through the filter's exchange flow on an in-memory
+/// host, with the claims as `jwt_authn` would hand them over.
+fn flow_decision(
+    policy: &Policy,
+    claims: &Claims,
+    spec: &RequestSpec,
+    now: u64,
+) -> Option<Decision> {
+    let metadata_key = policy.bundle().identity.jwt_authn_metadata.clone();
+    let active = std::rc::Rc::new(ActivePolicy::new(policy.clone(), None));
+    let mut host = MemoryHost::at(now.saturating_mul(1000));
+    host.set_claims(&metadata_key, &Value::Object(claims.0.clone()));
+    let mut headers = vec![
+        (":method".to_string(), spec.method.clone()),
+        (":path".to_string(), spec.path.clone()),
+        (":authority".to_string(), spec.authority()),
+    ];
+    headers.extend(spec.header_pairs());
+    host.request.headers = headers;
+    let mut exchange = Exchange::new(Some(active));
+    match spec.body_bytes() {
+        Some(body) => {
+            let len = body.len();
+            host.request.body = body;
+            if exchange.on_request_headers(&mut host, false) == Next::Pause && !exchange.decided() {
+                exchange.on_request_body(&mut host, len, true);
+            }
+        }
+        None => {
+            exchange.on_request_headers(&mut host, true);
+        }
+    }
+    exchange.record().decision.clone()
 }
 
 fn identity_info(

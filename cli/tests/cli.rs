@@ -459,3 +459,18 @@ fn explain_shows_what_dry_run_would_enforce() {
     assert!(stdout(&out)
         .starts_with("ALLOW (dry_run)\ndry run:  would be DENY (default_deny) if enforced\n"));
 }
+
+#[test]
+fn explain_refuses_paths_not_in_normal_form_like_the_filter() {
+    let out = explain(
+        &["--claims", "explain/claims-user.json"],
+        "explain/req-dot-segment.json",
+        &["--json"],
+    );
+    assert_eq!(code(&out), 3);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["decision"]["reason"], "invalid_request");
+    assert_eq!(report["decision"]["detail"], "path_dot_segment");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("before the rules"), "{notes}");
+}
