@@ -255,6 +255,19 @@ impl Exchange {
                 .unwrap_or_default()
                 .to_owned(),
         };
+        // Identity first, so a refused request line is logged with who
+        // sent it.
+        match identify(host, &active) {
+            Ok(claims) => self.claims = claims,
+            Err(denial) => {
+                let d = self.deny_with(&active, denial);
+                return self.enforce(host, d);
+            }
+        }
+        self.record.subject = self
+            .claims
+            .get_str(&bundle.identity.subject_claim)
+            .map(str::to_owned);
         match edges::check_request_line(&self.line.path, &self.line.authority) {
             Ok(checked) => {
                 // Rules see the path without its query and the host
@@ -285,17 +298,6 @@ impl Exchange {
                 return self.enforce(host, d);
             }
         }
-        match identify(host, &active) {
-            Ok(claims) => self.claims = claims,
-            Err(denial) => {
-                let d = self.deny_with(&active, denial);
-                return self.enforce(host, d);
-            }
-        }
-        self.record.subject = self
-            .claims
-            .get_str(&bundle.identity.subject_claim)
-            .map(str::to_owned);
         self.choose_scanner(&active);
         let scrub_request = bundle.pii.scrub_requests && self.scanner.is_some();
         if (active.policy.needs_body() || scrub_request) && !end_of_stream {

@@ -6,9 +6,11 @@
 //!
 //! - Upper case is normalised to lower case (DNS names are case-insensitive;
 //!   refusing `Model.Local` would only break clients).
-//! - One trailing dot is normalised away: `internal.local.` names the same
-//!   host as `internal.local` (Envoy's `strip_trailing_host_dot` does the
-//!   same before routing). Two (`a..`) leave an empty label: refused.
+//! - A trailing dot is refused (`host_trailing_dot`): the upstream gets the
+//!   authority as sent, so the rules must have matched exactly that text.
+//!   The shipped Envoy config strips one trailing dot before the filter
+//!   (`strip_trailing_host_dot`), so `internal.local.` from a client still
+//!   works there and `internal.local..` is refused.
 //! - The port is split off and returned apart; rules match the host alone
 //!   (as they did before this check). An empty, non-numeric or out-of-range
 //!   port is refused.
@@ -61,6 +63,9 @@ pub enum HostError {
     /// `a..b`, `.a`, `a..`.
     #[error("host has an empty label")]
     EmptyLabel,
+    /// A trailing dot: not the host's normal form.
+    #[error("host ends with a dot")]
+    TrailingDot,
     /// A label over 63 bytes or a name over 253.
     #[error("host name or label too long")]
     TooLong,
@@ -83,6 +88,7 @@ impl HostError {
             HostError::Userinfo => "host_userinfo",
             HostError::InvalidCharacter => "host_invalid_character",
             HostError::EmptyLabel => "host_empty_label",
+            HostError::TrailingDot => "host_trailing_dot",
             HostError::TooLong => "host_too_long",
             HostError::InvalidPort => "host_invalid_port",
             HostError::InvalidIpv6 => "host_invalid_ipv6",
@@ -127,14 +133,13 @@ fn parse_port(digits: &str) -> Result<u16, HostError> {
     digits.parse().map_err(|_| HostError::InvalidPort)
 }
 
-/// A registered name or IPv4 address, lower-cased, one trailing dot dropped.
+/// A registered name or IPv4 address, lower-cased.
 fn check_name(name: &str) -> Result<Cow<'_, str>, HostError> {
     if name.is_empty() {
         return Err(HostError::Empty);
     }
-    let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() {
-        return Err(HostError::Empty);
+    if name.ends_with('.') {
+        return Err(HostError::TrailingDot);
     }
     if name.len() > MAX_NAME {
         return Err(HostError::TooLong);
@@ -185,7 +190,6 @@ mod tests {
         for (raw, host, port) in [
             ("model.local", "model.local", None),
             ("Model.LOCAL", "model.local", None),
-            ("internal.local.", "internal.local", None),
             ("INTERNAL.local.:8080", "internal.local", Some(8080)),
             ("model.local:80", "model.local", Some(80)),
             ("localhost", "localhost", None),
@@ -224,7 +228,8 @@ mod tests {
             ("user@internal.local", HostError::Userinfo),
             ("internal.local@evil", HostError::Userinfo),
             (":@evil", HostError::Userinfo),
-            ("internal.local..", HostError::EmptyLabel),
+            ("internal.local.", HostError::TrailingDot),
+            ("internal.local..", HostError::TrailingDot),
             (".internal.local", HostError::EmptyLabel),
             ("a..b", HostError::EmptyLabel),
             ("model.local:", HostError::InvalidPort),
