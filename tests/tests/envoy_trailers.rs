@@ -19,8 +19,9 @@ use mcp_guard_e2e::h2::{self, Answer, H2Upstream, Message, Parts};
 use mcp_guard_e2e::{tokens, Stack, StackOptions, DEMO_BUNDLE};
 use serde_json::{json, Value};
 
-/// The demo bundle with its MCP endpoint moved to `/h2/mcp`, plus a rule
-/// letting model users read `/h2/answers/…`.
+/// The demo bundle with its MCP endpoint moved to `/h2/mcp`, plus rules
+/// letting model users read `/h2/answers/…` and post `/h2/prompts`, and
+/// with prompts (request bodies) scrubbed too.
 fn bundle() -> String {
     let mut bundle: Value =
         serde_json::from_str(&DEMO_BUNDLE.replace("\"/mcp\"", "\"/h2/mcp\"")).expect("demo bundle");
@@ -35,6 +36,16 @@ fn bundle() -> String {
             "claims": [{ "claim": "roles", "contains_any": ["model-user"] }]
         }
     }));
+    rules.push(json!({
+        "id": "h2-prompts",
+        "effect": "allow",
+        "when": {
+            "methods": ["POST"],
+            "path": { "exact": "/h2/prompts" },
+            "claims": [{ "claim": "roles", "contains_any": ["model-user"] }]
+        }
+    }));
+    bundle["pii"]["scrub_requests"] = json!(true);
     bundle.to_string()
 }
 
@@ -98,6 +109,15 @@ fn script(request: &Message) -> Answer {
                 },
             }
         }
+        "/h2/prompts" => Answer {
+            status: 200,
+            headers: headers(&[("content-type", "text/plain")]),
+            body: Parts {
+                data: vec![b"noted".to_vec()],
+                trailers: up_trailers(),
+                gap: Duration::ZERO,
+            },
+        },
         "/h2/answers/json" => {
             let body = json!({"contact": DEMO_EMAIL, "note": "call back"}).to_string();
             Answer {
@@ -254,6 +274,7 @@ fn trailers_over_http2_end_to_end() {
     .expect("stack starts");
     forbidden_call_with_trailers_is_refused_before_the_upstream(&stack, &upstream);
     allowed_call_with_trailers_reaches_the_upstream_whole(&stack, &upstream);
+    prompt_ending_with_trailers_is_scrubbed_before_the_upstream(&stack, &upstream);
     held_answer_ending_with_trailers_is_scrubbed(&stack);
     streamed_answer_ending_with_trailers_leaks_nothing(&stack);
     assert!(
@@ -372,6 +393,26 @@ fn allowed_call_with_trailers_reaches_the_upstream_whole(stack: &Stack, upstream
     );
     assert_eq!(reply.trailer(UP_TRAILER.0), Some(UP_TRAILER.1), "{reply:?}");
 
+    // An identity header forged as a trailer does not change the identity
+    // headers the upstream gets (the filter injects those as headers).
+    let forged = post_mcp(
+        stack,
+        &caller("trl-forge", &["model-user"]),
+        Parts::with_trailers(
+            &call("search_customers", 23),
+            &[("x-mcp-subject", "root"), ("x-mcp-tenant", "globex")],
+        ),
+    );
+    assert_eq!(forged.status, 200, "{forged:?}");
+    let got = reached(upstream, "\"id\":23");
+    assert_eq!(got.len(), 1, "{:?}", upstream.seen());
+    assert_eq!(got[0].header("x-mcp-subject"), Some("trl-forge"));
+    assert_eq!(got[0].header("x-mcp-tenant"), Some("acme"));
+    eprintln!(
+        "forged identity trailers as the upstream got them: {:?}",
+        got[0].trailers
+    );
+
     // An admin may delete: the same trailers path allows when the rules do.
     let admin = post_mcp(
         stack,
@@ -380,6 +421,59 @@ fn allowed_call_with_trailers_reaches_the_upstream_whole(stack: &Stack, upstream
     );
     assert_eq!(admin.status, 200, "{admin:?}");
     assert_eq!(reached(upstream, "\"id\":22").len(), 1);
+}
+
+/// A prompt whose body ends with trailers is scrubbed at the trailers
+/// callback; the client's `content-length` no longer matches, so it must
+/// not reach the upstream (which would reject the stream).
+fn prompt_ending_with_trailers_is_scrubbed_before_the_upstream(
+    stack: &Stack,
+    upstream: &H2Upstream,
+) {
+    let prompt = format!(r#"{{"prompt":"please mail {DEMO_EMAIL} the invoice","n":31}}"#);
+    let (a, b) = prompt.split_at(prompt.find("oe@exam").expect("email") + 3);
+    let auth = format!("Bearer {}", caller("trl-prompt", &["model-user"]));
+    let length = prompt.len().to_string();
+    let reply = h2::send(
+        stack.envoy.port,
+        "POST",
+        "/h2/prompts",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("content-length", &length),
+        ],
+        Parts {
+            data: vec![a.into(), b.into()],
+            trailers: Some(vec![(REQ_TRAILER.0.into(), REQ_TRAILER.1.into())]),
+            gap: Duration::from_millis(80),
+        },
+    )
+    .expect("HTTP/2 request");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.text(), "noted");
+    let got = reached(upstream, "\"n\":31");
+    assert_eq!(got.len(), 1, "{:?}", upstream.seen());
+    let got = &got[0];
+    let text = got.text();
+    for secret in SECRET_FRAGMENTS {
+        assert!(
+            !text.contains(secret),
+            "{secret} reached the upstream: {text}"
+        );
+    }
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap_or_default()["prompt"],
+        "please mail [EMAIL] the invoice",
+        "{text}"
+    );
+    if let Some(len) = got.header("content-length") {
+        assert_eq!(len, got.body.len().to_string(), "stale content-length");
+    }
+    assert_eq!(got.trailer(REQ_TRAILER.0), Some(REQ_TRAILER.1), "{got:?}");
+    let record = record_of(stack, "trl-prompt");
+    assert_eq!(record["decision"], "allow", "{record}");
+    assert_eq!(record["redactions"]["email"], 1, "{record}");
 }
 
 fn held_answer_ending_with_trailers_is_scrubbed(stack: &Stack) {
