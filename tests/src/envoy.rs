@@ -18,6 +18,9 @@ pub struct EnvoySettings {
     pub plugin_config: String,
     /// Port of the model upstream.
     pub upstream_port: u16,
+    /// Port of the HTTP/2 upstream behind `/h2/` (a closed port when the
+    /// stack runs none).
+    pub h2_upstream_port: u16,
     /// Port of the control service.
     pub control_port: u16,
     /// Worker threads.
@@ -55,6 +58,10 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
             &yaml_single_quoted(&settings.plugin_config),
         )
         .replace("{{UPSTREAM_PORT}}", &settings.upstream_port.to_string())
+        .replace(
+            "{{H2_UPSTREAM_PORT}}",
+            &settings.h2_upstream_port.to_string(),
+        )
         .replace("{{CONTROL_PORT}}", &settings.control_port.to_string())
 }
 

@@ -3,6 +3,7 @@
 //! the end-to-end tests and by `cargo xtask demo`.
 
 pub mod envoy;
+pub mod h2;
 pub mod http;
 pub mod paths;
 pub mod stack;

@@ -23,6 +23,11 @@ pub const DEMO_BUNDLE: &str = include_str!("../../policies/demo.json");
 /// The push token the stack's control service accepts (for every bundle).
 pub const PUSH_TOKEN: &str = "e2e-push-token-not-a-secret";
 
+/// Where the `/h2/` route points when the stack runs no HTTP/2 upstream:
+/// port 1 on loopback, which nothing here listens on (connections fail,
+/// Envoy answers 503).
+const CLOSED_PORT: u16 = 1;
+
 /// How to start a stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -41,6 +46,9 @@ pub struct StackOptions {
     /// Let the in-process control service log to stderr (the demo does;
     /// tests keep their output readable).
     pub control_logs: bool,
+    /// Port of an HTTP/2 upstream Envoy routes `/h2/` to; `None` points
+    /// that route at a closed port.
+    pub h2_upstream_port: Option<u16>,
 }
 
 impl Default for StackOptions {
@@ -53,6 +61,7 @@ impl Default for StackOptions {
             long_poll_secs: 30,
             poll_interval_ms: 5_000,
             control_logs: false,
+            h2_upstream_port: None,
         }
     }
 }
@@ -218,6 +227,7 @@ impl Stack {
             jwks: tokens::DEMO_JWKS.replace('\n', ""),
             plugin_config: plugin_config.to_string(),
             upstream_port,
+            h2_upstream_port: options.h2_upstream_port.unwrap_or(CLOSED_PORT),
             control_port: proxy_port,
             concurrency: options.concurrency,
         };

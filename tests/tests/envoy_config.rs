@@ -16,6 +16,7 @@ fn validate(plugin_config: &str, name: &str) -> (bool, String, String) {
         jwks: tokens::DEMO_JWKS.replace('\n', ""),
         plugin_config: plugin_config.into(),
         upstream_port: 1,
+        h2_upstream_port: 3,
         control_port: 2,
         concurrency: 1,
     };
