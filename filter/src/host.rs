@@ -22,8 +22,12 @@ const STATUS_NOT_FOUND: RawStatus = 1;
 pub enum HeaderMap {
     /// Request headers.
     Request = 0,
+    /// Request trailers.
+    RequestTrailers = 1,
     /// Response headers.
     Response = 2,
+    /// Response trailers.
+    ResponseTrailers = 3,
     /// Headers of a `dispatch_http_call` response.
     HttpCallResponse = 6,
 }

@@ -28,6 +28,13 @@ fn map(side: Side) -> HeaderMap {
     }
 }
 
+fn trailer_map(side: Side) -> HeaderMap {
+    match side {
+        Side::Request => HeaderMap::RequestTrailers,
+        Side::Response => HeaderMap::ResponseTrailers,
+    }
+}
+
 fn buffer(side: Side) -> Buffer {
     match side {
         Side::Request => Buffer::Request,
@@ -50,6 +57,14 @@ impl Host for ProxyHost<'_> {
 
     fn remove_header(&mut self, side: Side, name: &str) {
         host::remove_header(map(side), name);
+    }
+
+    fn trailers(&mut self, side: Side) -> Vec<(String, String)> {
+        host::header_pairs(trailer_map(side))
+    }
+
+    fn remove_trailer(&mut self, side: Side, name: &str) {
+        host::remove_header(trailer_map(side), name);
     }
 
     fn body(&mut self, side: Side, len: usize) -> Option<Vec<u8>> {

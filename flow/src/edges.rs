@@ -18,6 +18,24 @@ pub struct HeaderPlan {
     pub strip: Vec<String>,
 }
 
+/// Names in `fields` that spell a header the bundle injects (any case,
+/// `_` for `-`): client copies to remove from headers or trailers.
+pub fn forged_injected(policy: &Policy, fields: &[(String, String)]) -> Vec<String> {
+    let injected: Vec<String> = policy
+        .bundle()
+        .inject
+        .iter()
+        .map(|i| folded(&i.header))
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in fields {
+        if injected.contains(&folded(name)) && !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
 /// Plans the header clean-up, or refuses: a header the rules read may not
 /// arrive twice or under a second spelling (the rules would read one and
 /// the upstream might read the other).
@@ -25,20 +43,13 @@ pub fn plan_headers(
     policy: &Policy,
     headers: &[(String, String)],
 ) -> Result<HeaderPlan, &'static str> {
-    let injected: Vec<String> = policy
-        .bundle()
-        .inject
-        .iter()
-        .map(|i| folded(&i.header))
-        .collect();
     let read = policy.header_names();
-    let mut plan = HeaderPlan::default();
+    let plan = HeaderPlan {
+        strip: forged_injected(policy, headers),
+    };
     for (i, (name, _)) in headers.iter().enumerate() {
         let fold = folded(name);
-        if injected.contains(&fold) {
-            if !plan.strip.contains(name) {
-                plan.strip.push(name.clone());
-            }
+        if plan.strip.contains(name) {
             continue;
         }
         if !read.iter().any(|r| folded(r) == fold) {

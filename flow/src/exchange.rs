@@ -342,6 +342,7 @@ impl Exchange {
     /// is taken now; HTTP/2 bodies that end with trailers never reach the
     /// body callback with `end_of_stream`.
     pub fn on_request_trailers(&mut self, host: &mut impl Host) -> Next {
+        self.strip_injected_trailers(host);
         match self.request {
             RequestState::AwaitingBody => {}
             RequestState::Forwarded => return Next::Continue,
@@ -352,6 +353,22 @@ impl Exchange {
             return self.refuse_out_of_order(host);
         };
         self.finish_request(host, &active)
+    }
+
+    /// Trailers named like a header the bundle injects are removed: an
+    /// upstream that merges trailers into headers must not read a
+    /// client's copy of an identity header.
+    fn strip_injected_trailers(&mut self, host: &mut impl Host) {
+        let Some(active) = self.policy.clone() else {
+            return;
+        };
+        let trailers = host.trailers(Side::Request);
+        if trailers.is_empty() {
+            return;
+        }
+        for name in edges::forged_injected(&active.policy, &trailers) {
+            host.remove_trailer(Side::Request, &name);
+        }
     }
 
     /// The whole request body is here: decide, and scrub prompts.

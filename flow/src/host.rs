@@ -37,6 +37,11 @@ pub trait Host {
     fn set_header(&mut self, side: Side, name: &str, value: &str);
     /// Removes a header (every value of it).
     fn remove_header(&mut self, side: Side, name: &str);
+    /// Every trailer of one side (only inside that side's trailers
+    /// callback).
+    fn trailers(&mut self, side: Side) -> Vec<(String, String)>;
+    /// Removes a trailer (every value of it).
+    fn remove_trailer(&mut self, side: Side, name: &str);
     /// The first `len` bytes of the body buffered so far (the current chunk
     /// when streaming); `None` when the host has no body to give.
     fn body(&mut self, side: Side, len: usize) -> Option<Vec<u8>>;

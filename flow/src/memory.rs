@@ -46,6 +46,8 @@ pub struct Direction {
     pub headers: Vec<(String, String)>,
     /// The body buffer the current callback sees.
     pub body: Vec<u8>,
+    /// Trailer map.
+    pub trailers: Vec<(String, String)>,
 }
 
 /// The in-memory proxy.
@@ -136,6 +138,16 @@ impl Host for MemoryHost {
     fn remove_header(&mut self, side: Side, name: &str) {
         self.side(side)
             .headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+
+    fn trailers(&mut self, side: Side) -> Vec<(String, String)> {
+        self.side(side).trailers.clone()
+    }
+
+    fn remove_trailer(&mut self, side: Side, name: &str) {
+        self.side(side)
+            .trailers
             .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
     }
 

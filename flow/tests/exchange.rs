@@ -562,7 +562,7 @@ fn paths_and_hosts_not_in_normal_form_are_refused_before_any_rule() {
     host.request.headers.retain(|(k, _)| k != ":authority");
     host.request
         .headers
-        .push((":authority".into(), "API.local.:8080".into()));
+        .push((":authority".into(), "API.local:8080".into()));
     let mut ex = Exchange::new(Some(policy));
     assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
 }
@@ -589,4 +589,27 @@ fn a_local_refusal_passes_back_through_untouched() {
     assert_eq!(ex.on_response_body(&mut host, n, true), Next::Continue);
     assert_eq!(host.response.body, reply.body);
     assert_eq!(host.replies.len(), 1);
+}
+
+#[test]
+fn trailers_named_like_injected_headers_are_removed() {
+    let policy = active(&bundle(json!({})));
+    let mut host = host_for("/plain/x", &[]);
+    let mut ex = Exchange::new(Some(policy));
+    host.request.trailers = vec![
+        ("x-mcp-tenant".into(), "globex".into()),
+        ("X_MCP_TENANT".into(), "globex".into()),
+        ("x-checksum".into(), "abc".into()),
+    ];
+    assert!(send_request(
+        &mut ex,
+        &mut host,
+        b"{\"a\":1}",
+        &[2],
+        Ending::Trailers
+    ));
+    assert_eq!(
+        host.request.trailers,
+        vec![("x-checksum".to_string(), "abc".to_string())]
+    );
 }
