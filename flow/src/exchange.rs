@@ -215,6 +215,10 @@ impl Exchange {
     /// Refuses a request that broke the expected order of callbacks.
     fn refuse_out_of_order(&mut self, host: &mut impl Host) -> Next {
         host.log(Level::Warn, "request callback out of order: refused");
+        if self.request == RequestState::Answered {
+            // Already answered with a local reply: one reply per request.
+            return Next::Pause;
+        }
         let decision = Decision::deny(Reason::InvalidRequest).with_detail("callback_order");
         self.enforce(host, decision)
     }
