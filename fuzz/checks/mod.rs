@@ -21,8 +21,11 @@ pub mod normalise;
 pub mod request_line;
 pub mod scrub_stream;
 
+/// A target's invariant check over one raw input.
+pub type Check = fn(&[u8]);
+
 /// The fuzz targets, by directory name under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("jwt", jwt::check),
     ("bundle", bundle::check),
     ("jsonrpc", jsonrpc::check),
