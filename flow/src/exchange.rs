@@ -120,6 +120,8 @@ pub struct Exchange {
     request_len: usize,
     /// Bytes of response body buffered so far.
     response_len: usize,
+    /// A local reply already answered the response side.
+    response_replied: bool,
     scratch: Vec<u8>,
 }
 
@@ -167,6 +169,7 @@ impl Exchange {
             scanner: None,
             request_len: 0,
             response_len: 0,
+            response_replied: false,
             scratch: Vec::new(),
         }
     }
@@ -600,6 +603,13 @@ impl Exchange {
     /// Refuses a response whose headers have not left yet with a 502
     /// local reply.
     fn refuse_response_now(&mut self, host: &mut impl Host, reason: &'static str) -> Next {
+        if self.response_replied {
+            // One local reply per answer: a repeated headers callback
+            // after a refusal is held, not answered again.
+            self.response = ResponseState::Refused;
+            return Next::Pause;
+        }
+        self.response_replied = true;
         self.record.scrub_note = Some(reason);
         host.count_refusal();
         self.record.publish(host);

@@ -561,3 +561,30 @@ fn paths_and_hosts_not_in_normal_form_are_refused_before_any_rule() {
     let mut ex = Exchange::new(Some(policy));
     assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
 }
+
+#[test]
+fn repeated_headers_callbacks_never_send_a_second_local_reply() {
+    let policy = active(&bundle(json!({})));
+    // Request side: denied at headers, then headers again.
+    let mut host = host_for("/plain/../admin", &[]);
+    let mut ex = Exchange::new(Some(policy.clone()));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Pause);
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Pause);
+    assert_eq!(host.replies.len(), 1);
+    assert!(!ex.forwarded());
+    // Response side: refused on a second headers callback, then a third.
+    let mut host = host_for("/plain/x", &[]);
+    let mut ex = Exchange::new(Some(policy));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.response.headers = vec![("content-type".into(), "application/json".into())];
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Pause);
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Pause);
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Pause);
+    assert_eq!(host.replies.len(), 1);
+    assert_eq!(host.replies[0].status, 502);
+    // Nothing of the held body leaves afterwards.
+    host.response.body = br#"{"e":"jane.doe@example.com"}"#.to_vec();
+    let n = host.response.body.len();
+    ex.on_response_body(&mut host, n, true);
+    assert!(host.response.body.is_empty());
+}
