@@ -561,8 +561,9 @@ impl Exchange {
         }
         let class = classify(content_type.as_deref());
         if end_of_stream {
-            // No body: nothing to scan or filter.
-            self.response = ResponseState::Pass;
+            // No body: nothing to scan or filter. A body callback after
+            // this one is out of order and is dropped, not passed unscanned.
+            self.response = ResponseState::Refused;
             return Next::Continue;
         }
         match class {

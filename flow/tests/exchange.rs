@@ -588,3 +588,17 @@ fn repeated_headers_callbacks_never_send_a_second_local_reply() {
     ex.on_response_body(&mut host, n, true);
     assert!(host.response.body.is_empty());
 }
+
+#[test]
+fn a_body_after_end_of_stream_response_headers_is_dropped() {
+    let policy = active(&bundle(json!({})));
+    let mut host = host_for("/plain/x", &[]);
+    let mut ex = Exchange::new(Some(policy));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.response.headers = vec![("content-type".into(), "text/plain".into())];
+    assert_eq!(ex.on_response_headers(&mut host, true), Next::Continue);
+    host.response.body = b"write to jane.doe@example.com today".to_vec();
+    let n = host.response.body.len();
+    ex.on_response_body(&mut host, n, true);
+    assert!(host.response.body.is_empty(), "out-of-order body passed");
+}

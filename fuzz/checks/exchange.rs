@@ -161,6 +161,11 @@ impl Run {
         let replies = self.host.replies.len();
         let next = f(&mut self.ex, &mut self.host);
         self.t.request_replies += self.host.replies.len() - replies;
+        if self.host.replies.len() > replies {
+            // A local reply ends the exchange: buffered bytes are discarded.
+            self.host.request.body.clear();
+            self.host.response.body.clear();
+        }
         assert!(
             self.t.request_replies <= 1,
             "{what}: a second local reply from the request side"
@@ -203,6 +208,11 @@ impl Run {
             self.t.response_replies <= 1,
             "{what}: a second local reply from the response side"
         );
+        if self.host.replies.len() > replies {
+            // A local reply ends the stream: what the proxy buffered from
+            // the upstream is discarded, as Envoy does.
+            self.host.response.body.clear();
+        }
         if self.host.replies.len() > replies
             || self.host.counts.refusals > refusals
             || self.host.reset
