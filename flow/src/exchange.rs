@@ -123,6 +123,12 @@ pub struct Exchange {
     request_len: usize,
     /// Bytes of response body buffered so far.
     response_len: usize,
+    /// A local reply already answered the response side.
+    response_replied: bool,
+    /// The body of that local reply: the only bytes that may pass once
+    /// the answer was refused (Envoy runs a local reply back through the
+    /// filter; anything else is dropped).
+    reply_body: Vec<u8>,
     scratch: Vec<u8>,
 }
 
@@ -170,6 +176,8 @@ impl Exchange {
             scanner: None,
             request_len: 0,
             response_len: 0,
+            response_replied: false,
+            reply_body: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -218,6 +226,10 @@ impl Exchange {
     /// Refuses a request that broke the expected order of callbacks.
     fn refuse_out_of_order(&mut self, host: &mut impl Host) -> Next {
         host.log(Level::Warn, "request callback out of order: refused");
+        if self.request == RequestState::Answered {
+            // Already answered with a local reply: one reply per request.
+            return Next::Pause;
+        }
         let decision = Decision::deny(Reason::InvalidRequest).with_detail("callback_order");
         self.enforce(host, decision)
     }
@@ -583,8 +595,9 @@ impl Exchange {
         }
         let class = classify(content_type.as_deref());
         if end_of_stream {
-            // No body: nothing to scan or filter.
-            self.response = ResponseState::Pass;
+            // No body: nothing to scan or filter. A body callback after
+            // this one is out of order and is dropped, not passed unscanned.
+            self.response = ResponseState::Refused;
             return Next::Continue;
         }
         match class {
@@ -625,6 +638,13 @@ impl Exchange {
     /// Refuses a response whose headers have not left yet with a 502
     /// local reply.
     fn refuse_response_now(&mut self, host: &mut impl Host, reason: &'static str) -> Next {
+        if self.response_replied {
+            // One local reply per answer: a repeated headers callback
+            // after a refusal is held, not answered again.
+            self.response = ResponseState::Refused;
+            return Next::Pause;
+        }
+        self.response_replied = true;
         // The record keeps the note operators already search for.
         self.record.scrub_note = Some(match reason {
             "compressed_response" => "compressed_blocked",
@@ -640,6 +660,7 @@ impl Exchange {
         ];
         if host.send_reply(502, &details, &headers, &body) {
             self.response = ResponseState::Replied;
+            self.reply_body = body;
         } else {
             host.log(Level::Warn, "local reply refused by host; resetting");
             host.reset();
@@ -658,7 +679,23 @@ impl Exchange {
     ) -> Next {
         let redactions_before = self.record.redactions.total();
         let next = match &self.response {
-            ResponseState::Pass | ResponseState::Replied => Next::Continue,
+            ResponseState::Pass => Next::Continue,
+            ResponseState::Replied => {
+                // Our own reply's body passes; anything else is dropped.
+                let ours = size == 0
+                    || host.body(Side::Response, size).is_some_and(|chunk| {
+                        !chunk.is_empty()
+                            && chunk.len() <= self.reply_body.len()
+                            && self
+                                .reply_body
+                                .windows(chunk.len())
+                                .any(|w| w == chunk.as_slice())
+                    });
+                if !ours && !host.replace_body(Side::Response, size, &[]) {
+                    host.reset();
+                }
+                Next::Continue
+            }
             ResponseState::Start | ResponseState::Refused => {
                 // A body with no headers seen, or after a refusal: dropped.
                 if !host.replace_body(Side::Response, size, &[]) && size > 0 {

