@@ -125,6 +125,8 @@ pub struct Exchange {
     response_len: usize,
     /// A local reply already answered the response side.
     response_replied: bool,
+    /// The request headers said the request had no body.
+    request_ended: bool,
     /// The body of that local reply: the only bytes that may pass once
     /// the answer was refused (Envoy runs a local reply back through the
     /// filter; anything else is dropped).
@@ -177,6 +179,7 @@ impl Exchange {
             request_len: 0,
             response_len: 0,
             response_replied: false,
+            request_ended: false,
             reply_body: Vec::new(),
             scratch: Vec::new(),
         }
@@ -247,6 +250,7 @@ impl Exchange {
         if self.request != RequestState::Start {
             return self.refuse_out_of_order(host);
         }
+        self.request_ended = end_of_stream;
         let Some(active) = self.policy.clone() else {
             return self.enforce(host, Decision::deny(Reason::NoPolicy));
         };
@@ -332,6 +336,15 @@ impl Exchange {
     ) -> Next {
         match self.request {
             RequestState::AwaitingBody => {}
+            RequestState::Forwarded if self.request_ended => {
+                // The headers said there was no body, and the decision was
+                // taken without one: a body now is out of order and is
+                // dropped, never forwarded undecided.
+                if !host.replace_body(Side::Request, size, &[]) {
+                    host.reset();
+                }
+                return Next::Continue;
+            }
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),

@@ -650,3 +650,24 @@ fn trailers_named_like_injected_headers_are_removed() {
         vec![("x-checksum".to_string(), "abc".to_string())]
     );
 }
+
+#[test]
+fn a_request_body_after_end_of_stream_headers_is_dropped() {
+    let policy = active(&bundle(json!({})));
+    let mut host = host_for("/mcp", &[]);
+    let mut ex = Exchange::new(Some(policy));
+    // No body announced: decided on headers alone (no call: session rule
+    // does not match, default deny) — use a path that allows.
+    host.request.headers.retain(|(k, _)| k != ":path");
+    host.request
+        .headers
+        .push((":path".into(), "/plain/x".into()));
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.request.body = call("delete_customer");
+    let n = host.request.body.len();
+    ex.on_request_body(&mut host, n, true);
+    assert!(
+        host.request.body.is_empty(),
+        "an undecided body was forwarded"
+    );
+}
