@@ -2,6 +2,14 @@
 //! 4 KB MCP call, a 1 MB chat body and a 10k-member object (the strict
 //! reader must stay linear). Run: `cargo bench -p mcp-guard-engine --bench body`.
 
+// Test code: a panic is a failed test, not a dead worker VM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

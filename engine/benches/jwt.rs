@@ -2,6 +2,14 @@
 //! a cached lookup (SHA-256 of the token + table hit + claims clone), for
 //! ES256 and RS256. Run: `cargo bench -p mcp-guard-engine --bench jwt`.
 
+// Test code: a panic is a failed test, not a dead worker VM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -144,7 +144,10 @@ impl Weekday {
             Weekday::Tue,
             Weekday::Wed,
         ];
-        DAYS[((secs / 86_400) % 7) as usize]
+        // `% 7` keeps the index in range; the fallback is never taken.
+        DAYS.get(((secs / 86_400) % 7) as usize)
+            .copied()
+            .unwrap_or(Weekday::Thu)
     }
 }
 

@@ -3,6 +3,14 @@
 //! the policy does is refused with `invalid_body` and a detail code, never
 //! decided as "no attributes".
 
+// Test code: a panic is a failed test, not a dead worker VM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use mcp_guard_engine::{Bundle, Claims, Decision, Effect, Policy, Reason, RequestAttrs};
 use serde_json::{json, Value};
 

@@ -1,5 +1,13 @@
 //! The verified-token cache through `Verifier::verify_cached`.
 
+// Test code: a panic is a failed test, not a dead worker VM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod jwt_common;
 
 use jwt_common::*;

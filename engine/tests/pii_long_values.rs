@@ -5,6 +5,14 @@
 //! cannot decide within the bound ends the stream without writing the
 //! undecided bytes.
 
+// Test code: a panic is a failed test, not a dead worker VM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::sync::Arc;
 
 use mcp_guard_engine::pii::{

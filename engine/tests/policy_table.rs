@@ -2,6 +2,14 @@
 //! semantics (deny first, default deny, dry run, batches), plus a check
 //! that the rule index never changes a decision.
 
+// Test code: a panic is a failed test, not a dead worker VM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use mcp_guard_engine::{
     Bundle, Claims, Decision, Effect, McpCall, Policy, Reason, RequestAttrs, TargetKind,
 };

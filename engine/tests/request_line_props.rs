@@ -3,6 +3,14 @@
 //! proxy or upstream may apply, and every accepted host is a fixed point of
 //! the host check itself.
 
+// Test code: a panic is a failed test, not a dead worker VM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use mcp_guard_engine::request_line::{check_authority, check_path};
 
 #[path = "../../fuzz/checks/normalise.rs"]

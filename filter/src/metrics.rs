@@ -82,7 +82,9 @@ impl Metrics {
         bump(self.redactions, report.total() as i64);
         for (ty, count) in report.iter() {
             if count > 0 {
-                bump(self.pii_by_type[ty.index()], count as i64);
+                if let Some(&id) = self.pii_by_type.get(ty.index()) {
+                    bump(id, count as i64);
+                }
             }
         }
     }

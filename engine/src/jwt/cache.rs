@@ -126,11 +126,11 @@ impl TokenCache {
     pub fn get(&mut self, token: &str, now: u64) -> Option<Claims> {
         let digest = TokenDigest::of(token);
         let at = *self.index.get(&digest)?;
-        if now >= self.slots[at].exp {
+        if now >= self.slots.get(at)?.exp {
             self.remove_at(at);
             return None;
         }
-        let slot = &mut self.slots[at];
+        let slot = self.slots.get_mut(at)?;
         slot.referenced = true;
         Some(slot.claims.clone())
     }
@@ -149,8 +149,12 @@ impl TokenCache {
             exp,
             referenced: false,
         };
-        if let Some(&at) = self.index.get(&digest) {
-            self.slots[at] = slot;
+        if let Some(entry) = self
+            .index
+            .get(&digest)
+            .and_then(|&at| self.slots.get_mut(at))
+        {
+            *entry = slot;
             return;
         }
         if self.slots.len() < self.capacity {
@@ -159,9 +163,11 @@ impl TokenCache {
             return;
         }
         let victim = self.victim(now);
-        self.index.remove(&self.slots[victim].digest);
-        self.index.insert(digest, victim);
-        self.slots[victim] = slot;
+        if let Some(entry) = self.slots.get_mut(victim) {
+            self.index.remove(&entry.digest);
+            self.index.insert(digest, victim);
+            *entry = slot;
+        }
     }
 
     /// Advances the clock hand to the slot to reuse. Terminates within two
@@ -171,7 +177,9 @@ impl TokenCache {
         for _ in 0..2 * len {
             let at = self.hand % len;
             self.hand = (at + 1) % len;
-            let slot = &mut self.slots[at];
+            let Some(slot) = self.slots.get_mut(at) else {
+                return at;
+            };
             if now >= slot.exp || !slot.referenced {
                 return at;
             }

@@ -305,7 +305,8 @@ fn rsa_key(obj: &Map<String, Value>) -> Result<(KeyKind, DecodingKey), String> {
     let e_trim = strip_leading_zeros(&e);
     // Public exponents are small odd numbers (almost always 65537); an
     // oversized or even one is a broken or hostile key.
-    if e_trim.is_empty() || e_trim.len() > 4 || e_trim[e_trim.len() - 1] & 1 == 0 || e_trim == [1] {
+    let odd = e_trim.last().is_some_and(|b| b & 1 == 1);
+    if !odd || e_trim.len() > 4 || e_trim == [1] {
         return Err("RSA exponent must be an odd number between 3 and 2^32".into());
     }
     Ok((
@@ -356,7 +357,7 @@ fn okp_key(obj: &Map<String, Value>) -> Result<(KeyKind, DecodingKey), String> {
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
+    bytes.get(start..).unwrap_or_default()
 }
 
 fn bit_len(be: &[u8]) -> usize {

@@ -15,6 +15,9 @@
 //! No keyword is a prefix of another, so at most one matches at a
 //! position and the leftmost match is the only answer.
 
+// Lookup tables indexed by a byte (`[_; 256]`) or a nibble (`[_; 16]`) and by a position below the table count: in range by construction, and this is the scanner's hot loop.
+#![allow(clippy::indexing_slicing)]
+
 use super::scanner::Kw;
 use super::vector;
 

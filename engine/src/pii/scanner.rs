@@ -2,6 +2,9 @@
 //! automaton for custom terms) once, then shared (read-only) by every
 //! scrub of every response.
 
+// Per-type tables are `[_; PiiType::ALL.len()]` indexed by `PiiType::index()`, which is below that length by construction.
+#![allow(clippy::indexing_slicing)]
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::config::{Action, PiiConfig, PiiConfigError, PiiType, MAX_TERM_LEN, MIN_HASH_KEY_LEN};

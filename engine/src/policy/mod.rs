@@ -251,7 +251,7 @@ impl Policy {
         index.candidates(request, scratch);
         scratch
             .iter()
-            .map(|&i| &self.rules[i as usize])
+            .filter_map(|&i| self.rules.get(i as usize))
             .filter(|r| include_dry_run || !r.rule.dry_run)
             .find(|r| r.matches(claims, request, &mut Tracer(None)))
     }

@@ -28,6 +28,9 @@
 //! digits, numbers followed by a separator and more digits, and the SSN
 //! layout `ddd-dd-dddd` (also for never-issued SSNs such as `087-32-0000`).
 
+// Group tables are indexed by a group count the parser caps below their length before every write (see `MAX_GROUPS`); hot detector path.
+#![allow(clippy::indexing_slicing)]
+
 use crate::pii::config::PiiType;
 use crate::pii::window::{is_word, Found, Step, Win};
 
