@@ -190,7 +190,6 @@ mod tests {
         for (raw, host, port) in [
             ("model.local", "model.local", None),
             ("Model.LOCAL", "model.local", None),
-            ("INTERNAL.local.:8080", "internal.local", Some(8080)),
             ("model.local:80", "model.local", Some(80)),
             ("localhost", "localhost", None),
             ("a_b.svc", "a_b.svc", None),
@@ -223,7 +222,8 @@ mod tests {
         for (raw, expected) in [
             ("", HostError::Empty),
             (":80", HostError::Empty),
-            (".", HostError::Empty),
+            (".", HostError::TrailingDot),
+            ("INTERNAL.local.:8080", HostError::TrailingDot),
             (".:80", HostError::Empty),
             ("user@internal.local", HostError::Userinfo),
             ("internal.local@evil", HostError::Userinfo),
