@@ -224,7 +224,7 @@ mod tests {
             (":80", HostError::Empty),
             (".", HostError::TrailingDot),
             ("INTERNAL.local.:8080", HostError::TrailingDot),
-            (".:80", HostError::Empty),
+            (".:80", HostError::TrailingDot),
             ("user@internal.local", HostError::Userinfo),
             ("internal.local@evil", HostError::Userinfo),
             (":@evil", HostError::Userinfo),
