@@ -272,11 +272,21 @@ pub fn remove_header(map: HeaderMap, name: &str) -> bool {
 
 /// The first `len` bytes of a body buffer; `None` when the host has none.
 pub fn body(buffer: Buffer, len: usize) -> Option<Vec<u8>> {
+    buffer_bytes(buffer as u32, 0, len).ok().flatten()
+}
+
+/// Bytes of any buffer the ABI numbers (bodies, HTTP call answers, plugin
+/// configuration); `Ok(None)` when the host has none.
+pub fn buffer_bytes(kind: u32, start: usize, max: usize) -> Result<Option<Vec<u8>>, RawStatus> {
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: as in `property`.
-    let status = unsafe { proxy_get_buffer_bytes(buffer as u32, 0, len, &mut data, &mut size) };
-    (status == STATUS_OK).then(|| unsafe { take_host_buffer(data, size) })
+    let status = unsafe { proxy_get_buffer_bytes(kind, start, max, &mut data, &mut size) };
+    match status {
+        STATUS_OK => Ok(Some(unsafe { take_host_buffer(data, size) })),
+        STATUS_NOT_FOUND => Ok(None),
+        other => Err(other),
+    }
 }
 
 /// Replaces the first `len` bytes of a body buffer; `false` when refused.
@@ -299,6 +309,8 @@ pub fn set_property(name: &str, value: &[u8]) -> bool {
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum LogLevel {
+    /// Detail for debugging.
+    Debug = 1,
     /// Routine information.
     Info = 2,
     /// Something to look at.

@@ -6,6 +6,7 @@
 //! `mcp-guard-flow`, decisions and scrubbing in `mcp-guard-engine`.
 
 pub mod accept;
+pub mod calls;
 pub mod config;
 pub mod host;
 pub mod metrics;

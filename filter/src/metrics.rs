@@ -3,7 +3,7 @@
 //! Names show in `/stats` as `wasmcustom.<name>`; values are summed across
 //! worker VMs.
 
-use proxy_wasm::hostcalls;
+use crate::calls as hostcalls;
 use proxy_wasm::types::MetricType;
 
 use mcp_guard_engine::pii::PiiType;

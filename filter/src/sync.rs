@@ -8,8 +8,7 @@
 //! data holds on its next sync tick. A holder that dies stops renewing and
 //! another VM takes over when the lease expires.
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use crate::calls as hostcalls;
 
 /// Shared-data keys of one subscribed bundle.
 #[derive(Debug, Clone)]
@@ -67,7 +66,7 @@ pub fn publish(
     bytes: &[u8],
     version: u64,
     etag: Option<&str>,
-) -> Result<(), Status> {
+) -> Result<(), crate::host::RawStatus> {
     hostcalls::set_shared_data(&keys.bundle, Some(bytes), None)?;
     hostcalls::set_shared_data(
         &keys.version,
