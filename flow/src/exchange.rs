@@ -237,6 +237,21 @@ impl Exchange {
         self.enforce(host, decision)
     }
 
+    /// Refuses a request whose line or headers are not in the form the
+    /// rules are matched on (400 `invalid_request` with the check's code).
+    fn refuse_request(
+        &mut self,
+        host: &mut impl Host,
+        active: &ActivePolicy,
+        detail: &'static str,
+    ) -> Next {
+        let d = active
+            .policy
+            .deny_for(Reason::InvalidRequest)
+            .with_detail(detail);
+        self.enforce(host, d)
+    }
+
     fn deny_with(&self, active: &ActivePolicy, denial: Decision) -> Decision {
         match denial.detail {
             Some(detail) => active.policy.deny_for(denial.reason).with_detail(detail),
@@ -291,13 +306,7 @@ impl Exchange {
                 self.line.path = checked.path;
                 self.line.authority = checked.host;
             }
-            Err(detail) => {
-                let d = active
-                    .policy
-                    .deny_for(Reason::InvalidRequest)
-                    .with_detail(detail);
-                return self.enforce(host, d);
-            }
+            Err(detail) => return self.refuse_request(host, &active, detail),
         }
         match edges::plan_headers(&active.policy, &self.headers) {
             Ok(plan) => {
@@ -306,13 +315,7 @@ impl Exchange {
                 }
                 self.headers.retain(|(k, _)| !plan.strip.contains(k));
             }
-            Err(detail) => {
-                let d = active
-                    .policy
-                    .deny_for(Reason::InvalidRequest)
-                    .with_detail(detail);
-                return self.enforce(host, d);
-            }
+            Err(detail) => return self.refuse_request(host, &active, detail),
         }
         self.choose_scanner(&active);
         let scrub_request = bundle.pii.scrub_requests && self.scanner.is_some();
