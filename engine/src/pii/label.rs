@@ -198,6 +198,20 @@ pub(crate) fn ssn_label_before(w: &Win, p: usize) -> bool {
 
 /// Does a JSON key (its last bytes, unescaped) name an SSN?
 pub(crate) fn ssn_key(key: &[u8]) -> bool {
+    // Every key of a JSON answer comes here: most end in a letter no
+    // label ends in, and need no word split.
+    let Some(last) = key.last().map(u8::to_ascii_lowercase) else {
+        return false;
+    };
+    let may_end_a_label = LABELS.iter().any(|label| {
+        label
+            .last()
+            .and_then(|word| word.as_bytes().last())
+            .is_some_and(|&end| end == last)
+    });
+    if !may_end_a_label {
+        return false;
+    }
     let w = Win::new(key, 0, true, false);
     ends_with_label(&words_before(&w, key.len()), 0)
 }
@@ -205,6 +219,41 @@ pub(crate) fn ssn_key(key: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The last-letter shortcut never changes the answer: every label in
+    /// every spelling, and keys that end near one, against the full word
+    /// split.
+    #[test]
+    fn ssn_key_shortcut_agrees_with_the_word_split() {
+        let mut keys: Vec<String> = Vec::new();
+        for label in LABELS {
+            for sep in ["_", "-", "", " ", "."] {
+                let joined = label.join(sep);
+                keys.push(joined.clone());
+                keys.push(joined.to_ascii_uppercase());
+                keys.push(format!("employee{sep}{joined}"));
+                keys.push(format!("{joined}x"));
+                keys.push(format!("{joined}_"));
+                keys.push(format!("{joined}s"));
+            }
+            let camel: String = label
+                .iter()
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            keys.push(format!("employee{camel}"));
+        }
+        keys.extend(["id", "nr", "no", "name", "contact", "", "n", "Y", "9"].map(String::from));
+        for key in keys {
+            let w = Win::new(key.as_bytes(), 0, true, false);
+            let full = ends_with_label(&words_before(&w, key.len()), 0);
+            assert_eq!(ssn_key(key.as_bytes()), full, "{key:?}");
+        }
+    }
 
     fn before(text: &str) -> bool {
         let p = text.len() - 9;
