@@ -640,3 +640,35 @@ fn sse_mode_from_the_content_type_still_tracks() {
     );
     assert_eq!(s.report().total(), 1);
 }
+
+/// A chat stream sent token by token: each event goes out once the next
+/// token has arrived, not ~95 bytes of text later (first content a
+/// client sees was ~15 tokens late when they came 1 ms apart).
+#[test]
+fn streamed_tokens_go_out_one_token_later() {
+    let sc = scanner();
+    let tokens = [
+        "The", " weather", " in", " Lisbon", " is", " mild", " today,", " with", " rain",
+    ];
+    let mut s = StreamScrubber::sse_with_limits(Arc::clone(&sc), SseLimits::default());
+    let mut out = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let event = ev(
+            None,
+            json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":t},"finish_reason":null}]}),
+        );
+        s.push(event.as_bytes(), &mut out);
+        let seen = chat_read(&parse(&String::from_utf8_lossy(&out)));
+        let before: String = tokens.get(..i.saturating_sub(1)).unwrap_or(&[]).concat();
+        assert!(
+            seen.starts_with(&before) && seen.len() >= before.len(),
+            "after {} tokens the client has {seen:?}",
+            i + 1
+        );
+    }
+    s.finish(&mut out);
+    assert_eq!(
+        chat_read(&parse(&String::from_utf8_lossy(&out))),
+        tokens.concat()
+    );
+}

@@ -297,3 +297,52 @@ fn ssn_number_partial_and_block_actions_keep_json_valid() {
         assert_eq!(r.blocked(), action == Action::Block);
     }
 }
+
+/// Streamed word by word, text is final up to the last space once no
+/// keyword can start in what follows: a token waits for the next one,
+/// not for ~95 bytes of later text.
+#[test]
+fn streamed_words_wait_only_for_the_next_word() {
+    let sc = scanner();
+    let words = [
+        "The", " weather", " in", " Lisbon", " is", " mild", " today,", " with", " light", " rain",
+        " later", " on.",
+    ];
+    let mut s = StreamScrubber::new(sc, ContentMode::Text);
+    let mut out = Vec::new();
+    let mut sent = String::new();
+    for (i, w) in words.iter().enumerate() {
+        s.push(w.as_bytes(), &mut out);
+        sent.push_str(w);
+        if i >= 1 {
+            // Everything before the word just sent is out.
+            let upto = sent.len() - w.len();
+            assert!(
+                out.len() >= upto,
+                "after {sent:?} only {:?} out",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+    s.finish(&mut out);
+    assert_eq!(String::from_utf8_lossy(&out), sent);
+}
+
+/// What may still start a keyword waits: `gh` could become `ghp_…`, and
+/// `-----BEG` a private key; a value split that way is still found.
+#[test]
+fn a_keyword_cut_after_a_space_is_still_found() {
+    let sc = scanner();
+    let token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    for cut in 1..token.len() {
+        let (a, b) = token.split_at(cut);
+        let first = format!("token: {a}");
+        let out = streamed(
+            &sc,
+            ContentMode::Text,
+            &[first.as_bytes(), b.as_bytes(), b" ok"],
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("abcdefghij"), "cut {cut}: {out}");
+    }
+}

@@ -163,6 +163,9 @@ pub(crate) struct Core {
     pub report: PiiReport,
     /// Output before this absolute position is final.
     pub commit: u64,
+    /// Text before this absolute position is no longer read (at most
+    /// `commit`; look-behind keeps it lower than `commit` at times).
+    keep: u64,
     open: Option<Open>,
     /// Most bytes held back before overflowing ([`MAX_HOLD`]).
     hold_limit: u64,
@@ -185,6 +188,7 @@ impl Core {
             repl: Vec::new(),
             report: PiiReport::default(),
             commit: 0,
+            keep: 0,
             open: None,
             hold_limit: MAX_HOLD,
         }
@@ -205,6 +209,7 @@ impl Core {
         self.lead_secret = false;
         self.lead_label = false;
         self.commit = 0;
+        self.keep = 0;
         self.open = None;
     }
 
@@ -213,9 +218,24 @@ impl Core {
         self.base + self.text.len() as u64
     }
 
-    /// Drops text before `upto` (at most `commit`).
+    /// Just past the last space, tab, CR or LF in `from..to` (absolute),
+    /// or `from` when there is none.
+    fn after_last_space(&self, from: u64, to: u64) -> u64 {
+        let lo = from.saturating_sub(self.base) as usize;
+        let hi = (to.saturating_sub(self.base) as usize).min(self.text.len());
+        self.text
+            .get(lo..hi)
+            .and_then(|t| {
+                t.iter()
+                    .rposition(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            })
+            .map_or(from, |i| from + i as u64 + 1)
+    }
+
+    /// Drops text before `upto` (at most `commit`, and never text a later
+    /// run still reads for look-behind).
     pub(crate) fn compact(&mut self, upto: u64) {
-        let upto = upto.min(self.commit).min(self.end());
+        let upto = upto.min(self.commit).min(self.keep).min(self.end());
         if upto > self.base {
             self.text.drain(..(upto - self.base) as usize);
             self.base = upto;
@@ -235,7 +255,7 @@ impl Core {
         let frontier = if eof {
             end
         } else {
-            end.saturating_sub(sc.max_keyword.saturating_sub(1) as u64)
+            end - sc.keyword_tail(&self.text) as u64
         };
         if self.lead_secret && self.next == 0 {
             if !sc.enabled(PiiType::AwsSecret) {
@@ -286,8 +306,20 @@ impl Core {
             Some(o) if o.rendered => o.pos,
             Some(o) => o.start,
             None if eof && self.next >= end => end,
-            None => self.floor.max(self.next.saturating_sub(LOOKBEHIND)),
+            None => {
+                // Look-behind context stays in `text` for later runs…
+                self.keep = self.floor.max(self.next.saturating_sub(LOOKBEHIND));
+                // …but the output is final up to the last whitespace
+                // before `next`: every detector's value reaches back from
+                // its trigger only over adjacent non-space bytes (local
+                // part, `+`/`(`, hex digits, IBAN letters), so no value
+                // still to be found starts before it.
+                self.keep.max(self.after_last_space(self.keep, self.next))
+            }
         };
+        if self.open.is_some() || eof {
+            self.keep = commit;
+        }
         self.commit = commit.clamp(self.commit, end);
         if !eof && end - self.commit > self.hold_limit {
             self.report.record_overflow();

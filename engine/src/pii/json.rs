@@ -600,9 +600,12 @@ impl JsonStream {
         let commit = self.core.commit;
         let to = self.raw_of(commit);
         self.write_to(to, out);
-        let n = ((commit - self.core.base) as usize).min(self.map.len());
-        self.map.drain(..n);
+        // `map` stays aligned with the engine's text, which keeps its
+        // look-behind past `commit`.
+        let before = self.core.base;
         self.core.compact(commit);
+        let n = ((self.core.base - before) as usize).min(self.map.len());
+        self.map.drain(..n);
     }
 }
 

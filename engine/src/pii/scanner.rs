@@ -88,6 +88,9 @@ pub struct Scanner {
     /// Longest keyword or term: candidates closer than this to the end of
     /// the received data wait for more bytes.
     pub(crate) max_keyword: usize,
+    /// Every enabled keyword and term, lower case: what the end of
+    /// received text may be the start of (see [`Scanner::keyword_tail`]).
+    starts: Vec<Box<[u8]>>,
     pub(crate) hasher: Option<Hasher>,
     /// Any detector triggered by digits, `:` or `@` is on.
     pub(crate) triggers: bool,
@@ -117,6 +120,7 @@ impl Default for Scanner {
                 keywords: None,
                 terms: None,
                 max_keyword: 1,
+                starts: Vec::new(),
                 hasher: None,
                 triggers: false,
             },
@@ -125,6 +129,24 @@ impl Default for Scanner {
 }
 
 impl Scanner {
+    /// How many of the last bytes of `text` could be the start of a
+    /// keyword or term still to come: only those wait for more bytes.
+    /// (Holding back a fixed `max_keyword - 1` bytes instead delayed
+    /// every streamed token by that many bytes.) Compared without case,
+    /// which can only hold back more.
+    pub(crate) fn keyword_tail(&self, text: &[u8]) -> usize {
+        let longest = self.max_keyword.saturating_sub(1).min(text.len());
+        (1..=longest)
+            .rev()
+            .find(|&k| {
+                let tail = text.get(text.len() - k..).unwrap_or(&[]);
+                self.starts.iter().any(|w| {
+                    w.len() > k && w.get(..k).is_some_and(|h| h.eq_ignore_ascii_case(tail))
+                })
+            })
+            .unwrap_or(0)
+    }
+
     /// Compiles `cfg`. Fails on empty or overlong custom terms and on a
     /// `hash` action without a usable key.
     pub fn new(cfg: &PiiConfig) -> Result<Self, PiiConfigError> {
@@ -198,6 +220,12 @@ impl Scanner {
             keywords,
             terms: terms_ac,
             max_keyword,
+            starts: chosen
+                .iter()
+                .map(|(w, _, _)| *w)
+                .chain(terms.iter().map(String::as_str))
+                .map(|w| w.to_ascii_lowercase().into_bytes().into_boxed_slice())
+                .collect(),
             hasher,
             triggers,
         })
