@@ -214,3 +214,65 @@ pub fn start(v: &Variant, inputs: &Inputs, dir: &Path) -> Result<Envoy, String> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            envoy: "envoy".into(),
+            wasm: "/x/mcp_guard.wasm".into(),
+            noop_wasm: "/x/noop_filter.wasm".into(),
+            native: Some("/x/libmcp_guard.so".into()),
+            nginx_port: 1001,
+            stream_port: 1002,
+        }
+    }
+
+    fn chain(name: &str) -> Vec<Value> {
+        let v = variants::all()
+            .into_iter()
+            .find(|v| v.name == name)
+            .unwrap();
+        let c = config(&v, &inputs());
+        c["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn names(chain: &[Value]) -> Vec<&str> {
+        chain.iter().map(|f| f["name"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn chains_differ_only_by_the_filters_under_test() {
+        let router = "envoy.filters.http.router";
+        let jwt = "envoy.filters.http.jwt_authn";
+        assert_eq!(names(&chain("A0")), [router]);
+        assert_eq!(names(&chain("A")), [jwt, router]);
+        assert_eq!(names(&chain("N")), [jwt, "envoy.filters.http.rbac", router]);
+        assert_eq!(names(&chain("W0")), [jwt, "noop", router]);
+        assert_eq!(names(&chain("B")), [jwt, "mcp-guard", router]);
+        let policies = &chain("N")[1]["typed_config"]["rules"]["policies"];
+        assert_eq!(policies.as_object().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn mcp_guard_gets_the_same_plugin_config_in_wasm_and_native() {
+        let wasm = &chain("B10k")[1]["typed_config"];
+        let native = &chain("B10k-native")[1]["typed_config"];
+        assert!(native["@type"]
+            .as_str()
+            .unwrap()
+            .ends_with("DynamicModuleFilter"));
+        assert_eq!(native["dynamic_module_config"]["name"], "mcp_guard");
+        let w = wasm["config"]["configuration"]["value"].as_str().unwrap();
+        let n = native["filter_config"]["value"].as_str().unwrap();
+        assert_eq!(w, n);
+        let parsed: Value = serde_json::from_str(w).unwrap();
+        assert_eq!(parsed["bundle"]["rules"].as_array().unwrap().len(), 10_000);
+    }
+}

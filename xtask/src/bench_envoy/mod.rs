@@ -174,6 +174,14 @@ fn command_text(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// `Envoy 1.40.0` from `envoy --version` (`<path>  version: <sha>/1.40.0/Clean/...`).
+fn envoy_version(output: &str) -> String {
+    output
+        .split_once("version:")
+        .and_then(|(_, v)| v.trim().split('/').nth(1))
+        .map_or_else(|| "Envoy".into(), |v| format!("Envoy {v}"))
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -236,6 +244,9 @@ fn measure(
     };
     let rss_mib = procs::rss_kib(pid)? as f64 / 1024.0;
     envoy.guard.check_alive()?;
+    // The same answers after the load: nothing degraded under it.
+    checks::variant(v, envoy.port, &req, &stream_req, stream)
+        .map_err(|e| format!("after the load: {e}"))?;
     envoy.guard.stop();
     Ok(Sample {
         rps8: r8.rps,
@@ -374,11 +385,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         wall_s: started.elapsed().as_secs_f64(),
         machine: machine(),
         date: command_text("date", &["-u", "+%Y-%m-%d"]),
-        envoy: command_text(&envoy_bin.display().to_string(), &["--version"])
-            .split('/')
-            .nth(1)
-            .map(|v| format!("Envoy {v}"))
-            .unwrap_or_else(|| "Envoy".into()),
+        envoy: envoy_version(&command_text(
+            &envoy_bin.display().to_string(),
+            &["--version"],
+        )),
         upstream_rps,
         skipped,
         note: std::env::var("BENCH_NOTE").unwrap_or_else(|_| {
@@ -454,6 +464,13 @@ mod tests {
         assert!(chosen.iter().any(|v| v.name == "B-native"));
         let bad = parse_options(&args(&["--only", "Z"])).unwrap();
         assert!(select(&bad, false).is_err());
+    }
+
+    #[test]
+    fn envoy_version_is_read_past_the_binary_path() {
+        let out = "/work/x/.venv/bin/envoy  version: 9e55/1.40.0/Clean/RELEASE/BoringSSL";
+        assert_eq!(envoy_version(out), "Envoy 1.40.0");
+        assert_eq!(envoy_version(""), "Envoy");
     }
 
     #[test]

@@ -102,9 +102,8 @@ pub fn sse_answer() -> String {
 /// The events the streaming upstream sends 1 ms apart (no PII: the first
 /// event is plain text, so a filter need not hold it back).
 pub fn stream_events() -> Vec<String> {
-    let words: Vec<String> = (0..20).map(|i| format!("word{} ", i % 7)).collect();
-    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    chat_stream(&refs)
+    let words = FILLER.split_inclusive(' ').cycle().take(20);
+    chat_stream(&words.collect::<Vec<_>>())
         .split_inclusive("\n\n")
         .map(str::to_string)
         .collect()
