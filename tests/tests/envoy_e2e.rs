@@ -7,12 +7,23 @@
 
 use mcp_guard_demo_upstream::{CHAT_REPLY, DEMO_CARD, DEMO_EMAIL, DEMO_PHONE};
 use mcp_guard_e2e::http::{send, Reply};
-use mcp_guard_e2e::{tokens, Stack, StackOptions};
+use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target};
 use serde_json::Value;
 
 #[test]
 fn demo_stack_end_to_end() {
-    let stack = Stack::start(StackOptions::default()).expect("stack starts");
+    for target in target::available() {
+        eprintln!("demo_stack_end_to_end: {}", target.name());
+        demo_stack_end_to_end_on(&target);
+    }
+}
+
+fn demo_stack_end_to_end_on(target: &Target) {
+    let stack = Stack::start(StackOptions {
+        target: target.clone(),
+        ..StackOptions::default()
+    })
+    .expect("stack starts");
     allowed_caller_gets_the_answer_with_the_email_scrubbed(&stack);
     forbidden_claims_get_403_with_rule_reason_and_details(&stack);
     missing_token_gets_401_with_reason(&stack);
@@ -191,18 +202,9 @@ fn forged_token_is_rejected_by_jwt_authn_before_the_filter(stack: &Stack) {
 
 fn decisions_are_counted_in_envoy_stats(stack: &Stack) {
     chat(stack, None);
-    let count = stack
-        .envoy
-        .stat("wasmcustom.mcp_unauthenticated_total")
-        .unwrap_or(0);
+    let count = stack.stat("mcp_unauthenticated_total").unwrap_or(0);
     assert!(count >= 1, "counter is {count}");
-    assert!(
-        stack
-            .envoy
-            .stat("wasmcustom.mcp_requests_total")
-            .unwrap_or(0)
-            >= count
-    );
+    assert!(stack.stat("mcp_requests_total").unwrap_or(0) >= count);
 }
 
 fn mcp(stack: &Stack, token: &str, body: Value, extra: &[(&str, &str)]) -> Reply {
@@ -277,6 +279,13 @@ fn mcp_tools_are_authorised_per_tool_and_lists_are_filtered(stack: &Stack) {
 /// read, so Envoy passes the request through without metadata.
 #[test]
 fn filter_side_verification_stack() {
+    for target in target::available() {
+        eprintln!("filter_side_verification_stack: {}", target.name());
+        filter_side_verification_stack_on(&target);
+    }
+}
+
+fn filter_side_verification_stack_on(target: &Target) {
     let jwks: Value = serde_json::from_str(tokens::DEMO_JWKS).unwrap();
     let bundle = serde_json::json!({
         "name": "agents", "version": 1,
@@ -286,6 +295,7 @@ fn filter_side_verification_stack() {
                    "when": {"path": {"exact": "/v1/chat/completions"}, "claims": [{"claim": "roles", "contains_any": ["agent"]}]}}]
     });
     let stack = Stack::start(StackOptions {
+        target: target.clone(),
         bundles: vec![("agents".into(), bundle.to_string())],
         bundle_name: "agents".into(),
         ..StackOptions::default()
@@ -331,6 +341,13 @@ fn filter_side_verification_stack() {
 /// number and a string is a string whatever its bytes look like.
 #[test]
 fn claims_keep_their_types_through_envoy() {
+    for target in target::available() {
+        eprintln!("claims_keep_their_types_through_envoy: {}", target.name());
+        claims_keep_their_types_through_envoy_on(&target);
+    }
+}
+
+fn claims_keep_their_types_through_envoy_on(target: &Target) {
     let bundle = serde_json::json!({
         "name": "typed-claims", "version": 1,
         "identity": {"jwt_authn_metadata": "jwt_payload"},
@@ -344,6 +361,7 @@ fn claims_keep_their_types_through_envoy() {
         ]
     });
     let stack = Stack::start(StackOptions {
+        target: target.clone(),
         bundles: vec![("typed-claims".into(), bundle.to_string())],
         bundle_name: "typed-claims".into(),
         ..StackOptions::default()
