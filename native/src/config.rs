@@ -62,10 +62,10 @@ pub struct Shared {
 impl Shared {
     /// Parses the plugin configuration and defines the metrics (inside the
     /// config-new hook, the only place Envoy allows it); starts no thread.
-    pub fn new(envoy: abi::ConfigEnvoyPtr, bytes: &[u8]) -> Result<Self, ConfigError> {
+    pub fn new(envoy: ConfigPtr, bytes: &[u8]) -> Result<Self, ConfigError> {
         let config = PluginConfig::parse(bytes).map_err(ConfigError::Plugin)?;
         let mut shared = Self {
-            envoy: ConfigPtr(envoy),
+            envoy,
             metrics: Metrics::define(envoy),
             payload_header: config
                 .jwt_payload_header
@@ -119,7 +119,7 @@ impl Shared {
                     log_level::ERROR,
                     &format!("bundle from {source} does not compile, kept the active one: {e}"),
                 );
-                Metrics::bump_config(self.envoy.0, self.metrics.bundle_rejected);
+                Metrics::bump_config(self.envoy, self.metrics.bundle_rejected);
                 false
             }
         }
@@ -129,7 +129,7 @@ impl Shared {
         let (name, version) = (policy.bundle().name.clone(), policy.bundle().version);
         let active = Arc::new(ActivePolicy::new(policy, etag));
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Some(active);
-        self.metrics.set_version(self.envoy.0, version);
+        self.metrics.set_version(self.envoy, version);
         log(
             log_level::INFO,
             &format!("activated bundle {name}@{version} from {source}"),

@@ -18,8 +18,8 @@ use crate::abi::{
     self, body_status, header_type, headers_status, log_level, trailers_status, EnvoyBuffer,
     EnvoyHeader,
 };
-use crate::config::Shared;
-use crate::host::{self, log, NativeHost};
+use crate::config::{ConfigPtr, Shared};
+use crate::host::{self, log, Filter, NativeHost};
 use crate::identity::{self, Evidence, JWT_AUTHN_NAMESPACE};
 use crate::sync::{Answer, EVENT_FETCH};
 
@@ -43,7 +43,7 @@ struct Stream {
 
 /// Runs a hook body; a panic refuses the stream instead of unwinding.
 fn guard<T>(
-    filter: abi::FilterEnvoyPtr,
+    filter: Filter,
     stream: Option<&mut Stream>,
     refused: T,
     body: impl FnOnce(&mut Stream) -> T,
@@ -102,7 +102,7 @@ unsafe fn shared<'a>(ptr: *const c_void) -> Option<&'a Arc<Shared>> {
 
 /// Runs `f` with the stream's exchange and a host for this hook.
 fn with_host<T>(
-    filter: abi::FilterEnvoyPtr,
+    filter: Filter,
     stream: &mut Stream,
     in_body_hook: bool,
     f: impl FnOnce(&mut Exchange, &mut NativeHost<'_>) -> T,
@@ -118,15 +118,12 @@ fn with_host<T>(
 
 /// Reads the verified-payload evidence and strips the payload header so
 /// the upstream sees the request as the wasm filter forwards it.
-fn read_identity(
-    filter: abi::FilterEnvoyPtr,
-    payload_header: &str,
-) -> Result<Option<Vec<u8>>, u32> {
+fn read_identity(filter: Filter, payload_header: &str) -> Result<Option<Vec<u8>>, u32> {
     let namespace = JWT_AUTHN_NAMESPACE.as_bytes();
     // SAFETY: the live stream of the current hook; buffers outlive calls.
     let count = unsafe {
         abi::envoy_dynamic_module_callback_http_get_metadata_keys_count(
-            filter,
+            filter.0,
             abi::METADATA_SOURCE_DYNAMIC,
             abi::ModuleBuffer::of(namespace),
         )
@@ -136,7 +133,7 @@ fn read_identity(
     let ok = count == 0
         || unsafe {
             abi::envoy_dynamic_module_callback_http_get_metadata_keys(
-                filter,
+                filter.0,
                 abi::METADATA_SOURCE_DYNAMIC,
                 abi::ModuleBuffer::of(namespace),
                 keys.as_mut_ptr(),
@@ -187,11 +184,11 @@ fn trailers_status(next: Next) -> u32 {
 }
 
 /// Size of the body so far: what earlier hooks buffered plus this chunk.
-fn body_size(filter: abi::FilterEnvoyPtr, buffered: u32, received: u32) -> usize {
+fn body_size(filter: Filter, buffered: u32, received: u32) -> usize {
     // SAFETY: the live stream of the current hook.
     unsafe {
-        abi::envoy_dynamic_module_callback_http_get_body_size(filter, buffered).saturating_add(
-            abi::envoy_dynamic_module_callback_http_get_body_size(filter, received),
+        abi::envoy_dynamic_module_callback_http_get_body_size(filter.0, buffered).saturating_add(
+            abi::envoy_dynamic_module_callback_http_get_body_size(filter.0, received),
         )
     }
 }
@@ -204,8 +201,11 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
 
 /// A filter configuration (main thread): parses the plugin configuration
 /// (a `StringValue` in `filter_config`); null refuses it.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     config_envoy: abi::ConfigEnvoyPtr,
     _name: EnvoyBuffer,
     config: EnvoyBuffer,
@@ -213,7 +213,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     let made = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: Envoy's config bytes, valid for this hook.
         let bytes = unsafe { config.to_vec() };
-        let mut shared = match Shared::new(config_envoy, &bytes) {
+        let envoy = ConfigPtr(config_envoy);
+        let mut shared = match Shared::new(envoy, &bytes) {
             Ok(shared) => shared,
             Err(e) => {
                 log(log_level::CRITICAL, &e.to_string());
@@ -221,7 +222,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
             }
         };
         if let Some(sync) = &mut shared.sync {
-            if let Err(e) = sync.start(config_envoy) {
+            if let Err(e) = sync.start(envoy) {
                 log(
                     log_level::CRITICAL,
                     &format!("bundle sync timer not started: {e}"),
@@ -236,8 +237,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 }
 
 /// The configuration goes (main thread, after its last stream).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
     if config.is_null() {
         return;
     }
@@ -251,8 +255,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *co
 }
 
 /// The timer says a fetch is due (main thread).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     _config_envoy: abi::ConfigEnvoyPtr,
     config: *const c_void,
     event_id: u64,
@@ -269,8 +276,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
 }
 
 /// A bundle fetch or status report finished (main thread).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
     _config_envoy: abi::ConfigEnvoyPtr,
     config: *const c_void,
     callout_id: u64,
@@ -336,8 +346,11 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
 }
 
 /// A new stream (worker thread): bound to the policy active now.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     config: *const c_void,
     _filter: abi::FilterEnvoyPtr,
 ) -> *const c_void {
@@ -359,8 +372,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
 }
 
 /// The stream's last hook: frees it.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(stream: *const c_void) {
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(stream: *const c_void) {
     if !stream.is_null() {
         // SAFETY: made by `Box::into_raw` in filter-new; destroyed once.
         let _ = catch_unwind(AssertUnwindSafe(|| {
@@ -370,14 +386,17 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(stream: *const c_v
 }
 
 /// Request headers.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter: abi::FilterEnvoyPtr,
     stream_ptr: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
     // SAFETY: Envoy's pointer pair for this stream.
-    let s = unsafe { stream(stream_ptr) };
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, headers_status::STOP_ITERATION, |s| {
         s.metadata = read_identity(filter, &s.shared.payload_header);
         with_host(filter, s, false, |x, h| {
@@ -387,14 +406,17 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
 }
 
 /// A request body chunk.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     filter: abi::FilterEnvoyPtr,
     stream_ptr: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
     // SAFETY: as above.
-    let s = unsafe { stream(stream_ptr) };
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, body_status::STOP_ITERATION_AND_BUFFER, |s| {
         let size = body_size(
             filter,
@@ -408,13 +430,16 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
 }
 
 /// Request trailers.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     filter: abi::FilterEnvoyPtr,
     stream_ptr: *const c_void,
 ) -> u32 {
     // SAFETY: as above.
-    let s = unsafe { stream(stream_ptr) };
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, trailers_status::STOP_ITERATION, |s| {
         with_host(filter, s, false, |x, h| {
             trailers_status(x.on_request_trailers(h))
@@ -423,14 +448,17 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
 }
 
 /// Response headers.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     filter: abi::FilterEnvoyPtr,
     stream_ptr: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
     // SAFETY: as above.
-    let s = unsafe { stream(stream_ptr) };
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, headers_status::STOP_ITERATION, |s| {
         with_host(filter, s, false, |x, h| {
             headers_status(x.on_response_headers(h, end_of_stream))
@@ -439,14 +467,17 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
 }
 
 /// A response body chunk.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     filter: abi::FilterEnvoyPtr,
     stream_ptr: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
     // SAFETY: as above.
-    let s = unsafe { stream(stream_ptr) };
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, body_status::STOP_ITERATION_AND_BUFFER, |s| {
         let size = body_size(
             filter,
@@ -460,13 +491,16 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
 }
 
 /// Response trailers.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
     filter: abi::FilterEnvoyPtr,
     stream_ptr: *const c_void,
 ) -> u32 {
     // SAFETY: as above.
-    let s = unsafe { stream(stream_ptr) };
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, trailers_status::STOP_ITERATION, |s| {
         with_host(filter, s, false, |x, h| {
             trailers_status(x.on_response_trailers(h))
@@ -476,8 +510,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
 
 /// The stream completed (before the access log is written): nothing to do;
 /// the record was published as the exchange went.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
 ) {
@@ -489,8 +526,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
 // terminal filter.
 
 /// Required; unused (no per-stream callouts).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
     _callout_id: u64,
@@ -503,8 +543,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
 }
 
 /// Required; unused (no per-stream HTTP streams).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
     _stream_id: u64,
@@ -515,8 +558,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
 }
 
 /// Required; unused.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
     _stream_id: u64,
@@ -527,8 +573,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
 }
 
 /// Required; unused.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
     _stream_id: u64,
@@ -538,8 +587,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
 }
 
 /// Required; unused.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
     _stream_id: u64,
@@ -547,8 +599,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
 }
 
 /// Required; unused.
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
     _stream_id: u64,
@@ -557,8 +612,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
 }
 
 /// Required; unused (no per-stream scheduler).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
     _event_id: u64,
@@ -566,16 +624,22 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
 }
 
 /// Required; unused (not a terminal filter).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
 ) {
 }
 
 /// Required; unused (not a terminal filter).
+///
+/// # Safety
+/// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
     _filter: abi::FilterEnvoyPtr,
     _stream: *const c_void,
 ) {

@@ -16,10 +16,26 @@ pub const RECORD_KEY: &str = "mcp_guard.decision";
 /// Details Envoy logs for a stream this module resets.
 const RESET_DETAILS: &str = "mcp_guard_reset";
 
+/// Envoy's filter object of one stream, as a value the module can pass
+/// around; made only from the pointer Envoy hands to a hook.
+#[derive(Debug, Clone, Copy)]
+pub struct Filter(pub(crate) abi::FilterEnvoyPtr);
+
+impl Filter {
+    /// Wraps the pointer of the current hook.
+    ///
+    /// # Safety
+    /// `ptr` must be the filter pointer Envoy passed to the running hook;
+    /// the value must not be used after that hook returns.
+    pub unsafe fn from_raw(ptr: abi::FilterEnvoyPtr) -> Self {
+        Self(ptr)
+    }
+}
+
 /// One stream's view of Envoy during one hook.
 pub struct NativeHost<'a> {
     /// Envoy's filter object of this stream.
-    pub filter: abi::FilterEnvoyPtr,
+    pub filter: Filter,
     /// Counter ids of this configuration.
     pub metrics: &'a Metrics,
     /// What `property(["metadata"])` answers: the verified `jwt_authn`
@@ -56,16 +72,16 @@ fn text(bytes: Vec<u8>) -> String {
 
 /// Every entry of one map in one crossing (names lower case, values read
 /// lossily when not UTF-8); empty when Envoy has none.
-pub fn header_pairs(filter: abi::FilterEnvoyPtr, map: u32) -> Vec<(String, String)> {
+pub fn header_pairs(filter: Filter, map: u32) -> Vec<(String, String)> {
     // SAFETY: `filter` is the live stream of the current hook.
-    let size = unsafe { abi::envoy_dynamic_module_callback_http_get_headers_size(filter, map) };
+    let size = unsafe { abi::envoy_dynamic_module_callback_http_get_headers_size(filter.0, map) };
     if size == 0 {
         return Vec::new();
     }
     let mut slots = vec![EnvoyHeader::EMPTY; size];
     // SAFETY: `slots` has room for `size` entries, as the ABI requires.
     let ok = unsafe {
-        abi::envoy_dynamic_module_callback_http_get_headers(filter, map, slots.as_mut_ptr())
+        abi::envoy_dynamic_module_callback_http_get_headers(filter.0, map, slots.as_mut_ptr())
     };
     if !ok {
         return Vec::new();
@@ -94,13 +110,13 @@ pub fn header_pairs(filter: abi::FilterEnvoyPtr, map: u32) -> Vec<(String, Strin
 }
 
 /// Every value of one header, in order.
-pub fn header_values(filter: abi::FilterEnvoyPtr, map: u32, name: &str) -> Vec<Vec<u8>> {
+pub fn header_values(filter: Filter, map: u32, name: &str) -> Vec<Vec<u8>> {
     let mut first = EnvoyBuffer::EMPTY;
     let mut count = 0usize;
     // SAFETY: out-pointers reference live locals; `name` outlives the call.
     let found = unsafe {
         abi::envoy_dynamic_module_callback_http_get_header(
-            filter,
+            filter.0,
             map,
             ModuleBuffer::of(name.as_bytes()),
             &mut first,
@@ -118,7 +134,7 @@ pub fn header_values(filter: abi::FilterEnvoyPtr, map: u32, name: &str) -> Vec<V
         // SAFETY: as above.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_get_header(
-                filter,
+                filter.0,
                 map,
                 ModuleBuffer::of(name.as_bytes()),
                 &mut value,
@@ -135,12 +151,12 @@ pub fn header_values(filter: abi::FilterEnvoyPtr, map: u32, name: &str) -> Vec<V
 }
 
 /// Replaces a header; `None` removes it.
-pub fn set_header(filter: abi::FilterEnvoyPtr, map: u32, name: &str, value: Option<&str>) -> bool {
+pub fn set_header(filter: Filter, map: u32, name: &str, value: Option<&str>) -> bool {
     let value = value.map_or(ModuleBuffer::NULL, |v| ModuleBuffer::of(v.as_bytes()));
     // SAFETY: both buffers outlive the call.
     unsafe {
         abi::envoy_dynamic_module_callback_http_set_header(
-            filter,
+            filter.0,
             map,
             ModuleBuffer::of(name.as_bytes()),
             value,
@@ -149,17 +165,17 @@ pub fn set_header(filter: abi::FilterEnvoyPtr, map: u32, name: &str, value: Opti
 }
 
 /// The bytes of one body buffer, its slices joined.
-fn body_bytes(filter: abi::FilterEnvoyPtr, kind: u32, out: &mut Vec<u8>) -> bool {
+fn body_bytes(filter: Filter, kind: u32, out: &mut Vec<u8>) -> bool {
     // SAFETY: `filter` is the live stream of the current hook.
     let count =
-        unsafe { abi::envoy_dynamic_module_callback_http_get_body_chunks_size(filter, kind) };
+        unsafe { abi::envoy_dynamic_module_callback_http_get_body_chunks_size(filter.0, kind) };
     if count == 0 {
         return true;
     }
     let mut slices = vec![EnvoyBuffer::EMPTY; count];
     // SAFETY: `slices` has room for `count` entries.
     let ok = unsafe {
-        abi::envoy_dynamic_module_callback_http_get_body_chunks(filter, kind, slices.as_mut_ptr())
+        abi::envoy_dynamic_module_callback_http_get_body_chunks(filter.0, kind, slices.as_mut_ptr())
     };
     if !ok {
         return false;
@@ -175,7 +191,7 @@ fn body_bytes(filter: abi::FilterEnvoyPtr, kind: u32, out: &mut Vec<u8>) -> bool
 
 /// The body so far as the proxy-wasm ABI shows it: what earlier hooks
 /// buffered, then the chunk of this hook.
-fn whole_body(filter: abi::FilterEnvoyPtr, side: Side, in_body_hook: bool) -> Option<Vec<u8>> {
+fn whole_body(filter: Filter, side: Side, in_body_hook: bool) -> Option<Vec<u8>> {
     let (buffered, received) = bodies_of(side);
     let mut out = Vec::new();
     if !body_bytes(filter, buffered, &mut out) {
@@ -188,23 +204,25 @@ fn whole_body(filter: abi::FilterEnvoyPtr, side: Side, in_body_hook: bool) -> Op
 }
 
 /// Empties a body buffer.
-fn drain_all(filter: abi::FilterEnvoyPtr, kind: u32) -> bool {
+fn drain_all(filter: Filter, kind: u32) -> bool {
     let mut bytes = Vec::new();
     if !body_bytes(filter, kind, &mut bytes) {
         return false;
     }
     // SAFETY: `filter` is the live stream of the current hook.
     bytes.is_empty()
-        || unsafe { abi::envoy_dynamic_module_callback_http_drain_body(filter, kind, bytes.len()) }
+        || unsafe {
+            abi::envoy_dynamic_module_callback_http_drain_body(filter.0, kind, bytes.len())
+        }
 }
 
 /// Bytes the exchange counts per decision.
-pub fn count(filter: abi::FilterEnvoyPtr, id: Option<usize>, by: u64) {
+pub fn count(filter: Filter, id: Option<usize>, by: u64) {
     if let (Some(id), true) = (id, by > 0) {
         // SAFETY: no labels; `id` was defined by this stream's config.
         let _ = unsafe {
             abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                filter,
+                filter.0,
                 id,
                 std::ptr::null_mut(),
                 0,
@@ -222,11 +240,11 @@ pub fn log(level: u32, message: &str) {
 
 /// Resets the stream: the last resort when bytes already on their way
 /// cannot be replaced or a hook failed.
-pub fn reset(filter: abi::FilterEnvoyPtr) {
+pub fn reset(filter: Filter) {
     // SAFETY: `filter` is the live stream of the current hook.
     unsafe {
         abi::envoy_dynamic_module_callback_http_filter_reset_stream(
-            filter,
+            filter.0,
             abi::RESET_REASON_LOCAL,
             ModuleBuffer::of(RESET_DETAILS.as_bytes()),
         )
@@ -235,7 +253,7 @@ pub fn reset(filter: abi::FilterEnvoyPtr) {
 
 /// Sends a local reply.
 pub fn send_response(
-    filter: abi::FilterEnvoyPtr,
+    filter: Filter,
     status: u32,
     details: &str,
     headers: &[(&str, &str)],
@@ -248,7 +266,7 @@ pub fn send_response(
     // SAFETY: every buffer outlives the call.
     unsafe {
         abi::envoy_dynamic_module_callback_http_send_response(
-            filter,
+            filter.0,
             status,
             headers.as_mut_ptr(),
             headers.len(),
@@ -319,7 +337,7 @@ impl Host for NativeHost<'_> {
         next.is_empty()
             || unsafe {
                 abi::envoy_dynamic_module_callback_http_append_body(
-                    self.filter,
+                    self.filter.0,
                     target,
                     ModuleBuffer::of(&next),
                 )
@@ -352,7 +370,7 @@ impl Host for NativeHost<'_> {
         // SAFETY: both buffers outlive the call.
         let _ = unsafe {
             abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
-                self.filter,
+                self.filter.0,
                 ModuleBuffer::of(RECORD_KEY.as_bytes()),
                 ModuleBuffer::of(json.as_bytes()),
             )

@@ -6,6 +6,7 @@ use mcp_guard_engine::pii::{PiiReport, PiiType};
 use mcp_guard_engine::{Decision, Effect, Reason};
 
 use crate::abi::{self, ModuleBuffer};
+use crate::config::ConfigPtr;
 
 /// Ids of every metric, defined once per filter configuration; `None` for
 /// one Envoy refused (counting then skips it rather than failing).
@@ -29,7 +30,7 @@ pub struct Metrics {
     pub policy_version: Option<usize>,
 }
 
-fn define(config: abi::ConfigEnvoyPtr, name: &str, gauge: bool) -> Option<usize> {
+fn define(config: ConfigPtr, name: &str, gauge: bool) -> Option<usize> {
     let mut id = 0usize;
     let name = ModuleBuffer::of(name.as_bytes());
     // SAFETY: called from the config-new hook with Envoy's live config;
@@ -37,7 +38,7 @@ fn define(config: abi::ConfigEnvoyPtr, name: &str, gauge: bool) -> Option<usize>
     let result = unsafe {
         if gauge {
             abi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
-                config,
+                config.0,
                 name,
                 std::ptr::null_mut(),
                 0,
@@ -45,7 +46,7 @@ fn define(config: abi::ConfigEnvoyPtr, name: &str, gauge: bool) -> Option<usize>
             )
         } else {
             abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
-                config,
+                config.0,
                 name,
                 std::ptr::null_mut(),
                 0,
@@ -58,7 +59,7 @@ fn define(config: abi::ConfigEnvoyPtr, name: &str, gauge: bool) -> Option<usize>
 
 impl Metrics {
     /// Defines every metric (only possible inside the config-new hook).
-    pub fn define(config: abi::ConfigEnvoyPtr) -> Self {
+    pub fn define(config: ConfigPtr) -> Self {
         let counter = |name: &str| define(config, name, false);
         Self {
             requests: counter("mcp_requests_total"),
@@ -112,12 +113,12 @@ impl Metrics {
     }
 
     /// Adds to a counter outside any stream (main thread).
-    pub fn bump_config(config: abi::ConfigEnvoyPtr, id: Option<usize>) {
+    pub fn bump_config(config: ConfigPtr, id: Option<usize>) {
         if let Some(id) = id {
             // SAFETY: `config` is live while its configuration exists.
             let _ = unsafe {
                 abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                    config,
+                    config.0,
                     id,
                     std::ptr::null_mut(),
                     0,
@@ -128,12 +129,12 @@ impl Metrics {
     }
 
     /// Publishes the active bundle version.
-    pub fn set_version(&self, config: abi::ConfigEnvoyPtr, version: u64) {
+    pub fn set_version(&self, config: ConfigPtr, version: u64) {
         if let Some(id) = self.policy_version {
             // SAFETY: as in `bump_config`.
             let _ = unsafe {
                 abi::envoy_dynamic_module_callback_http_filter_config_set_gauge(
-                    config,
+                    config.0,
                     id,
                     std::ptr::null_mut(),
                     0,

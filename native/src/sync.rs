@@ -182,10 +182,11 @@ impl Sync {
 
     /// Creates the scheduler and starts the timer with the first fetch due
     /// at once (it runs once Envoy's main loop does).
-    pub fn start(&mut self, config: abi::ConfigEnvoyPtr) -> std::io::Result<()> {
+    pub fn start(&mut self, config: crate::config::ConfigPtr) -> std::io::Result<()> {
         // SAFETY: called from the config-new hook with Envoy's live config.
-        let scheduler =
-            unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(config) };
+        let scheduler = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(config.0)
+        };
         let timer = Arc::new(Timer {
             clock: Mutex::new(Clock {
                 due: Some(Instant::now()),
@@ -275,7 +276,7 @@ impl Sync {
         match callout(shared, &f.control.cluster, &headers, b"", timeout) {
             Ok(id) => f.in_flight = Some(id),
             Err(code) => {
-                Metrics::bump_config(shared.envoy.0, shared.metrics.bundle_fetch_failures);
+                Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
                 log(
                     log_level::WARN,
                     &format!("bundle fetch not dispatched (callout status {code})"),
@@ -337,7 +338,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
         (true, Some("200")) => {}
         (true, Some("304")) => return Fetched::Same,
         (_, status) => {
-            Metrics::bump_config(shared.envoy.0, shared.metrics.bundle_fetch_failures);
+            Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
             log(
                 log_level::WARN,
                 &format!("bundle fetch failed (status {status:?}); keeping the active bundle"),
@@ -377,7 +378,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
             }
         }
         Err(rejection) => {
-            Metrics::bump_config(shared.envoy.0, shared.metrics.bundle_rejected);
+            Metrics::bump_config(shared.envoy, shared.metrics.bundle_rejected);
             log(
                 log_level::ERROR,
                 &format!(

@@ -28,6 +28,7 @@ fn demo_stack_end_to_end_on(target: &Target) {
     forbidden_claims_get_403_with_rule_reason_and_details(&stack);
     missing_token_gets_401_with_reason(&stack);
     forged_token_is_rejected_by_jwt_authn_before_the_filter(&stack);
+    a_forged_payload_header_grants_nothing(&stack);
     decisions_are_counted_in_envoy_stats(&stack);
     mcp_tools_are_authorised_per_tool_and_lists_are_filtered(&stack);
     streamed_answers_are_scrubbed_across_events(&stack);
@@ -198,6 +199,38 @@ fn forged_token_is_rejected_by_jwt_authn_before_the_filter(stack: &Stack) {
     let reply = chat(stack, Some(&parts.join(".")));
     assert_eq!(reply.status, 401, "{reply:?}");
     assert_eq!(reply.header("x-demo-upstream"), None);
+}
+
+/// The native module reads the verified payload from `jwt_authn`'s
+/// `forward_payload_header` (the module ABI cannot read the metadata
+/// `Struct`). A client-sent copy of that header, here carrying alice's
+/// genuine payload, must grant nothing on either target: without a token
+/// it is still "no token", next to mallory's own token it is still mallory.
+fn a_forged_payload_header_grants_nothing(stack: &Stack) {
+    const HEADER: &str = "x-mcp-guard-jwt-payload";
+    let alice = tokens::alice().unwrap();
+    let payload = alice.split('.').nth(1).unwrap().to_string();
+    let url = stack.url("/v1/chat/completions");
+
+    let reply = send("POST", &url, None, &[(HEADER, &payload)], Some(CHAT)).unwrap();
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(reply.json()["reason"], "missing_token", "{reply:?}");
+    assert_eq!(reply.header("x-demo-upstream"), None);
+
+    let mallory = tokens::mallory().unwrap();
+    let reply = send(
+        "POST",
+        &url,
+        Some(&mallory),
+        &[(HEADER, &payload)],
+        Some(CHAT),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(reply.header("x-demo-upstream"), None);
+    let request_id = reply.json()["request_id"].as_str().unwrap().to_string();
+    let line = access_log_entry(stack, |l| l["request_id"] == request_id.as_str());
+    assert_eq!(decision_of(&line)["sub"], "mallory");
 }
 
 fn decisions_are_counted_in_envoy_stats(stack: &Stack) {

@@ -94,12 +94,49 @@ pub fn build_wasm() -> Result<PathBuf, String> {
         ],
         &[],
     )?;
-    let wasm = paths::workspace_root().join("target/wasm32-wasip1/release/mcp_guard.wasm");
+    let wasm = target_dir().join("wasm32-wasip1/release/mcp_guard.wasm");
     let size = std::fs::metadata(&wasm)
         .map_err(|e| format!("{}: {e}", wasm.display()))?
         .len();
     eprintln!("xtask: filter module {} ({size} bytes)", wasm.display());
     Ok(wasm)
+}
+
+/// Cargo's output directory: `$CARGO_TARGET_DIR`, else `<root>/target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                paths::workspace_root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| paths::workspace_root().join("target"))
+}
+
+/// Builds the native Envoy module (profile `native-release`: the release
+/// settings, fully optimised, unwinding so a panic refuses one request
+/// instead of aborting Envoy); returns its path.
+pub fn build_native() -> Result<PathBuf, String> {
+    run(
+        &cargo(),
+        &[
+            "build",
+            "--package",
+            "mcp-guard-native",
+            "--profile",
+            "native-release",
+        ],
+        &[],
+    )?;
+    let module = target_dir().join("native-release/libmcp_guard.so");
+    let size = std::fs::metadata(&module)
+        .map_err(|e| format!("{}: {e}", module.display()))?
+        .len();
+    eprintln!("xtask: native module {} ({size} bytes)", module.display());
+    Ok(module)
 }
 
 /// The pinned Envoy version, read from `envoy/requirements.txt`.
@@ -157,6 +194,7 @@ pub fn test_all() -> Result<(), String> {
     let envoy = ensure_envoy()?;
     run(&cargo(), &["fmt", "--all", "--check"], &[])?;
     let wasm = build_wasm()?;
+    let native = build_native()?;
     run(
         &cargo(),
         &[
@@ -186,6 +224,7 @@ pub fn test_all() -> Result<(), String> {
     )?;
     let envs = [
         ("MCP_GUARD_WASM", wasm.display().to_string()),
+        ("MCP_GUARD_NATIVE", native.display().to_string()),
         ("MCP_GUARD_ENVOY", envoy.display().to_string()),
     ];
     run(&cargo(), &["test", "--workspace"], &envs)?;
