@@ -1,4 +1,4 @@
-//! mcp-guard as a native Envoy dynamic module (`libmcp_guard.so`, loaded by
+//! mcp-guard as a native Envoy dynamic module (`libmcp_guard_native.so`, loaded by
 //! `envoy.filters.http.dynamic_modules`): the same engine, the same
 //! exchange flow ([`mcp_guard_flow::Exchange`] over the [`mcp_guard_flow::Host`]
 //! trait) and the same plugin configuration and bundle verification as the

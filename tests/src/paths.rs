@@ -15,7 +15,7 @@ pub fn wasm_path() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip1/release/mcp_guard.wasm"))
 }
 
-/// The native module, `$MCP_GUARD_NATIVE` (a built `libmcp_guard.so`),
+/// The native module, `$MCP_GUARD_NATIVE` (a built `libmcp_guard_native.so`),
 /// when set: native targets are tested only then.
 pub fn native_path() -> Option<PathBuf> {
     std::env::var_os("MCP_GUARD_NATIVE")

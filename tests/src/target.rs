@@ -11,7 +11,7 @@ use crate::paths;
 pub enum Target {
     /// The proxy-wasm filter (`mcp_guard.wasm`), run by Envoy's V8.
     Wasm(PathBuf),
-    /// The dynamic module (`libmcp_guard.so`).
+    /// The dynamic module (`libmcp_guard_native.so`).
     Native(PathBuf),
 }
 
@@ -66,7 +66,7 @@ impl Target {
 }
 
 /// Every target to test: the wasm filter always, and the native module when
-/// `$MCP_GUARD_NATIVE` names a built `libmcp_guard.so`; `$MCP_GUARD_TARGETS`
+/// `$MCP_GUARD_NATIVE` names a built `libmcp_guard_native.so`; `$MCP_GUARD_TARGETS`
 /// (e.g. `native`, `wasm,native`) narrows the list while working on one.
 pub fn available() -> Vec<Target> {
     let mut targets = vec![Target::wasm()];

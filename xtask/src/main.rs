@@ -20,7 +20,7 @@ tasks:
   bench-v8    only the PII engine native vs V8 comparison
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
   build-native
-              build target/native-release/libmcp_guard.so (Envoy dynamic module)
+              build target/native-release/libmcp_guard_native.so (Envoy dynamic module)
   envoy       install the pinned Envoy into ./.venv if missing
   fuzz [--seconds N] [target...]
               run the cargo-fuzz targets in fuzz/ (nightly; cargo-fuzz is

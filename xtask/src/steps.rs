@@ -131,7 +131,7 @@ pub fn build_native() -> Result<PathBuf, String> {
         ],
         &[],
     )?;
-    let module = target_dir().join("native-release/libmcp_guard.so");
+    let module = target_dir().join("native-release/libmcp_guard_native.so");
     let size = std::fs::metadata(&module)
         .map_err(|e| format!("{}: {e}", module.display()))?
         .len();
