@@ -406,7 +406,7 @@ fn flow_decision(
     now: u64,
 ) -> Option<Decision> {
     let metadata_key = policy.bundle().identity.jwt_authn_metadata.clone();
-    let active = std::rc::Rc::new(ActivePolicy::new(policy.clone(), None));
+    let active = std::sync::Arc::new(ActivePolicy::new(policy.clone(), None));
     let mut host = MemoryHost::at(now.saturating_mul(1000));
     host.set_claims(&metadata_key, &Value::Object(claims.0.clone()));
     let mut headers = vec![

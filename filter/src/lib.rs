@@ -5,14 +5,15 @@
 //! This crate is thin glue: the per-exchange flow lives in
 //! `mcp-guard-flow`, decisions and scrubbing in `mcp-guard-engine`.
 
-pub mod accept;
 pub mod calls;
-pub mod config;
 pub mod host;
 pub mod metrics;
 pub mod root;
 pub mod stream;
 pub mod sync;
+
+/// Shared with the native module: see `mcp_guard_flow`.
+pub use mcp_guard_flow::{accept, config};
 
 use proxy_wasm::types::LogLevel;
 

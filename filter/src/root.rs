@@ -4,7 +4,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::calls as hostcalls;
@@ -52,7 +52,7 @@ const VERSION_HEADER: &str = "x-bundle-version";
 /// Per-VM root context.
 pub struct GuardRoot {
     metrics: Metrics,
-    active: Option<Rc<ActivePolicy>>,
+    active: Option<Arc<ActivePolicy>>,
     fetcher: Option<Fetcher>,
 }
 
@@ -108,7 +108,7 @@ impl GuardRoot {
             &format!("activated bundle {name}@{version} from {source}"),
         );
         self.metrics.set_policy_version(version);
-        self.active = Some(Rc::new(ActivePolicy::new(policy, etag)));
+        self.active = Some(Arc::new(ActivePolicy::new(policy, etag)));
         true
     }
 

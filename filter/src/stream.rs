@@ -2,7 +2,7 @@
 //! callback to the host-independent exchange state machine
 //! ([`mcp_guard_flow::Exchange`]), with the proxy as its [`Host`].
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -137,7 +137,7 @@ pub struct GuardStream {
 
 impl GuardStream {
     /// A stream bound to the policy active when the request started.
-    pub fn new(policy: Option<Rc<ActivePolicy>>, metrics: Metrics) -> Self {
+    pub fn new(policy: Option<Arc<ActivePolicy>>, metrics: Metrics) -> Self {
         Self {
             exchange: Exchange::new(policy),
             metrics,

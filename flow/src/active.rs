@@ -1,6 +1,6 @@
 //! The policy an exchange runs under, with what the proxy keeps per policy.
 
-use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use mcp_guard_engine::jwt::TokenCache;
 use mcp_guard_engine::Policy;
@@ -11,9 +11,11 @@ pub struct ActivePolicy {
     pub policy: Policy,
     /// ETag the control service gave it, sent back as `If-None-Match`.
     pub etag: Option<String>,
-    /// Tokens this VM verified under this policy's issuers (never shared
-    /// across bundles: a new bundle may trust other keys).
-    pub token_cache: RefCell<TokenCache>,
+    /// Tokens verified under this policy's issuers (never shared across
+    /// bundles: a new bundle may trust other keys). Behind a mutex so the
+    /// native module can share one policy across Envoy's worker threads;
+    /// the wasm filter (one VM per worker) never contends for it.
+    token_cache: Mutex<TokenCache>,
 }
 
 impl ActivePolicy {
@@ -26,7 +28,17 @@ impl ActivePolicy {
         Self {
             policy,
             etag,
-            token_cache: RefCell::new(token_cache),
+            token_cache: Mutex::new(token_cache),
         }
+    }
+}
+
+impl ActivePolicy {
+    /// The token cache, locked. A poisoned lock is taken over: the cache
+    /// holds only verification results, each complete when inserted.
+    pub fn token_cache(&self) -> MutexGuard<'_, TokenCache> {
+        self.token_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

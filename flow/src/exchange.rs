@@ -17,7 +17,6 @@
 //! change the status) and finished at the body's end or at trailers;
 //! event streams are scrubbed as they pass.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use mcp_guard_engine::bundle::{Fallback, PiiSettings};
@@ -106,7 +105,7 @@ struct RequestLine {
 
 /// One request/response exchange.
 pub struct Exchange {
-    policy: Option<Rc<ActivePolicy>>,
+    policy: Option<Arc<ActivePolicy>>,
     request: RequestState,
     response: ResponseState,
     record: AuditRecord,
@@ -164,7 +163,7 @@ fn scrub_whole(
 impl Exchange {
     /// An exchange bound to the policy active when the request started, so
     /// a bundle swap never changes the rules half-way through.
-    pub fn new(policy: Option<Rc<ActivePolicy>>) -> Self {
+    pub fn new(policy: Option<Arc<ActivePolicy>>) -> Self {
         Self {
             policy,
             request: RequestState::Start,
@@ -400,7 +399,7 @@ impl Exchange {
     }
 
     /// The whole request body is here: decide, and scrub prompts.
-    fn finish_request(&mut self, host: &mut impl Host, active: &Rc<ActivePolicy>) -> Next {
+    fn finish_request(&mut self, host: &mut impl Host, active: &Arc<ActivePolicy>) -> Next {
         let size = self.request_len;
         let body = match host.body(Side::Request, size) {
             Some(body) if body.len() == size => body,

@@ -49,7 +49,7 @@ pub fn identify(host: &mut impl Host, active: &ActivePolicy) -> Result<Claims, D
         return Err(Decision::deny(Reason::InvalidToken).with_detail("malformed"));
     };
     let now = host.now_ms() / 1000;
-    let mut cache = active.token_cache.borrow_mut();
+    let mut cache = active.token_cache();
     verifier
         .verify_cached(&mut cache, token, now)
         .map_err(|e| Decision::deny(Reason::InvalidToken).with_detail(e.reason_code()))

@@ -5,8 +5,13 @@
 //! The proxy-wasm filter is a thin shim that forwards each callback here;
 //! tests drive the same code natively with [`memory::MemoryHost`], through
 //! every callback order and chunking; the CLI explains decisions with it.
+//! The plugin configuration and the acceptance check of fetched bundles
+//! live here too, so the proxy-wasm filter and the native Envoy module
+//! share one copy.
 
+pub mod accept;
 pub mod active;
+pub mod config;
 pub mod content;
 pub mod edges;
 pub mod envoy_proto;

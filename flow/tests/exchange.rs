@@ -9,7 +9,7 @@
     clippy::indexing_slicing
 )]
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use mcp_guard_engine::Policy;
 use mcp_guard_flow::memory::MemoryHost;
@@ -44,9 +44,9 @@ fn bundle(extra_pii: Value) -> Value {
     })
 }
 
-fn active(bundle: &Value) -> Rc<ActivePolicy> {
+fn active(bundle: &Value) -> Arc<ActivePolicy> {
     let policy = Policy::compile(bundle.to_string().as_bytes()).unwrap();
-    Rc::new(ActivePolicy::new(policy, None))
+    Arc::new(ActivePolicy::new(policy, None))
 }
 
 fn host_for(path: &str, extra: &[(&str, &str)]) -> MemoryHost {

@@ -22,7 +22,7 @@
 //!   forwarded request never lets a space-delimited test e-mail address
 //!   through.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use mcp_guard_engine::Policy;
 use mcp_guard_flow::memory::MemoryHost;
@@ -66,11 +66,11 @@ fn bundle(variant: u8) -> Value {
 }
 
 thread_local! {
-    static POLICIES: Vec<Rc<ActivePolicy>> = (0..4)
+    static POLICIES: Vec<Arc<ActivePolicy>> = (0..4)
         .map(|v| {
             let policy = Policy::compile(bundle(v).to_string().as_bytes())
                 .expect("fixed exchange bundle");
-            Rc::new(ActivePolicy::new(policy, None))
+            Arc::new(ActivePolicy::new(policy, None))
         })
         .collect();
 }
@@ -249,7 +249,7 @@ pub fn check(data: &[u8]) {
     let mut input = Input::new(data);
     let setup = input.u8();
     let variant = setup % 5;
-    let policy = (variant < 4).then(|| POLICIES.with(|p| Rc::clone(&p[usize::from(variant)])));
+    let policy = (variant < 4).then(|| POLICIES.with(|p| Arc::clone(&p[usize::from(variant)])));
     let mut host = MemoryHost::at(NOW_MS);
     let claims = match (setup / 5) % 4 {
         0 => Some(json!({"sub": "alice", "tenant": "acme"})),

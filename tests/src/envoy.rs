@@ -2,16 +2,17 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::StackError;
+use crate::{StackError, Target};
 
 /// What to fill into the Envoy configuration template.
 #[derive(Debug, Clone)]
 pub struct EnvoySettings {
-    /// Filter module path.
-    pub wasm: PathBuf,
+    /// Which build of the filter Envoy loads, and from where.
+    pub target: Target,
     /// JWKS the `jwt_authn` provider trusts.
     pub jwks: String,
     /// Plugin configuration JSON handed to the filter.
@@ -52,7 +53,7 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
     template
         .replace("{{ACCESS_LOG}}", &access_log.display().to_string())
         .replace("{{JWKS}}", &yaml_single_quoted(&settings.jwks))
-        .replace("{{WASM}}", &settings.wasm.display().to_string())
+        .replace("{{WASM}}", &settings.target.module().display().to_string())
         .replace(
             "{{PLUGIN_CONFIG}}",
             &yaml_single_quoted(&settings.plugin_config),
@@ -66,12 +67,11 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
 }
 
 impl Envoy {
-    /// Renders the configuration into `dir` and starts Envoy, returning once
+    /// Renders the target's template into `dir` and starts Envoy, returning once
     /// its listener is bound. Envoy runs in its own process group so a
     /// Ctrl-C aimed at the parent does not race its orderly stop.
     pub fn start(
         envoy_bin: &Path,
-        template: &Path,
         settings: &EnvoySettings,
         dir: &Path,
     ) -> Result<Self, StackError> {
@@ -81,13 +81,15 @@ impl Envoy {
                 envoy_bin.display()
             )));
         }
-        if !settings.wasm.exists() {
+        let module = settings.target.module();
+        if !module.exists() {
             return Err(StackError::Missing(format!(
-                "filter module not found at {} (run `cargo xtask build-wasm` or set MCP_GUARD_WASM)",
-                settings.wasm.display()
+                "filter module not found at {} (run `cargo xtask build-wasm` or set MCP_GUARD_WASM; \
+                 for the native module build mcp-guard-native and set MCP_GUARD_NATIVE)",
+                module.display()
             )));
         }
-        let template_text = std::fs::read_to_string(template)?;
+        let template_text = std::fs::read_to_string(settings.target.template())?;
         let access_log = dir.join("access.log");
         let log = dir.join("envoy.log");
         let config = dir.join("envoy.yaml");
@@ -109,6 +111,10 @@ impl Envoy {
             .arg("--log-level")
             .arg("info")
             .stdin(Stdio::null())
+            .env(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                module.parent().unwrap_or(Path::new(".")),
+            )
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
         #[cfg(unix)]

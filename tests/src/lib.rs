@@ -8,9 +8,11 @@ pub mod http;
 pub mod paths;
 pub mod stack;
 pub mod tamper;
+pub mod target;
 pub mod tokens;
 
 pub use stack::{Stack, StackOptions, DEMO_BUNDLE, PUSH_TOKEN};
+pub use target::Target;
 
 /// Why the stack could not start.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,14 @@ pub fn wasm_path() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip1/release/mcp_guard.wasm"))
 }
 
+/// The native module, `$MCP_GUARD_NATIVE` (a built `libmcp_guard_native.so`),
+/// when set: native targets are tested only then.
+pub fn native_path() -> Option<PathBuf> {
+    std::env::var_os("MCP_GUARD_NATIVE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The Envoy binary: `$MCP_GUARD_ENVOY`, else the project virtualenv's.
 pub fn envoy_path() -> PathBuf {
     std::env::var_os("MCP_GUARD_ENVOY")
@@ -25,4 +33,9 @@ pub fn envoy_path() -> PathBuf {
 /// The Envoy configuration template.
 pub fn envoy_template() -> PathBuf {
     workspace_root().join("envoy/envoy.yaml.tmpl")
+}
+
+/// The Envoy configuration template of the native module.
+pub fn envoy_native_template() -> PathBuf {
+    workspace_root().join("envoy/envoy-native.yaml.tmpl")
 }

@@ -15,7 +15,7 @@ use mcp_guard_engine::signing::{self, SigningKey};
 use crate::envoy::{Envoy, EnvoySettings};
 use crate::http::{send, Reply};
 use crate::tamper::{self, TamperSwitch};
-use crate::{paths, tokens, StackError};
+use crate::{paths, tokens, StackError, Target};
 
 /// The bundle the demo serves, also used by the end-to-end tests.
 pub const DEMO_BUNDLE: &str = include_str!("../../policies/demo.json");
@@ -49,6 +49,8 @@ pub struct StackOptions {
     /// Port of an HTTP/2 upstream Envoy routes `/h2/` to; `None` points
     /// that route at a closed port.
     pub h2_upstream_port: Option<u16>,
+    /// Which build of mcp-guard Envoy runs.
+    pub target: Target,
 }
 
 impl Default for StackOptions {
@@ -62,6 +64,7 @@ impl Default for StackOptions {
             poll_interval_ms: 5_000,
             control_logs: false,
             h2_upstream_port: None,
+            target: Target::wasm(),
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct Stack {
     pub work_dir: PathBuf,
     /// Turns in-transit tampering of served bundles on and off.
     pub tamper: TamperSwitch,
+    /// Which build of mcp-guard Envoy runs.
+    pub target: Target,
     control: Option<Control>,
     shutdown: watch::Sender<bool>,
 }
@@ -223,7 +228,7 @@ impl Stack {
             }
         });
         let settings = EnvoySettings {
-            wasm: paths::wasm_path(),
+            target: options.target.clone(),
             jwks: tokens::DEMO_JWKS.replace('\n', ""),
             plugin_config: plugin_config.to_string(),
             upstream_port,
@@ -231,12 +236,7 @@ impl Stack {
             control_port: proxy_port,
             concurrency: options.concurrency,
         };
-        let envoy = Envoy::start(
-            &paths::envoy_path(),
-            &paths::envoy_template(),
-            &settings,
-            &work_dir,
-        )?;
+        let envoy = Envoy::start(&paths::envoy_path(), &settings, &work_dir)?;
         let stack = Self {
             envoy,
             upstream_port,
@@ -244,6 +244,7 @@ impl Stack {
             proxy_port,
             work_dir,
             tamper,
+            target: options.target,
             control: Some(control),
             shutdown,
         };
@@ -284,8 +285,9 @@ impl Stack {
         send("GET", &url, None, &[], None).map_err(|e| StackError::Missing(e.to_string()))
     }
 
-    /// How many VMs (workers plus the main-thread VM) logged activating
-    /// exactly `version`, with the latest log timestamp among them.
+    /// How many enforcers logged activating exactly `version` (wasm: VMs,
+    /// workers plus the main-thread VM; native: filter configurations),
+    /// with the latest log timestamp among them.
     pub fn activations(&self, version: u64) -> (usize, Option<String>) {
         let needle = format!("@{version} from ");
         let lines: Vec<String> = self
@@ -302,7 +304,8 @@ impl Stack {
         (lines.len(), latest)
     }
 
-    /// Waits until every VM enforces `version` (each logs its activation).
+    /// Waits until every enforcer (see [`Target::enforcers`]) enforces
+    /// `version` (each logs its activation).
     pub fn wait_for_version(
         &self,
         version: u64,
@@ -310,7 +313,7 @@ impl Stack {
         timeout: Duration,
     ) -> Result<(), StackError> {
         let deadline = Instant::now() + timeout;
-        let wanted = concurrency as usize + 1;
+        let wanted = self.target.enforcers(concurrency);
         while Instant::now() < deadline {
             if self.activations(version).0 >= wanted {
                 return Ok(());
@@ -321,6 +324,12 @@ impl Stack {
             "version {version} active on {wanted} VMs; Envoy log:\n{}",
             self.envoy.log_text()
         )))
+    }
+
+    /// One of the filter's metrics (`mcp_*`) from Envoy's stats, under the
+    /// target's prefix.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        self.envoy.stat(&self.target.stat(name))
     }
 
     /// Base URL of the Envoy listener.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use mcp_guard_e2e::http::{send, Reply};
-use mcp_guard_e2e::{tokens, Stack, StackOptions, DEMO_BUNDLE};
+use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target, DEMO_BUNDLE};
 use serde_json::Value;
 
 const CHAT: &str = r#"{"model":"demo-llm","messages":[{"role":"user","content":"hi"}]}"#;
@@ -45,7 +45,18 @@ fn control_metric(stack: &Stack, name: &str) -> f64 {
 
 #[test]
 fn bundles_flow_from_push_to_every_worker_and_failures_never_replace_them() {
+    for target in target::available() {
+        eprintln!(
+            "bundles_flow_from_push_to_every_worker_and_failures_never_replace_them: {}",
+            target.name()
+        );
+        bundles_flow_from_push_to_every_worker_and_failures_never_replace_them_on(&target);
+    }
+}
+
+fn bundles_flow_from_push_to_every_worker_and_failures_never_replace_them_on(target: &Target) {
     let mut stack = Stack::start(StackOptions {
+        target: target.clone(),
         concurrency: WORKERS,
         ..StackOptions::default()
     })
@@ -102,13 +113,7 @@ fn bundles_flow_from_push_to_every_worker_and_failures_never_replace_them() {
         statuses(&stack, &alice).iter().all(|s| *s == 403),
         "v2 still enforced"
     );
-    assert!(
-        stack
-            .envoy
-            .stat("wasmcustom.mcp_bundle_rejected_total")
-            .unwrap_or(0)
-            >= 1
-    );
+    assert!(stack.stat("mcp_bundle_rejected_total").unwrap_or(0) >= 1);
     stack.tamper.set(false);
     stack
         .wait_for_version(3, WORKERS, Duration::from_secs(5))

@@ -1,18 +1,23 @@
-//! The shipped Envoy configuration template renders to a config that the
-//! pinned Envoy accepts (`envoy --mode validate`), with the real filter.
+//! The shipped Envoy configuration templates (wasm filter and native
+//! module) render to configs that the pinned Envoy accepts
+//! (`envoy --mode validate`), with the real filter.
 
 use std::process::Command;
 
 use mcp_guard_e2e::envoy::{render, EnvoySettings};
-use mcp_guard_e2e::{paths, tokens};
+use mcp_guard_e2e::{paths, target, tokens, Target};
 
 /// Renders the template with `plugin_config` and runs
 /// `envoy --mode validate` on it: (success, Envoy's output).
-fn validate(plugin_config: &str, name: &str) -> (bool, String, String) {
-    let dir = std::env::temp_dir().join(format!("mcp-guard-{name}-{}", std::process::id()));
+fn validate(target: &Target, plugin_config: &str, name: &str) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-guard-{name}-{}-{}",
+        target.name(),
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let settings = EnvoySettings {
-        wasm: paths::wasm_path(),
+        target: target.clone(),
         jwks: tokens::DEMO_JWKS.replace('\n', ""),
         plugin_config: plugin_config.into(),
         upstream_port: 1,
@@ -20,11 +25,15 @@ fn validate(plugin_config: &str, name: &str) -> (bool, String, String) {
         control_port: 2,
         concurrency: 1,
     };
-    let template = std::fs::read_to_string(paths::envoy_template()).unwrap();
+    let template = std::fs::read_to_string(target.template()).unwrap();
     let rendered = render(&template, &settings, &dir.join("access.log"));
     let config = dir.join("envoy.yaml");
     std::fs::write(&config, &rendered).unwrap();
     let output = Command::new(paths::envoy_path())
+        .env(
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+            target.module().parent().unwrap(),
+        )
         .args(["--mode", "validate", "--disable-hot-restart", "-c"])
         .arg(&config)
         .output()
@@ -37,29 +46,36 @@ fn validate(plugin_config: &str, name: &str) -> (bool, String, String) {
 
 #[test]
 fn rendered_template_validates_with_real_envoy() {
-    let (ok, log, rendered) = validate(
-        r#"{"control":{"cluster":"mcp_guard_control","bundle":"demo","allow_unsigned":true}}"#,
-        "validate",
-    );
-    assert!(
-        !rendered.contains("{{"),
-        "unfilled placeholder in:\n{rendered}"
-    );
-    assert!(ok, "{log}");
-    assert!(log.contains("OK"), "{log}");
+    for target in target::available() {
+        let (ok, log, rendered) = validate(
+            &target,
+            r#"{"control":{"cluster":"mcp_guard_control","bundle":"demo","allow_unsigned":true}}"#,
+            "validate",
+        );
+        assert!(
+            !rendered.contains("{{"),
+            "unfilled placeholder in:\n{rendered}"
+        );
+        assert!(ok, "{}: {log}", target.name());
+        assert!(log.contains("OK"), "{}: {log}", target.name());
+    }
 }
 
 #[test]
 fn an_invalid_plugin_configuration_is_refused_by_envoy() {
-    let (ok, log, _) = validate(
-        r#"{"bundle":{"name":"x","version":1,"rules":[{"id":"a","effect":"maybe"}]}}"#,
-        "invalid",
-    );
-    assert!(!ok, "{log}");
-    assert!(
-        log.contains("invalid inline bundle") && log.contains("rules[0].effect"),
-        "{log}"
-    );
+    for target in target::available() {
+        let (ok, log, _) = validate(
+            &target,
+            r#"{"bundle":{"name":"x","version":1,"rules":[{"id":"a","effect":"maybe"}]}}"#,
+            "invalid",
+        );
+        assert!(!ok, "{}: {log}", target.name());
+        assert!(
+            log.contains("invalid inline bundle") && log.contains("rules[0].effect"),
+            "{}: {log}",
+            target.name()
+        );
+    }
 }
 
 /// The request-line settings Envoy validates above are also in the Istio
@@ -67,6 +83,7 @@ fn an_invalid_plugin_configuration_is_refused_by_envoy() {
 #[test]
 fn request_line_hardening_is_in_the_template_and_the_istio_example() {
     let template = std::fs::read_to_string(paths::envoy_template()).unwrap();
+    let native = std::fs::read_to_string(paths::envoy_native_template()).unwrap();
     let istio =
         std::fs::read_to_string(paths::workspace_root().join("istio/wasmplugin.yaml")).unwrap();
     for setting in [
@@ -81,6 +98,7 @@ fn request_line_hardening_is_in_the_template_and_the_istio_example() {
                 .any(|l| l.trim() == setting && !l.trim_start().starts_with('#'))
         };
         assert!(live(&template), "envoy.yaml.tmpl lacks `{setting}`");
+        assert!(live(&native), "envoy-native.yaml.tmpl lacks `{setting}`");
         assert!(live(&istio), "istio/wasmplugin.yaml lacks `{setting}`");
     }
 }

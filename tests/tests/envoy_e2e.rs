@@ -7,16 +7,28 @@
 
 use mcp_guard_demo_upstream::{CHAT_REPLY, DEMO_CARD, DEMO_EMAIL, DEMO_PHONE};
 use mcp_guard_e2e::http::{send, Reply};
-use mcp_guard_e2e::{tokens, Stack, StackOptions};
+use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target};
 use serde_json::Value;
 
 #[test]
 fn demo_stack_end_to_end() {
-    let stack = Stack::start(StackOptions::default()).expect("stack starts");
+    for target in target::available() {
+        eprintln!("demo_stack_end_to_end: {}", target.name());
+        demo_stack_end_to_end_on(&target);
+    }
+}
+
+fn demo_stack_end_to_end_on(target: &Target) {
+    let stack = Stack::start(StackOptions {
+        target: target.clone(),
+        ..StackOptions::default()
+    })
+    .expect("stack starts");
     allowed_caller_gets_the_answer_with_the_email_scrubbed(&stack);
     forbidden_claims_get_403_with_rule_reason_and_details(&stack);
     missing_token_gets_401_with_reason(&stack);
     forged_token_is_rejected_by_jwt_authn_before_the_filter(&stack);
+    a_forged_payload_header_grants_nothing(&stack);
     decisions_are_counted_in_envoy_stats(&stack);
     mcp_tools_are_authorised_per_tool_and_lists_are_filtered(&stack);
     streamed_answers_are_scrubbed_across_events(&stack);
@@ -189,20 +201,43 @@ fn forged_token_is_rejected_by_jwt_authn_before_the_filter(stack: &Stack) {
     assert_eq!(reply.header("x-demo-upstream"), None);
 }
 
+/// The native module reads the verified payload from `jwt_authn`'s
+/// `forward_payload_header` (the module ABI cannot read the metadata
+/// `Struct`). A client-sent copy of that header, here carrying alice's
+/// genuine payload, must grant nothing on either target: without a token
+/// it is still "no token", next to mallory's own token it is still mallory.
+fn a_forged_payload_header_grants_nothing(stack: &Stack) {
+    const HEADER: &str = "x-mcp-guard-jwt-payload";
+    let alice = tokens::alice().unwrap();
+    let payload = alice.split('.').nth(1).unwrap().to_string();
+    let url = stack.url("/v1/chat/completions");
+
+    let reply = send("POST", &url, None, &[(HEADER, &payload)], Some(CHAT)).unwrap();
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(reply.json()["reason"], "missing_token", "{reply:?}");
+    assert_eq!(reply.header("x-demo-upstream"), None);
+
+    let mallory = tokens::mallory().unwrap();
+    let reply = send(
+        "POST",
+        &url,
+        Some(&mallory),
+        &[(HEADER, &payload)],
+        Some(CHAT),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(reply.header("x-demo-upstream"), None);
+    let request_id = reply.json()["request_id"].as_str().unwrap().to_string();
+    let line = access_log_entry(stack, |l| l["request_id"] == request_id.as_str());
+    assert_eq!(decision_of(&line)["sub"], "mallory");
+}
+
 fn decisions_are_counted_in_envoy_stats(stack: &Stack) {
     chat(stack, None);
-    let count = stack
-        .envoy
-        .stat("wasmcustom.mcp_unauthenticated_total")
-        .unwrap_or(0);
+    let count = stack.stat("mcp_unauthenticated_total").unwrap_or(0);
     assert!(count >= 1, "counter is {count}");
-    assert!(
-        stack
-            .envoy
-            .stat("wasmcustom.mcp_requests_total")
-            .unwrap_or(0)
-            >= count
-    );
+    assert!(stack.stat("mcp_requests_total").unwrap_or(0) >= count);
 }
 
 fn mcp(stack: &Stack, token: &str, body: Value, extra: &[(&str, &str)]) -> Reply {
@@ -277,6 +312,13 @@ fn mcp_tools_are_authorised_per_tool_and_lists_are_filtered(stack: &Stack) {
 /// read, so Envoy passes the request through without metadata.
 #[test]
 fn filter_side_verification_stack() {
+    for target in target::available() {
+        eprintln!("filter_side_verification_stack: {}", target.name());
+        filter_side_verification_stack_on(&target);
+    }
+}
+
+fn filter_side_verification_stack_on(target: &Target) {
     let jwks: Value = serde_json::from_str(tokens::DEMO_JWKS).unwrap();
     let bundle = serde_json::json!({
         "name": "agents", "version": 1,
@@ -286,6 +328,7 @@ fn filter_side_verification_stack() {
                    "when": {"path": {"exact": "/v1/chat/completions"}, "claims": [{"claim": "roles", "contains_any": ["agent"]}]}}]
     });
     let stack = Stack::start(StackOptions {
+        target: target.clone(),
         bundles: vec![("agents".into(), bundle.to_string())],
         bundle_name: "agents".into(),
         ..StackOptions::default()
@@ -331,6 +374,13 @@ fn filter_side_verification_stack() {
 /// number and a string is a string whatever its bytes look like.
 #[test]
 fn claims_keep_their_types_through_envoy() {
+    for target in target::available() {
+        eprintln!("claims_keep_their_types_through_envoy: {}", target.name());
+        claims_keep_their_types_through_envoy_on(&target);
+    }
+}
+
+fn claims_keep_their_types_through_envoy_on(target: &Target) {
     let bundle = serde_json::json!({
         "name": "typed-claims", "version": 1,
         "identity": {"jwt_authn_metadata": "jwt_payload"},
@@ -344,6 +394,7 @@ fn claims_keep_their_types_through_envoy() {
         ]
     });
     let stack = Stack::start(StackOptions {
+        target: target.clone(),
         bundles: vec![("typed-claims".into(), bundle.to_string())],
         bundle_name: "typed-claims".into(),
         ..StackOptions::default()

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use mcp_guard_e2e::{tokens, Stack, StackOptions};
+use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target};
 use serde_json::{json, Value};
 
 /// The bundle these cases run under: a health check reachable only on the
@@ -303,7 +303,18 @@ const CASES: &[Case] = &[
 
 #[test]
 fn envoy_normalises_or_refuses_edge_requests() {
+    for target in target::available() {
+        eprintln!(
+            "envoy_normalises_or_refuses_edge_requests: {}",
+            target.name()
+        );
+        envoy_normalises_or_refuses_edge_requests_on(&target);
+    }
+}
+
+fn envoy_normalises_or_refuses_edge_requests_on(target: &Target) {
     let stack = Stack::start(StackOptions {
+        target: target.clone(),
         bundles: vec![("edges".into(), bundle())],
         bundle_name: "edges".into(),
         concurrency: 1,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use mcp_guard_demo_upstream::DEMO_EMAIL;
 use mcp_guard_e2e::h2::{self, Answer, H2Upstream, Message, Parts};
-use mcp_guard_e2e::{tokens, Stack, StackOptions, DEMO_BUNDLE};
+use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target, DEMO_BUNDLE};
 use serde_json::{json, Value};
 
 /// The demo bundle with its MCP endpoint moved to `/h2/mcp`, plus rules
@@ -263,8 +263,16 @@ fn reached(upstream: &H2Upstream, needle: &str) -> Vec<Message> {
 
 #[test]
 fn trailers_over_http2_end_to_end() {
+    for target in target::available() {
+        eprintln!("trailers_over_http2_end_to_end: {}", target.name());
+        trailers_over_http2_end_to_end_on(&target);
+    }
+}
+
+fn trailers_over_http2_end_to_end_on(target: &Target) {
     let upstream = H2Upstream::start(Arc::new(script)).expect("HTTP/2 upstream starts");
     let stack = Stack::start(StackOptions {
+        target: target.clone(),
         bundles: vec![("trailers".into(), bundle())],
         bundle_name: "trailers".into(),
         concurrency: 1,

@@ -14,7 +14,8 @@ usage: cargo xtask <task>
 tasks:
   demo        build the filter, install Envoy if missing, run control service +
               demo upstream + Envoy on free loopback ports; Ctrl-C stops it
-  test        everything CI runs: fmt, clippy, the wasm build, all tests
+  test        everything CI runs: fmt, clippy, the wasm and native builds, all
+              tests (the Envoy end-to-end tests on both builds)
   bench       criterion benchmarks (engine natively, filter through wasmtime),
               then the PII engine natively vs as wasm under V8 (node)
   bench-v8    only the PII engine native vs V8 comparison
@@ -23,6 +24,8 @@ tasks:
               vs router only, jwt_authn, native RBAC, a no-op wasm filter;
               writes docs/bench/envoy.{md,json,svg} (not part of CI)
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
+  build-native
+              build target/native-release/libmcp_guard_native.so (Envoy dynamic module)
   envoy       install the pinned Envoy into ./.venv if missing
   fuzz [--seconds N] [target...]
               run the cargo-fuzz targets in fuzz/ (nightly; cargo-fuzz is
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         "bench-v8" => steps::bench_v8(),
         "bench-envoy" => bench_envoy::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "build-wasm" => steps::build_wasm().map(|_| ()),
+        "build-native" => steps::build_native().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),
         "fuzz" => fuzz::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {

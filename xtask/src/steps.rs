@@ -113,6 +113,29 @@ pub fn build_wasm() -> Result<PathBuf, String> {
     Ok(wasm)
 }
 
+/// Builds the native Envoy module (profile `native-release`: the release
+/// settings, fully optimised, unwinding so a panic refuses one request
+/// instead of aborting Envoy); returns its path.
+pub fn build_native() -> Result<PathBuf, String> {
+    run(
+        &cargo(),
+        &[
+            "build",
+            "--package",
+            "mcp-guard-native",
+            "--profile",
+            "native-release",
+        ],
+        &[],
+    )?;
+    let module = target_dir().join("native-release/libmcp_guard_native.so");
+    let size = std::fs::metadata(&module)
+        .map_err(|e| format!("{}: {e}", module.display()))?
+        .len();
+    eprintln!("xtask: native module {} ({size} bytes)", module.display());
+    Ok(module)
+}
+
 /// The pinned Envoy version, read from `envoy/requirements.txt`.
 fn pinned_envoy_version() -> Result<String, String> {
     let file = paths::workspace_root().join("envoy/requirements.txt");
@@ -168,6 +191,7 @@ pub fn test_all() -> Result<(), String> {
     let envoy = ensure_envoy()?;
     run(&cargo(), &["fmt", "--all", "--check"], &[])?;
     let wasm = build_wasm()?;
+    let native = build_native()?;
     run(
         &cargo(),
         &[
@@ -197,6 +221,7 @@ pub fn test_all() -> Result<(), String> {
     )?;
     let envs = [
         ("MCP_GUARD_WASM", wasm.display().to_string()),
+        ("MCP_GUARD_NATIVE", native.display().to_string()),
         ("MCP_GUARD_ENVOY", envoy.display().to_string()),
     ];
     run(&cargo(), &["test", "--workspace"], &envs)?;

@@ -14,6 +14,12 @@ pub struct PluginConfig {
     /// The control service to fetch bundles from.
     #[serde(default)]
     pub control: Option<ControlConfig>,
+    /// Native Envoy module only (the wasm filter reads `jwt_authn`
+    /// metadata directly and ignores it): the `forward_payload_header` of
+    /// the `jwt_authn` provider, which carries the verified payload to the
+    /// module. Default `x-mcp-guard-jwt-payload`.
+    #[serde(default)]
+    pub jwt_payload_header: Option<String>,
 }
 
 /// How to reach the control service.
@@ -105,6 +111,11 @@ impl PluginConfig {
             return Ok(Self::default());
         }
         let config: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if config.jwt_payload_header.as_deref().is_some_and(|h| {
+            h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        }) {
+            return Err("jwt_payload_header must be a header name of [A-Za-z0-9-]".into());
+        }
         if let Some(control) = &config.control {
             if control.public_keys.is_empty() && !control.allow_unsigned {
                 return Err(

@@ -1,0 +1,415 @@
+//! The exchange's [`Host`] over the dynamic-module ABI: one stream's
+//! headers, bodies and local replies, read and written through Envoy's
+//! callbacks for the duration of one hook.
+
+use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::Decision;
+use mcp_guard_flow::{Host, Level, Side};
+
+use crate::abi::{self, body_type, header_type, EnvoyBuffer, EnvoyHeader, ModuleBuffer};
+use crate::metrics::Metrics;
+
+/// Filter-state key of the decision record
+/// (`%FILTER_STATE(mcp_guard.decision:PLAIN)%` in the access log).
+pub const RECORD_KEY: &str = "mcp_guard.decision";
+
+/// Details Envoy logs for a stream this module resets.
+const RESET_DETAILS: &str = "mcp_guard_reset";
+
+/// Envoy's filter object of one stream, as a value the module can pass
+/// around; made only from the pointer Envoy hands to a hook.
+#[derive(Debug, Clone, Copy)]
+pub struct Filter(pub(crate) abi::FilterEnvoyPtr);
+
+impl Filter {
+    /// Wraps the pointer of the current hook.
+    ///
+    /// # Safety
+    /// `ptr` must be the filter pointer Envoy passed to the running hook;
+    /// the value must not be used after that hook returns.
+    pub unsafe fn from_raw(ptr: abi::FilterEnvoyPtr) -> Self {
+        Self(ptr)
+    }
+}
+
+/// One stream's view of Envoy during one hook.
+pub struct NativeHost<'a> {
+    /// Envoy's filter object of this stream.
+    pub filter: Filter,
+    /// Counter ids of this configuration.
+    pub metrics: &'a Metrics,
+    /// What `property(["metadata"])` answers: the verified `jwt_authn`
+    /// payload as a `Metadata` message (see [`crate::identity`]).
+    pub metadata: &'a Result<Option<Vec<u8>>, u32>,
+    /// Inside a body hook (the received chunk exists only there).
+    pub in_body_hook: bool,
+}
+
+fn headers_of(side: Side) -> u32 {
+    match side {
+        Side::Request => header_type::REQUEST_HEADER,
+        Side::Response => header_type::RESPONSE_HEADER,
+    }
+}
+
+fn trailers_of(side: Side) -> u32 {
+    match side {
+        Side::Request => header_type::REQUEST_TRAILER,
+        Side::Response => header_type::RESPONSE_TRAILER,
+    }
+}
+
+fn bodies_of(side: Side) -> (u32, u32) {
+    match side {
+        Side::Request => (body_type::BUFFERED_REQUEST, body_type::RECEIVED_REQUEST),
+        Side::Response => (body_type::BUFFERED_RESPONSE, body_type::RECEIVED_RESPONSE),
+    }
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Every entry of one map in one crossing (names lower case, values read
+/// lossily when not UTF-8); empty when Envoy has none.
+pub fn header_pairs(filter: Filter, map: u32) -> Vec<(String, String)> {
+    // SAFETY: `filter` is the live stream of the current hook.
+    let size = unsafe { abi::envoy_dynamic_module_callback_http_get_headers_size(filter.0, map) };
+    if size == 0 {
+        return Vec::new();
+    }
+    let mut slots = vec![EnvoyHeader::EMPTY; size];
+    // SAFETY: `slots` has room for `size` entries, as the ABI requires.
+    let ok = unsafe {
+        abi::envoy_dynamic_module_callback_http_get_headers(filter.0, map, slots.as_mut_ptr())
+    };
+    if !ok {
+        return Vec::new();
+    }
+    slots
+        .into_iter()
+        .map(|h| {
+            // SAFETY: Envoy filled each slot with bytes valid for this hook.
+            let (k, v) = unsafe {
+                (
+                    EnvoyBuffer {
+                        ptr: h.key_ptr,
+                        length: h.key_length,
+                    }
+                    .to_vec(),
+                    EnvoyBuffer {
+                        ptr: h.value_ptr,
+                        length: h.value_length,
+                    }
+                    .to_vec(),
+                )
+            };
+            (text(k), text(v))
+        })
+        .collect()
+}
+
+/// Every value of one header, in order.
+pub fn header_values(filter: Filter, map: u32, name: &str) -> Vec<Vec<u8>> {
+    let mut first = EnvoyBuffer::EMPTY;
+    let mut count = 0usize;
+    // SAFETY: out-pointers reference live locals; `name` outlives the call.
+    let found = unsafe {
+        abi::envoy_dynamic_module_callback_http_get_header(
+            filter.0,
+            map,
+            ModuleBuffer::of(name.as_bytes()),
+            &mut first,
+            0,
+            &mut count,
+        )
+    };
+    if !found || count == 0 {
+        return Vec::new();
+    }
+    // SAFETY: Envoy's bytes, valid for this hook.
+    let mut values = vec![unsafe { first.to_vec() }];
+    for index in 1..count {
+        let mut value = EnvoyBuffer::EMPTY;
+        // SAFETY: as above.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_header(
+                filter.0,
+                map,
+                ModuleBuffer::of(name.as_bytes()),
+                &mut value,
+                index,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok {
+            // SAFETY: as above.
+            values.push(unsafe { value.to_vec() });
+        }
+    }
+    values
+}
+
+/// Replaces a header; `None` removes it.
+pub fn set_header(filter: Filter, map: u32, name: &str, value: Option<&str>) -> bool {
+    let value = value.map_or(ModuleBuffer::NULL, |v| ModuleBuffer::of(v.as_bytes()));
+    // SAFETY: both buffers outlive the call.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_set_header(
+            filter.0,
+            map,
+            ModuleBuffer::of(name.as_bytes()),
+            value,
+        )
+    }
+}
+
+/// The bytes of one body buffer, its slices joined.
+fn body_bytes(filter: Filter, kind: u32, out: &mut Vec<u8>) -> bool {
+    // SAFETY: `filter` is the live stream of the current hook.
+    let count =
+        unsafe { abi::envoy_dynamic_module_callback_http_get_body_chunks_size(filter.0, kind) };
+    if count == 0 {
+        return true;
+    }
+    let mut slices = vec![EnvoyBuffer::EMPTY; count];
+    // SAFETY: `slices` has room for `count` entries.
+    let ok = unsafe {
+        abi::envoy_dynamic_module_callback_http_get_body_chunks(filter.0, kind, slices.as_mut_ptr())
+    };
+    if !ok {
+        return false;
+    }
+    for slice in slices {
+        if !slice.ptr.is_null() && slice.length > 0 {
+            // SAFETY: Envoy's slice, valid for this hook.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(slice.ptr, slice.length) });
+        }
+    }
+    true
+}
+
+/// The body so far as the proxy-wasm ABI shows it: what earlier hooks
+/// buffered, then the chunk of this hook.
+fn whole_body(filter: Filter, side: Side, in_body_hook: bool) -> Option<Vec<u8>> {
+    let (buffered, received) = bodies_of(side);
+    let mut out = Vec::new();
+    if !body_bytes(filter, buffered, &mut out) {
+        return None;
+    }
+    if in_body_hook && !body_bytes(filter, received, &mut out) {
+        return None;
+    }
+    Some(out)
+}
+
+/// Empties a body buffer.
+fn drain_all(filter: Filter, kind: u32) -> bool {
+    let mut bytes = Vec::new();
+    if !body_bytes(filter, kind, &mut bytes) {
+        return false;
+    }
+    // SAFETY: `filter` is the live stream of the current hook.
+    bytes.is_empty()
+        || unsafe {
+            abi::envoy_dynamic_module_callback_http_drain_body(filter.0, kind, bytes.len())
+        }
+}
+
+/// Bytes the exchange counts per decision.
+pub fn count(filter: Filter, id: Option<usize>, by: u64) {
+    if let (Some(id), true) = (id, by > 0) {
+        // SAFETY: no labels; `id` was defined by this stream's config.
+        let _ = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                filter.0,
+                id,
+                std::ptr::null_mut(),
+                0,
+                by,
+            )
+        };
+    }
+}
+
+/// Writes a line to Envoy's log.
+pub fn log(level: u32, message: &str) {
+    // SAFETY: the message outlives the call; Envoy's logger is thread-safe.
+    unsafe { abi::envoy_dynamic_module_callback_log(level, ModuleBuffer::of(message.as_bytes())) }
+}
+
+/// Resets the stream: the last resort when bytes already on their way
+/// cannot be replaced or a hook failed.
+pub fn reset(filter: Filter) {
+    // SAFETY: `filter` is the live stream of the current hook.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_reset_stream(
+            filter.0,
+            abi::RESET_REASON_LOCAL,
+            ModuleBuffer::of(RESET_DETAILS.as_bytes()),
+        )
+    }
+}
+
+/// Sends a local reply.
+pub fn send_response(
+    filter: Filter,
+    status: u32,
+    details: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
+    let mut headers: Vec<abi::ModuleHeader> = headers
+        .iter()
+        .map(|(k, v)| abi::ModuleHeader::of(k, v))
+        .collect();
+    // SAFETY: every buffer outlives the call.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_send_response(
+            filter.0,
+            status,
+            headers.as_mut_ptr(),
+            headers.len(),
+            ModuleBuffer::of(body),
+            ModuleBuffer::of(details.as_bytes()),
+        )
+    }
+}
+
+impl Host for NativeHost<'_> {
+    fn headers(&mut self, side: Side) -> Vec<(String, String)> {
+        header_pairs(self.filter, headers_of(side))
+    }
+
+    fn header(&mut self, side: Side, name: &str) -> Option<String> {
+        header_values(self.filter, headers_of(side), name)
+            .into_iter()
+            .next()
+            .map(text)
+    }
+
+    fn set_header(&mut self, side: Side, name: &str, value: &str) {
+        set_header(self.filter, headers_of(side), name, Some(value));
+    }
+
+    fn remove_header(&mut self, side: Side, name: &str) {
+        set_header(self.filter, headers_of(side), name, None);
+    }
+
+    fn trailers(&mut self, side: Side) -> Vec<(String, String)> {
+        header_pairs(self.filter, trailers_of(side))
+    }
+
+    fn remove_trailer(&mut self, side: Side, name: &str) {
+        set_header(self.filter, trailers_of(side), name, None);
+    }
+
+    fn body(&mut self, side: Side, len: usize) -> Option<Vec<u8>> {
+        let mut body = whole_body(self.filter, side, self.in_body_hook)?;
+        body.truncate(len);
+        Some(body)
+    }
+
+    fn replace_body(&mut self, side: Side, len: usize, bytes: &[u8]) -> bool {
+        // The body lives in two Envoy buffers (earlier hooks' and this
+        // hook's chunk); both are emptied and the new body written where
+        // Envoy sends it next: the chunk inside a body hook (Envoy moves
+        // it behind the now empty buffer), the buffer elsewhere.
+        let Some(current) = whole_body(self.filter, side, self.in_body_hook) else {
+            return false;
+        };
+        let mut next = Vec::with_capacity(bytes.len() + current.len().saturating_sub(len));
+        next.extend_from_slice(bytes);
+        next.extend_from_slice(current.get(len.min(current.len())..).unwrap_or_default());
+        let (buffered, received) = bodies_of(side);
+        if !drain_all(self.filter, buffered) {
+            return false;
+        }
+        let target = if self.in_body_hook {
+            if !drain_all(self.filter, received) {
+                return false;
+            }
+            received
+        } else {
+            buffered
+        };
+        // SAFETY: `next` outlives the call.
+        next.is_empty()
+            || unsafe {
+                abi::envoy_dynamic_module_callback_http_append_body(
+                    self.filter.0,
+                    target,
+                    ModuleBuffer::of(&next),
+                )
+            }
+    }
+
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
+        match path {
+            ["metadata"] => self.metadata.clone(),
+            _ => Ok(None),
+        }
+    }
+
+    fn send_reply(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> bool {
+        send_response(self.filter, status, details, headers, body);
+        true
+    }
+
+    fn reset(&mut self) {
+        reset(self.filter);
+    }
+
+    fn publish_record(&mut self, json: &str) {
+        // SAFETY: both buffers outlive the call.
+        let _ = unsafe {
+            abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
+                self.filter.0,
+                ModuleBuffer::of(RECORD_KEY.as_bytes()),
+                ModuleBuffer::of(json.as_bytes()),
+            )
+        };
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        now_ms()
+    }
+
+    fn count_decision(&mut self, decision: &Decision) {
+        for id in self.metrics.decision_ids(decision) {
+            count(self.filter, id, 1);
+        }
+    }
+
+    fn count_redactions(&mut self, report: &PiiReport) {
+        for (id, by) in self.metrics.redaction_ids(report) {
+            count(self.filter, id, by);
+        }
+    }
+
+    fn count_refusal(&mut self) {
+        count(self.filter, self.metrics.pii_blocked, 1);
+    }
+
+    fn log(&mut self, level: Level, message: &str) {
+        let level = match level {
+            Level::Warn => abi::log_level::WARN,
+            Level::Info => abi::log_level::INFO,
+        };
+        log(level, message);
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (Envoy's own clock is the
+/// system clock; 0 if it reads before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,492 @@
+//! Bundle sync for the native module: the same long-poll of the control
+//! service, the same verification (shared [`accept::check`]: signature,
+//! name, rollback) and the same status reports as the wasm filter.
+//!
+//! The fetches are Envoy HTTP callouts to the configured `cluster`, made
+//! from the filter configuration on Envoy's main thread (so the cluster's
+//! timeouts, TLS and addresses apply, no HTTP client lives in the module,
+//! and Envoy cancels them when the configuration goes). Envoy has no timer
+//! for a configuration, so one small thread per configuration only keeps
+//! time: it sleeps until the next fetch is due and posts an event to the
+//! main thread through Envoy's config scheduler. It holds no policy and
+//! does no I/O; it is stopped and joined in the config-destroy hook.
+//!
+//! One policy serves every worker thread (an `Arc` swapped under a lock),
+//! so one fetch per configuration replaces the wasm filter's lease among
+//! per-worker VMs. The last good policy stays on any failure.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mcp_guard_engine::report::{RejectCode, ReportState, StatusReport};
+use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
+use mcp_guard_flow::accept::{self, Accepted, Expected, Served};
+use mcp_guard_flow::config::ControlConfig;
+
+use crate::abi::{self, log_level, ModuleBuffer, ModuleHeader};
+use crate::config::{ConfigError, Shared};
+use crate::host::log;
+use crate::metrics::Metrics;
+
+/// Response header with the served version (covered by the signature).
+const VERSION_HEADER: &str = "x-bundle-version";
+
+/// The one event the timer posts: "a fetch is due".
+pub const EVENT_FETCH: u64 = 1;
+
+/// Envoy's config scheduler; Envoy allows commits from any thread.
+struct Scheduler(abi::ConfigSchedulerPtr);
+
+// SAFETY: `commit` is documented thread-safe; `delete` runs once, from the
+// config-destroy hook after the timer thread was joined.
+unsafe impl Send for Scheduler {}
+// SAFETY: as above.
+unsafe impl std::marker::Sync for Scheduler {}
+
+/// When the next fetch is due; shared with the timer thread.
+#[derive(Default)]
+struct Clock {
+    due: Option<Instant>,
+    stop: bool,
+}
+
+/// The timer: a due time, a condition variable, the scheduler it posts to.
+struct Timer {
+    clock: Mutex<Clock>,
+    wake: Condvar,
+    scheduler: Scheduler,
+}
+
+impl Timer {
+    fn arm(&self, delay: Duration) {
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        clock.due = Some(Instant::now() + delay);
+        self.wake.notify_all();
+    }
+
+    /// The thread: wait for the due time, post, repeat until stopped.
+    fn run(&self) {
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if clock.stop {
+                return;
+            }
+            match clock.due {
+                Some(due) if Instant::now() >= due => {
+                    clock.due = None;
+                    // SAFETY: a live scheduler (deleted only after join).
+                    unsafe {
+                        abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+                            self.scheduler.0,
+                            EVENT_FETCH,
+                        )
+                    };
+                }
+                Some(due) => {
+                    let wait = due.saturating_duration_since(Instant::now());
+                    clock = self
+                        .wake
+                        .wait_timeout(clock, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                None => {
+                    clock = self
+                        .wake
+                        .wait(clock)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
+}
+
+/// Fetch state, touched only on the main thread (the mutex is for the
+/// type system: the hooks that use it all run there).
+struct Fetcher {
+    control: ControlConfig,
+    trusted: Vec<VerifyingKey>,
+    in_flight: Option<u64>,
+    backoff_ms: u64,
+    instance: String,
+    status: Option<StatusReport>,
+    reported: Option<StatusReport>,
+    report_in_flight: Option<(u64, StatusReport)>,
+}
+
+/// Sync state of one configuration.
+pub struct Sync {
+    fetcher: Mutex<Fetcher>,
+    timer: Option<Arc<Timer>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Outcome of one fetch, for scheduling the next.
+enum Fetched {
+    New,
+    Same,
+    Failed,
+}
+
+/// An answer of the control service, as the callout hook delivers it.
+pub struct Answer {
+    /// Response headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// The body, slices joined.
+    pub body: Vec<u8>,
+    /// The callout completed (not reset, not over the buffer limit).
+    pub completed: bool,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Sync {
+    /// Checks the control settings; no thread yet.
+    pub fn new(control: ControlConfig) -> Result<Self, ConfigError> {
+        let mut trusted = Vec::new();
+        for (index, key) in control.public_keys.iter().enumerate() {
+            trusted.push(
+                signing::verifying_key_from_text(key).map_err(|e| ConfigError::Key {
+                    index,
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        let instance = control
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("envoy-{}", std::process::id()));
+        Ok(Self {
+            fetcher: Mutex::new(Fetcher {
+                backoff_ms: control.retry_interval_ms,
+                control,
+                trusted,
+                in_flight: None,
+                instance,
+                status: None,
+                reported: None,
+                report_in_flight: None,
+            }),
+            timer: None,
+            thread: Mutex::new(None),
+        })
+    }
+
+    /// Creates the scheduler and starts the timer with the first fetch due
+    /// at once (it runs once Envoy's main loop does).
+    pub fn start(&mut self, config: crate::config::ConfigPtr) -> std::io::Result<()> {
+        // SAFETY: called from the config-new hook with Envoy's live config.
+        let scheduler = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(config.0)
+        };
+        let timer = Arc::new(Timer {
+            clock: Mutex::new(Clock {
+                due: Some(Instant::now()),
+                stop: false,
+            }),
+            wake: Condvar::new(),
+            scheduler: Scheduler(scheduler),
+        });
+        let runner = Arc::clone(&timer);
+        let handle = std::thread::Builder::new()
+            .name("mcp-guard-sync".into())
+            .spawn(move || runner.run());
+        self.timer = Some(timer);
+        match handle {
+            Ok(handle) => {
+                *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops and joins the timer, then frees the scheduler (config-destroy
+    /// hook, main thread). Callouts still in flight are Envoy's to cancel.
+    pub fn stop(&self) {
+        let Some(timer) = &self.timer else {
+            return;
+        };
+        {
+            let mut clock = timer.clock.lock().unwrap_or_else(PoisonError::into_inner);
+            clock.stop = true;
+            timer.wake.notify_all();
+        }
+        if let Some(handle) = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = handle.join();
+        }
+        // SAFETY: the only thread that committed is gone; deleted once.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+                timer.scheduler.0,
+            )
+        };
+    }
+
+    fn arm(&self, delay_ms: u64) {
+        if let Some(timer) = &self.timer {
+            timer.arm(Duration::from_millis(delay_ms));
+        }
+    }
+
+    fn fetcher(&self) -> std::sync::MutexGuard<'_, Fetcher> {
+        self.fetcher.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fetch is due (main thread): dispatch it unless one is in flight.
+    pub fn on_due(&self, shared: &Shared) {
+        let active = shared.active();
+        let etag = active.as_ref().and_then(|a| a.etag.clone());
+        let mut f = self.fetcher();
+        if f.in_flight.is_some() {
+            return;
+        }
+        let wait = if etag.is_some() {
+            f.control.long_poll_secs
+        } else {
+            0
+        };
+        let path = if wait > 0 {
+            format!("/v1/bundles/{}?wait={wait}", f.control.bundle)
+        } else {
+            format!("/v1/bundles/{}", f.control.bundle)
+        };
+        let mut headers = vec![
+            (":method", "GET"),
+            (":path", path.as_str()),
+            (":authority", f.control.authority.as_str()),
+        ];
+        if let Some(etag) = &etag {
+            headers.push(("if-none-match", etag.as_str()));
+        }
+        let timeout = wait * 1000 + f.control.timeout_ms;
+        match callout(shared, &f.control.cluster, &headers, b"", timeout) {
+            Ok(id) => f.in_flight = Some(id),
+            Err(code) => {
+                Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
+                log(
+                    log_level::WARN,
+                    &format!("bundle fetch not dispatched (callout status {code})"),
+                );
+                let delay = f.backoff_ms;
+                f.backoff_ms = (f.backoff_ms * 2).min(f.control.max_backoff_ms);
+                drop(f);
+                self.arm(delay);
+            }
+        }
+    }
+
+    /// A callout finished (main thread).
+    pub fn on_answer(&self, shared: &Shared, id: u64, answer: &Answer) {
+        let mut f = self.fetcher();
+        if f.report_in_flight.as_ref().map(|(t, _)| *t) == Some(id) {
+            let sent = f.report_in_flight.take().map(|(_, s)| s);
+            let code = answer.header(":status");
+            if answer.completed && code.is_some_and(|c| c.starts_with('2')) {
+                f.reported = sent;
+            } else {
+                log(
+                    log_level::WARN,
+                    &format!("status report not accepted (status {code:?}); will resend"),
+                );
+            }
+            return;
+        }
+        if f.in_flight != Some(id) {
+            return;
+        }
+        f.in_flight = None;
+        let outcome = fetched(shared, &mut f, answer);
+        let long_polling = shared.active().is_some_and(|a| a.etag.is_some());
+        let delay = match outcome {
+            Fetched::New | Fetched::Same => {
+                f.backoff_ms = f.control.retry_interval_ms;
+                if long_polling && f.control.long_poll_secs > 0 {
+                    0
+                } else {
+                    f.control.poll_interval_ms
+                }
+            }
+            Fetched::Failed => {
+                let delay = f.backoff_ms;
+                f.backoff_ms = (f.backoff_ms * 2).min(f.control.max_backoff_ms);
+                delay
+            }
+        };
+        maybe_report(shared, &mut f);
+        drop(f);
+        self.arm(delay);
+    }
+}
+
+/// Verifies and activates a fetched bundle (the wasm filter's rules).
+fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
+    match (answer.completed, answer.header(":status")) {
+        (true, Some("200")) => {}
+        (true, Some("304")) => return Fetched::Same,
+        (_, status) => {
+            Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
+            log(
+                log_level::WARN,
+                &format!("bundle fetch failed (status {status:?}); keeping the active bundle"),
+            );
+            return Fetched::Failed;
+        }
+    }
+    let active_version = shared.active_version();
+    let checked = accept::check(
+        &Served {
+            body: &answer.body,
+            signature: answer.header(SIGNATURE_HEADER),
+            version: answer.header(VERSION_HEADER),
+        },
+        &Expected {
+            name: &f.control.bundle,
+            trusted: &f.trusted,
+            allow_unsigned: f.control.allow_unsigned,
+            active_version,
+        },
+    );
+    match checked {
+        Ok(Accepted::Same) => {
+            if let (None, Some(version)) = (&f.status, active_version) {
+                f.status = Some(status(&f.instance, Some(version), None, None));
+            }
+            Fetched::Same
+        }
+        Ok(Accepted::New(bundle)) => {
+            let version = bundle.version;
+            let etag = answer.header("etag").map(str::to_owned);
+            if shared.activate(*bundle, etag, "control service") {
+                f.status = Some(status(&f.instance, Some(version), None, None));
+                Fetched::New
+            } else {
+                Fetched::Failed
+            }
+        }
+        Err(rejection) => {
+            Metrics::bump_config(shared.envoy, shared.metrics.bundle_rejected);
+            log(
+                log_level::ERROR,
+                &format!(
+                    "rejected fetched bundle {:?} version {} ({}): {}; keeping the active one",
+                    f.control.bundle,
+                    rejection
+                        .version
+                        .map_or_else(|| "?".to_owned(), |v| v.to_string()),
+                    rejection.code.as_str(),
+                    rejection.detail
+                ),
+            );
+            f.status = Some(status(
+                &f.instance,
+                rejection.version,
+                Some(rejection.code),
+                active_version,
+            ));
+            Fetched::Failed
+        }
+    }
+}
+
+/// Reports this instance's state when it changed since the last accepted
+/// report (one in flight at a time; a failed one is resent after the next
+/// fetch).
+fn maybe_report(shared: &Shared, f: &mut Fetcher) {
+    if !f.control.report_status || f.report_in_flight.is_some() {
+        return;
+    }
+    let Some(status) = f.status.clone() else {
+        return;
+    };
+    if f.reported.as_ref() == Some(&status) {
+        return;
+    }
+    let path = format!("/v1/bundles/{}/status", f.control.bundle);
+    let body = status.to_json();
+    let headers = [
+        (":method", "POST"),
+        (":path", path.as_str()),
+        (":authority", f.control.authority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    match callout(
+        shared,
+        &f.control.cluster,
+        &headers,
+        body.as_bytes(),
+        f.control.timeout_ms,
+    ) {
+        Ok(id) => f.report_in_flight = Some((id, status)),
+        Err(code) => log(
+            log_level::DEBUG,
+            &format!("status report not dispatched (callout status {code})"),
+        ),
+    }
+}
+
+/// A status report of this instance.
+fn status(
+    instance: &str,
+    version: Option<u64>,
+    reason: Option<RejectCode>,
+    active_version: Option<u64>,
+) -> StatusReport {
+    StatusReport {
+        instance: instance.to_owned(),
+        state: if reason.is_some() {
+            ReportState::Rejected
+        } else {
+            ReportState::Active
+        },
+        version,
+        reason,
+        active_version,
+    }
+}
+
+/// Sends one request to `cluster` from the configuration; the callout id.
+fn callout(
+    shared: &Shared,
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u64,
+) -> Result<u64, u32> {
+    let mut headers: Vec<ModuleHeader> = headers
+        .iter()
+        .map(|(k, v)| ModuleHeader::of(k, v))
+        .collect();
+    let mut id = 0u64;
+    // SAFETY: main thread (scheduled or callout hook); every buffer
+    // outlives the call.
+    let code = unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_config_http_callout(
+            shared.envoy.0,
+            &mut id,
+            ModuleBuffer::of(cluster.as_bytes()),
+            headers.as_mut_ptr(),
+            headers.len(),
+            ModuleBuffer::of(body),
+            timeout_ms,
+        )
+    };
+    if code == abi::CALLOUT_INIT_SUCCESS {
+        Ok(id)
+    } else {
+        Err(code)
+    }
+}
