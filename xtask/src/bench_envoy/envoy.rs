@@ -19,7 +19,7 @@ pub struct Inputs {
     pub wasm: PathBuf,
     /// The no-op proxy-wasm filter.
     pub noop_wasm: PathBuf,
-    /// mcp-guard as a dynamic module (`libmcp_guard.so`), when given.
+    /// mcp-guard as a dynamic module (`libmcp_guard_native.so`), when given.
     pub native: Option<PathBuf>,
     /// nginx's port.
     pub nginx_port: u16,
@@ -36,7 +36,7 @@ pub struct Envoy {
 }
 
 /// Module name of the native filter (`lib<name>.so`) and its filter name.
-const NATIVE_MODULE: &str = "mcp_guard";
+const NATIVE_MODULE: &str = "mcp_guard_native";
 
 fn cluster(name: &str, port: u16) -> Value {
     json!({"name": name, "type": "STATIC", "connect_timeout": "1s",
@@ -224,7 +224,7 @@ mod tests {
             envoy: "envoy".into(),
             wasm: "/x/mcp_guard.wasm".into(),
             noop_wasm: "/x/noop_filter.wasm".into(),
-            native: Some("/x/libmcp_guard.so".into()),
+            native: Some("/x/libmcp_guard_native.so".into()),
             nginx_port: 1001,
             stream_port: 1002,
         }
@@ -268,7 +268,7 @@ mod tests {
             .as_str()
             .unwrap()
             .ends_with("DynamicModuleFilter"));
-        assert_eq!(native["dynamic_module_config"]["name"], "mcp_guard");
+        assert_eq!(native["dynamic_module_config"]["name"], "mcp_guard_native");
         let w = wasm["config"]["configuration"]["value"].as_str().unwrap();
         let n = native["filter_config"]["value"].as_str().unwrap();
         assert_eq!(w, n);

@@ -39,10 +39,12 @@ struct Options {
     rounds: u32,
     only: Option<Vec<String>>,
     quick: bool,
+    /// Skip the native module (no build, no `-native` variants).
+    wasm_only: bool,
 }
 
 const USAGE: &str = "usage: cargo xtask bench-envoy [--seconds N] [--rounds N] \
-    [--only A,B,...] [--quick]";
+    [--only A,B,...] [--quick] [--wasm-only]";
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -50,6 +52,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         rounds: 3,
         only: None,
         quick: false,
+        wasm_only: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -79,6 +82,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 );
             }
             "--quick" => o.quick = true,
+            "--wasm-only" => o.wasm_only = true,
             other => return Err(format!("unknown option `{other}`\n{USAGE}")),
         }
     }
@@ -263,11 +267,17 @@ fn measure(
 pub fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let o = parse_options(args)?;
-    let native = env_file("MCP_GUARD_NATIVE")?;
+    // Both targets by default: the native module is built like the wasm
+    // filter unless given or skipped.
+    let native = match env_file("MCP_GUARD_NATIVE")? {
+        _ if o.wasm_only => None,
+        Some(p) => Some(p),
+        None => Some(steps::build_native()?),
+    };
     if let Some(so) = &native {
-        if so.file_name().and_then(|n| n.to_str()) != Some("libmcp_guard.so") {
+        if so.file_name().and_then(|n| n.to_str()) != Some("libmcp_guard_native.so") {
             return Err(format!(
-                "MCP_GUARD_NATIVE must name a file called libmcp_guard.so (Envoy loads \
+                "MCP_GUARD_NATIVE must name a file called libmcp_guard_native.so (Envoy loads \
                  lib<name>.so from ENVOY_DYNAMIC_MODULES_SEARCH_PATH), not {}",
                 so.display()
             ));

@@ -261,7 +261,7 @@ pub fn markdown(rows: &[Row], info: &RunInfo) -> String {
          difference to the baseline's p50 in the same round. RSS: `VmRSS` after the load. TTFB: \
          a second, in-process upstream streams 21 SSE events 1 ms apart; the median time from \
          writing the request to the first body byte over sequential requests. Native (dynamic \
-         module) variants run only when `MCP_GUARD_NATIVE` names a `libmcp_guard.so`.\n",
+         module) variants run only when `MCP_GUARD_NATIVE` names a `libmcp_guard_native.so`.\n",
         rounds = info.rounds,
         s = info.seconds,
         rate = info.rate,

@@ -31,7 +31,7 @@ impl Answer {
 pub enum Runtime {
     /// proxy-wasm module in V8 (`MCP_GUARD_WASM`).
     Wasm,
-    /// Envoy dynamic module (`MCP_GUARD_NATIVE`, a `libmcp_guard.so`).
+    /// Envoy dynamic module (`MCP_GUARD_NATIVE`, a `libmcp_guard_native.so`).
     Native,
 }
 
