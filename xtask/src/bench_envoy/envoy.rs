@@ -59,12 +59,19 @@ fn wasm_filter(name: &str, path: &Path, configuration: Option<String>) -> Value 
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config}})
 }
 
-fn jwt_filter() -> Value {
+/// `jwt_authn`; `forward_payload` also hands the verified payload to the
+/// native module in a header (its ABI cannot read nested metadata; see
+/// docs/native.md), as `envoy/envoy-native.yaml.tmpl` does.
+fn jwt_filter(forward_payload: bool) -> Value {
+    let mut provider = json!({"issuer": DEMO_ISSUER, "audiences": [DEMO_AUDIENCE],
+                              "local_jwks": {"inline_string": DEMO_JWKS},
+                              "payload_in_metadata": "jwt_payload"});
+    if forward_payload {
+        provider["forward_payload_header"] = json!("x-mcp-guard-jwt-payload");
+    }
     json!({"name": "envoy.filters.http.jwt_authn", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-        "providers": {"bench": {"issuer": DEMO_ISSUER, "audiences": [DEMO_AUDIENCE],
-                                "local_jwks": {"inline_string": DEMO_JWKS},
-                                "payload_in_metadata": "jwt_payload"}},
+        "providers": {"bench": provider},
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}})
 }
 
@@ -99,7 +106,8 @@ fn rbac_filter() -> Value {
 fn http_filters(v: &Variant, inputs: &Inputs) -> Vec<Value> {
     let mut filters = Vec::new();
     if v.jwt {
-        filters.push(jwt_filter());
+        let native = v.guard.as_ref().is_some_and(|g| g.runtime == Runtime::Native);
+        filters.push(jwt_filter(native));
     }
     if v.rbac {
         filters.push(rbac_filter());
