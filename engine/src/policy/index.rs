@@ -112,6 +112,17 @@ fn key_hash(kind: Kind, key: &str) -> u64 {
     h ^ (h >> 33)
 }
 
+/// The kinds of key an index files rules under.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KindSet(u16);
+
+impl KindSet {
+    /// Both sets.
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
 /// Rule positions (into the policy's rule list) by key.
 #[derive(Debug, Clone, Default)]
 pub struct RuleIndex {
@@ -188,8 +199,9 @@ pub struct RequestKeys {
 }
 
 impl RequestKeys {
-    /// Hashes the keys `request` carries.
-    pub fn of(request: &RequestAttrs<'_>) -> Self {
+    /// Hashes the keys `request` carries, of the kinds some index uses
+    /// (see [`RuleIndex::kinds`]).
+    pub fn of(request: &RequestAttrs<'_>, kinds: KindSet) -> Self {
         let call = request.mcp;
         let target_kind = call.and_then(|c| c.target_kind());
         let target = call.and_then(|c| c.target.as_deref());
@@ -206,7 +218,11 @@ impl RequestKeys {
             }
         };
         Self {
-            hashes: Kind::ALL.map(|kind| key(kind).map(|k| key_hash(kind, k))),
+            hashes: Kind::ALL.map(|kind| {
+                key(kind)
+                    .filter(|_| kinds.0 & kind.bit() != 0)
+                    .map(|k| key_hash(kind, k))
+            }),
         }
     }
 }
@@ -283,6 +299,11 @@ impl RuleIndex {
             always: always.into_boxed_slice(),
             kinds,
         }
+    }
+
+    /// The kinds of key rules are filed under here.
+    pub fn kinds(&self) -> KindSet {
+        KindSet(self.kinds)
     }
 
     /// The rules that could match a request with these keys, ascending

@@ -27,7 +27,7 @@ use crate::mcp::{read_body, BodyAttrs, McpCall, TargetKind};
 use crate::pii::Scanner;
 use crate::request::RequestAttrs;
 use eval::Tracer;
-use index::{RequestKeys, RuleIndex};
+use index::{KindSet, RequestKeys, RuleIndex};
 
 /// An active policy: the bundle plus its compiled, indexed rules.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct Policy {
     rules: Box<[CompiledRule]>,
     deny: RuleIndex,
     allow: RuleIndex,
+    /// The keys either index looks up: a request hashes only these.
+    key_kinds: KindSet,
     has_dry_run_rules: bool,
     needs_body: bool,
     header_names: Vec<String>,
@@ -143,6 +145,7 @@ impl Policy {
                 .any(|r| !r.when.models.is_empty() || r.when.mcp.is_some()),
             header_names,
             rules,
+            key_kinds: deny.kinds().union(allow.kinds()),
             deny,
             allow,
             bundle,
@@ -281,7 +284,7 @@ impl Policy {
 
     /// Decides one request (or one MCP call of it) from its claims.
     pub fn decide(&self, claims: &Claims, request: &RequestAttrs<'_>) -> Decision {
-        let keys = RequestKeys::of(request);
+        let keys = RequestKeys::of(request, self.key_kinds);
         self.decide_with(|include_dry_run| self.evaluate(claims, request, &keys, include_dry_run))
     }
 
@@ -350,7 +353,7 @@ impl Policy {
     ) -> bool {
         let call = McpCall::targeting(kind.call_method(), name);
         let request = request.with_mcp(Some(&call));
-        let keys = RequestKeys::of(&request);
+        let keys = RequestKeys::of(&request, self.key_kinds);
         self.evaluate(claims, &request, &keys, false).0 == Effect::Allow
     }
 
