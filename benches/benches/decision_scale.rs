@@ -115,7 +115,7 @@ fn kind_rule(kind: Kind, i: usize) -> Value {
         Kind::Model => json!({"id": format!("r{i}"), "effect": "allow",
             "when": {"methods": ["POST"], "path": {"exact": "/v1/chat/completions"}, "models": [format!("model-{i}")],
                      "claims": [{"claim": "roles", "contains_any": [role]}]}}),
-        _ if i % 2 == 0 => json!({"id": format!("r{i}"), "effect": "allow",
+        _ if i.is_multiple_of(2) => json!({"id": format!("r{i}"), "effect": "allow",
             "when": {"methods": ["GET"], "path": {"exact": format!("/api/r{i}")}}}),
         _ => json!({"id": format!("r{i}"), "effect": "allow",
             "when": {"path": {"prefix": format!("/svc{i}/")}, "claims": [{"claim": "tenant", "equals": "acme"}]}}),
@@ -162,7 +162,7 @@ impl Probe {
                 Some(format!("model-{i}")),
                 Vec::new(),
             ),
-            _ if i % 2 == 0 => (format!("/api/r{i}"), "GET", None, Vec::new()),
+            _ if i.is_multiple_of(2) => (format!("/api/r{i}"), "GET", None, Vec::new()),
             _ => (format!("/svc{i}/items/7"), "GET", None, Vec::new()),
         };
         Self {
