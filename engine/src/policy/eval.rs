@@ -11,11 +11,10 @@ use crate::claims::Claims;
 use crate::request::RequestAttrs;
 use crate::template::PathTemplate;
 
-/// A rule ready for evaluation: its parsed template alongside the source.
+/// What a rule needs besides its text to be evaluated: kept alongside the
+/// bundle's rules (same positions), never a second copy of them.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
-    /// The rule as written.
-    pub rule: Rule,
     /// Rule id, shared cheaply with every decision it makes.
     pub id: std::sync::Arc<str>,
     /// The parsed path template, when the path condition is one.
@@ -80,14 +79,13 @@ fn show_json(value: Option<&Value>) -> String {
 
 impl CompiledRule {
     /// Compiles a validated rule (its template parsed once).
-    pub fn new(rule: Rule) -> Self {
+    pub fn new(rule: &Rule) -> Self {
         let template = match &rule.when.path {
             Some(PathCondition::Template(t)) => PathTemplate::parse(t).ok(),
             _ => None,
         };
         Self {
             id: rule.id.as_str().into(),
-            rule,
             template,
         }
     }
@@ -95,13 +93,15 @@ impl CompiledRule {
     /// Whether every condition holds. With a tracer that records, every
     /// condition is evaluated and recorded; otherwise the first failure
     /// stops evaluation.
+    /// `rule` is the rule this was compiled from.
     pub fn matches(
         &self,
+        rule: &Rule,
         claims: &Claims,
         request: &RequestAttrs<'_>,
         tracer: &mut Tracer<'_>,
     ) -> bool {
-        let when: &Conditions = &self.rule.when;
+        let when: &Conditions = &rule.when;
         let mut all = true;
         macro_rules! check {
             ($held:expr, $cond:expr, $actual:expr) => {{

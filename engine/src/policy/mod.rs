@@ -5,6 +5,9 @@
 //! evaluated alongside and reported, never enforced; a dry-run bundle lets
 //! every request through and reports what it would have decided.
 
+mod compact;
+#[cfg(test)]
+mod differential;
 mod eval;
 mod index;
 
@@ -24,15 +27,19 @@ use crate::mcp::{read_body, BodyAttrs, McpCall, TargetKind};
 use crate::pii::Scanner;
 use crate::request::RequestAttrs;
 use eval::Tracer;
-use index::RuleIndex;
+use index::{KindSet, RequestKeys, RuleIndex};
 
 /// An active policy: the bundle plus its compiled, indexed rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
     bundle: Bundle,
-    rules: Vec<CompiledRule>,
+    /// Parallel to `bundle.rules`: the bundle keeps the only copy of each
+    /// rule's text.
+    rules: Box<[CompiledRule]>,
     deny: RuleIndex,
     allow: RuleIndex,
+    /// The keys either index looks up: a request hashes only these.
+    key_kinds: KindSet,
     has_dry_run_rules: bool,
     needs_body: bool,
     header_names: Vec<String>,
@@ -96,23 +103,15 @@ impl Policy {
     /// Compiles a bundle once: templates parsed, rules indexed, token
     /// verifier and PII scanner built. Any part that does not compile is
     /// an error: nothing is silently left out.
-    pub fn new(bundle: Bundle) -> Result<Self, BundleError> {
-        let rules: Vec<CompiledRule> = bundle
-            .rules
-            .iter()
-            .cloned()
-            .map(CompiledRule::new)
-            .collect();
-        let (mut deny, mut allow) = (RuleIndex::default(), RuleIndex::default());
+    pub fn new(mut bundle: Bundle) -> Result<Self, BundleError> {
+        compact::shrink_rules(&mut bundle.rules);
+        let rules: Box<[CompiledRule]> = bundle.rules.iter().map(CompiledRule::new).collect();
+        let deny = RuleIndex::build(&bundle.rules, &rules, |r| r.effect == RuleEffect::Deny);
+        let allow = RuleIndex::build(&bundle.rules, &rules, |r| r.effect == RuleEffect::Allow);
         let mut header_names: Vec<String> =
             bundle.attributes.model_header.iter().cloned().collect();
-        for (i, rule) in rules.iter().enumerate() {
-            let position = i as u32;
-            match rule.rule.effect {
-                RuleEffect::Deny => deny.insert(position, rule),
-                RuleEffect::Allow => allow.insert(position, rule),
-            }
-            let when = &rule.rule.when;
+        for rule in &bundle.rules {
+            let when = &rule.when;
             header_names.extend(when.headers.iter().map(|h| h.name.clone()));
             header_names.extend(
                 when.relations
@@ -122,6 +121,7 @@ impl Policy {
         }
         header_names.sort();
         header_names.dedup();
+        header_names.shrink_to_fit();
         let verifier = match &bundle.identity.verify {
             Some(v) => Some(Verifier::new(v).map_err(|e| {
                 BundleError::single(format!("$.identity.verify.{}", e.path()), e.reason())
@@ -138,12 +138,14 @@ impl Policy {
         Ok(Self {
             verifier,
             scanner,
-            has_dry_run_rules: rules.iter().any(|r| r.rule.dry_run),
-            needs_body: rules
+            has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
+            needs_body: bundle
+                .rules
                 .iter()
-                .any(|r| !r.rule.when.models.is_empty() || r.rule.when.mcp.is_some()),
+                .any(|r| !r.when.models.is_empty() || r.when.mcp.is_some()),
             header_names,
             rules,
+            key_kinds: deny.kinds().union(allow.kinds()),
             deny,
             allow,
             bundle,
@@ -239,36 +241,42 @@ impl Policy {
         &self.header_names
     }
 
-    /// The first rule of `index` that matches, honouring dry-run.
+    /// The first rule among `positions` (ascending) that matches,
+    /// honouring dry-run.
     fn first_match(
         &self,
-        index: &RuleIndex,
+        positions: impl Iterator<Item = u32>,
         claims: &Claims,
         request: &RequestAttrs<'_>,
         include_dry_run: bool,
-        scratch: &mut Vec<u32>,
     ) -> Option<&CompiledRule> {
-        index.candidates(request, scratch);
-        scratch
-            .iter()
-            .filter_map(|&i| self.rules.get(i as usize))
-            .filter(|r| include_dry_run || !r.rule.dry_run)
-            .find(|r| r.matches(claims, request, &mut Tracer(None)))
+        positions
+            .filter_map(|i| {
+                Some((
+                    self.bundle.rules.get(i as usize)?,
+                    self.rules.get(i as usize)?,
+                ))
+            })
+            .filter(|(rule, _)| include_dry_run || !rule.dry_run)
+            .find(|(rule, compiled)| compiled.matches(rule, claims, request, &mut Tracer(None)))
+            .map(|(_, compiled)| compiled)
     }
 
+    /// Deny rules first, then allow rules, each among the candidates the
+    /// indexes give for the request's keys.
     fn evaluate(
         &self,
         claims: &Claims,
         request: &RequestAttrs<'_>,
+        keys: &RequestKeys,
         include_dry_run: bool,
-        scratch: &mut Vec<u32>,
     ) -> (Effect, Option<Arc<str>>, Reason) {
-        if let Some(rule) = self.first_match(&self.deny, claims, request, include_dry_run, scratch)
-        {
+        let deny = self.deny.candidates(keys);
+        if let Some(rule) = self.first_match(deny, claims, request, include_dry_run) {
             return (Effect::Deny, Some(rule.id.clone()), Reason::RuleDeny);
         }
-        if let Some(rule) = self.first_match(&self.allow, claims, request, include_dry_run, scratch)
-        {
+        let allow = self.allow.candidates(keys);
+        if let Some(rule) = self.first_match(allow, claims, request, include_dry_run) {
             return (Effect::Allow, Some(rule.id.clone()), Reason::RuleAllow);
         }
         (Effect::Deny, None, Reason::DefaultDeny)
@@ -276,8 +284,18 @@ impl Policy {
 
     /// Decides one request (or one MCP call of it) from its claims.
     pub fn decide(&self, claims: &Claims, request: &RequestAttrs<'_>) -> Decision {
-        let mut scratch = Vec::new();
-        let (effect, rule_id, reason) = self.evaluate(claims, request, false, &mut scratch);
+        let keys = RequestKeys::of(request, self.key_kinds);
+        self.decide_with(|include_dry_run| self.evaluate(claims, request, &keys, include_dry_run))
+    }
+
+    /// The decision procedure around an evaluator of the rules (the
+    /// indexed one, or in tests the linear reference): enforced rules,
+    /// then the dry-run pass, then the bundle's dry-run mode.
+    fn decide_with(
+        &self,
+        evaluate: impl Fn(bool) -> (Effect, Option<Arc<str>>, Reason),
+    ) -> Decision {
+        let (effect, rule_id, reason) = evaluate(false);
         let mut decision = Decision {
             effect,
             rule_id,
@@ -286,7 +304,7 @@ impl Policy {
             dry_run: None,
         };
         if self.has_dry_run_rules {
-            let (effect, rule_id, reason) = self.evaluate(claims, request, true, &mut scratch);
+            let (effect, rule_id, reason) = evaluate(true);
             if effect != decision.effect || rule_id != decision.rule_id {
                 decision.dry_run = Some(DryRunOutcome {
                     effect,
@@ -334,10 +352,9 @@ impl Policy {
         name: &str,
     ) -> bool {
         let call = McpCall::targeting(kind.call_method(), name);
-        let mut scratch = Vec::new();
-        self.evaluate(claims, &request.with_mcp(Some(&call)), false, &mut scratch)
-            .0
-            == Effect::Allow
+        let request = request.with_mcp(Some(&call));
+        let keys = RequestKeys::of(&request, self.key_kinds);
+        self.evaluate(claims, &request, &keys, false).0 == Effect::Allow
     }
 
     /// A denial for an identity or input problem, with the bundle's
@@ -366,23 +383,20 @@ impl Policy {
     /// Evaluates every rule and records each condition: the answer to
     /// "why was I denied?".
     pub fn explain(&self, claims: &Claims, request: &RequestAttrs<'_>) -> Explanation {
-        let order = self
-            .rules
-            .iter()
-            .filter(|r| r.rule.effect == RuleEffect::Deny)
-            .chain(
-                self.rules
-                    .iter()
-                    .filter(|r| r.rule.effect == RuleEffect::Allow),
-            );
+        let rules = self.bundle.rules.iter().zip(self.rules.iter());
+        let order = rules
+            .clone()
+            .filter(|(r, _)| r.effect == RuleEffect::Deny)
+            .chain(rules.filter(|(r, _)| r.effect == RuleEffect::Allow));
         let rules = order
-            .map(|rule| {
+            .map(|(rule, compiled)| {
                 let mut conditions = Vec::new();
-                let matched = rule.matches(claims, request, &mut Tracer(Some(&mut conditions)));
+                let matched =
+                    compiled.matches(rule, claims, request, &mut Tracer(Some(&mut conditions)));
                 RuleExplanation {
-                    id: rule.rule.id.clone(),
-                    effect: rule.rule.effect,
-                    dry_run: rule.rule.dry_run,
+                    id: rule.id.clone(),
+                    effect: rule.effect,
+                    dry_run: rule.dry_run,
                     matched,
                     conditions,
                 }
