@@ -5,7 +5,7 @@
 //! `cargo run --release -p mcp-guard-flow --example exchange_profile -- [iterations]`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mcp_guard_engine::{Bundle, Policy};
@@ -52,7 +52,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
     let policy = Policy::new(Bundle::parse(bundle(100).as_bytes()).unwrap()).unwrap();
-    let active = Rc::new(ActivePolicy::new(policy, None));
+    let active = Arc::new(ActivePolicy::new(policy, None));
     let body = answer();
     let claims = json!({"sub": "alice", "tenant": "acme", "roles": ["model-user"], "scope": "openid mcp:tools", "iss": "https://issuer.mcp-guard.demo", "aud": "mcp-guard-demo", "iat": 1, "exp": 2});
     let start = Instant::now();
