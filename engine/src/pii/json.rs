@@ -25,6 +25,7 @@ use super::config::{Action, PiiType};
 use super::core::Core;
 use super::detectors::ssn;
 use super::label;
+use super::raw_map::RawMap;
 use super::report::PiiReport;
 use super::scanner::Scanner;
 
@@ -179,7 +180,7 @@ pub(crate) struct JsonStream {
     expect_key: bool,
     /// Raw start of each decoded byte of the current value (aligned with
     /// `core.text`).
-    map: Vec<u64>,
+    map: RawMap,
     /// Raw position after the last decoded unit of the current value.
     raw_after: u64,
     /// A high surrogate waiting for its low half: (code unit, raw start).
@@ -205,7 +206,7 @@ impl JsonStream {
             stack: Vec::new(),
             overflow: 0,
             expect_key: false,
-            map: Vec::new(),
+            map: RawMap::default(),
             raw_after: 0,
             high: None,
             secret_match: 0,
@@ -236,8 +237,8 @@ impl JsonStream {
                 if n > 0 {
                     self.flush_high();
                     let run = rest.get(..n).unwrap_or(&[]);
+                    self.map.push_plain(self.core.end(), self.pos, n as u64);
                     self.core.text.extend_from_slice(run);
-                    self.map.extend(self.pos..self.pos + n as u64);
                     self.pos += n as u64;
                     self.raw_after = self.pos;
                     i += n;
@@ -517,8 +518,13 @@ impl JsonStream {
 
     /// Adds decoded bytes produced by the raw unit `start..end`.
     fn unit(&mut self, start: u64, end: u64, bytes: &[u8]) {
+        if end == start + 1 && bytes.len() == 1 {
+            self.map.push_plain(self.core.end(), start, 1);
+        } else {
+            self.map
+                .push_escape(self.core.end(), start, bytes.len() as u64);
+        }
         self.core.text.extend_from_slice(bytes);
-        self.map.extend(std::iter::repeat_n(start, bytes.len()));
         self.raw_after = end;
     }
 
@@ -558,8 +564,7 @@ impl JsonStream {
 
     fn raw_of(&self, d: u64) -> u64 {
         if d < self.core.end() {
-            let i = (d - self.core.base) as usize;
-            self.map.get(i).copied().unwrap_or(self.raw_after)
+            self.map.raw_of(d).unwrap_or(self.raw_after)
         } else {
             self.raw_after
         }
@@ -600,12 +605,10 @@ impl JsonStream {
         let commit = self.core.commit;
         let to = self.raw_of(commit);
         self.write_to(to, out);
-        // `map` stays aligned with the engine's text, which keeps its
-        // look-behind past `commit`.
-        let before = self.core.base;
+        // The engine keeps look-behind text past `commit`; the map keeps
+        // what that text still needs.
         self.core.compact(commit);
-        let n = ((self.core.base - before) as usize).min(self.map.len());
-        self.map.drain(..n);
+        self.map.drop_before(self.core.base);
     }
 }
 

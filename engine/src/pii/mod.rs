@@ -24,6 +24,7 @@ mod json;
 mod keywords;
 mod label;
 mod open;
+mod raw_map;
 mod report;
 mod scanner;
 mod sse;
