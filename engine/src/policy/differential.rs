@@ -139,12 +139,24 @@ fn random_rule(rng: &mut Rng, i: usize) -> Value {
         }
         when.insert("mcp".into(), Value::Object(mcp));
     }
+    let mut claims = Vec::new();
     if rng.chance(30) {
         let role = rng.pick(&["admin", "user", "viewer"]);
-        when.insert(
-            "claims".into(),
-            json!([{"claim": "roles", "contains_any": [role]}]),
-        );
+        claims.push(json!({"claim": "roles", "contains_any": [role]}));
+    }
+    // String equality (indexed by claim), and its look-alikes: a number,
+    // `one_of` mixing types, a claim that is an array, a nested path.
+    for _ in 0..rng.below(3) {
+        let claim = rng.pick(&["tenant", "sub", "org.id", "roles", "level"]);
+        claims.push(match rng.below(5) {
+            0 | 1 => json!({"claim": claim, "equals": rng.pick(&["acme", "other", "", "u", "5"])}),
+            2 => json!({"claim": claim, "one_of": [rng.pick(&["acme", "u"]), rng.pick(&["other", "x"])]}),
+            3 => json!({"claim": claim, "one_of": ["acme", 5]}),
+            _ => json!({"claim": claim, "equals": 5}),
+        });
+    }
+    if !claims.is_empty() {
+        when.insert("claims".into(), Value::Array(claims));
     }
     if rng.chance(10) {
         when.insert(
@@ -227,8 +239,16 @@ fn random_claims(rng: &mut Rng) -> Claims {
     let roles: Vec<&str> = (0..rng.below(3))
         .map(|_| rng.pick(&["admin", "user", "viewer"]))
         .collect();
-    let tenant = rng.pick(&["acme", "other", ""]);
-    match json!({"sub": "u", "roles": roles, "tenant": tenant}) {
+    let tenant = match rng.below(6) {
+        0 => json!(5),
+        1 => json!(["acme"]),
+        2 => Value::Null,
+        _ => json!(rng.pick(&["acme", "other", ""])),
+    };
+    let org = json!({"id": rng.pick(&["acme", "other"])});
+    let level = if rng.chance(50) { json!(5) } else { json!("5") };
+    match json!({"sub": rng.pick(&["u", "x"]), "roles": roles, "tenant": tenant, "org": org, "level": level})
+    {
         Value::Object(map) => Claims::new(map),
         _ => unreachable!("an object literal"),
     }

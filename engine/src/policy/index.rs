@@ -8,7 +8,11 @@
 //! MCP method, an exact HTTP method. Each rule is filed under the one kind
 //! of key whose buckets are smallest across the bundle (so 10,000 model
 //! rules under one chat path are filed by model, and 10,000 path rules
-//! sharing one model by path), or in `always` when it has none. A request
+//! sharing one model by path), or in `always` when it has none. Claims
+//! compared for string equality (`equals: "x"`, `one_of: ["x", "y"]`)
+//! count as exact keys too, for the [`CLAIM_SLOTS`] claim names the
+//! bundle tests that way most often ([`ClaimSlots`]), so 1,000 deny rules
+//! on one tenant each cost nothing to other tenants. A request
 //! looks up one bucket per kind and walks the union in rule order; every
 //! condition is still checked, so the index only prunes.
 //!
@@ -19,7 +23,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use serde_json::Value;
+
 use crate::bundle::{PathCondition, Rule};
+use crate::claims::Claims;
+use crate::conditions::{ClaimCondition, ClaimTest};
 use crate::mcp::TargetKind;
 use crate::request::RequestAttrs;
 
@@ -37,10 +45,18 @@ enum Kind {
     Segment,
     McpMethod,
     Method,
+    /// A string-equality claim, by slot in [`ClaimSlots`].
+    Claim0,
+    Claim1,
+    Claim2,
+    Claim3,
 }
 
 /// How many kinds there are: the size of a request's key set.
-const KINDS: usize = 8;
+const KINDS: usize = 12;
+
+/// How many claim names can be indexed.
+pub const CLAIM_SLOTS: usize = 4;
 
 impl Kind {
     const ALL: [Kind; KINDS] = [
@@ -52,7 +68,22 @@ impl Kind {
         Kind::Segment,
         Kind::McpMethod,
         Kind::Method,
+        Kind::Claim0,
+        Kind::Claim1,
+        Kind::Claim2,
+        Kind::Claim3,
     ];
+
+    /// The claim slot of a claim kind.
+    fn claim_slot(self) -> Option<usize> {
+        match self {
+            Kind::Claim0 => Some(0),
+            Kind::Claim1 => Some(1),
+            Kind::Claim2 => Some(2),
+            Kind::Claim3 => Some(3),
+            _ => None,
+        }
+    }
 
     fn bit(self) -> u16 {
         1 << self as u16
@@ -123,6 +154,55 @@ impl KindSet {
     }
 }
 
+/// The claim names indexed as exact keys: those the bundle's rules test
+/// for string equality most often (at most [`CLAIM_SLOTS`]), chosen once
+/// per policy so the deny and allow indexes and every request agree.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimSlots {
+    names: Box<[Box<str>]>,
+}
+
+/// The strings a claim must equal for `condition` to hold, when it is a
+/// string-equality test: `equals` a string, or `one_of` only strings
+/// (numbers compare by value and never equal a string; see `json_eq`).
+fn claim_strings(condition: &ClaimCondition) -> Option<Vec<&str>> {
+    match &condition.test {
+        ClaimTest::Equals(Value::String(s)) => Some(vec![s.as_str()]),
+        ClaimTest::OneOf(options) if !options.is_empty() => {
+            options.iter().map(Value::as_str).collect()
+        }
+        _ => None,
+    }
+}
+
+impl ClaimSlots {
+    /// Picks the names from `rules`: most string-equality tests first,
+    /// ties by name, so the choice does not depend on rule order.
+    pub fn choose(rules: &[Rule]) -> Self {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for rule in rules {
+            for c in &rule.when.claims {
+                if claim_strings(c).is_some() {
+                    *counts.entry(c.claim.as_str()).or_default() += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        Self {
+            names: ranked
+                .into_iter()
+                .take(CLAIM_SLOTS)
+                .map(|(name, _)| Box::from(name))
+                .collect(),
+        }
+    }
+
+    fn name(&self, slot: usize) -> Option<&str> {
+        self.names.get(slot).map(|n| &**n)
+    }
+}
+
 /// Rule positions (into the policy's rule list) by key.
 #[derive(Debug, Clone, Default)]
 pub struct RuleIndex {
@@ -156,9 +236,29 @@ fn prefix_segment(prefix: &str) -> Option<&str> {
 
 /// The values of one kind of key a request must carry for `rule` to
 /// match, when the rule has that kind (an empty answer means it has not).
-fn rule_keys<'r>(kind: Kind, rule: &'r Rule, compiled: &'r CompiledRule, out: &mut Vec<&'r str>) {
+fn rule_keys<'r>(
+    kind: Kind,
+    rule: &'r Rule,
+    compiled: &'r CompiledRule,
+    slots: &ClaimSlots,
+    out: &mut Vec<&'r str>,
+) {
     out.clear();
     let when = &rule.when;
+    if let Some(slot) = kind.claim_slot() {
+        // Every claim condition must hold, so any one string-equality
+        // test on the slot's claim names values the request must carry.
+        let strings = slots.name(slot).and_then(|name| {
+            when.claims
+                .iter()
+                .filter(|c| c.claim == name)
+                .find_map(claim_strings)
+        });
+        out.extend(strings.into_iter().flatten());
+        out.sort_unstable();
+        out.dedup();
+        return;
+    }
     let mcp = when.mcp.as_ref();
     let list = match kind {
         Kind::Tool => mcp.and_then(|m| all_exact(&m.tools)),
@@ -167,6 +267,7 @@ fn rule_keys<'r>(kind: Kind, rule: &'r Rule, compiled: &'r CompiledRule, out: &m
         Kind::Model => all_exact(&when.models),
         Kind::McpMethod => mcp.and_then(|m| all_exact(&m.methods)),
         Kind::Method => (!when.methods.is_empty()).then_some(when.methods.as_slice()),
+        Kind::Claim0 | Kind::Claim1 | Kind::Claim2 | Kind::Claim3 => None,
         Kind::Path => {
             if let Some(PathCondition::Exact(p)) = &when.path {
                 out.push(p);
@@ -199,9 +300,14 @@ pub struct RequestKeys {
 }
 
 impl RequestKeys {
-    /// Hashes the keys `request` carries, of the kinds some index uses
-    /// (see [`RuleIndex::kinds`]).
-    pub fn of(request: &RequestAttrs<'_>, kinds: KindSet) -> Self {
+    /// Hashes the keys `request` (and the caller's `claims`) carry, of the
+    /// kinds some index uses (see [`RuleIndex::kinds`]).
+    pub fn of(
+        request: &RequestAttrs<'_>,
+        claims: &Claims,
+        slots: &ClaimSlots,
+        kinds: KindSet,
+    ) -> Self {
         let call = request.mcp;
         let target_kind = call.and_then(|c| c.target_kind());
         let target = call.and_then(|c| c.target.as_deref());
@@ -215,6 +321,12 @@ impl RequestKeys {
                 Kind::Segment => Some(first_segment(request.path)),
                 Kind::McpMethod => call.map(|c| c.method.as_str()),
                 Kind::Method => Some(request.method),
+                // Only a string claim can equal a string.
+                Kind::Claim0 | Kind::Claim1 | Kind::Claim2 | Kind::Claim3 => kind
+                    .claim_slot()
+                    .and_then(|slot| slots.name(slot))
+                    .and_then(|name| claims.get(name))
+                    .and_then(Value::as_str),
             }
         };
         Self {
@@ -230,7 +342,12 @@ impl RequestKeys {
 impl RuleIndex {
     /// Indexes `rules` (parallel to `compiled`), keeping those `keep`
     /// selects; positions are indexes into `rules`.
-    pub fn build(rules: &[Rule], compiled: &[CompiledRule], keep: impl Fn(&Rule) -> bool) -> Self {
+    pub fn build(
+        rules: &[Rule],
+        compiled: &[CompiledRule],
+        slots: &ClaimSlots,
+        keep: impl Fn(&Rule) -> bool,
+    ) -> Self {
         let selected = || {
             rules
                 .iter()
@@ -244,7 +361,7 @@ impl RuleIndex {
         let mut keys = Vec::new();
         for (_, (rule, c)) in selected() {
             for kind in Kind::ALL {
-                rule_keys(kind, rule, c, &mut keys);
+                rule_keys(kind, rule, c, slots, &mut keys);
                 for key in &keys {
                     *counts.entry(key_hash(kind, key)).or_default() += 1;
                 }
@@ -259,7 +376,7 @@ impl RuleIndex {
             // ties go to the earlier kind.
             let mut best: Option<(u64, Kind)> = None;
             for kind in Kind::ALL {
-                rule_keys(kind, rule, c, &mut keys);
+                rule_keys(kind, rule, c, slots, &mut keys);
                 if keys.is_empty() {
                     continue;
                 }
@@ -273,7 +390,7 @@ impl RuleIndex {
             }
             match best {
                 Some((_, kind)) => {
-                    rule_keys(kind, rule, c, &mut keys);
+                    rule_keys(kind, rule, c, slots, &mut keys);
                     kinds |= kind.bit();
                     entries.extend(keys.iter().map(|k| (key_hash(kind, k), position)));
                 }
@@ -378,17 +495,11 @@ mod tests {
 
     #[test]
     fn candidates_merge_in_order_without_repeats() {
-        let runs: [&[u32]; KINDS + 1] = [
-            &[1, 5, 9],
-            &[2, 5, 5],
-            &[],
-            &[0, 9],
-            &[],
-            &[],
-            &[],
-            &[],
-            &[12],
-        ];
+        let mut runs: [&[u32]; KINDS + 1] = [&[]; KINDS + 1];
+        runs[0] = &[1, 5, 9];
+        runs[1] = &[2, 5, 5];
+        runs[3] = &[0, 9];
+        runs[KINDS] = &[12];
         let merged: Vec<u32> = Candidates { runs }.collect();
         assert_eq!(merged, [0, 1, 2, 5, 9, 12]);
     }

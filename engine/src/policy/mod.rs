@@ -27,7 +27,7 @@ use crate::mcp::{read_body, BodyAttrs, McpCall, TargetKind};
 use crate::pii::Scanner;
 use crate::request::RequestAttrs;
 use eval::Tracer;
-use index::{KindSet, RequestKeys, RuleIndex};
+use index::{ClaimSlots, KindSet, RequestKeys, RuleIndex};
 
 /// An active policy: the bundle plus its compiled, indexed rules.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub struct Policy {
     allow: RuleIndex,
     /// The keys either index looks up: a request hashes only these.
     key_kinds: KindSet,
+    /// The claim names both indexes file string-equality rules under.
+    claim_slots: ClaimSlots,
     has_dry_run_rules: bool,
     needs_body: bool,
     header_names: Vec<String>,
@@ -106,8 +108,13 @@ impl Policy {
     pub fn new(mut bundle: Bundle) -> Result<Self, BundleError> {
         compact::shrink_rules(&mut bundle.rules);
         let rules: Box<[CompiledRule]> = bundle.rules.iter().map(CompiledRule::new).collect();
-        let deny = RuleIndex::build(&bundle.rules, &rules, |r| r.effect == RuleEffect::Deny);
-        let allow = RuleIndex::build(&bundle.rules, &rules, |r| r.effect == RuleEffect::Allow);
+        let claim_slots = ClaimSlots::choose(&bundle.rules);
+        let deny = RuleIndex::build(&bundle.rules, &rules, &claim_slots, |r| {
+            r.effect == RuleEffect::Deny
+        });
+        let allow = RuleIndex::build(&bundle.rules, &rules, &claim_slots, |r| {
+            r.effect == RuleEffect::Allow
+        });
         let mut header_names: Vec<String> =
             bundle.attributes.model_header.iter().cloned().collect();
         for rule in &bundle.rules {
@@ -146,6 +153,7 @@ impl Policy {
             header_names,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
+            claim_slots,
             deny,
             allow,
             bundle,
@@ -284,7 +292,7 @@ impl Policy {
 
     /// Decides one request (or one MCP call of it) from its claims.
     pub fn decide(&self, claims: &Claims, request: &RequestAttrs<'_>) -> Decision {
-        let keys = RequestKeys::of(request, self.key_kinds);
+        let keys = RequestKeys::of(request, claims, &self.claim_slots, self.key_kinds);
         self.decide_with(|include_dry_run| self.evaluate(claims, request, &keys, include_dry_run))
     }
 
@@ -353,7 +361,7 @@ impl Policy {
     ) -> bool {
         let call = McpCall::targeting(kind.call_method(), name);
         let request = request.with_mcp(Some(&call));
-        let keys = RequestKeys::of(&request, self.key_kinds);
+        let keys = RequestKeys::of(&request, claims, &self.claim_slots, self.key_kinds);
         self.evaluate(claims, &request, &keys, false).0 == Effect::Allow
     }
 

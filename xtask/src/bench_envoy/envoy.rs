@@ -106,7 +106,10 @@ fn rbac_filter() -> Value {
 fn http_filters(v: &Variant, inputs: &Inputs) -> Vec<Value> {
     let mut filters = Vec::new();
     if v.jwt {
-        let native = v.guard.as_ref().is_some_and(|g| g.runtime == Runtime::Native);
+        let native = v
+            .guard
+            .as_ref()
+            .is_some_and(|g| g.runtime == Runtime::Native);
         filters.push(jwt_filter(native));
     }
     if v.rbac {
