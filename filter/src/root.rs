@@ -439,7 +439,7 @@ impl RootContext for GuardRoot {
             }
         };
         if let Some(inline) = &config.bundle {
-            match Bundle::parse(inline.to_string().as_bytes()) {
+            match Bundle::parse(inline.get().as_bytes()) {
                 Ok(bundle) => {
                     self.activate(bundle, None, "plugin configuration");
                 }

@@ -8,9 +8,12 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// A bundle enforced from start-up until the control service supplies a
-    /// newer one; for air-gapped set-ups and Istio `pluginConfig`.
+    /// newer one; for air-gapped set-ups and Istio `pluginConfig`. Kept
+    /// as its raw text, parsed once by `Bundle::parse`: a 10,000-rule
+    /// bundle built as a JSON tree first, then printed and parsed again,
+    /// peaked at several times its size, and wasm memory never shrinks.
     #[serde(default)]
-    pub bundle: Option<serde_json::Value>,
+    pub bundle: Option<Box<serde_json::value::RawValue>>,
     /// The control service to fetch bundles from.
     #[serde(default)]
     pub control: Option<ControlConfig>,

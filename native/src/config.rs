@@ -76,7 +76,7 @@ impl Shared {
             sync: None,
         };
         if let Some(inline) = &config.bundle {
-            let bundle = Bundle::parse(inline.to_string().as_bytes())
+            let bundle = Bundle::parse(inline.get().as_bytes())
                 .map_err(|e| ConfigError::Bundle(e.to_string()))?;
             let policy = Policy::new(bundle).map_err(|e| ConfigError::Bundle(e.to_string()))?;
             shared.install(policy, None, "plugin configuration");
