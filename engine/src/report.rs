@@ -104,6 +104,29 @@ pub struct StatusReport {
     pub active_version: Option<u64>,
 }
 
+impl StatusReport {
+    /// This instance's report: `rejected` when there is a `reason`, else
+    /// `active` (both filter targets build theirs here).
+    pub fn new(
+        instance: &str,
+        version: Option<u64>,
+        reason: Option<RejectCode>,
+        active_version: Option<u64>,
+    ) -> Self {
+        Self {
+            instance: instance.to_owned(),
+            state: if reason.is_some() {
+                ReportState::Rejected
+            } else {
+                ReportState::Active
+            },
+            version,
+            reason,
+            active_version,
+        }
+    }
+}
+
 /// Why a report body is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ReportError {

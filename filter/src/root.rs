@@ -11,7 +11,7 @@ use crate::calls as hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
-use mcp_guard_engine::report::{self, RejectCode, ReportState, StatusReport};
+use mcp_guard_engine::report::{self, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
 
@@ -241,7 +241,7 @@ impl GuardRoot {
             Ok(Accepted::Same) => {
                 if let (Some(f), Some(version)) = (&mut self.fetcher, active_version) {
                     if f.status.is_none() {
-                        f.status = Some(status(&f.instance, Some(version), None, None));
+                        f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
                     }
                 }
                 Fetched::Same
@@ -256,7 +256,7 @@ impl GuardRoot {
                 }
                 self.activate(*bundle, etag, "control service");
                 if let Some(f) = &mut self.fetcher {
-                    f.status = Some(status(&f.instance, Some(version), None, None));
+                    f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
                 }
                 Fetched::New
             }
@@ -275,7 +275,7 @@ impl GuardRoot {
                     ),
                 );
                 if let Some(f) = &mut self.fetcher {
-                    f.status = Some(status(
+                    f.status = Some(StatusReport::new(
                         &f.instance,
                         rejection.version,
                         Some(rejection.code),
@@ -345,26 +345,6 @@ impl GuardRoot {
             );
         }
         true
-    }
-}
-
-/// A status report of this instance.
-fn status(
-    instance: &str,
-    version: Option<u64>,
-    reason: Option<RejectCode>,
-    active_version: Option<u64>,
-) -> StatusReport {
-    StatusReport {
-        instance: instance.to_owned(),
-        state: if reason.is_some() {
-            ReportState::Rejected
-        } else {
-            ReportState::Active
-        },
-        version,
-        reason,
-        active_version,
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mcp_guard_engine::report::{RejectCode, ReportState, StatusReport};
+use mcp_guard_engine::report::StatusReport;
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_flow::accept::{self, Accepted, Expected, Served};
 use mcp_guard_flow::config::ControlConfig;
@@ -363,7 +363,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
     match checked {
         Ok(Accepted::Same) => {
             if let (None, Some(version)) = (&f.status, active_version) {
-                f.status = Some(status(&f.instance, Some(version), None, None));
+                f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
             }
             Fetched::Same
         }
@@ -371,7 +371,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
             let version = bundle.version;
             let etag = answer.header("etag").map(str::to_owned);
             if shared.activate(*bundle, etag, "control service") {
-                f.status = Some(status(&f.instance, Some(version), None, None));
+                f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
                 Fetched::New
             } else {
                 Fetched::Failed
@@ -391,7 +391,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
                     rejection.detail
                 ),
             );
-            f.status = Some(status(
+            f.status = Some(StatusReport::new(
                 &f.instance,
                 rejection.version,
                 Some(rejection.code),
@@ -435,26 +435,6 @@ fn maybe_report(shared: &Shared, f: &mut Fetcher) {
             log_level::DEBUG,
             &format!("status report not dispatched (callout status {code})"),
         ),
-    }
-}
-
-/// A status report of this instance.
-fn status(
-    instance: &str,
-    version: Option<u64>,
-    reason: Option<RejectCode>,
-    active_version: Option<u64>,
-) -> StatusReport {
-    StatusReport {
-        instance: instance.to_owned(),
-        state: if reason.is_some() {
-            ReportState::Rejected
-        } else {
-            ReportState::Active
-        },
-        version,
-        reason,
-        active_version,
     }
 }
 

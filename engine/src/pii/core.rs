@@ -19,6 +19,13 @@
 //! rendered when the value ends or reaches [`HASH_PREFIX`] bytes, and
 //! a longer value is hashed over its first [`HASH_PREFIX`] bytes.
 //!
+//! Output is final (`commit`) up to the last space before the scan point:
+//! every detector reaches back from its trigger only over adjacent
+//! non-space bytes. Look-behind context before that stays in `text`
+//! (`keep`) for labels and local parts, but is no longer held back from
+//! the output. Only the tail that could still start a keyword waits for
+//! more bytes (`Scanner::keyword_tail`).
+//!
 //! The bytes held back (`end - commit`) are at most [`LOOKBEHIND`] plus
 //! the reach of the widest detector (a JWT header, 1 KiB; [`HASH_PREFIX`]
 //! with the `hash` action), plus the longest keyword. Should that ever

@@ -23,8 +23,10 @@
 //! Responses field). Text for a key whose field ended starts a new field.
 //!
 //! Events with field text are held back until the engine has committed
-//! their text (about 80 bytes of later text, the engine's look-behind,
-//! plus the reach of an undecided detector), then written with only the
+//! their text (up to the last space before the scan point, less any tail
+//! that could still start a keyword, plus the reach of an undecided
+//! detector: a token-sized delta goes out with the next one), then
+//! written with only the
 //! field strings that changed replaced in their raw bytes, so that the
 //! concatenation of a field's output deltas is the scrubbed concatenation
 //! of its input deltas; a replacement goes into the event where the value
