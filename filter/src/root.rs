@@ -14,6 +14,7 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 use mcp_guard_engine::report::{self, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
+use mcp_guard_flow::control::ControlRequest;
 
 use crate::accept::{self, Accepted, Expected, Served};
 use crate::config::{ControlConfig, PluginConfig};
@@ -156,35 +157,17 @@ impl GuardRoot {
         if f.in_flight.is_some() || now < f.next_fetch_ms {
             return;
         }
-        let wait = if etag.is_some() {
-            f.control.long_poll_secs
-        } else {
-            0
-        };
-        let timeout_ms = wait * 1000 + f.control.timeout_ms;
-        let lease_ttl = timeout_ms + 4 * f.control.sync_interval_ms.max(10);
+        let request = ControlRequest::fetch(&f.control, etag.as_deref());
+        let lease_ttl = request.timeout_ms + 4 * f.control.sync_interval_ms.max(10);
         if !sync::acquire_lease(&f.keys, &f.holder, now, lease_ttl) {
             return;
         }
-        let path = if wait > 0 {
-            format!("/v1/bundles/{}?wait={wait}", f.control.bundle)
-        } else {
-            format!("/v1/bundles/{}", f.control.bundle)
-        };
-        let mut headers = vec![
-            (":method", "GET"),
-            (":path", path.as_str()),
-            (":authority", f.control.authority.as_str()),
-        ];
-        if let Some(etag) = &etag {
-            headers.push(("if-none-match", etag.as_str()));
-        }
         match hostcalls::dispatch_http_call(
             &f.control.cluster,
-            headers,
+            request.headers(),
             None,
             vec![],
-            Duration::from_millis(timeout_ms),
+            Duration::from_millis(request.timeout_ms),
         ) {
             Ok(token) => f.in_flight = Some(token),
             Err(status) => {
@@ -303,20 +286,13 @@ impl GuardRoot {
         if f.reported.as_ref() == Some(&status) {
             return;
         }
-        let path = format!("/v1/bundles/{}/status", f.control.bundle);
-        let body = status.to_json();
-        let headers = vec![
-            (":method", "POST"),
-            (":path", path.as_str()),
-            (":authority", f.control.authority.as_str()),
-            ("content-type", "application/json"),
-        ];
+        let request = ControlRequest::report(&f.control, &status);
         match hostcalls::dispatch_http_call(
             &f.control.cluster,
-            headers,
-            Some(body.as_bytes()),
+            request.headers(),
+            request.body(),
             vec![],
-            Duration::from_millis(f.control.timeout_ms),
+            Duration::from_millis(request.timeout_ms),
         ) {
             Ok(token) => f.report_in_flight = Some((token, status)),
             Err(e) => log(

@@ -13,6 +13,7 @@ pub mod accept;
 pub mod active;
 pub mod config;
 pub mod content;
+pub mod control;
 pub mod edges;
 pub mod envoy_proto;
 pub mod exchange;

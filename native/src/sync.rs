@@ -23,6 +23,7 @@ use mcp_guard_engine::report::StatusReport;
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_flow::accept::{self, Accepted, Expected, Served};
 use mcp_guard_flow::config::ControlConfig;
+use mcp_guard_flow::control::ControlRequest;
 
 use crate::abi::{self, log_level, ModuleBuffer, ModuleHeader};
 use crate::config::{ConfigError, Shared};
@@ -254,26 +255,14 @@ impl Sync {
         if f.in_flight.is_some() {
             return;
         }
-        let wait = if etag.is_some() {
-            f.control.long_poll_secs
-        } else {
-            0
-        };
-        let path = if wait > 0 {
-            format!("/v1/bundles/{}?wait={wait}", f.control.bundle)
-        } else {
-            format!("/v1/bundles/{}", f.control.bundle)
-        };
-        let mut headers = vec![
-            (":method", "GET"),
-            (":path", path.as_str()),
-            (":authority", f.control.authority.as_str()),
-        ];
-        if let Some(etag) = &etag {
-            headers.push(("if-none-match", etag.as_str()));
-        }
-        let timeout = wait * 1000 + f.control.timeout_ms;
-        match callout(shared, &f.control.cluster, &headers, b"", timeout) {
+        let request = ControlRequest::fetch(&f.control, etag.as_deref());
+        match callout(
+            shared,
+            &f.control.cluster,
+            &request.headers(),
+            request.body().unwrap_or_default(),
+            request.timeout_ms,
+        ) {
             Ok(id) => f.in_flight = Some(id),
             Err(code) => {
                 Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
@@ -415,20 +404,13 @@ fn maybe_report(shared: &Shared, f: &mut Fetcher) {
     if f.reported.as_ref() == Some(&status) {
         return;
     }
-    let path = format!("/v1/bundles/{}/status", f.control.bundle);
-    let body = status.to_json();
-    let headers = [
-        (":method", "POST"),
-        (":path", path.as_str()),
-        (":authority", f.control.authority.as_str()),
-        ("content-type", "application/json"),
-    ];
+    let request = ControlRequest::report(&f.control, &status);
     match callout(
         shared,
         &f.control.cluster,
-        &headers,
-        body.as_bytes(),
-        f.control.timeout_ms,
+        &request.headers(),
+        request.body().unwrap_or_default(),
+        request.timeout_ms,
     ) {
         Ok(id) => f.report_in_flight = Some((id, status)),
         Err(code) => log(

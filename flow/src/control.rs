@@ -1,0 +1,138 @@
+//! The requests both filter targets send to the control service, built in
+//! one place so the wasm filter and the native module cannot drift apart
+//! (path, long-poll wait, `If-None-Match`, timeout, status-report body).
+
+use mcp_guard_engine::report::StatusReport;
+
+use crate::config::ControlConfig;
+
+/// One request to the control service, ready for the host's HTTP call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlRequest {
+    method: &'static str,
+    path: String,
+    authority: String,
+    etag: Option<String>,
+    body: Option<String>,
+    /// How long the call may take, milliseconds (the long-poll wait
+    /// included).
+    pub timeout_ms: u64,
+}
+
+impl ControlRequest {
+    /// The bundle fetch: a long poll (`?wait=`) once a version with an
+    /// ETag is active, a plain fetch before.
+    pub fn fetch(control: &ControlConfig, etag: Option<&str>) -> Self {
+        let wait = if etag.is_some() {
+            control.long_poll_secs
+        } else {
+            0
+        };
+        let path = if wait > 0 {
+            format!("/v1/bundles/{}?wait={wait}", control.bundle)
+        } else {
+            format!("/v1/bundles/{}", control.bundle)
+        };
+        Self {
+            method: "GET",
+            path,
+            authority: control.authority.clone(),
+            etag: etag.map(str::to_owned),
+            body: None,
+            timeout_ms: wait * 1000 + control.timeout_ms,
+        }
+    }
+
+    /// This instance's status report.
+    pub fn report(control: &ControlConfig, status: &StatusReport) -> Self {
+        Self {
+            method: "POST",
+            path: format!("/v1/bundles/{}/status", control.bundle),
+            authority: control.authority.clone(),
+            etag: None,
+            body: Some(status.to_json()),
+            timeout_ms: control.timeout_ms,
+        }
+    }
+
+    /// The request headers, pseudo-headers first.
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = vec![
+            (":method", self.method),
+            (":path", self.path.as_str()),
+            (":authority", self.authority.as_str()),
+        ];
+        if let Some(etag) = &self.etag {
+            headers.push(("if-none-match", etag.as_str()));
+        }
+        if self.body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        headers
+    }
+
+    /// The request body, if any.
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref().map(str::as_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PluginConfig;
+
+    fn control(long_poll_secs: u64) -> ControlConfig {
+        let text = format!(
+            r#"{{"control": {{"cluster": "c", "bundle": "demo", "authority": "ctl", "long_poll_secs": {long_poll_secs}, "timeout_ms": 500, "allow_unsigned": true}}}}"#
+        );
+        let config = PluginConfig::parse(text.as_bytes()).expect("valid test config");
+        config.control.expect("control section")
+    }
+
+    #[test]
+    fn fetches_long_poll_only_with_an_etag() {
+        let first = ControlRequest::fetch(&control(30), None);
+        assert_eq!(
+            first.headers(),
+            [
+                (":method", "GET"),
+                (":path", "/v1/bundles/demo"),
+                (":authority", "ctl")
+            ]
+        );
+        assert_eq!((first.timeout_ms, first.body()), (500, None));
+        let next = ControlRequest::fetch(&control(30), Some("\"v3\""));
+        assert_eq!(
+            next.headers(),
+            [
+                (":method", "GET"),
+                (":path", "/v1/bundles/demo?wait=30"),
+                (":authority", "ctl"),
+                ("if-none-match", "\"v3\""),
+            ]
+        );
+        assert_eq!(next.timeout_ms, 30_500);
+        // Long-polling off: plain polling even with an ETag.
+        let plain = ControlRequest::fetch(&control(0), Some("\"v3\""));
+        assert_eq!(plain.headers().get(1), Some(&(":path", "/v1/bundles/demo")));
+        assert_eq!(plain.timeout_ms, 500);
+    }
+
+    #[test]
+    fn reports_post_json() {
+        let status = StatusReport::new("envoy-1", Some(3), None, None);
+        let r = ControlRequest::report(&control(30), &status);
+        assert_eq!(
+            r.headers(),
+            [
+                (":method", "POST"),
+                (":path", "/v1/bundles/demo/status"),
+                (":authority", "ctl"),
+                ("content-type", "application/json"),
+            ]
+        );
+        assert_eq!(r.body(), Some(status.to_json().as_bytes()));
+        assert_eq!(r.timeout_ms, 500);
+    }
+}
