@@ -78,6 +78,12 @@ impl ModuleBuffer {
     };
 }
 
+/// Bytes Envoy handed over, as text (lossily when not UTF-8; no copy when
+/// they are).
+pub fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// A header owned by Envoy (`envoy_dynamic_module_type_envoy_http_header`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +106,30 @@ impl EnvoyHeader {
         value_ptr: std::ptr::null(),
         value_length: 0,
     };
+
+    /// The name and the value, copied out (read lossily when not UTF-8).
+    ///
+    /// # Safety
+    /// Both pointers must be null or point to their lengths of readable
+    /// bytes (Envoy's header, during the hook that handed it over).
+    pub unsafe fn to_pair(&self) -> (String, String) {
+        // SAFETY: the caller's promise, for each half.
+        let (key, value) = unsafe {
+            (
+                EnvoyBuffer {
+                    ptr: self.key_ptr,
+                    length: self.key_length,
+                }
+                .to_vec(),
+                EnvoyBuffer {
+                    ptr: self.value_ptr,
+                    length: self.value_length,
+                }
+                .to_vec(),
+            )
+        };
+        (text(key), text(value))
+    }
 }
 
 /// A header owned by the module (`envoy_dynamic_module_type_module_http_header`).

@@ -304,27 +304,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
             completed: result == abi::CALLOUT_SUCCESS,
             headers: headers
                 .iter()
-                .map(|h| {
-                    // SAFETY: as above.
-                    let (k, v) = unsafe {
-                        (
-                            EnvoyBuffer {
-                                ptr: h.key_ptr,
-                                length: h.key_length,
-                            }
-                            .to_vec(),
-                            EnvoyBuffer {
-                                ptr: h.value_ptr,
-                                length: h.value_length,
-                            }
-                            .to_vec(),
-                        )
-                    };
-                    (
-                        String::from_utf8_lossy(&k).into_owned(),
-                        String::from_utf8_lossy(&v).into_owned(),
-                    )
-                })
+                // SAFETY: as above.
+                .map(|h| unsafe { h.to_pair() })
                 .collect(),
             // SAFETY: as above.
             body: chunks.iter().flat_map(|c| unsafe { c.to_vec() }).collect(),

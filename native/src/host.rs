@@ -66,10 +66,6 @@ fn bodies_of(side: Side) -> (u32, u32) {
     }
 }
 
-fn text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
 /// Every entry of one map in one crossing (names lower case, values read
 /// lossily when not UTF-8); empty when Envoy has none.
 pub fn header_pairs(filter: Filter, map: u32) -> Vec<(String, String)> {
@@ -88,24 +84,8 @@ pub fn header_pairs(filter: Filter, map: u32) -> Vec<(String, String)> {
     }
     slots
         .into_iter()
-        .map(|h| {
-            // SAFETY: Envoy filled each slot with bytes valid for this hook.
-            let (k, v) = unsafe {
-                (
-                    EnvoyBuffer {
-                        ptr: h.key_ptr,
-                        length: h.key_length,
-                    }
-                    .to_vec(),
-                    EnvoyBuffer {
-                        ptr: h.value_ptr,
-                        length: h.value_length,
-                    }
-                    .to_vec(),
-                )
-            };
-            (text(k), text(v))
-        })
+        // SAFETY: Envoy filled each slot with bytes valid for this hook.
+        .map(|h| unsafe { h.to_pair() })
         .collect()
 }
 
@@ -285,7 +265,7 @@ impl Host for NativeHost<'_> {
         header_values(self.filter, headers_of(side), name)
             .into_iter()
             .next()
-            .map(text)
+            .map(abi::text)
     }
 
     fn set_header(&mut self, side: Side, name: &str, value: &str) {
