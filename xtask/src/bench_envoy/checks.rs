@@ -7,7 +7,7 @@ use mcp_guard_engine::pii::{PiiConfig, Scanner};
 use super::load::{self, Request};
 use super::payloads::{self, MARKERS, PII_VALUES, PROMPT_PII, SSE_PII_VALUES};
 use super::upstream::StreamUpstream;
-use super::variants::{Answer, Variant};
+use super::variants::{Answer, Variant, MCP_FORBIDDEN_TOOL, MCP_TOOL};
 
 /// The engine's own scanner must find exactly the 10 planted values in the
 /// 4 KB answer; otherwise the redaction counts below would mean nothing.
@@ -47,6 +47,28 @@ fn check_scrubbed(body: &str, expected: usize, values: &[&str]) -> Result<(), St
     Ok(())
 }
 
+/// Sends the [`payloads::mcp_attacks`] bodies; returns each one's status
+/// (200 = the upstream got it). mcp-guard must refuse every one; what
+/// Envoy's own MCP filter + RBAC does is reported, not asserted.
+pub fn mcp_attacks(v: &Variant, port: u16, req: &Request) -> Result<Vec<(String, u16)>, String> {
+    let mut seen = Vec::new();
+    for (name, body) in payloads::mcp_attacks(MCP_TOOL, MCP_FORBIDDEN_TOOL) {
+        let attack = Request {
+            body,
+            ..req.clone()
+        };
+        let msg = load::exchange(port, &attack)?;
+        if v.guard.is_some() && msg.status() == 200 {
+            return Err(format!(
+                "check of {} failed: attack \"{name}\" reached the upstream",
+                v.name
+            ));
+        }
+        seen.push((name.to_string(), msg.status()));
+    }
+    Ok(seen)
+}
+
 /// Checks one variant's answers through Envoy on `port`.
 pub fn variant(
     v: &Variant,
@@ -65,6 +87,7 @@ pub fn variant(
         Answer::Small => payloads::small_json(),
         Answer::Pii => payloads::pii_json(),
         Answer::Sse => payloads::sse_answer(),
+        Answer::Mcp => payloads::mcp_result(),
     };
     match (v.guard.is_some(), v.answer) {
         (true, Answer::Pii) => {
@@ -86,6 +109,21 @@ pub fn variant(
                     original.len()
                 )));
             }
+        }
+    }
+    if v.answer == Answer::Mcp && (v.guard.is_some() || v.envoy_mcp) {
+        // The tool policy is enforced: another tool is refused.
+        let other = Request {
+            body: payloads::mcp_call(MCP_FORBIDDEN_TOOL),
+            ..req.clone()
+        };
+        let msg = load::exchange(port, &other).map_err(fail)?;
+        if msg.status() != 403 {
+            return Err(fail(format!(
+                "a call of {MCP_FORBIDDEN_TOOL} answered {}: {}",
+                msg.status(),
+                String::from_utf8_lossy(&msg.body)
+            )));
         }
     }
     if let Some(g) = &v.guard {

@@ -102,6 +102,40 @@ fn rbac_filter() -> Value {
         "rules": {"action": "ALLOW", "policies": policies}}})
 }
 
+/// A permission on the metadata Envoy's MCP filter writes.
+fn mcp_is(path: &[&str], value: &str) -> Value {
+    let path: Vec<Value> = path.iter().map(|k| json!({"key": k})).collect();
+    json!({"metadata": {"filter": "envoy.filters.http.mcp", "path": path,
+        "value": {"string_match": {"exact": value}}}})
+}
+
+/// Envoy's MCP filter (parses the JSON-RPC body into dynamic metadata)
+/// and RBAC with 100 policies on it: 99 for other tools and callers, the
+/// last (by name) lets the bench caller call [`variants::MCP_TOOL`].
+fn envoy_mcp_filters() -> Vec<Value> {
+    let mut policies = serde_json::Map::new();
+    let tool_policy = |tool: &str, sub: &str| {
+        json!({"permissions": [{"and_rules": {"rules": [
+                   mcp_is(&["method"], "tools/call"),
+                   mcp_is(&["params", "name"], tool)]}}],
+               "principals": [sub_is(sub)]})
+    };
+    for i in 0..99 {
+        policies.insert(
+            format!("p{i:03}"),
+            tool_policy(&format!("tool_{i}"), &format!("user-{i}")),
+        );
+    }
+    policies.insert("p099".into(), tool_policy(variants::MCP_TOOL, "alice"));
+    vec![
+        json!({"name": "envoy.filters.http.mcp", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.mcp.v3.Mcp"}}),
+        json!({"name": "envoy.filters.http.rbac", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {"action": "ALLOW", "policies": policies}}}),
+    ]
+}
+
 /// The HTTP filter chain of a variant.
 fn http_filters(v: &Variant, inputs: &Inputs) -> Vec<Value> {
     let mut filters = Vec::new();
@@ -114,6 +148,9 @@ fn http_filters(v: &Variant, inputs: &Inputs) -> Vec<Value> {
     }
     if v.rbac {
         filters.push(rbac_filter());
+    }
+    if v.envoy_mcp {
+        filters.extend(envoy_mcp_filters());
     }
     if v.noop_wasm {
         filters.push(wasm_filter("noop", &inputs.noop_wasm, None));
@@ -269,6 +306,19 @@ mod tests {
         assert_eq!(names(&chain("B")), [jwt, "mcp-guard", router]);
         let policies = &chain("N")[1]["typed_config"]["rules"]["policies"];
         assert_eq!(policies.as_object().unwrap().len(), 100);
+        let mcp = chain("E-MCP");
+        assert_eq!(
+            names(&mcp),
+            [
+                jwt,
+                "envoy.filters.http.mcp",
+                "envoy.filters.http.rbac",
+                router
+            ]
+        );
+        let policies = &mcp[2]["typed_config"]["rules"]["policies"];
+        assert_eq!(policies.as_object().unwrap().len(), 100);
+        assert_eq!(names(&chain("G-MCP")), [jwt, "mcp-guard", router]);
     }
 
     #[test]

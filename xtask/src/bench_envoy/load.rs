@@ -36,6 +36,7 @@ pub fn wrk_script(req: &Request, dir: &Path, name: &str) -> Result<PathBuf, Stri
     let script = format!(
         "wrk.method = \"POST\"\nwrk.body = [==[{}]==]\n\
          wrk.headers[\"content-type\"] = \"application/json\"\n\
+         wrk.headers[\"accept\"] = \"application/json, text/event-stream\"\n\
          wrk.headers[\"authorization\"] = [==[Bearer {}]==]\n",
         req.body, req.token
     );

@@ -203,7 +203,9 @@ fn request_for(v: &Variant, token: &str) -> Request {
     Request {
         path: v.answer.path().to_string(),
         token: token.to_string(),
-        body: if scrub {
+        body: if v.answer == Answer::Mcp {
+            payloads::mcp_call(variants::MCP_TOOL)
+        } else if scrub {
             payloads::pii_request()
         } else {
             payloads::chat_request()
@@ -228,6 +230,19 @@ fn measure(
     let vdir = dir.join(v.name);
     let mut envoy = envoy::start(v, inputs, &vdir)?;
     checks::variant(v, envoy.port, &req, &stream_req, stream)?;
+    if v.answer == Answer::Mcp && (v.guard.is_some() || v.envoy_mcp) {
+        for (attack, status) in checks::mcp_attacks(v, envoy.port, &req)? {
+            let outcome = if status == 200 {
+                "FORWARDED"
+            } else {
+                "refused"
+            };
+            eprintln!(
+                "bench-envoy: {:<15} attack \"{attack}\": {status} ({outcome})",
+                v.name
+            );
+        }
+    }
     let script = load::wrk_script(&req, &vdir, "request")?;
     let pid = envoy.guard.pid();
     load::wrk(envoy.port, &req.path, &script, 8, 1)?; // warm-up
@@ -321,7 +336,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     // The upstream alone must be far faster than any Envoy variant.
     let mut upstream_rps = Vec::new();
-    for answer in [Answer::Small, Answer::Pii, Answer::Sse] {
+    for answer in [Answer::Small, Answer::Pii, Answer::Sse, Answer::Mcp] {
         let req = Request {
             path: answer.path().into(),
             token: token.clone(),
@@ -487,7 +502,7 @@ mod tests {
     fn default_run_skips_only_native_variants() {
         let o = parse_options(&[]).unwrap();
         let (chosen, _) = select(&o, false).unwrap();
-        assert_eq!(chosen.len(), 10);
+        assert_eq!(chosen.len(), 13);
         assert!(chosen
             .iter()
             .all(|v| v.guard.is_none_or(|g| g.runtime == Runtime::Wasm)));

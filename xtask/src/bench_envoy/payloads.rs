@@ -109,6 +109,51 @@ pub fn stream_events() -> Vec<String> {
         .collect()
 }
 
+/// The JSON-RPC result nginx answers `/mcp` with (no PII).
+pub fn mcp_result() -> String {
+    json!({"jsonrpc": "2.0", "id": 7, "result": {
+        "content": [{"type": "text", "text": "Sunny, 21 degrees, light wind from the west."}],
+        "isError": false}})
+    .to_string()
+}
+
+/// A `tools/call` request for `tool`.
+pub fn mcp_call(tool: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+           "params": {"name": tool, "arguments": {"city": "Paris", "unit": "celsius"}}})
+    .to_string()
+}
+
+/// `tools/call` bodies that try to make a filter authorize one tool while
+/// the server runs another, with what each tries. Servers that keep the
+/// last of duplicate keys (JSON.parse, Python, Go) run the second name.
+pub fn mcp_attacks(allowed: &str, forbidden: &str) -> Vec<(&'static str, String)> {
+    let call = |params: String| {
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{params}}}"#)
+    };
+    vec![
+        (
+            "duplicate name, allowed one first",
+            call(format!(r#"{{"name":"{allowed}","name":"{forbidden}"}}"#)),
+        ),
+        (
+            "duplicate name after 9 KB of arguments",
+            call(format!(
+                r#"{{"name":"{allowed}","arguments":{{"pad":"{}"}},"name":"{forbidden}"}}"#,
+                "x".repeat(9000)
+            )),
+        ),
+        (
+            "batch: allowed call, then forbidden",
+            format!(
+                "[{},{}]",
+                call(format!(r#"{{"name":"{allowed}"}}"#)),
+                call(format!(r#"{{"name":"{forbidden}"}}"#)).replace("\"id\":7", "\"id\":8")
+            ),
+        ),
+    ]
+}
+
 /// The chat request every variant is sent.
 pub fn chat_request() -> String {
     chat_request_with("Summarise the renewal terms of the premium plan.")

@@ -43,6 +43,7 @@ fn nginx_config(dir: &Path, port: u16) -> String {
              location = /small {{ default_type application/json; alias {d}/answers/small.json; }}\n\
              location = /pii {{ default_type application/json; alias {d}/answers/pii.json; }}\n\
              location = /sse {{ default_type text/event-stream; alias {d}/answers/sse.txt; }}\n\
+             location = /mcp {{ default_type application/json; alias {d}/answers/mcp.json; }}\n\
            }}\n}}\n"
     )
 }
@@ -71,6 +72,7 @@ pub fn start_nginx(dir: &Path) -> Result<Nginx, String> {
         ("small.json", payloads::small_json()),
         ("pii.json", payloads::pii_json()),
         ("sse.txt", payloads::sse_answer()),
+        ("mcp.json", payloads::mcp_result()),
     ] {
         std::fs::write(answers.join(name), body).map_err(|e| e.to_string())?;
     }

@@ -13,6 +13,9 @@ pub enum Answer {
     Pii,
     /// OpenAI-style SSE answer (nginx `/sse`).
     Sse,
+    /// A JSON-RPC `tools/call` result (nginx `/mcp`); the client sends a
+    /// `tools/call` request.
+    Mcp,
 }
 
 impl Answer {
@@ -22,6 +25,7 @@ impl Answer {
             Answer::Small => "/small",
             Answer::Pii => "/pii",
             Answer::Sse => "/sse",
+            Answer::Mcp => "/mcp",
         }
     }
 }
@@ -57,6 +61,9 @@ pub struct Variant {
     pub jwt: bool,
     /// Envoy's RBAC filter with 100 policies (allowed by the last).
     pub rbac: bool,
+    /// Envoy's own MCP filter (`envoy.filters.http.mcp`) and RBAC with 100
+    /// policies on its metadata (tool name and caller), the matching last.
+    pub envoy_mcp: bool,
     /// The no-op proxy-wasm filter.
     pub noop_wasm: bool,
     /// mcp-guard, when present.
@@ -75,6 +82,7 @@ const fn base(name: &'static str, about: &'static str) -> Variant {
         about,
         jwt: true,
         rbac: false,
+        envoy_mcp: false,
         noop_wasm: false,
         guard: None,
         answer: Answer::Small,
@@ -139,6 +147,25 @@ pub fn all() -> Vec<Variant> {
             ttfb: true,
             ..base("C", "A-SSE + mcp-guard, SSE scrubbed")
         },
+        // MCP authorization: a `tools/call` allowed by tool name and caller,
+        // by Envoy's own MCP filter + RBAC and by mcp-guard.
+        Variant {
+            answer: Answer::Mcp,
+            baseline: "A-MCP",
+            ..base("A-MCP", "A on an MCP tools/call")
+        },
+        Variant {
+            envoy_mcp: true,
+            answer: Answer::Mcp,
+            baseline: "A-MCP",
+            ..base("E-MCP", "A-MCP + Envoy's MCP filter + RBAC, 100 policies")
+        },
+        Variant {
+            guard: guard(100, false, Wasm),
+            answer: Answer::Mcp,
+            baseline: "A-MCP",
+            ..base("G-MCP", "A-MCP + mcp-guard, 100 rules")
+        },
         // The same filter as an Envoy dynamic module (MCP_GUARD_NATIVE).
         Variant {
             guard: guard(100, false, Native),
@@ -164,11 +191,21 @@ pub fn all() -> Vec<Variant> {
             ttfb: true,
             ..base("C-native", "C, dynamic module")
         },
+        Variant {
+            guard: guard(100, false, Native),
+            answer: Answer::Mcp,
+            baseline: "A-MCP",
+            ..base("G-MCP-native", "G-MCP, dynamic module")
+        },
     ]
 }
 
 /// Paths every bundle allows (through its last rules).
 pub const ALLOWED_PATHS: [&str; 3] = ["/small", "/pii", "/sse"];
+/// The MCP tool the bench caller may call; any other tool is refused.
+pub const MCP_TOOL: &str = "get_weather";
+/// A tool no bench policy allows (checked to be refused).
+pub const MCP_FORBIDDEN_TOOL: &str = "delete_everything";
 /// Prefix of the streaming upstream's paths, allowed too.
 pub const STREAM_PREFIX: &str = "/stream/";
 
@@ -176,7 +213,7 @@ pub const STREAM_PREFIX: &str = "/stream/";
 /// deny and allow rules no bench request matches (other tenants, paths,
 /// roles and models), then the rules that allow the bench requests.
 pub fn bundle(rules: usize, scrub_requests: bool) -> Value {
-    let matching = ALLOWED_PATHS.len() + 1;
+    let matching = ALLOWED_PATHS.len() + 2;
     let mut list = Vec::with_capacity(rules);
     for i in 0..rules.saturating_sub(matching) {
         list.push(if i % 10 == 0 {
@@ -201,6 +238,10 @@ pub fn bundle(rules: usize, scrub_requests: bool) -> Value {
                      "claims": [{"claim": "roles", "contains_any": ["model-user"]}]}}),
         );
     }
+    list.push(json!({"id": "bench-mcp", "effect": "allow",
+        "when": {"methods": ["POST"], "path": {"exact": "/mcp"},
+                 "mcp": {"methods": ["tools/call"], "tools": [MCP_TOOL]},
+                 "claims": [{"claim": "roles", "contains_any": ["model-user"]}]}}));
     list.push(json!({"id": "bench-stream", "effect": "allow",
         "when": {"methods": ["POST"], "path": {"prefix": STREAM_PREFIX},
                  "claims": [{"claim": "roles", "contains_any": ["model-user"]}]}}));

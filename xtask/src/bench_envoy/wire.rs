@@ -173,6 +173,7 @@ impl Conn {
 pub fn post(path: &str, token: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\n\
          authorization: Bearer {token}\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
