@@ -65,6 +65,26 @@ pub enum HeaderMismatch {
 }
 
 impl HeaderMismatch {
+    /// Every refusal, for lookups by code.
+    pub const ALL: [Self; 10] = [
+        Self::Duplicate,
+        Self::NameWithoutMethod,
+        Self::InvalidValue,
+        Self::BadEncoding,
+        Self::NameNotTaken,
+        Self::Method,
+        Self::Name,
+        Self::MissingName,
+        Self::Batch,
+        Self::NotACall,
+    ];
+
+    /// The refusal with this [`HeaderMismatch::code`] (decisions carry
+    /// only the code).
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.code() == code)
+    }
+
     /// Stable snake_case code, used as the decision detail.
     pub fn code(self) -> &'static str {
         match self {
@@ -98,11 +118,34 @@ fn single<'a>(
     Ok(first)
 }
 
+/// Methods whose case variants are refused outright: a rule written for
+/// `tools/call` must not be skipped by `Tools/Call` at the headers.
+const KNOWN_METHODS: [&str; 11] = [
+    "initialize",
+    "ping",
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "resources/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "resources/templates/list",
+    "prompts/get",
+    "prompts/list",
+];
+
 /// A method: visible ASCII only, no spaces (a comma-joined pair of
-/// values holds one).
+/// values holds one), and not a case variant of a known method (values
+/// are case-sensitive, so it could never match the body's).
 fn method_value(value: &str) -> Result<&str, HeaderMismatch> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(HeaderMismatch::InvalidValue);
+    }
+    let variant = KNOWN_METHODS
+        .iter()
+        .any(|known| *known != value && known.eq_ignore_ascii_case(value));
+    if variant {
+        return Err(HeaderMismatch::Method);
     }
     Ok(value)
 }
