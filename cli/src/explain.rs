@@ -12,7 +12,7 @@ use mcp_guard_engine::{
     BodyRefusal, Bundle, Claims, Decision, McpCall, Policy, Reason, RequestAttrs,
 };
 use mcp_guard_flow::memory::MemoryHost;
-use mcp_guard_flow::{ActivePolicy, Exchange, Next};
+use mcp_guard_flow::{ActivePolicy, Exchange};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;

@@ -65,6 +65,9 @@ fn tool_call(name: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Header pairs as sent.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const SAFE: [(&str, &str); 2] = [("mcp-method", "tools/call"), ("mcp-name", "safe_tool")];
 
 /// Feeds a body in two chunks as Envoy does while the flow holds it
@@ -164,7 +167,7 @@ fn a_body_calling_another_tool_than_announced_is_refused() {
 #[test]
 fn bodies_that_are_not_the_announced_single_call_are_refused() {
     let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
-    let cases: [(&[(&str, &str)], Vec<u8>, &str, Option<i64>); 5] = [
+    let cases: [(Headers, Vec<u8>, &str, Option<i64>); 5] = [
         (
             &[("mcp-method", "tools/list")],
             format!("[{list}]").into_bytes(),
@@ -211,7 +214,7 @@ fn bodies_that_are_not_the_announced_single_call_are_refused() {
 
 #[test]
 fn ambiguous_headers_are_refused_before_the_body() {
-    let cases: [(&[(&str, &str)], &str); 7] = [
+    let cases: [(Headers, &str); 7] = [
         (
             &[("mcp-method", "Tools/Call"), ("mcp-name", "safe_tool")],
             "method_mismatch",

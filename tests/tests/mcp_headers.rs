@@ -70,6 +70,9 @@ fn slow(body: &[u8], pieces: usize, gap: Duration) -> Parts {
     }
 }
 
+/// Header pairs as sent.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// POSTs to `/h2/mcp` over HTTP/2 as `sub`, with extra headers.
 fn post(stack: &Stack, sub: &str, extra: &[(&str, &str)], body: Parts) -> (Message, Duration) {
     let auth = format!("Bearer {}", caller(sub));
@@ -280,7 +283,7 @@ fn mismatched_body_never_reaches_the_upstream(stack: &Stack, upstream: &H2Upstre
 
 fn ambiguous_headers_are_refused_at_once(stack: &Stack, upstream: &H2Upstream) {
     let body = call("get_weather", 5);
-    let cases: [(&str, &[(&str, &str)], &str); 3] = [
+    let cases: [(&str, Headers, &str); 3] = [
         (
             "hdr-dup",
             &[
