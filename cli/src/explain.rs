@@ -12,7 +12,7 @@ use mcp_guard_engine::{
     BodyRefusal, Bundle, Claims, Decision, McpCall, Policy, Reason, RequestAttrs,
 };
 use mcp_guard_flow::memory::MemoryHost;
-use mcp_guard_flow::{ActivePolicy, Exchange, Next};
+use mcp_guard_flow::{ActivePolicy, Exchange};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -421,7 +421,10 @@ fn flow_decision(
         Some(body) => {
             let len = body.len();
             host.request.body = body;
-            if exchange.on_request_headers(&mut host, false) == Next::Pause && !exchange.decided() {
+            // Paused for the body, or allowed on MCP headers with the body
+            // still to verify: either way the body finishes the decision.
+            exchange.on_request_headers(&mut host, false);
+            if !exchange.decided() {
                 exchange.on_request_body(&mut host, len, true);
             }
         }

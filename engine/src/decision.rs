@@ -51,6 +51,10 @@ pub enum Reason {
     /// is matched on (dot segments, encoded slashes, forged header
     /// variants, trailers where none may be...): refused, never guessed.
     InvalidRequest,
+    /// The `Mcp-Method` / `Mcp-Name` request headers (MCP 2026-07-28) are
+    /// ambiguous, malformed, or say something other than the body: the
+    /// spec's `HeaderMismatch` (JSON-RPC error -32020, HTTP 400).
+    HeaderMismatch,
     /// Allowed only because the bundle is in dry-run mode; the real
     /// outcome is in [`Decision::dry_run`].
     DryRun,
@@ -69,6 +73,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::InvalidBody => "invalid_body",
             Reason::InvalidRequest => "invalid_request",
+            Reason::HeaderMismatch => "header_mismatch",
             Reason::DryRun => "dry_run",
         }
     }
@@ -79,7 +84,7 @@ impl Reason {
             Reason::MissingToken | Reason::InvalidToken => 401,
             Reason::NoPolicy => 503,
             Reason::BodyTooLarge => 413,
-            Reason::InvalidBody | Reason::InvalidRequest => 400,
+            Reason::InvalidBody | Reason::InvalidRequest | Reason::HeaderMismatch => 400,
             Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,
         }
     }

@@ -7,10 +7,13 @@
 //! too, so a host that orders callbacks differently (trailers instead of
 //! an end-of-stream body, a body without headers) cannot open a gap.
 //!
-//! Request side: `Start` → (`AwaitingBody`) → `Forwarded` | `Answered`.
-//! The decision is taken at request headers, or — when rules read the
-//! body or prompts are scrubbed — at the end of the body, which is either
-//! the body callback with `end_of_stream` or the trailers callback.
+//! Request side: `Start` → (`AwaitingBody` | `Verifying`) → `Forwarded` |
+//! `Answered`. The decision is taken at request headers, or — when rules
+//! read the body or prompts are scrubbed — at the end of the body, which
+//! is either the body callback with `end_of_stream` or the trailers
+//! callback. A request decided on its `Mcp-Method` / `Mcp-Name` headers
+//! ([`crate::mcp_headers`]) is `Verifying` until its body is shown to
+//! make the same call.
 //!
 //! Response side: `Start` → `Pass` | `Held` | `Streaming` | `Refused`.
 //! Bodies the scanner reads are held (headers too, so a refusal can still
@@ -32,8 +35,11 @@ use crate::content::{classify, is_listed_safe, sniff, ContentClass, Sniffed};
 use crate::edges;
 use crate::host::{Host, Level, Side};
 use crate::identity::identify;
+use crate::mcp_headers::{self, HeaderPlan};
 use crate::record::AuditRecord;
 use crate::reply;
+
+mod verify;
 
 /// What the proxy should do after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +58,9 @@ enum RequestState {
     Start,
     /// Headers read; the body is buffered until its end.
     AwaitingBody,
+    /// Allowed on its MCP headers, which went upstream; the body is held
+    /// until it is shown to make the announced call.
+    Verifying,
     /// Allowed: the request goes upstream.
     Forwarded,
     /// Refused with a local reply.
@@ -131,6 +140,11 @@ pub struct Exchange {
     /// filter; anything else is dropped).
     reply_body: Vec<u8>,
     scratch: Vec<u8>,
+    /// The MCP call the `Mcp-Method` / `Mcp-Name` headers announced; the
+    /// body must make exactly this call.
+    announced: Option<McpCall>,
+    /// The JSON-RPC id of the body, for a `header_mismatch` answer.
+    jsonrpc_id: Option<serde_json::Value>,
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -181,6 +195,8 @@ impl Exchange {
             request_ended: false,
             reply_body: Vec::new(),
             scratch: Vec::new(),
+            announced: None,
+            jsonrpc_id: None,
         }
     }
 
@@ -202,6 +218,12 @@ impl Exchange {
         self.request == RequestState::Forwarded
     }
 
+    /// Whether the request was allowed on its MCP headers (which went
+    /// upstream) and its body is still held to be verified.
+    pub fn verifying(&self) -> bool {
+        self.request == RequestState::Verifying
+    }
+
     fn settings(&self) -> Option<&PiiSettings> {
         Some(&self.policy.as_ref()?.policy.bundle().pii)
     }
@@ -210,7 +232,11 @@ impl Exchange {
     fn enforce(&mut self, host: &mut impl Host, decision: Decision) -> Next {
         host.count_decision(&decision);
         let denied = decision.effect == Effect::Deny;
-        if denied {
+        if denied && decision.reason == Reason::HeaderMismatch {
+            let id = self.jsonrpc_id.as_ref();
+            mcp_headers::send_mismatch(host, &decision, id, &self.request_id);
+            self.request = RequestState::Answered;
+        } else if denied {
             reply::send_denial(host, &decision, &self.request_id);
             self.request = RequestState::Answered;
         } else {
@@ -318,6 +344,28 @@ impl Exchange {
         }
         self.choose_scanner(&active);
         let scrub_request = bundle.pii.scrub_requests && self.scanner.is_some();
+        match mcp_headers::plan(&active.policy, &self.headers, scrub_request) {
+            HeaderPlan::Absent => {}
+            HeaderPlan::Refuse(refusal) => {
+                return self.refuse_mismatch(host, &active, refusal.code())
+            }
+            HeaderPlan::Compressed => {
+                let d = active
+                    .policy
+                    .deny_for(Reason::InvalidBody)
+                    .with_detail("compressed_request");
+                return self.enforce(host, d);
+            }
+            HeaderPlan::DecideNow(_) | HeaderPlan::VerifyAtBody(_) if end_of_stream => {
+                // Announced a call but sent no body to make it.
+                return self.refuse_mismatch(host, &active, "not_a_call");
+            }
+            HeaderPlan::DecideNow(call) => {
+                self.announced = Some(call);
+                return self.decide_on_headers(host, &active);
+            }
+            HeaderPlan::VerifyAtBody(call) => self.announced = Some(call),
+        }
         if (active.policy.needs_body() || scrub_request) && !end_of_stream {
             if scrub_request {
                 host.remove_header(Side::Request, "content-length");
@@ -338,6 +386,7 @@ impl Exchange {
     ) -> Next {
         match self.request {
             RequestState::AwaitingBody => {}
+            RequestState::Verifying => return self.verify_chunk(host, size, end_of_stream),
             RequestState::Forwarded if self.request_ended => {
                 // The headers said there was no body, and the decision was
                 // taken without one: a body now is out of order and is
@@ -372,6 +421,7 @@ impl Exchange {
         self.strip_injected_trailers(host);
         match self.request {
             RequestState::AwaitingBody => {}
+            RequestState::Verifying => return self.finish_verify(host),
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),
@@ -482,8 +532,18 @@ impl Exchange {
         let policy = &active.policy;
         let attrs = match body.map(|b| policy.request_body(b)) {
             Some(Err(refusal)) => return policy.refuse_body(refusal),
-            Some(Ok(attrs)) => attrs,
-            None => BodyAttrs::default(),
+            Some(Ok(attrs)) => {
+                if let Some(refusal) = self.check_announced(&attrs) {
+                    return policy.deny_for(Reason::HeaderMismatch).with_detail(refusal);
+                }
+                attrs
+            }
+            // Decided on the MCP headers: the announced call stands in
+            // for the body's until the body is verified.
+            None => BodyAttrs {
+                mcp: self.announced.iter().cloned().collect(),
+                ..BodyAttrs::default()
+            },
         };
         let headers: Vec<(&str, &str)> = policy
             .header_names()
@@ -521,16 +581,22 @@ impl Exchange {
         decision: Decision,
     ) -> Next {
         if decision.effect == Effect::Allow {
-            for inj in &active.policy.bundle().inject {
-                if let Some(value) = self.claims.get(&inj.claim).and_then(header_value) {
-                    host.set_header(Side::Request, &inj.header, &value);
-                }
-            }
-            if self.scanner.is_some() || !self.list_calls.is_empty() {
-                host.remove_header(Side::Request, "accept-encoding");
-            }
+            self.admit(host, active);
         }
         self.enforce(host, decision)
+    }
+
+    /// An allowed request's headers: injected claims in, and
+    /// `accept-encoding` out when its answer must be read.
+    fn admit(&mut self, host: &mut impl Host, active: &ActivePolicy) {
+        for inj in &active.policy.bundle().inject {
+            if let Some(value) = self.claims.get(&inj.claim).and_then(header_value) {
+                host.set_header(Side::Request, &inj.header, &value);
+            }
+        }
+        if self.scanner.is_some() || !self.list_calls.is_empty() {
+            host.remove_header(Side::Request, "accept-encoding");
+        }
     }
 
     /// Picks the scanner for this caller: none when scrubbing is off or the
@@ -567,6 +633,13 @@ impl Exchange {
                 // Our own local reply coming back through the filter.
                 self.response = ResponseState::Pass;
                 return Next::Continue;
+            }
+            RequestState::Verifying => {
+                // The upstream answered a request whose body was never
+                // released: nothing it says was asked for, and the body
+                // is never released now.
+                self.request = RequestState::Answered;
+                return self.refuse_response_now(host, "response_before_verification");
             }
             RequestState::Start | RequestState::AwaitingBody => {
                 // Nothing was forwarded: this is the proxy's own answer

@@ -19,6 +19,7 @@ pub mod envoy_proto;
 pub mod exchange;
 pub mod host;
 pub mod identity;
+pub mod mcp_headers;
 pub mod memory;
 pub mod record;
 pub mod reply;

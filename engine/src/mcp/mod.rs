@@ -5,9 +5,11 @@
 //! upstream could read differently.
 
 mod body;
+pub mod headers;
 mod list;
 
 pub use body::{read_body, BodyAttrs, BodyError};
+pub use headers::{read_headers, verify_body, HeaderMismatch};
 pub use list::{filter_list_answers, ListAnswerError};
 
 use serde_json::Value;

@@ -10,12 +10,14 @@ mod compact;
 mod differential;
 mod eval;
 mod index;
+mod needs;
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
 pub use eval::{claim_holds, glob_match, CompiledRule, ConditionTrace};
+pub use needs::BodyNeeds;
 
 use crate::bundle::{Bundle, BundleError, RuleEffect};
 use crate::claims::Claims;
@@ -43,7 +45,7 @@ pub struct Policy {
     /// The claim names both indexes file string-equality rules under.
     claim_slots: ClaimSlots,
     has_dry_run_rules: bool,
-    needs_body: bool,
+    body_needs: BodyNeeds,
     header_names: Vec<String>,
     verifier: Option<Verifier>,
     scanner: Option<Arc<Scanner>>,
@@ -146,10 +148,7 @@ impl Policy {
             verifier,
             scanner,
             has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
-            needs_body: bundle
-                .rules
-                .iter()
-                .any(|r| !r.when.models.is_empty() || r.when.mcp.is_some()),
+            body_needs: BodyNeeds::of(&bundle.rules),
             header_names,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
@@ -179,7 +178,14 @@ impl Policy {
     /// Whether any rule looks at the request body (model or MCP), so the
     /// filter reads bodies only when it must.
     pub fn needs_body(&self) -> bool {
-        self.needs_body
+        self.body_needs.any()
+    }
+
+    /// Why the rules read the body (see [`BodyNeeds`]): the filter decides
+    /// at the `Mcp-Method` / `Mcp-Name` headers only when the MCP call is
+    /// the sole reason.
+    pub fn body_needs(&self) -> BodyNeeds {
+        self.body_needs
     }
 
     /// Reads the model and MCP calls from a request body under this

@@ -1,0 +1,63 @@
+//! Why a compiled policy must read request bodies.
+//!
+//! Reading a body costs holding the request until it ends. When the only
+//! reason is the MCP call and the request announces it in the
+//! `Mcp-Method` / `Mcp-Name` headers (MCP 2026-07-28), the filter can
+//! decide at the headers and only hold the body to verify it; any other
+//! reason (a model rule, a future body condition) keeps the decision at
+//! the end of the body.
+
+use crate::bundle::Rule;
+
+/// The reasons a policy reads request bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyNeeds {
+    /// Some rule matches the MCP call (method, tool, resource, prompt).
+    pub mcp: bool,
+    /// Some rule matches the model, which the body's `model` may name.
+    pub model: bool,
+    /// Some rule reads another part of the body (e.g. tool arguments);
+    /// set by the conditions that do.
+    pub other: bool,
+}
+
+impl BodyNeeds {
+    /// What the rules of a bundle read.
+    pub fn of(rules: &[Rule]) -> Self {
+        Self {
+            mcp: rules.iter().any(|r| r.when.mcp.is_some()),
+            model: rules.iter().any(|r| !r.when.models.is_empty()),
+            other: false,
+        }
+    }
+
+    /// Whether the body must be read at all.
+    pub fn any(self) -> bool {
+        self.mcp || self.model || self.other
+    }
+
+    /// Whether the MCP call is the only thing the rules read from the
+    /// body, so announcing headers can stand in for it at decision time.
+    pub fn only_mcp(self) -> bool {
+        self.mcp && !self.model && !self.other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mcp_needs_mcp_and_nothing_else() {
+        let mcp = BodyNeeds {
+            mcp: true,
+            ..BodyNeeds::default()
+        };
+        assert!(mcp.any() && mcp.only_mcp());
+        let both = BodyNeeds { model: true, ..mcp };
+        assert!(both.any() && !both.only_mcp());
+        let other = BodyNeeds { other: true, ..mcp };
+        assert!(!other.only_mcp());
+        assert!(!BodyNeeds::default().any() && !BodyNeeds::default().only_mcp());
+    }
+}
