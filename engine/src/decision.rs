@@ -54,6 +54,10 @@ pub enum Reason {
     /// Allowed only because the bundle is in dry-run mode; the real
     /// outcome is in [`Decision::dry_run`].
     DryRun,
+    /// Allowed, but the upstream's own token could not be obtained (RFC
+    /// 8693 token exchange failed): refused, never forwarded with the
+    /// caller's token.
+    TokenExchangeFailed,
 }
 
 impl Reason {
@@ -70,6 +74,7 @@ impl Reason {
             Reason::InvalidBody => "invalid_body",
             Reason::InvalidRequest => "invalid_request",
             Reason::DryRun => "dry_run",
+            Reason::TokenExchangeFailed => "token_exchange_failed",
         }
     }
 
@@ -77,7 +82,7 @@ impl Reason {
     pub fn deny_status(self) -> u32 {
         match self {
             Reason::MissingToken | Reason::InvalidToken => 401,
-            Reason::NoPolicy => 503,
+            Reason::NoPolicy | Reason::TokenExchangeFailed => 503,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest => 400,
             Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,
