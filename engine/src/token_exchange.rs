@@ -92,8 +92,7 @@ fn visible(s: &str) -> bool {
 /// RFC 6749 §3.3 `scope-token`.
 fn scope_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
@@ -120,7 +119,9 @@ impl TokenExchange {
         if let Some(r) = &self.resource {
             let absolute = r.split_once("://").is_some_and(|(scheme, rest)| {
                 !scheme.is_empty()
-                    && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+')
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+')
                     && !rest.is_empty()
             });
             if !absolute || r.contains('#') || !visible(r) {
@@ -222,7 +223,6 @@ impl TokenExchange {
 
 /// `application/x-www-form-urlencoded` encoding of one value.
 fn form_encode(out: &mut String, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -230,9 +230,8 @@ fn form_encode(out: &mut String, value: &str) {
             }
             b' ' => out.push('+'),
             _ => {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+                use std::fmt::Write as _;
+                let _ = write!(out, "%{b:02X}");
             }
         }
     }
@@ -368,7 +367,11 @@ pub fn parse_answer(status: Option<&str>, body: &[u8]) -> Result<Issued, Exchang
         }
         _ => return Err(ExchangeError::MissingAccessToken),
     };
-    match answer.token_type.as_ref().and_then(serde_json::Value::as_str) {
+    match answer
+        .token_type
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+    {
         Some(t) if t.eq_ignore_ascii_case("bearer") => {}
         _ => return Err(ExchangeError::WrongTokenType),
     }
@@ -437,7 +440,11 @@ mod tests {
              &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token"
         );
         let headers = s.request_headers("p:w");
-        let auth = &headers.iter().find(|(k, _)| *k == "authorization").unwrap().1;
+        let auth = &headers
+            .iter()
+            .find(|(k, _)| *k == "authorization")
+            .unwrap()
+            .1;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.strip_prefix("Basic ").unwrap())
             .unwrap();
@@ -465,8 +472,18 @@ mod tests {
             bearer_token(&["Bearer a", "Bearer b"]),
             Err(ExchangeError::AmbiguousAuthorization)
         );
-        for bad in ["Basic abc", "Bearer", "Bearer a b", "Bearer a\"b", "Bearer "] {
-            assert_eq!(bearer_token(&[bad]), Err(ExchangeError::NoBearerToken), "{bad}");
+        for bad in [
+            "Basic abc",
+            "Bearer",
+            "Bearer a b",
+            "Bearer a\"b",
+            "Bearer ",
+        ] {
+            assert_eq!(
+                bearer_token(&[bad]),
+                Err(ExchangeError::NoBearerToken),
+                "{bad}"
+            );
         }
     }
 

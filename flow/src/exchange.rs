@@ -34,6 +34,7 @@ use crate::host::{Host, Level, Side};
 use crate::identity::identify;
 use crate::record::AuditRecord;
 use crate::reply;
+use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
 
 /// What the proxy should do after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,8 @@ enum RequestState {
     Start,
     /// Headers read; the body is buffered until its end.
     AwaitingBody,
+    /// Allowed; held until the RFC 8693 token exchange answers.
+    Exchanging,
     /// Allowed: the request goes upstream.
     Forwarded,
     /// Refused with a local reply.
@@ -131,6 +134,20 @@ pub struct Exchange {
     /// filter; anything else is dropped).
     reply_body: Vec<u8>,
     scratch: Vec<u8>,
+    /// Client secret for RFC 8693 token exchange (plugin configuration).
+    exchange_secret: Option<Arc<str>>,
+    /// `Authorization` values as the client sent them, read only when the
+    /// bundle exchanges tokens.
+    authorization: Vec<String>,
+    /// The token exchange on its way, while `Exchanging`.
+    pending: Option<Pending>,
+    /// The allow decision carried out once the exchange answers.
+    pending_decision: Option<Decision>,
+}
+
+/// Sets the exchanged token as the upstream's only `Authorization`.
+fn set_bearer(host: &mut impl Host, token: &str) {
+    host.set_header(Side::Request, "authorization", &format!("Bearer {token}"));
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -181,7 +198,18 @@ impl Exchange {
             request_ended: false,
             reply_body: Vec::new(),
             scratch: Vec::new(),
+            exchange_secret: None,
+            authorization: Vec::new(),
+            pending: None,
+            pending_decision: None,
         }
+    }
+
+    /// The client secret the bundle's `token_exchange` authenticates with
+    /// (it lives in the plugin configuration, never in the bundle).
+    pub fn with_exchange_secret(mut self, secret: Option<Arc<str>>) -> Self {
+        self.exchange_secret = secret;
+        self
     }
 
     /// The decision record as it stands (tests, the CLI).
@@ -271,6 +299,16 @@ impl Exchange {
         let bundle = active.policy.bundle();
         self.record.policy = Some((bundle.name.clone(), bundle.version));
         self.headers = host.headers(Side::Request);
+        if bundle.token_exchange.is_some() {
+            // Read before any header is stripped: the caller's token is
+            // the subject of the exchange, never forwarded itself.
+            self.authorization = self
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.clone())
+                .collect();
+        }
         self.request_id = find_header(&self.headers, "x-request-id")
             .unwrap_or_default()
             .to_owned();
@@ -347,6 +385,14 @@ impl Exchange {
                 }
                 return Next::Continue;
             }
+            RequestState::Exchanging => {
+                // Held until the exchange answers; a body the headers
+                // said would not come is dropped.
+                if self.request_ended && !host.replace_body(Side::Request, size, &[]) {
+                    host.reset();
+                }
+                return Next::Pause;
+            }
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),
@@ -372,6 +418,7 @@ impl Exchange {
         self.strip_injected_trailers(host);
         match self.request {
             RequestState::AwaitingBody => {}
+            RequestState::Exchanging => return Next::Pause,
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),
@@ -395,6 +442,15 @@ impl Exchange {
         }
         for name in edges::forged_injected(&active.policy, &trailers) {
             host.remove_trailer(Side::Request, &name);
+        }
+        if active.policy.bundle().token_exchange.is_some()
+            && trailers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            // An upstream that merges trailers into headers must see only
+            // the exchanged token.
+            host.remove_trailer(Side::Request, "authorization");
         }
     }
 
@@ -529,8 +585,89 @@ impl Exchange {
             if self.scanner.is_some() || !self.list_calls.is_empty() {
                 host.remove_header(Side::Request, "accept-encoding");
             }
+            // Last: the exchanged token is the final word on
+            // `Authorization` for the upstream.
+            if let Some(section) = &active.policy.bundle().token_exchange {
+                let exp = self.claims.get("exp").and_then(txchg::seconds);
+                let secret = self.exchange_secret.clone();
+                match txchg::start(
+                    host,
+                    active,
+                    section,
+                    secret.as_deref(),
+                    &self.authorization,
+                    exp,
+                ) {
+                    Started::Cached(token) => set_bearer(host, &token),
+                    Started::Sent(pending) => {
+                        self.pending = Some(pending);
+                        self.pending_decision = Some(decision);
+                        self.request = RequestState::Exchanging;
+                        return Next::Pause;
+                    }
+                    Started::Failed(e) => return self.refuse_exchange(host, e),
+                }
+            }
         }
         self.enforce(host, decision)
+    }
+
+    /// Refuses an allowed request whose upstream token could not be
+    /// obtained: 503, never the caller's own token instead.
+    fn refuse_exchange(
+        &mut self,
+        host: &mut impl Host,
+        error: mcp_guard_engine::token_exchange::ExchangeError,
+    ) -> Next {
+        host.log(
+            Level::Warn,
+            &format!("token exchange failed ({}): {error}", error.code()),
+        );
+        host.remove_header(Side::Request, "authorization");
+        let d = Decision::deny(Reason::TokenExchangeFailed).with_detail(error.code());
+        self.enforce(host, d)
+    }
+
+    /// The answer to an HTTP call this exchange sent (`id` as the host
+    /// returned it). An answer for another call, or arriving after the
+    /// stream ended or was answered, is ignored.
+    pub fn on_callout_answer(&mut self, host: &mut impl Host, id: u64, answer: &CalloutAnswer) {
+        if self.request != RequestState::Exchanging
+            || self.pending.as_ref().map(|p| p.id) != Some(id)
+        {
+            host.log(Level::Info, "late or unknown callout answer ignored");
+            return;
+        }
+        let (Some(pending), Some(decision), Some(active)) = (
+            self.pending.take(),
+            self.pending_decision.take(),
+            self.policy.clone(),
+        ) else {
+            return;
+        };
+        let Some(section) = &active.policy.bundle().token_exchange else {
+            return;
+        };
+        match txchg::finish(host, &active, section, &pending, answer) {
+            Ok(token) => {
+                set_bearer(host, &token);
+                self.enforce(host, decision);
+                host.resume_request();
+            }
+            Err(e) => {
+                self.refuse_exchange(host, e);
+            }
+        }
+    }
+
+    /// The stream ended (completed or reset): a pending exchange is
+    /// abandoned and its answer, if one still comes, ignored.
+    pub fn on_stream_done(&mut self) {
+        if self.request == RequestState::Exchanging {
+            self.pending = None;
+            self.pending_decision = None;
+            self.request = RequestState::Answered;
+        }
     }
 
     /// Picks the scanner for this caller: none when scrubbing is off or the
@@ -568,7 +705,7 @@ impl Exchange {
                 self.response = ResponseState::Pass;
                 return Next::Continue;
             }
-            RequestState::Start | RequestState::AwaitingBody => {
+            RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
                 // Nothing was forwarded: this is the proxy's own answer
                 // (a timeout, a reset upstream of us). It carries no
                 // upstream data.
