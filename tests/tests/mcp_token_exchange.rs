@@ -434,6 +434,24 @@ fn token_exchange_on(target: &Target) {
         "hanging endpoint",
     );
     assert!(t.elapsed() < Duration::from_secs(5), "the timeout applies");
+    // The client goes away while its exchange is pending: the stream is
+    // reset under the held request; Envoy and the filter carry on.
+    let pending = idp.calls();
+    let mut conn = TcpStream::connect(("127.0.0.1", stack.envoy.port)).expect("connect");
+    write!(
+        conn,
+        "GET /h2/tools/x HTTP/1.1\r\nHost: api.local\r\nAuthorization: Bearer {carol}\r\n\r\n"
+    )
+    .expect("write");
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(idp.calls(), pending + 1, "the exchange is pending");
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        get(&stack, &alice).status,
+        200,
+        "still serving after a reset"
+    );
     // No bearer token at all: jwt_authn lets it pass (allow_missing), the
     // policy has no identity to allow: 401, no exchange.
     let calls = idp.calls();
@@ -451,8 +469,8 @@ fn token_exchange_on(target: &Target) {
     assert_eq!(get(&stack, &alice).status, 200);
     assert_eq!(
         upstream.seen().len(),
-        before + 1,
-        "refused requests never reached the upstream"
+        before + 2,
+        "refused requests never reached the upstream (two cached alice requests did)"
     );
 
     // The upstream never saw a caller's token.
