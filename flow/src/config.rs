@@ -177,3 +177,22 @@ impl PluginConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_exchange_secret_is_read_checked_and_never_printed() {
+        let config =
+            PluginConfig::parse(br#"{"token_exchange": {"client_secret": "s3cret"}}"#).unwrap();
+        assert_eq!(config.exchange_secret().as_deref(), Some("s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert!(PluginConfig::parse(br#"{"token_exchange": {"client_secret": ""}}"#).is_err());
+        assert!(PluginConfig::parse(
+            br#"{"token_exchange": {"client_secret": "x", "client_id": "y"}}"#
+        )
+        .is_err());
+        assert_eq!(PluginConfig::parse(b"").unwrap().exchange_secret(), None);
+    }
+}

@@ -403,3 +403,19 @@ fn a_denied_request_never_triggers_an_exchange() {
     assert!(h.callouts.is_empty());
     assert_eq!(h.replies[0].status, 403);
 }
+
+#[test]
+fn the_exchanged_token_is_the_last_word_on_authorization() {
+    // A bundle that also injects a claim into `authorization`: the
+    // exchanged token still wins, on a miss and on a hit.
+    let mut b = bundle(section());
+    b["inject"] = json!([{"claim": "sub", "header": "authorization"}]);
+    let a = Arc::new(ActivePolicy::new(
+        Policy::compile(b.to_string().as_bytes()).unwrap(),
+        None,
+    ));
+    let h = run(&a, "user-token-1", Some(issued("up-1", 300)));
+    assert_eq!(authorization(&h), ["Bearer up-1"]);
+    let h = run(&a, "user-token-1", None);
+    assert_eq!(authorization(&h), ["Bearer up-1"]);
+}
