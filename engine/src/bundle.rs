@@ -44,6 +44,10 @@ pub struct Bundle {
     /// What to scrub from responses.
     #[serde(default)]
     pub pii: PiiSettings,
+    /// RFC 8693 token exchange: allowed requests reach the upstream with a
+    /// token issued for it, never the caller's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<crate::token_exchange::TokenExchange>,
 }
 
 /// Identity sources.
@@ -411,6 +415,11 @@ impl Bundle {
         for (j, c) in self.pii.exempt.iter().enumerate() {
             if c.claim.is_empty() {
                 issues.add(format!("$.pii.exempt[{j}].claim"), "must not be empty");
+            }
+        }
+        if let Some(tx) = &self.token_exchange {
+            for (at, message) in tx.problems() {
+                issues.add(format!("$.token_exchange.{at}"), message);
             }
         }
         issues.finish()

@@ -58,6 +58,10 @@ pub enum Reason {
     /// Allowed only because the bundle is in dry-run mode; the real
     /// outcome is in [`Decision::dry_run`].
     DryRun,
+    /// Allowed, but the upstream's own token could not be obtained (RFC
+    /// 8693 token exchange failed): refused, never forwarded with the
+    /// caller's token.
+    TokenExchangeFailed,
 }
 
 impl Reason {
@@ -75,6 +79,7 @@ impl Reason {
             Reason::InvalidRequest => "invalid_request",
             Reason::HeaderMismatch => "header_mismatch",
             Reason::DryRun => "dry_run",
+            Reason::TokenExchangeFailed => "token_exchange_failed",
         }
     }
 
@@ -82,7 +87,7 @@ impl Reason {
     pub fn deny_status(self) -> u32 {
         match self {
             Reason::MissingToken | Reason::InvalidToken => 401,
-            Reason::NoPolicy => 503,
+            Reason::NoPolicy | Reason::TokenExchangeFailed => 503,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest | Reason::HeaderMismatch => 400,
             Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,

@@ -23,6 +23,7 @@ pub mod signing;
 mod sse_frame;
 pub mod strict_json;
 pub mod template;
+pub mod token_exchange;
 
 pub use bundle::{Bundle, BundleError};
 pub use claims::Claims;

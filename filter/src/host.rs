@@ -340,6 +340,14 @@ pub fn record_metric(id: u32, value: u64) {
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_close_stream(stream_type: u32) -> RawStatus;
+    fn proxy_continue_stream(stream_type: u32) -> RawStatus;
+}
+
+/// Resumes the paused request (after a callout answered); `false` when
+/// the host refused (the stream is gone).
+pub fn resume_request() -> bool {
+    // SAFETY: no pointers. Stream type 0 is the HTTP request.
+    unsafe { proxy_continue_stream(0) == STATUS_OK }
 }
 
 /// Resets the HTTP exchange (Envoy resets the stream).

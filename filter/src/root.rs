@@ -55,6 +55,8 @@ pub struct GuardRoot {
     metrics: Metrics,
     active: Option<Arc<ActivePolicy>>,
     fetcher: Option<Fetcher>,
+    /// Client secret for the bundle's token exchange (plugin configuration).
+    exchange_secret: Option<Arc<str>>,
 }
 
 fn log(level: LogLevel, message: &str) {
@@ -79,6 +81,7 @@ impl GuardRoot {
             metrics: Metrics::default(),
             active: None,
             fetcher: None,
+            exchange_secret: None,
         }
     }
 
@@ -394,6 +397,7 @@ impl RootContext for GuardRoot {
                 return false;
             }
         };
+        self.exchange_secret = config.exchange_secret();
         if let Some(inline) = &config.bundle {
             match Bundle::parse(inline.get().as_bytes()) {
                 Ok(bundle) => {
@@ -459,6 +463,7 @@ impl RootContext for GuardRoot {
         Some(Box::new(GuardStream::new(
             self.active.clone(),
             self.metrics,
+            self.exchange_secret.clone(),
         )))
     }
 

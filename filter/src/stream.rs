@@ -3,13 +3,16 @@
 //! ([`mcp_guard_flow::Exchange`]), with the proxy as its [`Host`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
 use mcp_guard_engine::Decision;
 use mcp_guard_flow::record::DECISION_KEY;
+use mcp_guard_flow::token_exchange::CalloutAnswer;
 use mcp_guard_flow::{ActivePolicy, Exchange, Host, Level, Next, Side};
 
 use crate::host::{self, Buffer, HeaderMap, LogLevel};
@@ -120,6 +123,30 @@ impl Host for ProxyHost<'_> {
         };
         host::log(level, message);
     }
+
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u64> {
+        crate::calls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            Some(body),
+            vec![],
+            Duration::from_millis(timeout_ms),
+        )
+        .ok()
+        .map(u64::from)
+    }
+
+    fn resume_request(&mut self) {
+        if !host::resume_request() {
+            host::log(LogLevel::Warn, "request could not be resumed");
+        }
+    }
 }
 
 fn action(next: Next) -> Action {
@@ -137,15 +164,51 @@ pub struct GuardStream {
 
 impl GuardStream {
     /// A stream bound to the policy active when the request started.
-    pub fn new(policy: Option<Arc<ActivePolicy>>, metrics: Metrics) -> Self {
+    pub fn new(
+        policy: Option<Arc<ActivePolicy>>,
+        metrics: Metrics,
+        exchange_secret: Option<Arc<str>>,
+    ) -> Self {
         Self {
-            exchange: Exchange::new(policy),
+            exchange: Exchange::new(policy).with_exchange_secret(exchange_secret),
             metrics,
         }
     }
 }
 
-impl Context for GuardStream {}
+impl Context for GuardStream {
+    /// The token endpoint answered (or the call failed: no `:status`).
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let status = host::header(host::HeaderMap::HttpCallResponse, ":status");
+        // One byte over the limit is enough to refuse it as too large.
+        let body = crate::calls::get_buffer(
+            proxy_wasm::types::BufferType::HttpCallResponseBody,
+            0,
+            body_size.min(MAX_ANSWER_BYTES + 1),
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        let answer = CalloutAnswer { status, body };
+        let metrics = self.metrics;
+        let mut host = ProxyHost { metrics: &metrics };
+        self.exchange
+            .on_callout_answer(&mut host, u64::from(token_id), &answer);
+    }
+
+    /// The stream ended (completed or reset): a pending exchange's answer
+    /// is ignored from now on.
+    fn on_done(&mut self) -> bool {
+        self.exchange.on_stream_done();
+        true
+    }
+}
 
 impl HttpContext for GuardStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

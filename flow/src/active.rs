@@ -5,6 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use mcp_guard_engine::jwt::TokenCache;
 use mcp_guard_engine::Policy;
 
+use crate::token_exchange::ExchangeCache;
+
 /// A compiled bundle plus what identifies the version it came from.
 pub struct ActivePolicy {
     /// The compiled policy (rules, verifier, scanner).
@@ -16,6 +18,9 @@ pub struct ActivePolicy {
     /// native module can share one policy across Envoy's worker threads;
     /// the wasm filter (one VM per worker) never contends for it.
     token_cache: Mutex<TokenCache>,
+    /// Tokens issued by RFC 8693 exchanges under this policy (a new
+    /// bundle may name another identity provider or audience).
+    exchange_cache: Mutex<ExchangeCache>,
 }
 
 impl ActivePolicy {
@@ -29,6 +34,7 @@ impl ActivePolicy {
             policy,
             etag,
             token_cache: Mutex::new(token_cache),
+            exchange_cache: Mutex::new(ExchangeCache::default()),
         }
     }
 }
@@ -38,6 +44,14 @@ impl ActivePolicy {
     /// holds only verification results, each complete when inserted.
     pub fn token_cache(&self) -> MutexGuard<'_, TokenCache> {
         self.token_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The exchanged-token cache, locked. A poisoned lock is taken over:
+    /// each entry is complete when inserted.
+    pub fn exchange_cache(&self) -> MutexGuard<'_, ExchangeCache> {
+        self.exchange_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

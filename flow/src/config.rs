@@ -23,6 +23,27 @@ pub struct PluginConfig {
     /// module. Default `x-mcp-guard-jwt-payload`.
     #[serde(default)]
     pub jwt_payload_header: Option<String>,
+    /// The filter's credentials at the identity provider for the bundle's
+    /// RFC 8693 `token_exchange`. The secret is here, not in the bundle:
+    /// bundles are signed, not encrypted, and anyone who can fetch one
+    /// from the control service can read it.
+    #[serde(default)]
+    pub token_exchange: Option<TokenExchangeClient>,
+}
+
+/// Client credentials for token exchange.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeClient {
+    /// The secret of the bundle's `token_exchange.client_id` (HTTP Basic).
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for TokenExchangeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never printed, not even in debug output.
+        f.write_str("TokenExchangeClient { client_secret: \"<redacted>\" }")
+    }
 }
 
 /// How to reach the control service.
@@ -107,6 +128,13 @@ fn default_sync_ms() -> u64 {
 }
 
 impl PluginConfig {
+    /// The token-exchange client secret, shared by every stream.
+    pub fn exchange_secret(&self) -> Option<std::sync::Arc<str>> {
+        self.token_exchange
+            .as_ref()
+            .map(|t| std::sync::Arc::from(t.client_secret.as_str()))
+    }
+
     /// Parses the configuration; an empty configuration is valid (the filter
     /// then fails closed with `no_policy` on every request).
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
@@ -118,6 +146,13 @@ impl PluginConfig {
             h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         }) {
             return Err("jwt_payload_header must be a header name of [A-Za-z0-9-]".into());
+        }
+        if config
+            .token_exchange
+            .as_ref()
+            .is_some_and(|t| t.client_secret.is_empty())
+        {
+            return Err("token_exchange.client_secret must not be empty".into());
         }
         if let Some(control) = &config.control {
             if control.public_keys.is_empty() && !control.allow_unsigned {
@@ -140,5 +175,24 @@ impl PluginConfig {
             }
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_exchange_secret_is_read_checked_and_never_printed() {
+        let config =
+            PluginConfig::parse(br#"{"token_exchange": {"client_secret": "s3cret"}}"#).unwrap();
+        assert_eq!(config.exchange_secret().as_deref(), Some("s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert!(PluginConfig::parse(br#"{"token_exchange": {"client_secret": ""}}"#).is_err());
+        assert!(PluginConfig::parse(
+            br#"{"token_exchange": {"client_secret": "x", "client_id": "y"}}"#
+        )
+        .is_err());
+        assert_eq!(PluginConfig::parse(b"").unwrap().exchange_secret(), None);
     }
 }

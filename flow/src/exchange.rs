@@ -38,6 +38,7 @@ use crate::identity::identify;
 use crate::mcp_headers::{self, HeaderPlan};
 use crate::record::AuditRecord;
 use crate::reply;
+use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
 
 mod verify;
 
@@ -61,6 +62,8 @@ enum RequestState {
     /// Allowed on its MCP headers, which went upstream; the body is held
     /// until it is shown to make the announced call.
     Verifying,
+    /// Allowed; held until the RFC 8693 token exchange answers.
+    Exchanging,
     /// Allowed: the request goes upstream.
     Forwarded,
     /// Refused with a local reply.
@@ -145,6 +148,20 @@ pub struct Exchange {
     announced: Option<McpCall>,
     /// The JSON-RPC id of the body, for a `header_mismatch` answer.
     jsonrpc_id: Option<serde_json::Value>,
+    /// Client secret for RFC 8693 token exchange (plugin configuration).
+    exchange_secret: Option<Arc<str>>,
+    /// `Authorization` values as the client sent them, read only when the
+    /// bundle exchanges tokens.
+    authorization: Vec<String>,
+    /// The token exchange on its way, while `Exchanging`.
+    pending: Option<Pending>,
+    /// The allow decision carried out once the exchange answers.
+    pending_decision: Option<Decision>,
+}
+
+/// Sets the exchanged token as the upstream's only `Authorization`.
+fn set_bearer(host: &mut impl Host, token: &str) {
+    host.set_header(Side::Request, "authorization", &format!("Bearer {token}"));
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -197,7 +214,18 @@ impl Exchange {
             scratch: Vec::new(),
             announced: None,
             jsonrpc_id: None,
+            exchange_secret: None,
+            authorization: Vec::new(),
+            pending: None,
+            pending_decision: None,
         }
+    }
+
+    /// The client secret the bundle's `token_exchange` authenticates with
+    /// (it lives in the plugin configuration, never in the bundle).
+    pub fn with_exchange_secret(mut self, secret: Option<Arc<str>>) -> Self {
+        self.exchange_secret = secret;
+        self
     }
 
     /// The decision record as it stands (tests, the CLI).
@@ -297,6 +325,16 @@ impl Exchange {
         let bundle = active.policy.bundle();
         self.record.policy = Some((bundle.name.clone(), bundle.version));
         self.headers = host.headers(Side::Request);
+        if bundle.token_exchange.is_some() {
+            // Read before any header is stripped: the caller's token is
+            // the subject of the exchange, never forwarded itself.
+            self.authorization = self
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.clone())
+                .collect();
+        }
         self.request_id = find_header(&self.headers, "x-request-id")
             .unwrap_or_default()
             .to_owned();
@@ -344,7 +382,12 @@ impl Exchange {
         }
         self.choose_scanner(&active);
         let scrub_request = bundle.pii.scrub_requests && self.scanner.is_some();
-        match mcp_headers::plan(&active.policy, &self.headers, scrub_request) {
+        // A token exchange runs when the request is allowed and must hold
+        // it until the IdP answers; on the header path the headers would
+        // already be upstream, so bundles that exchange tokens decide on
+        // the MCP headers at the end of the body (still verified).
+        let decide_at_body = scrub_request || bundle.token_exchange.is_some();
+        match mcp_headers::plan(&active.policy, &self.headers, decide_at_body) {
             HeaderPlan::Absent => {}
             HeaderPlan::Refuse(refusal) => {
                 return self.refuse_mismatch(host, &active, refusal.code())
@@ -396,6 +439,14 @@ impl Exchange {
                 }
                 return Next::Continue;
             }
+            RequestState::Exchanging => {
+                // Held until the exchange answers; a body the headers
+                // said would not come is dropped.
+                if self.request_ended && !host.replace_body(Side::Request, size, &[]) {
+                    host.reset();
+                }
+                return Next::Pause;
+            }
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),
@@ -422,6 +473,7 @@ impl Exchange {
         match self.request {
             RequestState::AwaitingBody => {}
             RequestState::Verifying => return self.finish_verify(host),
+            RequestState::Exchanging => return Next::Pause,
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),
@@ -445,6 +497,15 @@ impl Exchange {
         }
         for name in edges::forged_injected(&active.policy, &trailers) {
             host.remove_trailer(Side::Request, &name);
+        }
+        if active.policy.bundle().token_exchange.is_some()
+            && trailers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            // An upstream that merges trailers into headers must see only
+            // the exchanged token.
+            host.remove_trailer(Side::Request, "authorization");
         }
     }
 
@@ -582,6 +643,29 @@ impl Exchange {
     ) -> Next {
         if decision.effect == Effect::Allow {
             self.admit(host, active);
+            // Last: the exchanged token is the final word on
+            // `Authorization` for the upstream.
+            if let Some(section) = &active.policy.bundle().token_exchange {
+                let exp = self.claims.get("exp").and_then(txchg::seconds);
+                let secret = self.exchange_secret.clone();
+                match txchg::start(
+                    host,
+                    active,
+                    section,
+                    secret.as_deref(),
+                    &self.authorization,
+                    exp,
+                ) {
+                    Started::Cached(token) => set_bearer(host, &token),
+                    Started::Sent(pending) => {
+                        self.pending = Some(pending);
+                        self.pending_decision = Some(decision);
+                        self.request = RequestState::Exchanging;
+                        return Next::Pause;
+                    }
+                    Started::Failed(e) => return self.refuse_exchange(host, e),
+                }
+            }
         }
         self.enforce(host, decision)
     }
@@ -596,6 +680,64 @@ impl Exchange {
         }
         if self.scanner.is_some() || !self.list_calls.is_empty() {
             host.remove_header(Side::Request, "accept-encoding");
+        }
+    }
+
+    /// Refuses an allowed request whose upstream token could not be
+    /// obtained: 503, never the caller's own token instead.
+    fn refuse_exchange(
+        &mut self,
+        host: &mut impl Host,
+        error: mcp_guard_engine::token_exchange::ExchangeError,
+    ) -> Next {
+        host.log(
+            Level::Warn,
+            &format!("token exchange failed ({}): {error}", error.code()),
+        );
+        host.remove_header(Side::Request, "authorization");
+        let d = Decision::deny(Reason::TokenExchangeFailed).with_detail(error.code());
+        self.enforce(host, d)
+    }
+
+    /// The answer to an HTTP call this exchange sent (`id` as the host
+    /// returned it). An answer for another call, or arriving after the
+    /// stream ended or was answered, is ignored.
+    pub fn on_callout_answer(&mut self, host: &mut impl Host, id: u64, answer: &CalloutAnswer) {
+        if self.request != RequestState::Exchanging
+            || self.pending.as_ref().map(|p| p.id) != Some(id)
+        {
+            host.log(Level::Info, "late or unknown callout answer ignored");
+            return;
+        }
+        let (Some(pending), Some(decision), Some(active)) = (
+            self.pending.take(),
+            self.pending_decision.take(),
+            self.policy.clone(),
+        ) else {
+            return;
+        };
+        let Some(section) = &active.policy.bundle().token_exchange else {
+            return;
+        };
+        match txchg::finish(host, &active, section, &pending, answer) {
+            Ok(token) => {
+                set_bearer(host, &token);
+                self.enforce(host, decision);
+                host.resume_request();
+            }
+            Err(e) => {
+                self.refuse_exchange(host, e);
+            }
+        }
+    }
+
+    /// The stream ended (completed or reset): a pending exchange is
+    /// abandoned and its answer, if one still comes, ignored.
+    pub fn on_stream_done(&mut self) {
+        if self.request == RequestState::Exchanging {
+            self.pending = None;
+            self.pending_decision = None;
+            self.request = RequestState::Answered;
         }
     }
 
@@ -641,7 +783,7 @@ impl Exchange {
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_verification");
             }
-            RequestState::Start | RequestState::AwaitingBody => {
+            RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
                 // Nothing was forwarded: this is the proxy's own answer
                 // (a timeout, a reset upstream of us). It carries no
                 // upstream data.

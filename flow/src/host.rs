@@ -72,4 +72,17 @@ pub trait Host {
     fn count_refusal(&mut self);
     /// Writes a log line.
     fn log(&mut self, level: Level, message: &str);
+    /// Sends an HTTP request to an Envoy cluster for this stream (`headers`
+    /// include the pseudo-headers); the answer comes back through
+    /// [`crate::Exchange::on_callout_answer`] with the returned id. `None`
+    /// when the proxy refused to send it.
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u64>;
+    /// Lets a request the flow paused go on (after a callout answered).
+    fn resume_request(&mut self);
 }

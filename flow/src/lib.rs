@@ -23,6 +23,7 @@ pub mod mcp_headers;
 pub mod memory;
 pub mod record;
 pub mod reply;
+pub mod token_exchange;
 
 pub use active::ActivePolicy;
 pub use exchange::{Exchange, Next};

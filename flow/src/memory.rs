@@ -74,6 +74,37 @@ pub struct MemoryHost {
     /// When set, body replacements are refused (hosts that cannot write
     /// at some callback).
     pub refuse_body_writes: bool,
+    /// HTTP calls the flow sent, in order.
+    pub callouts: Vec<Callout>,
+    /// When set, HTTP calls are refused.
+    pub refuse_callouts: bool,
+    /// How many times the flow resumed a paused request.
+    pub resumed: u32,
+}
+
+/// An HTTP call the flow sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout {
+    /// Its id (1, 2, ...).
+    pub id: u64,
+    /// Envoy cluster.
+    pub cluster: String,
+    /// Headers, pseudo-headers included.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Timeout.
+    pub timeout_ms: u64,
+}
+
+impl Callout {
+    /// One header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 fn key(path: &[&str]) -> String {
@@ -218,5 +249,33 @@ impl Host for MemoryHost {
 
     fn log(&mut self, level: Level, message: &str) {
         self.logs.push(format!("{level:?}: {message}"));
+    }
+
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u64> {
+        if self.refuse_callouts {
+            return None;
+        }
+        let id = self.callouts.len() as u64 + 1;
+        self.callouts.push(Callout {
+            id,
+            cluster: cluster.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.to_vec(),
+            timeout_ms,
+        });
+        Some(id)
+    }
+
+    fn resume_request(&mut self) {
+        self.resumed += 1;
     }
 }

@@ -420,4 +420,20 @@ extern "C" {
         body: ModuleBuffer,
         timeout_ms: u64,
     ) -> u32;
+
+    /// Sends an HTTP request to a cluster on behalf of one stream (worker
+    /// thread); the answer arrives in the stream's callout-done hook.
+    /// Envoy cancels it if the stream goes away first.
+    pub fn envoy_dynamic_module_callback_http_filter_http_callout(
+        filter: FilterEnvoyPtr,
+        callout_id: *mut u64,
+        cluster: ModuleBuffer,
+        headers: *mut ModuleHeader,
+        headers_len: usize,
+        body: ModuleBuffer,
+        timeout_ms: u64,
+    ) -> u32;
+
+    /// Resumes a request the module stopped (headers, body or trailers).
+    pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: FilterEnvoyPtr);
 }

@@ -57,6 +57,8 @@ pub struct Shared {
     policy: RwLock<Option<Arc<ActivePolicy>>>,
     /// Bundle sync with the control service, when configured.
     pub sync: Option<Sync>,
+    /// Client secret for the bundle's token exchange.
+    pub exchange_secret: Option<Arc<str>>,
 }
 
 impl Shared {
@@ -74,6 +76,7 @@ impl Shared {
                 .to_ascii_lowercase(),
             policy: RwLock::new(None),
             sync: None,
+            exchange_secret: config.exchange_secret(),
         };
         if let Some(inline) = &config.bundle {
             let bundle = Bundle::parse(inline.get().as_bytes())

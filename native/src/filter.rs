@@ -12,6 +12,8 @@ use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
+use mcp_guard_flow::token_exchange::CalloutAnswer;
 use mcp_guard_flow::{Exchange, Next};
 
 use crate::abi::{
@@ -341,7 +343,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             return std::ptr::null();
         };
         let stream = Stream {
-            exchange: Exchange::new(shared.active()),
+            exchange: Exchange::new(shared.active())
+                .with_exchange_secret(shared.exchange_secret.clone()),
             shared: Arc::clone(shared),
             metadata: Ok(None),
             poisoned: false,
@@ -489,38 +492,72 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
     })
 }
 
-/// The stream completed (before the access log is written): nothing to do;
-/// the record was published as the exchange went.
+/// The stream completed (before the access log is written): a pending
+/// token exchange is abandoned; the record was published as the exchange
+/// went.
 ///
 /// # Safety
 /// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    _filter: abi::FilterEnvoyPtr,
-    _stream: *const c_void,
+    filter: abi::FilterEnvoyPtr,
+    stream_ptr: *const c_void,
 ) {
+    // SAFETY: as above.
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
+    guard(filter, s, (), |s| s.exchange.on_stream_done());
 }
 
 // Hooks Envoy 1.40 requires every HTTP module to export (its loader refuses
 // a module missing any of them) but which this module never triggers: it
-// starts no per-stream callouts, streams or schedulers, and is not a
-// terminal filter.
+// starts no per-stream HTTP streams or schedulers, and is not a terminal
+// filter.
 
-/// Required; unused (no per-stream callouts).
+/// A stream's callout (the RFC 8693 token exchange) finished: its answer
+/// goes to the exchange, which resumes or refuses the held request.
 ///
 /// # Safety
 /// Called by Envoy only, with the pointers the ABI documents for this hook.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _filter: abi::FilterEnvoyPtr,
-    _stream: *const c_void,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *const EnvoyHeader,
-    _headers_len: usize,
-    _chunks: *const EnvoyBuffer,
-    _chunks_len: usize,
+    filter: abi::FilterEnvoyPtr,
+    stream_ptr: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
 ) {
+    // SAFETY: as above.
+    let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
+    guard(filter, s, (), |s| {
+        let answer = if result == abi::CALLOUT_SUCCESS {
+            // SAFETY: Envoy's arrays (or null), valid for this hook.
+            let (headers, chunks) =
+                unsafe { (slice(headers, headers_len), slice(chunks, chunks_len)) };
+            let status = headers
+                .iter()
+                // SAFETY: as above.
+                .map(|h| unsafe { h.to_pair() })
+                .find(|(k, _)| k == ":status")
+                .map(|(_, v)| v);
+            let mut body = Vec::new();
+            for chunk in chunks {
+                if body.len() > MAX_ANSWER_BYTES {
+                    break;
+                }
+                // SAFETY: as above.
+                body.extend_from_slice(&unsafe { chunk.to_vec() });
+            }
+            CalloutAnswer { status, body }
+        } else {
+            CalloutAnswer::default()
+        };
+        with_host(filter, s, false, |x, h| {
+            x.on_callout_answer(h, callout_id, &answer)
+        });
+    });
 }
 
 /// Required; unused (no per-stream HTTP streams).

@@ -384,6 +384,39 @@ impl Host for NativeHost<'_> {
         };
         log(level, message);
     }
+
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u64> {
+        let mut headers: Vec<abi::ModuleHeader> = headers
+            .iter()
+            .map(|(k, v)| abi::ModuleHeader::of(k, v))
+            .collect();
+        let mut id = 0u64;
+        // SAFETY: the live stream of the current hook; every buffer
+        // outlives the call (Envoy copies them).
+        let code = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_http_callout(
+                self.filter.0,
+                &mut id,
+                ModuleBuffer::of(cluster.as_bytes()),
+                headers.as_mut_ptr(),
+                headers.len(),
+                ModuleBuffer::of(body),
+                timeout_ms,
+            )
+        };
+        (code == abi::CALLOUT_INIT_SUCCESS).then_some(id)
+    }
+
+    fn resume_request(&mut self) {
+        // SAFETY: the live stream of the current hook.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_continue_decoding(self.filter.0) }
+    }
 }
 
 /// Wall-clock milliseconds since the Unix epoch (Envoy's own clock is the

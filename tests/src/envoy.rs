@@ -24,6 +24,9 @@ pub struct EnvoySettings {
     pub h2_upstream_port: u16,
     /// Port of the control service.
     pub control_port: u16,
+    /// Port of the OAuth token endpoint (cluster `mcp_guard_token`; a
+    /// closed port when the stack runs none).
+    pub token_port: u16,
     /// Worker threads.
     pub concurrency: u32,
 }
@@ -64,6 +67,7 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
             &settings.h2_upstream_port.to_string(),
         )
         .replace("{{CONTROL_PORT}}", &settings.control_port.to_string())
+        .replace("{{TOKEN_PORT}}", &settings.token_port.to_string())
 }
 
 impl Envoy {

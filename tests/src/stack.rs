@@ -51,6 +51,12 @@ pub struct StackOptions {
     pub h2_upstream_port: Option<u16>,
     /// Which build of mcp-guard Envoy runs.
     pub target: Target,
+    /// Port of an OAuth token endpoint (cluster `mcp_guard_token`);
+    /// `None` points that cluster at a closed port.
+    pub token_port: Option<u16>,
+    /// Extra top-level fields of the plugin configuration (e.g.
+    /// `token_exchange`), merged next to `control`.
+    pub plugin_extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for StackOptions {
@@ -65,6 +71,8 @@ impl Default for StackOptions {
             control_logs: false,
             h2_upstream_port: None,
             target: Target::wasm(),
+            token_port: None,
+            plugin_extra: serde_json::Map::new(),
         }
     }
 }
@@ -216,7 +224,7 @@ impl Stack {
             tokio::spawn(mcp_guard_demo_upstream::serve(upstream, stopped(signal)));
             Ok::<_, std::io::Error>(ports)
         })?;
-        let plugin_config = serde_json::json!({
+        let mut plugin_config = serde_json::json!({
             "control": {
                 "cluster": "mcp_guard_control",
                 "bundle": options.bundle_name,
@@ -227,6 +235,9 @@ impl Stack {
                 "public_keys": [signing::public_key_base64(&control.signer.verifying_key())],
             }
         });
+        if let Some(config) = plugin_config.as_object_mut() {
+            config.extend(options.plugin_extra.clone());
+        }
         let settings = EnvoySettings {
             target: options.target.clone(),
             jwks: tokens::DEMO_JWKS.replace('\n', ""),
@@ -234,6 +245,7 @@ impl Stack {
             upstream_port,
             h2_upstream_port: options.h2_upstream_port.unwrap_or(CLOSED_PORT),
             control_port: proxy_port,
+            token_port: options.token_port.unwrap_or(CLOSED_PORT),
             concurrency: options.concurrency,
         };
         let envoy = Envoy::start(&paths::envoy_path(), &settings, &work_dir)?;

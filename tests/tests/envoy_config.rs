@@ -23,6 +23,7 @@ fn validate(target: &Target, plugin_config: &str, name: &str) -> (bool, String, 
         upstream_port: 1,
         h2_upstream_port: 3,
         control_port: 2,
+        token_port: 4,
         concurrency: 1,
     };
     let template = std::fs::read_to_string(target.template()).unwrap();
