@@ -23,6 +23,7 @@ use mcp_guard_engine::bundle::{Fallback, PiiSettings};
 use mcp_guard_engine::inject::header_value;
 use mcp_guard_engine::mcp::{filter_list_answers, BodyAttrs, TargetKind};
 use mcp_guard_engine::mcp_sse::McpSseFilter;
+use mcp_guard_engine::peer::SpiffeId;
 use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
 use mcp_guard_engine::policy::claim_holds;
 use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs};
@@ -32,6 +33,7 @@ use crate::content::{classify, is_listed_safe, sniff, ContentClass, Sniffed};
 use crate::edges;
 use crate::host::{Host, Level, Side};
 use crate::identity::identify;
+use crate::peer::{workload_caller, Peer};
 use crate::record::AuditRecord;
 use crate::reply;
 
@@ -110,6 +112,10 @@ pub struct Exchange {
     response: ResponseState,
     record: AuditRecord,
     claims: Claims,
+    /// The peer workload's SPIFFE ID (read only when the bundle uses it).
+    peer: Option<SpiffeId>,
+    /// The caller is identified by `peer` alone (no token).
+    workload_only: bool,
     line: RequestLine,
     /// Request headers as read at the headers callback (rules read them).
     headers: Vec<(String, String)>,
@@ -170,6 +176,8 @@ impl Exchange {
             response: ResponseState::Start,
             record: AuditRecord::default(),
             claims: Claims::default(),
+            peer: None,
+            workload_only: false,
             line: RequestLine::default(),
             headers: Vec::new(),
             request_id: String::new(),
@@ -287,17 +295,29 @@ impl Exchange {
         };
         // Identity first, so a refused request line is logged with who
         // sent it.
+        if active.policy.needs_peer() {
+            self.peer = Peer::read(host).id().cloned();
+            self.record.peer = self.peer.as_ref().map(|p| p.as_str().to_owned());
+        }
         match identify(host, &active) {
             Ok(claims) => self.claims = claims,
-            Err(denial) => {
-                let d = self.deny_with(&active, denial);
-                return self.enforce(host, d);
-            }
+            Err(denial) => match workload_caller(bundle, &denial, self.peer.as_ref()) {
+                Some(id) => {
+                    self.workload_only = true;
+                    self.record.subject = Some(id.as_str().to_owned());
+                }
+                None => {
+                    let d = self.deny_with(&active, denial);
+                    return self.enforce(host, d);
+                }
+            },
         }
-        self.record.subject = self
-            .claims
-            .get_str(&bundle.identity.subject_claim)
-            .map(str::to_owned);
+        if !self.workload_only {
+            self.record.subject = self
+                .claims
+                .get_str(&bundle.identity.subject_claim)
+                .map(str::to_owned);
+        }
         match edges::check_request_line(&self.line.path, &self.line.authority) {
             Ok(checked) => {
                 // Rules see the path without its query and the host
@@ -498,6 +518,7 @@ impl Exchange {
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
             .with_headers(&headers)
             .with_model(model)
+            .with_peer(self.peer.as_ref(), self.workload_only)
             .at(now);
         let decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
         self.record.model = model.map(str::to_owned);
@@ -537,7 +558,9 @@ impl Exchange {
     /// caller's claims match an exemption (recorded).
     fn choose_scanner(&mut self, active: &ActivePolicy) {
         let pii = &active.policy.bundle().pii;
-        if pii.exempt.iter().any(|c| claim_holds(c, &self.claims)) {
+        // A workload-only caller has no claims: an exemption such as
+        // `{"claim": "x", "exists": false}` must not exempt it.
+        if !self.workload_only && pii.exempt.iter().any(|c| claim_holds(c, &self.claims)) {
             self.record.scrub_note = Some("exempt");
             return;
         }

@@ -4,6 +4,7 @@
 
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::Decision;
+use mcp_guard_flow::host::PeerCertificate;
 use mcp_guard_flow::{Host, Level, Side};
 
 use crate::abi::{self, body_type, header_type, EnvoyBuffer, EnvoyHeader, ModuleBuffer};
@@ -383,6 +384,10 @@ impl Host for NativeHost<'_> {
             Level::Info => abi::log_level::INFO,
         };
         log(level, message);
+    }
+
+    fn peer_certificate(&mut self) -> PeerCertificate {
+        crate::peer::peer_certificate(self.filter)
     }
 }
 

@@ -44,6 +44,7 @@ pub struct Policy {
     claim_slots: ClaimSlots,
     has_dry_run_rules: bool,
     needs_body: bool,
+    needs_peer: bool,
     header_names: Vec<String>,
     verifier: Option<Verifier>,
     scanner: Option<Arc<Scanner>>,
@@ -150,6 +151,12 @@ impl Policy {
                 .rules
                 .iter()
                 .any(|r| !r.when.models.is_empty() || r.when.mcp.is_some()),
+            needs_peer: bundle.rules.iter().any(|r| !r.when.peers.is_empty())
+                || bundle
+                    .identity
+                    .workloads
+                    .as_ref()
+                    .is_some_and(|w| w.allow_without_token),
             header_names,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
@@ -180,6 +187,12 @@ impl Policy {
     /// filter reads bodies only when it must.
     pub fn needs_body(&self) -> bool {
         self.needs_body
+    }
+
+    /// Whether any rule tests `peers` or workloads may call without a
+    /// token, so the filter reads the peer certificate only when it must.
+    pub fn needs_peer(&self) -> bool {
+        self.needs_peer
     }
 
     /// Reads the model and MCP calls from a request body under this
