@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use mcp_guard_control::{BundleStore, Options, Tokens};
 use mcp_guard_engine::signing::{self, SigningKey};
 
-use crate::envoy::{Envoy, EnvoySettings};
+use crate::envoy::{DownstreamTls, Envoy, EnvoySettings};
 use crate::http::{send, Reply};
 use crate::tamper::{self, TamperSwitch};
 use crate::{paths, tokens, StackError, Target};
@@ -51,6 +51,8 @@ pub struct StackOptions {
     pub h2_upstream_port: Option<u16>,
     /// Which build of mcp-guard Envoy runs.
     pub target: Target,
+    /// Serve the ingress listener over mutual TLS.
+    pub downstream_tls: Option<DownstreamTls>,
 }
 
 impl Default for StackOptions {
@@ -65,6 +67,7 @@ impl Default for StackOptions {
             control_logs: false,
             h2_upstream_port: None,
             target: Target::wasm(),
+            downstream_tls: None,
         }
     }
 }
@@ -235,6 +238,7 @@ impl Stack {
             h2_upstream_port: options.h2_upstream_port.unwrap_or(CLOSED_PORT),
             control_port: proxy_port,
             concurrency: options.concurrency,
+            downstream_tls: options.downstream_tls.clone(),
         };
         let envoy = Envoy::start(&paths::envoy_path(), &settings, &work_dir)?;
         let stack = Self {

@@ -24,6 +24,7 @@ fn validate(target: &Target, plugin_config: &str, name: &str) -> (bool, String, 
         h2_upstream_port: 3,
         control_port: 2,
         concurrency: 1,
+        downstream_tls: None,
     };
     let template = std::fs::read_to_string(target.template()).unwrap();
     let rendered = render(&template, &settings, &dir.join("access.log"));
