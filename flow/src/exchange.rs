@@ -876,7 +876,8 @@ impl Exchange {
     /// be read strictly (it could show entries it was meant to hide).
     fn filter_lists(&mut self, body: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
         let active = self.policy.clone().ok_or("no_policy")?;
-        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority);
+        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+            .with_peer(self.peer.as_ref(), self.workload_only);
         let claims = &self.claims;
         let filtered = filter_list_answers(body, |kind, name| {
             active.policy.allows_target(claims, &request, kind, name)
@@ -934,7 +935,8 @@ impl Exchange {
                 let mut buf = Vec::with_capacity(input.len());
                 let active = self.policy.clone().ok_or("no_policy")?;
                 let request =
-                    RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority);
+                    RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+                        .with_peer(self.peer.as_ref(), self.workload_only);
                 let claims = &self.claims;
                 let allowed = |kind: TargetKind, name: &str| {
                     active.policy.allows_target(claims, &request, kind, name)

@@ -218,3 +218,56 @@ fn bundles_that_never_use_the_peer_do_not_read_it() {
     assert!(forwarded);
     assert!(record.get("peer").is_none(), "{record}");
 }
+
+/// `tools/list` answers are filtered as the caller would be decided: a
+/// workload-only caller sees the tools a peers rule gives it, not those
+/// of rules written for token holders.
+#[test]
+fn tool_lists_are_filtered_as_the_workload_would_be_decided() {
+    let b = json!({
+        "name": "l", "version": 1,
+        "identity": {"workloads": {"allow_without_token": true, "trust_domains": ["cluster.local"]}},
+        "rules": [
+            {"id": "list", "effect": "allow", "when": {
+                "path": {"exact": "/mcp"}, "peers": [AGENT], "mcp": {"methods": ["tools/list"]}}},
+            {"id": "agent-tools", "effect": "allow", "when": {
+                "path": {"exact": "/mcp"}, "peers": ["spiffe://cluster.local/ns/agents/*"],
+                "mcp": {"tools": ["get_weather"]}}},
+            {"id": "users-tools", "effect": "allow", "when": {
+                "path": {"exact": "/mcp"}, "mcp": {"tools": ["delete_customer"]}}}
+        ],
+        "pii": {"enabled": false}
+    });
+    let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).to_string();
+    let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": [
+        {"name": "get_weather"}, {"name": "delete_customer"}]}})
+    .to_string();
+    for content_type in ["application/json", "text/event-stream"] {
+        let mut h = host("/mcp", None, Some(AGENT));
+        h.request.headers[0].1 = "POST".into();
+        h.request
+            .headers
+            .push(("content-type".into(), "application/json".into()));
+        let mut ex = Exchange::new(Some(active(&b)));
+        ex.on_request_headers(&mut h, false);
+        h.request.body = list.clone().into_bytes();
+        ex.on_request_body(&mut h, list.len(), true);
+        assert!(ex.forwarded(), "{:?}", h.record());
+        let body = if content_type == "text/event-stream" {
+            format!("event: message\ndata: {answer}\n\n")
+        } else {
+            answer.clone()
+        };
+        h.response.headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), content_type.into()),
+        ];
+        ex.on_response_headers(&mut h, false);
+        h.response.body = body.clone().into_bytes();
+        ex.on_response_body(&mut h, body.len(), true);
+        let text = String::from_utf8(h.response.body.clone()).unwrap();
+        assert!(text.contains("get_weather"), "{content_type}: {text}");
+        assert!(!text.contains("delete_customer"), "{content_type}: {text}");
+        assert_eq!(ex.record().mcp_hidden, 1, "{content_type}");
+    }
+}
