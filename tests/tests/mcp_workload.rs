@@ -64,6 +64,8 @@ struct Pki {
     rogue_agent: Pem,
     /// First URI SAN is not a SPIFFE ID (the agent's ID comes second).
     https_first: Pem,
+    /// Two SPIFFE URI SANs, the agent's second (Envoy shows the first).
+    two_ids: Pem,
 }
 
 fn ca(name: &str) -> (CertificateParams, KeyPair, String) {
@@ -121,6 +123,7 @@ fn make_pki() -> Pki {
         web: client(&issuer, &[WEB]),
         rogue_agent: client(&rogue, &[AGENT]),
         https_first: client(&issuer, &["https://agent.example", AGENT]),
+        two_ids: client(&issuer, &[OTHER_SA, AGENT]),
     }
 }
 
@@ -263,6 +266,14 @@ fn workload_identity_on(target: &Target, pki: &Pki) {
     .expect("connects");
     assert_eq!(status, 401, "{name}: non-SPIFFE first SAN: {body}");
     assert_eq!(body["reason"], "missing_token", "{name}");
+
+    // A certificate with two SPIFFE IDs is judged by the first only (the
+    // one Envoy exposes): a second ID never adds rights.
+    let (status, body) =
+        call(&stack, &agent(pki, Some(&pki.two_ids)), "GET", None, &[]).expect("connects");
+    assert_eq!(status, 403, "{name}: two SPIFFE SANs: {body}");
+    let record = record_where(&stack, |r| r["peer"] == OTHER_SA && r["sub"] == OTHER_SA);
+    assert_eq!(record["reason"], "default_deny", "{name}: {record}");
 
     // 5. Untrusted CA, or no client certificate at all: refused at TLS.
     let rogue = call(
