@@ -65,6 +65,10 @@ pub struct Identity {
     /// Claim naming the caller in decisions and logs.
     #[serde(default = "default_subject_claim")]
     pub subject_claim: String,
+    /// Workloads identified by their peer SPIFFE ID (mTLS) when they
+    /// carry no token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<crate::peer::WorkloadIdentity>,
 }
 
 impl Default for Identity {
@@ -73,6 +77,7 @@ impl Default for Identity {
             jwt_authn_metadata: default_metadata_key(),
             verify: None,
             subject_claim: default_subject_claim(),
+            workloads: None,
         }
     }
 }
@@ -356,6 +361,11 @@ impl Bundle {
                 issues.add(format!("$.identity.verify.{}", e.path()), e.reason());
             }
         }
+        if let Some(workloads) = &self.identity.workloads {
+            for (at, message) in workloads.issues() {
+                issues.add(format!("$.identity.workloads.{at}"), message);
+            }
+        }
         if let Some(h) = &self.attributes.model_header {
             check_header_name(&mut issues, "$.attributes.model_header", h);
         }
@@ -532,6 +542,11 @@ fn validate_conditions(issues: &mut Issues, at: &str, when: &Conditions) {
                 check_header_name(issues, &format!("{rat}.equals_header"), header)
             }
             _ => issues.add(rat, "needs exactly one of `equals_path` or `equals_header`"),
+        }
+    }
+    for (j, p) in when.peers.iter().enumerate() {
+        if let Err(e) = crate::peer::PeerPattern::check(p) {
+            issues.add(format!("{at}.peers[{j}]"), e.to_string());
         }
     }
     if let Some(time) = &when.time {

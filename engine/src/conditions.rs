@@ -38,6 +38,11 @@ pub struct Conditions {
     /// UTC time window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeWindow>,
+    /// Peer SPIFFE IDs (any of): the downstream mTLS certificate's URI
+    /// SAN. A final `/*` matches every ID below it at a segment boundary.
+    /// See [`crate::peer`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 /// Path matching.

@@ -14,6 +14,7 @@ pub mod inject;
 pub mod jwt;
 pub mod mcp;
 pub mod mcp_sse;
+pub mod peer;
 pub mod pii;
 pub mod policy;
 pub mod report;

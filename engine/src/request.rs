@@ -1,6 +1,7 @@
 //! The request attributes a decision looks at.
 
 use crate::mcp::McpCall;
+use crate::peer::SpiffeId;
 
 /// What the filter knows about a request when it decides.
 ///
@@ -21,6 +22,11 @@ pub struct RequestAttrs<'a> {
     pub mcp: Option<&'a McpCall>,
     /// Current time (Unix seconds, UTC) for time windows.
     pub now_unix: u64,
+    /// The peer's SPIFFE ID from the downstream mTLS certificate, if any.
+    pub peer: Option<&'a SpiffeId>,
+    /// The caller is identified by `peer` alone (no token): only allow
+    /// rules that name peers and test no claims can admit it.
+    pub workload_only: bool,
 }
 
 impl<'a> RequestAttrs<'a> {
@@ -51,6 +57,16 @@ impl<'a> RequestAttrs<'a> {
     /// The same request carrying one MCP call.
     pub fn with_mcp(self, mcp: Option<&'a McpCall>) -> Self {
         Self { mcp, ..self }
+    }
+
+    /// The same request from a peer workload; `workload_only` when that
+    /// peer is the whole identity (no token).
+    pub fn with_peer(self, peer: Option<&'a SpiffeId>, workload_only: bool) -> Self {
+        Self {
+            peer,
+            workload_only: workload_only && peer.is_some(),
+            ..self
+        }
     }
 
     /// The same request at a given time.

@@ -11,6 +11,7 @@ use proxy_wasm::types::Action;
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
 use mcp_guard_engine::Decision;
+use mcp_guard_flow::host::PeerCertificate;
 use mcp_guard_flow::record::DECISION_KEY;
 use mcp_guard_flow::token_exchange::CalloutAnswer;
 use mcp_guard_flow::{ActivePolicy, Exchange, Host, Level, Next, Side};
@@ -80,6 +81,23 @@ impl Host for ProxyHost<'_> {
 
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
         host::property(path)
+    }
+
+    /// `connection.mtls` (a one-byte bool) must be true before the URI
+    /// SAN counts; Envoy reports only the certificate's first URI SAN.
+    fn peer_certificate(&mut self) -> PeerCertificate {
+        let presented = matches!(
+            host::property(&["connection", "mtls"]),
+            Ok(Some(b)) if b.as_slice() == [1]
+        );
+        if !presented {
+            return PeerCertificate::default();
+        }
+        let uri_san = host::property(&["connection", "uri_san_peer_certificate"])
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok());
+        PeerCertificate { presented, uri_san }
     }
 
     fn send_reply(

@@ -26,6 +26,7 @@ use mcp_guard_engine::bundle::{Fallback, PiiSettings};
 use mcp_guard_engine::inject::header_value;
 use mcp_guard_engine::mcp::{filter_list_answers, BodyAttrs, TargetKind};
 use mcp_guard_engine::mcp_sse::McpSseFilter;
+use mcp_guard_engine::peer::SpiffeId;
 use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
 use mcp_guard_engine::policy::claim_holds;
 use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs};
@@ -36,6 +37,7 @@ use crate::edges;
 use crate::host::{Host, Level, Side};
 use crate::identity::identify;
 use crate::mcp_headers::{self, HeaderPlan};
+use crate::peer::{workload_caller, Peer};
 use crate::record::AuditRecord;
 use crate::reply;
 use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
@@ -122,6 +124,10 @@ pub struct Exchange {
     response: ResponseState,
     record: AuditRecord,
     claims: Claims,
+    /// The peer workload's SPIFFE ID (read only when the bundle uses it).
+    peer: Option<SpiffeId>,
+    /// The caller is identified by `peer` alone (no token).
+    workload_only: bool,
     line: RequestLine,
     /// Request headers as read at the headers callback (rules read them).
     headers: Vec<(String, String)>,
@@ -201,6 +207,8 @@ impl Exchange {
             response: ResponseState::Start,
             record: AuditRecord::default(),
             claims: Claims::default(),
+            peer: None,
+            workload_only: false,
             line: RequestLine::default(),
             headers: Vec::new(),
             request_id: String::new(),
@@ -351,17 +359,29 @@ impl Exchange {
         };
         // Identity first, so a refused request line is logged with who
         // sent it.
+        if active.policy.needs_peer() {
+            self.peer = Peer::read(host).id().cloned();
+            self.record.peer = self.peer.as_ref().map(|p| p.as_str().to_owned());
+        }
         match identify(host, &active) {
             Ok(claims) => self.claims = claims,
-            Err(denial) => {
-                let d = self.deny_with(&active, denial);
-                return self.enforce(host, d);
-            }
+            Err(denial) => match workload_caller(bundle, &denial, self.peer.as_ref()) {
+                Some(id) => {
+                    self.workload_only = true;
+                    self.record.subject = Some(id.as_str().to_owned());
+                }
+                None => {
+                    let d = self.deny_with(&active, denial);
+                    return self.enforce(host, d);
+                }
+            },
         }
-        self.record.subject = self
-            .claims
-            .get_str(&bundle.identity.subject_claim)
-            .map(str::to_owned);
+        if !self.workload_only {
+            self.record.subject = self
+                .claims
+                .get_str(&bundle.identity.subject_claim)
+                .map(str::to_owned);
+        }
         match edges::check_request_line(&self.line.path, &self.line.authority) {
             Ok(checked) => {
                 // Rules see the path without its query and the host
@@ -619,6 +639,7 @@ impl Exchange {
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
             .with_headers(&headers)
             .with_model(model)
+            .with_peer(self.peer.as_ref(), self.workload_only)
             .at(now);
         let decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
         self.record.model = model.map(str::to_owned);
@@ -745,7 +766,9 @@ impl Exchange {
     /// caller's claims match an exemption (recorded).
     fn choose_scanner(&mut self, active: &ActivePolicy) {
         let pii = &active.policy.bundle().pii;
-        if pii.exempt.iter().any(|c| claim_holds(c, &self.claims)) {
+        // A workload-only caller has no claims: an exemption such as
+        // `{"claim": "x", "exists": false}` must not exempt it.
+        if !self.workload_only && pii.exempt.iter().any(|c| claim_holds(c, &self.claims)) {
             self.record.scrub_note = Some("exempt");
             return;
         }
@@ -1068,7 +1091,8 @@ impl Exchange {
     /// be read strictly (it could show entries it was meant to hide).
     fn filter_lists(&mut self, body: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
         let active = self.policy.clone().ok_or("no_policy")?;
-        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority);
+        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+            .with_peer(self.peer.as_ref(), self.workload_only);
         let claims = &self.claims;
         let filtered = filter_list_answers(body, |kind, name| {
             active.policy.allows_target(claims, &request, kind, name)
@@ -1126,7 +1150,8 @@ impl Exchange {
                 let mut buf = Vec::with_capacity(input.len());
                 let active = self.policy.clone().ok_or("no_policy")?;
                 let request =
-                    RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority);
+                    RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+                        .with_peer(self.peer.as_ref(), self.workload_only);
                 let claims = &self.claims;
                 let allowed = |kind: TargetKind, name: &str| {
                     active.policy.allows_target(claims, &request, kind, name)

@@ -26,6 +26,17 @@ pub enum Level {
     Info,
 }
 
+/// What the proxy says about the downstream connection's client
+/// certificate (validated by the listener's TLS settings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// The peer presented a certificate (Envoy's `connection.mtls`).
+    pub presented: bool,
+    /// The certificate's URI SAN (Envoy's
+    /// `connection.uri_san_peer_certificate`: the first one only).
+    pub uri_san: Option<String>,
+}
+
 /// The proxy as the exchange sees it.
 pub trait Host {
     /// Every header of one side, names lower case as HTTP/2 has them; one
@@ -85,4 +96,7 @@ pub trait Host {
     ) -> Option<u64>;
     /// Lets a request the flow paused go on (after a callout answered).
     fn resume_request(&mut self);
+    /// The downstream connection's client certificate, as far as the
+    /// proxy exposes it; default (nothing) when it cannot say.
+    fn peer_certificate(&mut self) -> PeerCertificate;
 }

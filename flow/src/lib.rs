@@ -21,6 +21,7 @@ pub mod host;
 pub mod identity;
 pub mod mcp_headers;
 pub mod memory;
+pub mod peer;
 pub mod record;
 pub mod reply;
 pub mod token_exchange;

@@ -11,7 +11,7 @@ use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::{Decision, Effect};
 
 use crate::envoy_proto::metadata_message;
-use crate::host::{Host, Level, Side};
+use crate::host::{Host, Level, PeerCertificate, Side};
 
 /// A local reply the flow sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,8 @@ pub struct MemoryHost {
     pub refuse_callouts: bool,
     /// How many times the flow resumed a paused request.
     pub resumed: u32,
+    /// The downstream client certificate (mTLS), if any.
+    pub peer: PeerCertificate,
 }
 
 /// An HTTP call the flow sent.
@@ -132,6 +134,14 @@ impl MemoryHost {
             "envoy.filters.http.jwt_authn": {payload_key: claims}
         }});
         self.set_property(&["metadata"], metadata_message(&metadata));
+    }
+
+    /// Sets the peer as an mTLS client certificate with this URI SAN.
+    pub fn set_peer_uri_san(&mut self, uri_san: &str) {
+        self.peer = PeerCertificate {
+            presented: true,
+            uri_san: Some(uri_san.to_owned()),
+        };
     }
 
     /// The current decision record, parsed.
@@ -195,6 +205,10 @@ impl Host for MemoryHost {
         let end = len.min(body.len());
         body.splice(..end, bytes.iter().copied());
         true
+    }
+
+    fn peer_certificate(&mut self) -> PeerCertificate {
+        self.peer.clone()
     }
 
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, u32> {

@@ -16,8 +16,11 @@ const MAX_SUBJECT_CHARS: usize = 128;
 pub struct AuditRecord {
     /// The decision, once made.
     pub decision: Option<Decision>,
-    /// Caller subject from the claims.
+    /// Caller subject from the claims (or the peer SPIFFE ID of a
+    /// workload-only caller).
     pub subject: Option<String>,
+    /// Peer SPIFFE ID from the downstream mTLS certificate, when read.
+    pub peer: Option<String>,
     /// Active bundle name and version.
     pub policy: Option<(String, u64)>,
     /// What scrubbing replaced (request and response), counts per type.
@@ -71,6 +74,10 @@ impl AuditRecord {
                 .nth(MAX_SUBJECT_CHARS)
                 .map_or(sub.len(), |(i, _)| i);
             push_json_string(&mut out, sub.get(..end).unwrap_or(sub));
+        }
+        if let Some(peer) = &self.peer {
+            out.push_str(",\"peer\":");
+            push_json_string(&mut out, peer);
         }
         match &self.policy {
             Some((name, version)) => {

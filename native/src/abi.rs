@@ -236,7 +236,30 @@ pub const CALLOUT_INIT_SUCCESS: u32 = 0;
 /// `envoy_dynamic_module_type_http_callout_result_Success`.
 pub const CALLOUT_SUCCESS: u32 = 0;
 
+/// `envoy_dynamic_module_type_attribute_id_ConnectionMtls`
+/// (`connection.mtls`: the downstream peer presented a certificate).
+pub const ATTRIBUTE_CONNECTION_MTLS: u32 = 29;
+
+/// `envoy_dynamic_module_type_attribute_id_ConnectionUriSanPeerCertificate`
+/// (`connection.uri_san_peer_certificate`: its first URI SAN).
+pub const ATTRIBUTE_CONNECTION_URI_SAN_PEER_CERTIFICATE: u32 = 37;
+
 extern "C" {
+    /// A string attribute of the stream (borrowed from Envoy until the
+    /// end of the hook); `false` when absent or not a string.
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
+        filter: FilterEnvoyPtr,
+        attribute_id: u32,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+
+    /// A boolean attribute of the stream; `false` when absent.
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_bool(
+        filter: FilterEnvoyPtr,
+        attribute_id: u32,
+        result: *mut bool,
+    ) -> bool;
+
     /// Writes a line to Envoy's log under the `dynamic_modules` logger.
     pub fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
 

@@ -4,6 +4,7 @@
 
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::Decision;
+use mcp_guard_flow::host::PeerCertificate;
 use mcp_guard_flow::{Host, Level, Side};
 
 use crate::abi::{self, body_type, header_type, EnvoyBuffer, EnvoyHeader, ModuleBuffer};
@@ -416,6 +417,10 @@ impl Host for NativeHost<'_> {
     fn resume_request(&mut self) {
         // SAFETY: the live stream of the current hook.
         unsafe { abi::envoy_dynamic_module_callback_http_filter_continue_decoding(self.filter.0) }
+    }
+
+    fn peer_certificate(&mut self) -> PeerCertificate {
+        crate::peer::peer_certificate(self.filter)
     }
 }
 

@@ -18,4 +18,5 @@ pub mod filter;
 pub mod host;
 pub mod identity;
 pub mod metrics;
+pub mod peer;
 pub mod sync;

@@ -29,6 +29,45 @@ pub struct EnvoySettings {
     pub token_port: u16,
     /// Worker threads.
     pub concurrency: u32,
+    /// Serve the ingress listener over mutual TLS (workload identity
+    /// tests); plain HTTP when `None`.
+    pub downstream_tls: Option<DownstreamTls>,
+}
+
+/// PEM files of an mTLS listener: Envoy's certificate and key, and the CA
+/// client certificates must chain to.
+#[derive(Debug, Clone)]
+pub struct DownstreamTls {
+    /// Server certificate chain (PEM file).
+    pub cert_chain: PathBuf,
+    /// Server private key (PEM file).
+    pub private_key: PathBuf,
+    /// CA that issues accepted client certificates (PEM file).
+    pub client_ca: PathBuf,
+}
+
+impl DownstreamTls {
+    /// The filter chain's `transport_socket`, as one flow-style YAML
+    /// mapping entry: client certificates required and validated against
+    /// `client_ca`.
+    fn transport_socket(&self) -> String {
+        let file = |p: &Path| {
+            format!(
+                "{{filename: '{}'}}",
+                yaml_single_quoted(&p.display().to_string())
+            )
+        };
+        format!(
+            "transport_socket: {{name: envoy.transport_sockets.tls, typed_config: {{\
+             '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, \
+             require_client_certificate: true, common_tls_context: {{\
+             tls_certificates: [{{certificate_chain: {}, private_key: {}}}], \
+             validation_context: {{trusted_ca: {}}}}}}}}}",
+            file(&self.cert_chain),
+            file(&self.private_key),
+            file(&self.client_ca)
+        )
+    }
 }
 
 /// A running Envoy; killed when dropped.
@@ -68,6 +107,14 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
         )
         .replace("{{CONTROL_PORT}}", &settings.control_port.to_string())
         .replace("{{TOKEN_PORT}}", &settings.token_port.to_string())
+        .replace(
+            "{{DOWNSTREAM_TLS}}",
+            &settings
+                .downstream_tls
+                .as_ref()
+                .map(DownstreamTls::transport_socket)
+                .unwrap_or_default(),
+        )
 }
 
 impl Envoy {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use mcp_guard_control::{BundleStore, Options, Tokens};
 use mcp_guard_engine::signing::{self, SigningKey};
 
-use crate::envoy::{Envoy, EnvoySettings};
+use crate::envoy::{DownstreamTls, Envoy, EnvoySettings};
 use crate::http::{send, Reply};
 use crate::tamper::{self, TamperSwitch};
 use crate::{paths, tokens, StackError, Target};
@@ -57,6 +57,8 @@ pub struct StackOptions {
     /// Extra top-level fields of the plugin configuration (e.g.
     /// `token_exchange`), merged next to `control`.
     pub plugin_extra: serde_json::Map<String, serde_json::Value>,
+    /// Serve the ingress listener over mutual TLS.
+    pub downstream_tls: Option<DownstreamTls>,
 }
 
 impl Default for StackOptions {
@@ -73,6 +75,7 @@ impl Default for StackOptions {
             target: Target::wasm(),
             token_port: None,
             plugin_extra: serde_json::Map::new(),
+            downstream_tls: None,
         }
     }
 }
@@ -247,6 +250,7 @@ impl Stack {
             control_port: proxy_port,
             token_port: options.token_port.unwrap_or(CLOSED_PORT),
             concurrency: options.concurrency,
+            downstream_tls: options.downstream_tls.clone(),
         };
         let envoy = Envoy::start(&paths::envoy_path(), &settings, &work_dir)?;
         let stack = Self {

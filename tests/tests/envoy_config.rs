@@ -25,6 +25,7 @@ fn validate(target: &Target, plugin_config: &str, name: &str) -> (bool, String, 
         control_port: 2,
         token_port: 4,
         concurrency: 1,
+        downstream_tls: None,
     };
     let template = std::fs::read_to_string(target.template()).unwrap();
     let rendered = render(&template, &settings, &dir.join("access.log"));

@@ -27,6 +27,7 @@ fn shrink_conditions(when: &mut Conditions) {
     shrink_strings(&mut when.methods);
     shrink_strings(&mut when.hosts);
     shrink_strings(&mut when.models);
+    shrink_strings(&mut when.peers);
     when.headers.shrink_to_fit();
     when.relations.shrink_to_fit();
     when.claims.shrink_to_fit();

@@ -90,6 +90,25 @@ const MCP_METHODS: &[&str] = &[
     "initialize",
 ];
 const METHODS: &[&str] = &["GET", "POST", "DELETE"];
+/// Peer patterns, valid and not (the generator skips validation; a bad
+/// pattern must match nothing on both paths).
+const PEERS: &[&str] = &[
+    "spiffe://cluster.local/ns/agents/sa/agent",
+    "spiffe://cluster.local/ns/agents/*",
+    "spiffe://cluster.local/*",
+    "spiffe://other.td/ns/agents/sa/agent",
+    "spiffe://cluster.local/ns/agents",
+    "spiffe:/*",
+    "*",
+];
+/// Peer IDs requests come from.
+const PEER_IDS: &[&str] = &[
+    "spiffe://cluster.local/ns/agents/sa/agent",
+    "spiffe://cluster.local/ns/agents/sa/other",
+    "spiffe://cluster.local/ns/agents",
+    "spiffe://cluster.local/ns/agents-x/sa/agent",
+    "spiffe://other.td/ns/agents/sa/agent",
+];
 const HOSTS: &[&str] = &["api.local", "API.local", "other"];
 
 fn random_rule(rng: &mut Rng, i: usize) -> Value {
@@ -172,6 +191,9 @@ fn random_rule(rng: &mut Rng, i: usize) -> Value {
     }
     if rng.chance(5) {
         when.insert("time".into(), json!({"hours": [9, 17]}));
+    }
+    if rng.chance(20) {
+        when.insert("peers".into(), rng.some(PEERS));
     }
     json!({
         "id": format!("r{i}"),
@@ -274,12 +296,23 @@ fn indexed_decisions_equal_a_linear_walk() {
             let model = rng.chance(60).then(|| rng.pick(MODELS));
             let team = [("x-team", rng.pick(&["a", "b"]))];
             let call = random_call(&mut rng);
-            let claims = random_claims(&mut rng);
+            let peer = rng
+                .chance(50)
+                .then(|| crate::peer::SpiffeId::parse(rng.pick(PEER_IDS)).ok())
+                .flatten();
+            // A workload-only caller has no claims at all.
+            let workload_only = peer.is_some() && rng.chance(30);
+            let claims = if workload_only {
+                Claims::default()
+            } else {
+                random_claims(&mut rng)
+            };
             let now = [0u64, 10 * 3600, 20 * 3600][rng.below(3)];
             let request = RequestAttrs::new(method, &path, host)
                 .with_headers(if rng.chance(50) { &team } else { &[] })
                 .with_model(model)
                 .with_mcp(call.as_ref())
+                .with_peer(peer.as_ref(), workload_only)
                 .at(now);
             let indexed = policy.decide(&claims, &request);
             let linear = decide_linear(&policy, &claims, &request);

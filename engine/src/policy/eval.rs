@@ -5,9 +5,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bundle::{
-    ClaimCondition, ClaimTest, Conditions, PathCondition, Relation, Rule, TimeWindow, Weekday,
+    ClaimCondition, ClaimTest, Conditions, PathCondition, Relation, Rule, RuleEffect, TimeWindow,
+    Weekday,
 };
 use crate::claims::Claims;
+use crate::peer::{self, PeerPattern};
 use crate::request::RequestAttrs;
 use crate::template::PathTemplate;
 
@@ -19,6 +21,8 @@ pub struct CompiledRule {
     pub id: std::sync::Arc<str>,
     /// The parsed path template, when the path condition is one.
     pub template: Option<PathTemplate>,
+    /// The `peers` patterns, compiled (a bad one matches nothing).
+    pub peers: Box<[PeerPattern]>,
 }
 
 /// How one condition fared, for explanations.
@@ -87,6 +91,12 @@ impl CompiledRule {
         Self {
             id: rule.id.as_str().into(),
             template,
+            peers: rule
+                .when
+                .peers
+                .iter()
+                .map(|p| PeerPattern::compile(p))
+                .collect(),
         }
     }
 
@@ -111,6 +121,20 @@ impl CompiledRule {
                     return false;
                 }
             }};
+        }
+        if request.workload_only && rule.effect == RuleEffect::Allow {
+            check!(
+                peer::admits_workload_only(when),
+                "workload-only caller: allow rule names peers and tests no claims".to_string(),
+                show(request.peer.map(|p| p.as_str()))
+            );
+        }
+        if !when.peers.is_empty() {
+            check!(
+                peer::any_matches(&self.peers, request.peer),
+                format!("peer in {:?}", when.peers),
+                show(request.peer.map(|p| p.as_str()))
+            );
         }
         if !when.methods.is_empty() {
             check!(

@@ -46,6 +46,7 @@ pub struct Policy {
     claim_slots: ClaimSlots,
     has_dry_run_rules: bool,
     body_needs: BodyNeeds,
+    needs_peer: bool,
     header_names: Vec<String>,
     verifier: Option<Verifier>,
     scanner: Option<Arc<Scanner>>,
@@ -149,6 +150,12 @@ impl Policy {
             scanner,
             has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
             body_needs: BodyNeeds::of(&bundle.rules),
+            needs_peer: bundle.rules.iter().any(|r| !r.when.peers.is_empty())
+                || bundle
+                    .identity
+                    .workloads
+                    .as_ref()
+                    .is_some_and(|w| w.allow_without_token),
             header_names,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
@@ -186,6 +193,12 @@ impl Policy {
     /// the sole reason.
     pub fn body_needs(&self) -> BodyNeeds {
         self.body_needs
+    }
+
+    /// Whether any rule tests `peers` or workloads may call without a
+    /// token, so the filter reads the peer certificate only when it must.
+    pub fn needs_peer(&self) -> bool {
+        self.needs_peer
     }
 
     /// Reads the model and MCP calls from a request body under this
