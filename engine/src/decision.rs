@@ -51,6 +51,10 @@ pub enum Reason {
     /// is matched on (dot segments, encoded slashes, forged header
     /// variants, trailers where none may be...): refused, never guessed.
     InvalidRequest,
+    /// A `tools/call` to a pinned tool whose definition, as the server
+    /// last advertised it, differs from its pin (or was never advertised
+    /// while the pins deny unobserved tools).
+    ToolPinMismatch,
     /// Allowed only because the bundle is in dry-run mode; the real
     /// outcome is in [`Decision::dry_run`].
     DryRun,
@@ -70,6 +74,7 @@ impl Reason {
             Reason::InvalidBody => "invalid_body",
             Reason::InvalidRequest => "invalid_request",
             Reason::DryRun => "dry_run",
+            Reason::ToolPinMismatch => "tool_pin_mismatch",
         }
     }
 
@@ -80,7 +85,11 @@ impl Reason {
             Reason::NoPolicy => 503,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest => 400,
-            Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,
+            Reason::RuleAllow
+            | Reason::RuleDeny
+            | Reason::DefaultDeny
+            | Reason::DryRun
+            | Reason::ToolPinMismatch => 403,
         }
     }
 }

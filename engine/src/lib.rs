@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod mcp;
 pub mod mcp_sse;
 pub mod pii;
+pub mod pins;
 pub mod policy;
 pub mod report;
 pub mod request;

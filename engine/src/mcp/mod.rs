@@ -8,7 +8,9 @@ mod body;
 mod list;
 
 pub use body::{read_body, BodyAttrs, BodyError};
-pub use list::{filter_list_answers, ListAnswerError};
+pub use list::{
+    filter_list_answers, filter_list_answers_pinned, for_each_tool, ListAnswerError, ListOutcome,
+};
 
 use serde_json::Value;
 
