@@ -72,8 +72,8 @@ pub struct McpSseFilter {
     pins: Option<SharedPins>,
     /// Pinned tools advertised since the last [`Self::take_advertised`].
     advertised: Vec<(String, ToolDigest)>,
-    /// Answers that showed a changed pinned tool, since the last take.
-    pin_mismatches: usize,
+    /// Pinned tools seen changed since the last take.
+    changed: Vec<String>,
 }
 
 impl McpSseFilter {
@@ -98,7 +98,7 @@ impl McpSseFilter {
             error: None,
             pins: None,
             advertised: Vec::new(),
-            pin_mismatches: 0,
+            changed: Vec::new(),
         }
     }
 
@@ -111,11 +111,11 @@ impl McpSseFilter {
     }
 
     /// Pinned tools the stream advertised since the last call (the host
-    /// remembers them), and how many answers showed a changed one.
-    pub fn take_advertised(&mut self) -> (Vec<(String, ToolDigest)>, usize) {
+    /// remembers them), and the pinned tools seen changed.
+    pub fn take_advertised(&mut self) -> (Vec<(String, ToolDigest)>, Vec<String>) {
         (
             std::mem::take(&mut self.advertised),
-            std::mem::take(&mut self.pin_mismatches),
+            std::mem::take(&mut self.changed),
         )
     }
 
@@ -207,7 +207,7 @@ impl McpSseFilter {
         };
         self.advertised.extend(outcome.pins.advertised);
         if !outcome.pins.mismatched.is_empty() {
-            self.pin_mismatches += 1;
+            self.changed.extend(outcome.pins.mismatched);
             let refuse = self
                 .pins
                 .as_ref()

@@ -205,6 +205,22 @@ impl ToolPins {
     }
 }
 
+/// The key a tool's last advertised digest is remembered under: 32 hex
+/// digits of SHA-256 over the bundle name (length-prefixed) and the tool
+/// name, so keys have a fixed size whatever the names hold, and two
+/// bundles on one proxy never read each other's tools.
+pub fn memory_key(bundle: &str, tool: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((bundle.len() as u64).to_le_bytes());
+    h.update(bundle.as_bytes());
+    h.update(tool.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in h.finalize().iter().take(16) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// Shared form kept in the bundle, so streams can hold the pins cheaply.
 pub type SharedPins = Arc<ToolPins>;
 

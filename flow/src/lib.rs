@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod host;
 pub mod identity;
 pub mod memory;
+pub mod pins;
 pub mod record;
 pub mod reply;
 

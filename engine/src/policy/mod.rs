@@ -146,10 +146,13 @@ impl Policy {
             verifier,
             scanner,
             has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
-            needs_body: bundle
-                .rules
-                .iter()
-                .any(|r| !r.when.models.is_empty() || r.when.mcp.is_some()),
+            // Tool pins read every MCP call (calls to check, lists to
+            // watch), whatever the rules read.
+            needs_body: bundle.tool_pins.is_some()
+                || bundle
+                    .rules
+                    .iter()
+                    .any(|r| !r.when.models.is_empty() || r.when.mcp.is_some()),
             header_names,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
