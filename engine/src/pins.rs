@@ -227,9 +227,9 @@ pub type SharedPins = Arc<ToolPins>;
 /// The digest a list entry shows: [`tool_digest`] of its pinned fields,
 /// or — when the entry is not an object or carries a case variant of a
 /// pinned field (`Description`, `inputschema`) that a lenient client
-/// could read instead — the digest of the whole entry, which can never
-/// equal a pin.
-fn entry_digest(entry: &Value) -> ToolDigest {
+/// could read instead — the digest of the whole entry, which no pin made
+/// by [`tool_digest`] equals.
+pub fn entry_digest(entry: &Value) -> ToolDigest {
     let Some(object) = entry.as_object() else {
         return digest_of(entry);
     };
