@@ -234,9 +234,10 @@ pub fn entry_digest(entry: &Value) -> ToolDigest {
         return digest_of(entry);
     };
     let ambiguous = object.keys().any(|k| {
+        let folded = fold_key(k);
         PINNED_FIELDS
             .iter()
-            .any(|f| k != f && fold_key(k) == fold_key(f))
+            .any(|f| k != f && folded == f.to_ascii_lowercase())
     });
     if ambiguous {
         return digest_of(&Value::Object(object.clone()));
@@ -276,13 +277,23 @@ fn digest_of(value: &Value) -> ToolDigest {
 /// server's answer, and any change of meaning (a description character, a
 /// schema property, an enum value, a default) changes it.
 pub fn tool_digest(tool: &Map<String, Value>) -> ToolDigest {
-    let mut pinned = Map::new();
-    for field in PINNED_FIELDS {
-        if let Some(v) = tool.get(field) {
-            pinned.insert(field.to_owned(), v.clone());
+    // `PINNED_FIELDS` is already in JCS member order: the object is
+    // written directly, without copying the tool.
+    let mut text = String::with_capacity(256);
+    text.push('{');
+    let present = PINNED_FIELDS
+        .iter()
+        .filter_map(|field| tool.get(*field).map(|v| (*field, v)));
+    for (i, (field, value)) in present.enumerate() {
+        if i > 0 {
+            text.push(',');
         }
+        write_string(field, &mut text);
+        text.push(':');
+        write_canonical(value, &mut text);
     }
-    digest_of(&Value::Object(pinned))
+    text.push('}');
+    ToolDigest(Sha256::digest(text.as_bytes()).into())
 }
 
 /// Appends the canonical JSON of `value` (see [`tool_digest`]).

@@ -218,3 +218,17 @@ fn bundles_reject_bad_pin_sections() {
         .collect();
     assert!(crate::Bundle::parse(bundle(json!({"tools": many})).as_bytes()).is_err());
 }
+
+#[test]
+fn the_pinned_fields_are_written_as_a_canonical_object() {
+    let mut sorted = PINNED_FIELDS.to_vec();
+    sorted.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+    assert_eq!(sorted, PINNED_FIELDS);
+    // The digest is SHA-256 of exactly the canonical text of the three
+    // members (other members dropped).
+    let tool = json!({"title": "T", "name": "n", "inputSchema": {"b": 1.0, "a": [1e0]},
+        "description": "d\u{e9}"});
+    let text = r#"{"description":"dé","inputSchema":{"a":[1],"b":1},"name":"n"}"#;
+    let want: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    assert_eq!(tool_digest(tool.as_object().unwrap()), ToolDigest(want));
+}
