@@ -19,6 +19,7 @@ USAGE:
     mcp-guard history --server URL NAME
     mcp-guard status --server URL NAME
     mcp-guard rollback --server URL --token-file FILE NAME --to V
+    mcp-guard pins --url MCP-URL [--token TOKEN]
     mcp-guard keygen
     mcp-guard hash-token < TOKEN
     mcp-guard help | --help | -h
@@ -47,6 +48,11 @@ COMMANDS:
                of versions with the number of instances refusing each.
                Reports are unauthenticated hints, not proof.
     rollback   Store version V's content as a new version.
+    pins       Ask an MCP server (Streamable HTTP: initialize, then tools/list
+               page by page) for its tools and print a `tool_pins` section
+               pinning each one's current name/description/inputSchema
+               (sha256 of their canonical JSON, as the filter computes it).
+               Review the tools first: a pin approves what the server shows now.
     keygen     Print a new Ed25519 signing key as JSON: seed (secret, for
                mcp-guard-control --signing-key), public key, key id.
     hash-token Read a token on stdin; print its SHA-256 for the tokens file.
@@ -79,6 +85,8 @@ pub enum Command {
     Schema,
     /// `push`, `get`, `history`, `rollback`: talk to the control service.
     Remote(crate::remote::Remote),
+    /// `pins`: print tool pins for an MCP server's tools.
+    Pins(crate::pins::PinsArgs),
     /// `keygen`: print a new signing key.
     Keygen,
     /// `hash-token`: hash a token read on stdin.
@@ -152,6 +160,7 @@ where
         "explain" => parse_explain(rest),
         "schema" => no_arguments(rest, Command::Schema),
         "keygen" => no_arguments(rest, Command::Keygen),
+        "pins" => crate::pins::parse(rest),
         "hash-token" => no_arguments(rest, Command::HashToken),
         "push" | "get" | "history" | "rollback" | "status" => {
             if rest.iter().any(|a| a == "--help" || a == "-h") {

@@ -4,6 +4,7 @@
 //! - `explain`: "why was I denied?" for one request, rule by rule;
 //! - `schema`: the JSON Schema of bundle format v1;
 //! - `push`, `get`, `history`, `rollback`, `status`: the control service's API;
+//! - `pins`: tool pins for an MCP server's current tools;
 //! - `keygen`, `hash-token`: the service's signing key and push tokens.
 //!
 //! Exit codes: 0 success / allowed, 1 invalid bundle, 2 usage or input
@@ -12,6 +13,7 @@
 mod args;
 mod explain;
 mod keys;
+mod pins;
 mod remote;
 mod render;
 mod request;
@@ -82,6 +84,16 @@ fn run(command: Command) -> u8 {
             }
             Err(e) => {
                 eprintln!("mcp-guard keygen: no randomness: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::Pins(args) => match pins::run(&args) {
+            Ok(text) => {
+                print(&text);
+                0
+            }
+            Err(e) => {
+                eprintln!("mcp-guard pins: {e}");
                 EXIT_USAGE
             }
         },

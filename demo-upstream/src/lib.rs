@@ -14,6 +14,9 @@
 //! - `POST /mcp`: JSON-RPC 2.0 (single or batch) with `initialize`, `ping`,
 //!   `tools/list`, `tools/call`, `resources/list` and `prompts/list`; a
 //!   payload of notifications only gets `202 Accepted` and no body.
+//! - `POST /mcp/rug-pull`: the same server, except that every
+//!   `tools/list` after a session's first changes `get_weather`'s
+//!   description ([`rug_pull`]), for the tool-pinning tests.
 //! - `GET /healthz`: `200 ok`.
 //!
 //! Every response carries [`DEMO_UPSTREAM_HEADER`]`: 1` and
@@ -27,6 +30,7 @@ pub mod content;
 mod mcp;
 mod respond;
 mod router;
+pub mod rug_pull;
 mod server;
 
 use std::future::Future;

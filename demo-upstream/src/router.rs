@@ -55,6 +55,8 @@ async fn route(request: Request<Incoming>) -> Response<Body> {
             ),
         },
         ("/mcp", _) => respond::method_not_allowed("POST"),
+        ("/mcp/rug-pull", Method::POST) => rug_pull(request).await,
+        ("/mcp/rug-pull", _) => respond::method_not_allowed("POST"),
         ("/healthz", Method::GET | Method::HEAD) => respond::text(StatusCode::OK, "ok"),
         ("/healthz", _) => respond::method_not_allowed("GET, HEAD"),
         _ => respond::not_found(),
@@ -62,6 +64,34 @@ async fn route(request: Request<Incoming>) -> Response<Body> {
 }
 
 /// The status for a body that could not be read.
+/// `/mcp/rug-pull`: see [`crate::rug_pull`].
+async fn rug_pull(request: Request<Incoming>) -> Response<Body> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let session = header(crate::rug_pull::RUG_PULL_SESSION_HEADER);
+    let accept = header("accept");
+    let sse = accept.contains("text/event-stream") && !accept.contains("application/json");
+    let body = match read_limited(request.into_body()).await {
+        Ok(body) => body,
+        Err(e) => return respond::empty(read_error_status(&e)),
+    };
+    match crate::rug_pull::respond(&session, &body) {
+        Some(reply) if sse => respond::with_type(
+            StatusCode::OK,
+            "text/event-stream",
+            format!("event: message\ndata: {reply}\n\n"),
+        ),
+        Some(reply) => respond::json(StatusCode::OK, &reply),
+        None => respond::empty(StatusCode::ACCEPTED),
+    }
+}
+
 fn read_error_status(error: &ReadBodyError) -> StatusCode {
     match error {
         ReadBodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -48,6 +48,10 @@ pub struct Bundle {
     /// token issued for it, never the caller's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_exchange: Option<crate::token_exchange::TokenExchange>,
+    /// Reviewed tool definitions: changed tools are hidden from lists and
+    /// their calls denied (see [`crate::pins`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_pins: Option<crate::pins::SharedPins>,
 }
 
 /// Identity sources.
@@ -420,6 +424,11 @@ impl Bundle {
                     format!("$.pii.safe_content_types[{j}]"),
                     "text, JSON and event streams are always scanned; they cannot be listed as safe",
                 );
+            }
+        }
+        if let Some(pins) = &self.tool_pins {
+            for (path, message) in pins.issues() {
+                issues.add(path, message);
             }
         }
         for (j, c) in self.pii.exempt.iter().enumerate() {

@@ -55,6 +55,10 @@ pub enum Reason {
     /// ambiguous, malformed, or say something other than the body: the
     /// spec's `HeaderMismatch` (JSON-RPC error -32020, HTTP 400).
     HeaderMismatch,
+    /// A `tools/call` to a pinned tool whose definition, as the server
+    /// last advertised it, differs from its pin (or was never advertised
+    /// while the pins deny unobserved tools).
+    ToolPinMismatch,
     /// Allowed only because the bundle is in dry-run mode; the real
     /// outcome is in [`Decision::dry_run`].
     DryRun,
@@ -80,6 +84,7 @@ impl Reason {
             Reason::HeaderMismatch => "header_mismatch",
             Reason::DryRun => "dry_run",
             Reason::TokenExchangeFailed => "token_exchange_failed",
+            Reason::ToolPinMismatch => "tool_pin_mismatch",
         }
     }
 
@@ -90,7 +95,11 @@ impl Reason {
             Reason::NoPolicy | Reason::TokenExchangeFailed => 503,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest | Reason::HeaderMismatch => 400,
-            Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,
+            Reason::RuleAllow
+            | Reason::RuleDeny
+            | Reason::DefaultDeny
+            | Reason::DryRun
+            | Reason::ToolPinMismatch => 403,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod mcp_sse;
 pub mod peer;
 pub mod pii;
+pub mod pins;
 pub mod policy;
 pub mod report;
 pub mod request;

@@ -26,7 +26,8 @@
 
 use serde_json::Value;
 
-use crate::mcp::{filter_list_answers, McpCall, TargetKind};
+use crate::mcp::{filter_list_answers_pinned, McpCall, TargetKind};
+use crate::pins::{OnChange, SharedPins, ToolDigest};
 use crate::sse_frame::{fields, Event, Framer};
 
 /// Largest event by default, raw.
@@ -41,6 +42,9 @@ pub enum McpSseError {
     /// An event whose data is not JSON while a list answer is awaited.
     #[error("an event cannot be read while a list answer is awaited")]
     Unreadable,
+    /// A pinned tool changed and the pins say `refuse`.
+    #[error("a pinned tool's definition changed")]
+    ToolPinMismatch,
 }
 
 impl McpSseError {
@@ -49,6 +53,7 @@ impl McpSseError {
         match self {
             Self::EventTooLarge => "mcp_sse_event_too_large",
             Self::Unreadable => "mcp_sse_unreadable_event",
+            Self::ToolPinMismatch => "tool_pin_mismatch",
         }
     }
 }
@@ -63,6 +68,12 @@ pub struct McpSseFilter {
     awaited: Vec<usize>,
     removed: usize,
     error: Option<McpSseError>,
+    /// Tool pins checked on every `tools` list.
+    pins: Option<SharedPins>,
+    /// Pinned tools advertised since the last [`Self::take_advertised`].
+    advertised: Vec<(String, ToolDigest)>,
+    /// Pinned tools seen changed since the last take.
+    changed: Vec<String>,
 }
 
 impl McpSseFilter {
@@ -85,7 +96,27 @@ impl McpSseFilter {
             calls,
             removed: 0,
             error: None,
+            pins: None,
+            advertised: Vec::new(),
+            changed: Vec::new(),
         }
+    }
+
+    /// Also checks `tools` lists against tool pins: a changed pinned tool
+    /// is removed, or ends the stream with
+    /// [`McpSseError::ToolPinMismatch`] when the pins say `refuse`.
+    pub fn with_pins(mut self, pins: Option<SharedPins>) -> Self {
+        self.pins = pins;
+        self
+    }
+
+    /// Pinned tools the stream advertised since the last call (the host
+    /// remembers them), and the pinned tools seen changed.
+    pub fn take_advertised(&mut self) -> (Vec<(String, ToolDigest)>, Vec<String>) {
+        (
+            std::mem::take(&mut self.advertised),
+            std::mem::take(&mut self.changed),
+        )
     }
 
     /// Entries removed so far.
@@ -168,15 +199,29 @@ impl McpSseFilter {
             return Err(McpSseError::Unreadable);
         };
         self.mark_answered(&value);
-        let (filtered, removed) = match filter_list_answers(data, &mut *allowed) {
-            Ok(Some(filtered)) => filtered,
-            Ok(None) => {
-                out.extend_from_slice(&ev.raw);
-                return Ok(());
-            }
+        let outcome = match filter_list_answers_pinned(data, self.pins.as_deref(), &mut *allowed) {
+            Ok(outcome) => outcome,
             // An answer the filter cannot read strictly could show
             // entries it was meant to hide: the stream is refused.
             Err(_) => return Err(McpSseError::Unreadable),
+        };
+        self.advertised.extend(outcome.pins.advertised);
+        if !outcome.pins.mismatched.is_empty() {
+            self.changed.extend(outcome.pins.mismatched);
+            let refuse = self
+                .pins
+                .as_ref()
+                .is_some_and(|p| p.on_change == OnChange::Refuse);
+            if refuse {
+                return Err(McpSseError::ToolPinMismatch);
+            }
+        }
+        let (filtered, removed) = match outcome.body {
+            Some(filtered) => (filtered, outcome.removed),
+            None => {
+                out.extend_from_slice(&ev.raw);
+                return Ok(());
+            }
         };
         self.removed += removed;
         // The filtered JSON has no raw line break: one `data:` line takes

@@ -21,6 +21,7 @@ pub struct Metrics {
     redactions: u32,
     pii_by_type: [u32; PiiType::ALL.len()],
     pii_blocked: u32,
+    tool_pin_mismatch: u32,
     bundle_fetch_failures: u32,
     bundle_rejected: u32,
     policy_version: u32,
@@ -57,6 +58,7 @@ impl Metrics {
                 define(Counter, &format!("mcp_pii_{name}_total"))
             }),
             pii_blocked: define(Counter, "mcp_pii_blocked_total"),
+            tool_pin_mismatch: define(Counter, "mcp_tool_pin_mismatch_total"),
             bundle_fetch_failures: define(Counter, "mcp_bundle_fetch_failures_total"),
             bundle_rejected: define(Counter, "mcp_bundle_rejected_total"),
             policy_version: define(Gauge, "mcp_policy_version"),
@@ -93,6 +95,11 @@ impl Metrics {
     /// or because it could not be scanned.
     pub fn record_pii_block(&self) {
         bump(self.pii_blocked, 1);
+    }
+
+    /// Counts a pinned tool seen changed or a call to one denied.
+    pub fn record_tool_pin_mismatch(&self) {
+        bump(self.tool_pin_mismatch, 1);
     }
 
     /// Counts a failed bundle fetch (network, status, timeout).

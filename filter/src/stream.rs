@@ -9,6 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
 use mcp_guard_engine::Decision;
 use mcp_guard_flow::host::PeerCertificate;
@@ -18,6 +19,13 @@ use mcp_guard_flow::{ActivePolicy, Exchange, Host, Level, Next, Side};
 
 use crate::host::{self, Buffer, HeaderMap, LogLevel};
 use crate::metrics::Metrics;
+
+/// Shared-data key prefix of remembered tool digests. Shared data is seen
+/// by every VM of this plugin on every Envoy worker, so what one worker's
+/// list answer advertised holds for a call on another. Only pinned tools
+/// are stored (one fixed-size key per bundle and pinned tool), so an
+/// upstream listing thousands of names adds nothing.
+const TOOL_KEY_PREFIX: &str = "mcp_guard.tool_pin.";
 
 /// The proxy, as the exchange sees it: every call through the
 /// non-panicking imports in [`crate::host`].
@@ -164,6 +172,23 @@ impl Host for ProxyHost<'_> {
         if !host::resume_request() {
             host::log(LogLevel::Warn, "request could not be resumed");
         }
+    }
+
+    fn advertised_tool(&mut self, key: &str) -> Option<ToolDigest> {
+        let (value, _) = crate::calls::get_shared_data(&format!("{TOOL_KEY_PREFIX}{key}")).ok()?;
+        let bytes: [u8; 32] = value?.try_into().ok()?;
+        Some(ToolDigest(bytes))
+    }
+
+    fn remember_advertised_tool(&mut self, key: &str, digest: ToolDigest) {
+        let key = format!("{TOOL_KEY_PREFIX}{key}");
+        if crate::calls::set_shared_data(&key, Some(&digest.0), None).is_err() {
+            host::log(LogLevel::Warn, "could not remember a pinned tool's digest");
+        }
+    }
+
+    fn count_tool_pin_mismatch(&mut self) {
+        self.metrics.record_tool_pin_mismatch();
     }
 }
 

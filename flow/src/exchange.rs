@@ -24,10 +24,11 @@ use std::sync::Arc;
 
 use mcp_guard_engine::bundle::{Fallback, PiiSettings};
 use mcp_guard_engine::inject::header_value;
-use mcp_guard_engine::mcp::{filter_list_answers, BodyAttrs, TargetKind};
+use mcp_guard_engine::mcp::{filter_list_answers_pinned, BodyAttrs, TargetKind};
 use mcp_guard_engine::mcp_sse::McpSseFilter;
 use mcp_guard_engine::peer::SpiffeId;
 use mcp_guard_engine::pii::{ContentMode, PiiReport, Scanner, StreamScrubber};
+use mcp_guard_engine::pins::OnChange;
 use mcp_guard_engine::policy::claim_holds;
 use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs};
 
@@ -38,6 +39,7 @@ use crate::host::{Host, Level, Side};
 use crate::identity::identify;
 use crate::mcp_headers::{self, HeaderPlan};
 use crate::peer::{workload_caller, Peer};
+use crate::pins;
 use crate::record::AuditRecord;
 use crate::reply;
 use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
@@ -641,7 +643,19 @@ impl Exchange {
             .with_model(model)
             .with_peer(self.peer.as_ref(), self.workload_only)
             .at(now);
-        let decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
+        let mut decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
+        if decision.effect == Effect::Allow {
+            if let Some((tool, verdict)) = pins::refused_call(host, policy, &attrs.mcp) {
+                host.count_tool_pin_mismatch();
+                decision = policy
+                    .deny_for(Reason::ToolPinMismatch)
+                    .with_detail(match verdict {
+                        mcp_guard_engine::pins::CallVerdict::Unobserved => "unobserved",
+                        _ => "changed",
+                    });
+                self.record.tool_pin = Some(tool);
+            }
+        }
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);
         if decision.effect == Effect::Allow {
@@ -857,7 +871,13 @@ impl Exchange {
             ContentClass::EventStream => {
                 host.remove_header(Side::Response, "content-length");
                 self.response = ResponseState::Streaming(Box::new(Streaming {
-                    lists: lists.then(|| McpSseFilter::new(&self.list_calls)),
+                    lists: lists.then(|| {
+                        McpSseFilter::new(&self.list_calls).with_pins(
+                            self.policy
+                                .as_ref()
+                                .and_then(|a| a.policy.bundle().tool_pins.clone()),
+                        )
+                    }),
                     scrubber: self
                         .scanner
                         .clone()
@@ -1058,7 +1078,7 @@ impl Exchange {
         let filtered = if self.list_calls.is_empty() {
             None
         } else {
-            match self.filter_lists(&body) {
+            match self.filter_lists(host, &body) {
                 Ok(filtered) => filtered,
                 Err(reason) => return self.refuse_held(host, size, reason),
             }
@@ -1089,19 +1109,35 @@ impl Exchange {
     /// Removes MCP list entries the caller may not use.
     /// `Ok(None)` when nothing was removed; `Err` when the answer cannot
     /// be read strictly (it could show entries it was meant to hide).
-    fn filter_lists(&mut self, body: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
+    fn filter_lists(
+        &mut self,
+        host: &mut impl Host,
+        body: &[u8],
+    ) -> Result<Option<Vec<u8>>, &'static str> {
         let active = self.policy.clone().ok_or("no_policy")?;
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
             .with_peer(self.peer.as_ref(), self.workload_only);
         let claims = &self.claims;
-        let filtered = filter_list_answers(body, |kind, name| {
+        let pins = active.policy.bundle().tool_pins.as_deref();
+        let outcome = filter_list_answers_pinned(body, pins, |kind, name| {
             active.policy.allows_target(claims, &request, kind, name)
         })
         .map_err(|_| "mcp_list_unfilterable")?;
-        Ok(filtered.map(|(filtered, removed)| {
-            self.record.mcp_hidden += removed;
-            filtered
-        }))
+        let changed = outcome.pins.mismatched.first().cloned();
+        pins::remember(
+            host,
+            &active.policy,
+            &outcome.pins.advertised,
+            changed.is_some(),
+        );
+        if changed.is_some() {
+            self.record.tool_pin = changed;
+            if pins.is_some_and(|p| p.on_change == OnChange::Refuse) {
+                return Err("tool_pin_mismatch");
+            }
+        }
+        self.record.mcp_hidden += outcome.removed;
+        Ok(outcome.body)
     }
 
     /// Refuses a response whose headers are still held: 502 with a JSON
@@ -1165,6 +1201,11 @@ impl Exchange {
                     }
                 });
                 self.record.mcp_hidden += lists.removed().saturating_sub(before);
+                let (advertised, changed) = lists.take_advertised();
+                pins::remember(host, &active.policy, &advertised, !changed.is_empty());
+                if self.record.tool_pin.is_none() {
+                    self.record.tool_pin = changed.into_iter().next();
+                }
                 result.map_err(|e| e.reason())?;
                 filtered = buf;
                 filtered.as_slice()

@@ -6,6 +6,7 @@
 //! the flow decides what that means (usually: refuse).
 
 use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::Decision;
 
 /// One direction of the exchange.
@@ -99,4 +100,13 @@ pub trait Host {
     /// The downstream connection's client certificate, as far as the
     /// proxy exposes it; default (nothing) when it cannot say.
     fn peer_certificate(&mut self) -> PeerCertificate;
+    /// The tool digest last remembered under `key`, process-wide (every
+    /// worker of the proxy sees what any worker remembered).
+    fn advertised_tool(&mut self, key: &str) -> Option<ToolDigest>;
+    /// Remembers the digest a server advertised for a pinned tool under
+    /// `key` ([`crate::pins::memory_key`]), process-wide.
+    fn remember_advertised_tool(&mut self, key: &str, digest: ToolDigest);
+    /// Counts a pinned tool seen changed (a list answer) or a call to it
+    /// denied.
+    fn count_tool_pin_mismatch(&mut self);
 }

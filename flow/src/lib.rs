@@ -22,6 +22,7 @@ pub mod identity;
 pub mod mcp_headers;
 pub mod memory;
 pub mod peer;
+pub mod pins;
 pub mod record;
 pub mod reply;
 pub mod token_exchange;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::{Decision, Effect};
 
 use crate::envoy_proto::metadata_message;
@@ -37,6 +38,8 @@ pub struct Counts {
     pub redactions: u64,
     /// Bodies refused.
     pub refusals: u64,
+    /// Pinned tools seen changed (list answers) or calls denied for one.
+    pub tool_pin_mismatches: u64,
 }
 
 /// One direction's live state.
@@ -82,6 +85,9 @@ pub struct MemoryHost {
     pub resumed: u32,
     /// The downstream client certificate (mTLS), if any.
     pub peer: PeerCertificate,
+    /// Tool digests remembered by key: the process-wide memory of a real
+    /// proxy; tests carry it from one exchange's host to the next.
+    pub advertised_tools: BTreeMap<String, ToolDigest>,
 }
 
 /// An HTTP call the flow sent.
@@ -291,5 +297,17 @@ impl Host for MemoryHost {
 
     fn resume_request(&mut self) {
         self.resumed += 1;
+    }
+
+    fn advertised_tool(&mut self, key: &str) -> Option<ToolDigest> {
+        self.advertised_tools.get(key).copied()
+    }
+
+    fn remember_advertised_tool(&mut self, key: &str, digest: ToolDigest) {
+        self.advertised_tools.insert(key.to_owned(), digest);
+    }
+
+    fn count_tool_pin_mismatch(&mut self) {
+        self.counts.tool_pin_mismatches += 1;
     }
 }

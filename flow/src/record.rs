@@ -35,6 +35,9 @@ pub struct AuditRecord {
     pub mcp_calls: usize,
     /// MCP list entries hidden from the caller.
     pub mcp_hidden: usize,
+    /// The pinned tool whose definition changed: the call denied for it,
+    /// or the first changed tool of a list answer.
+    pub tool_pin: Option<String>,
 }
 
 /// Longest model / tool name copied into a record.
@@ -101,6 +104,9 @@ impl AuditRecord {
         }
         if self.mcp_hidden > 0 {
             out.push_str(&format!(",\"mcp_hidden\":{}", self.mcp_hidden));
+        }
+        if let Some(tool) = &self.tool_pin {
+            push_field(&mut out, "tool_pin_mismatch", tool);
         }
         if self.redactions.total() > 0 {
             out.push_str(",\"redactions\":{");

@@ -3,6 +3,7 @@
 //! callbacks for the duration of one hook.
 
 use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::Decision;
 use mcp_guard_flow::host::PeerCertificate;
 use mcp_guard_flow::{Host, Level, Side};
@@ -421,6 +422,18 @@ impl Host for NativeHost<'_> {
 
     fn peer_certificate(&mut self) -> PeerCertificate {
         crate::peer::peer_certificate(self.filter)
+    }
+
+    fn advertised_tool(&mut self, key: &str) -> Option<ToolDigest> {
+        crate::tool_memory::get(key)
+    }
+
+    fn remember_advertised_tool(&mut self, key: &str, digest: ToolDigest) {
+        crate::tool_memory::set(key, digest);
+    }
+
+    fn count_tool_pin_mismatch(&mut self) {
+        count(self.filter, self.metrics.tool_pin_mismatch, 1);
     }
 }
 

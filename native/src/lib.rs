@@ -10,7 +10,8 @@
 //! * [`config`]: one filter configuration and its active policy;
 //! * [`sync`]: bundle sync with the control service;
 //! * [`identity`]: the verified `jwt_authn` payload;
-//! * [`metrics`]: counters and gauge.
+//! * [`metrics`]: counters and gauge;
+//! * [`tool_memory`]: digests of pinned tools, process-wide.
 
 pub mod abi;
 pub mod config;
@@ -20,3 +21,4 @@ pub mod identity;
 pub mod metrics;
 pub mod peer;
 pub mod sync;
+pub mod tool_memory;

@@ -22,6 +22,8 @@ pub struct Metrics {
     pii_by_type: Vec<Option<usize>>,
     /// Bodies refused for what they held or could not show.
     pub pii_blocked: Option<usize>,
+    /// Pinned tools seen changed, or calls to one denied.
+    pub tool_pin_mismatch: Option<usize>,
     /// Failed bundle fetches.
     pub bundle_fetch_failures: Option<usize>,
     /// Fetched bundles that failed validation.
@@ -80,6 +82,7 @@ impl Metrics {
                 })
                 .collect(),
             pii_blocked: counter("mcp_pii_blocked_total"),
+            tool_pin_mismatch: counter("mcp_tool_pin_mismatch_total"),
             bundle_fetch_failures: counter("mcp_bundle_fetch_failures_total"),
             bundle_rejected: counter("mcp_bundle_rejected_total"),
             policy_version: define(config, "mcp_policy_version", true),

@@ -12,6 +12,7 @@
 use serde_json::{Map, Value};
 
 use super::TargetKind;
+use crate::pins::{PinReport, ToolPins};
 use crate::strict_json::{self, fold_key, is_case_variant, Options, StrictJsonError};
 
 /// Why a list answer cannot be filtered; the filter must refuse it (502)
@@ -58,29 +59,93 @@ const LISTS: [(&str, TargetKind, &str); 3] = [
 /// answer cannot be filtered (refuse it).
 pub fn filter_list_answers(
     body: &[u8],
-    mut allowed: impl FnMut(TargetKind, &str) -> bool,
+    allowed: impl FnMut(TargetKind, &str) -> bool,
 ) -> Result<Option<(Vec<u8>, usize)>, ListAnswerError> {
+    let outcome = filter_list_answers_pinned(body, None, allowed)?;
+    Ok(outcome.body.map(|b| (b, outcome.removed)))
+}
+
+/// What [`filter_list_answers_pinned`] did to one answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOutcome {
+    /// The rewritten body; `None` when nothing was removed.
+    pub body: Option<Vec<u8>>,
+    /// Entries removed (by the policy or for a changed pinned tool).
+    pub removed: usize,
+    /// What the answer showed about pinned tools.
+    pub pins: PinReport,
+}
+
+/// [`filter_list_answers`] that also checks `tools` entries against tool
+/// pins: every entry of a pinned tool whose definition differs from its
+/// pin is removed (the caller refuses the whole answer instead when the
+/// pins say `refuse`). Unpinned tools are judged by `allowed` only.
+pub fn filter_list_answers_pinned(
+    body: &[u8],
+    pins: Option<&ToolPins>,
+    mut allowed: impl FnMut(TargetKind, &str) -> bool,
+) -> Result<ListOutcome, ListAnswerError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(ListOutcome::default());
     }
     let mut value = strict_json::parse(body, Options::RESPONSE).map_err(ListAnswerError::Json)?;
+    let report = pins.map(|p| p.scan(&value)).unwrap_or_default();
+    let mut keep = |kind: TargetKind, name: &str| {
+        !(kind == TargetKind::Tool && report.mismatched.contains(name)) && allowed(kind, name)
+    };
     let removed = match &mut value {
         Value::Array(answers) => {
             let mut removed = 0;
             for answer in answers.iter_mut().filter_map(Value::as_object_mut) {
-                removed += filter_answer(answer, &mut allowed)?;
+                removed += filter_answer(answer, &mut keep)?;
             }
             removed
         }
-        Value::Object(answer) => filter_answer(answer, &mut allowed)?,
+        Value::Object(answer) => filter_answer(answer, &mut keep)?,
         _ => return Err(ListAnswerError::NotAnswer),
     };
     if removed == 0 {
-        return Ok(None);
+        return Ok(ListOutcome {
+            pins: report,
+            ..ListOutcome::default()
+        });
     }
-    serde_json::to_vec(&value)
-        .map(|bytes| Some((bytes, removed)))
-        .map_err(|_| ListAnswerError::NotAnswer)
+    let body = serde_json::to_vec(&value).map_err(|_| ListAnswerError::NotAnswer)?;
+    Ok(ListOutcome {
+        body: Some(body),
+        removed,
+        pins: report,
+    })
+}
+
+/// Calls `f(name, entry)` for every `tools` entry with an exact,
+/// unambiguous string name, in every answer of `answers` (one answer or a
+/// batch), looking where [`filter_list_answers`] filters.
+pub fn for_each_tool(answers: &Value, mut f: impl FnMut(&str, &Value)) {
+    let list: &[Value] = match answers {
+        Value::Array(items) => items,
+        other => std::slice::from_ref(other),
+    };
+    for answer in list.iter().filter_map(Value::as_object) {
+        for (key, result) in answer {
+            if fold_key(key) != "result" {
+                continue;
+            }
+            let Some(result) = result.as_object() else {
+                continue;
+            };
+            for (field, entries) in result {
+                if fold_key(field) != "tools" {
+                    continue;
+                }
+                for entry in entries.as_array().into_iter().flatten() {
+                    if let Some(name) = entry_name(entry, "name") {
+                        f(name, entry);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Filters every list of one answer's `result` (and of its case variants).

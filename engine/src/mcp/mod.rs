@@ -10,7 +10,9 @@ mod list;
 
 pub use body::{read_body, BodyAttrs, BodyError};
 pub use headers::{read_headers, verify_body, HeaderMismatch};
-pub use list::{filter_list_answers, ListAnswerError};
+pub use list::{
+    filter_list_answers, filter_list_answers_pinned, for_each_tool, ListAnswerError, ListOutcome,
+};
 
 use serde_json::Value;
 

@@ -149,7 +149,9 @@ impl Policy {
             verifier,
             scanner,
             has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
-            body_needs: BodyNeeds::of(&bundle.rules),
+            // Tool pins read every MCP call (calls to check, lists to
+            // watch), whatever the rules read.
+            body_needs: BodyNeeds::of(&bundle.rules).with_mcp(bundle.tool_pins.is_some()),
             needs_peer: bundle.rules.iter().any(|r| !r.when.peers.is_empty())
                 || bundle
                     .identity

@@ -31,6 +31,13 @@ impl BodyNeeds {
         }
     }
 
+    /// Also reads the MCP call when `mcp` holds (tool pins check every
+    /// call, whatever the rules say).
+    pub fn with_mcp(mut self, mcp: bool) -> Self {
+        self.mcp |= mcp;
+        self
+    }
+
     /// Whether the body must be read at all.
     pub fn any(self) -> bool {
         self.mcp || self.model || self.other

@@ -1,0 +1,359 @@
+//! `mcp-guard pins --url URL [--token T]`: asks an MCP server (Streamable
+//! HTTP) for its tools and prints a `tool_pins` section pinning each one,
+//! with the digest the filter computes ([`mcp_guard_engine::pins`]).
+//!
+//! It sends `initialize`, then `notifications/initialized`, then
+//! `tools/list` until no `nextCursor` is left, carrying the server's
+//! `Mcp-Session-Id` and the negotiated protocol version. Answers may be
+//! `application/json` or `text/event-stream` (the event carrying the
+//! answer's id is used). Answers are read as strictly as the filter reads
+//! them (duplicate keys refused), so a pin is never made from text the
+//! filter would read differently.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use mcp_guard_engine::mcp::for_each_tool;
+use mcp_guard_engine::pins::{entry_digest, tool_digest, ToolDigest};
+use mcp_guard_engine::strict_json::{self, Options};
+
+use crate::args::{set_once, ArgsError, Command, Flag};
+
+/// Time allowed for each request.
+const TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest answer read.
+const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
+/// Most `tools/list` pages followed (a server looping its cursor).
+const MAX_PAGES: usize = 256;
+/// The protocol version asked for in `initialize`.
+const PROTOCOL_VERSION: &str = "2025-06-18";
+
+/// Arguments of `pins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinsArgs {
+    /// The MCP endpoint (`http://host:port/mcp`).
+    pub url: String,
+    /// Bearer token sent with every request.
+    pub token: Option<String>,
+}
+
+/// Why no pins could be made.
+#[derive(Debug, Error)]
+pub enum PinsError {
+    /// The request failed (connection, timeout, read).
+    #[error("{step}: {message}")]
+    Transport {
+        /// Which request.
+        step: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server answered with an HTTP error.
+    #[error("{step}: HTTP {status}")]
+    Status {
+        /// Which request.
+        step: &'static str,
+        /// The status.
+        status: u16,
+    },
+    /// The answer is not what the protocol says.
+    #[error("{step}: {message}")]
+    Protocol {
+        /// Which request.
+        step: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Parses the arguments after `pins`.
+pub fn parse(rest: Vec<String>) -> Result<Command, ArgsError> {
+    let mut url = None;
+    let mut token = None;
+    let mut args = rest.into_iter();
+    while let Some(arg) = args.next() {
+        let flag = Flag::split(&arg);
+        let mut value = |name: &'static str| flag.value(&mut args, name);
+        match flag.name.as_str() {
+            "--url" => set_once(&mut url, value("--url")?, "--url")?,
+            "--token" => set_once(&mut token, value("--token")?, "--token")?,
+            "--help" | "-h" => return Ok(Command::Help),
+            s if s.starts_with('-') => return Err(ArgsError::UnknownOption(arg)),
+            _ => return Err(ArgsError::Unexpected(arg)),
+        }
+    }
+    Ok(Command::Pins(PinsArgs {
+        url: url.ok_or(ArgsError::Missing("--url"))?,
+        token,
+    }))
+}
+
+/// One MCP client session over Streamable HTTP.
+struct Session<'a> {
+    agent: ureq::Agent,
+    args: &'a PinsArgs,
+    session_id: Option<String>,
+    protocol: Option<String>,
+    next_id: u64,
+}
+
+impl Session<'_> {
+    /// POSTs one message; returns the answer to `id` (`None` for a
+    /// notification).
+    fn post(
+        &mut self,
+        step: &'static str,
+        message: &Value,
+        id: Option<u64>,
+    ) -> Result<Option<Value>, PinsError> {
+        let transport = |e: ureq::Error| PinsError::Transport {
+            step,
+            message: e.to_string(),
+        };
+        let mut request = self
+            .agent
+            .post(&self.args.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(token) = &self.args.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(session) = &self.session_id {
+            request = request.header("mcp-session-id", session);
+        }
+        if let Some(version) = &self.protocol {
+            request = request.header("mcp-protocol-version", version);
+        }
+        let mut response = request.send(message.to_string()).map_err(transport)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(PinsError::Status { step, status });
+        }
+        if let Some(session) = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.session_id = Some(session.to_owned());
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(transport)?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let protocol = |message: String| PinsError::Protocol { step, message };
+        let answer = if content_type.starts_with("text/event-stream") {
+            sse_data(&body)
+                .into_iter()
+                .filter_map(|data| strict_json::parse(&data, Options::RESPONSE).ok())
+                .find(|v| v.get("id") == Some(&json!(id)))
+                .ok_or_else(|| protocol("no event answers the request".into()))?
+        } else {
+            strict_json::parse(&body, Options::RESPONSE)
+                .map_err(|e| protocol(format!("answer is not strict JSON: {e}")))?
+        };
+        if let Some(error) = answer.get("error") {
+            return Err(protocol(format!("server error {error}")));
+        }
+        if answer.get("result").is_none_or(|r| !r.is_object()) {
+            return Err(protocol("answer has no result object".into()));
+        }
+        Ok(Some(answer))
+    }
+
+    fn call(
+        &mut self,
+        step: &'static str,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, PinsError> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.post(step, &message, Some(id))?
+            .ok_or(PinsError::Protocol {
+                step,
+                message: "no answer".into(),
+            })
+    }
+}
+
+/// The `data` of every event of an event stream (lines joined with `\n`).
+fn sse_data(body: &[u8]) -> Vec<Vec<u8>> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut events = Vec::new();
+    let mut data: Option<String> = None;
+    for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+        if line.is_empty() {
+            events.extend(data.take().map(String::into_bytes));
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        if field == "data" {
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => data = Some(value.to_owned()),
+            }
+        }
+    }
+    events.extend(data.map(String::into_bytes));
+    events
+}
+
+/// Lists the server's tools and returns the `tool_pins` section to print.
+pub fn run(args: &PinsArgs) -> Result<String, PinsError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .build()
+        .into();
+    let mut session = Session {
+        agent,
+        args,
+        session_id: None,
+        protocol: None,
+        next_id: 0,
+    };
+    let init = session.call(
+        "initialize",
+        "initialize",
+        json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+            "clientInfo": {"name": "mcp-guard", "version": env!("CARGO_PKG_VERSION")}}),
+    )?;
+    session.protocol = init
+        .pointer("/result/protocolVersion")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    session.post(
+        "notifications/initialized",
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        None,
+    )?;
+    let mut pins: BTreeMap<String, ToolDigest> = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let answer = session.call("tools/list", "tools/list", params)?;
+        collect(&answer, &mut pins)?;
+        cursor = answer
+            .pointer("/result/nextCursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            return Ok(render(&pins));
+        }
+    }
+    Err(PinsError::Protocol {
+        step: "tools/list",
+        message: format!("more than {MAX_PAGES} pages"),
+    })
+}
+
+/// Adds each tool of one `tools/list` answer; refuses a name seen twice
+/// with another definition, and a definition the filter could not match.
+fn collect(answer: &Value, pins: &mut BTreeMap<String, ToolDigest>) -> Result<(), PinsError> {
+    let mut problem = None;
+    for_each_tool(answer, |name, entry| {
+        let Some(object) = entry.as_object() else {
+            return;
+        };
+        let digest = tool_digest(object);
+        if entry_digest(entry) != digest {
+            problem.get_or_insert(format!(
+                "tool `{name}` has a case variant of name/description/inputSchema; \
+                 the filter would never match its pin"
+            ));
+        }
+        match pins.insert(name.to_owned(), digest) {
+            Some(other) if other != digest => {
+                problem.get_or_insert(format!(
+                    "tool `{name}` is listed twice with different definitions"
+                ));
+            }
+            _ => {}
+        }
+    });
+    match problem {
+        Some(message) => Err(PinsError::Protocol {
+            step: "tools/list",
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The `tool_pins` section, tools sorted by name, as a JSON object ready
+/// to paste into (or merge with) a bundle.
+fn render(pins: &BTreeMap<String, ToolDigest>) -> String {
+    let tools: serde_json::Map<String, Value> = pins
+        .iter()
+        .map(|(name, digest)| (name.clone(), json!(digest.to_string())))
+        .collect();
+    let section =
+        json!({"tool_pins": {"on_change": "filter", "unobserved": "allow", "tools": tools}});
+    serde_json::to_string_pretty(&section).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_data_is_joined_per_event() {
+        let body = b"\xef\xbb\xbfevent: message\r\ndata: {\"a\":\r\ndata:1}\r\n\r\n: comment\ndata: x\n\ndata: tail";
+        let events = sse_data(body);
+        assert_eq!(
+            events,
+            vec![b"{\"a\":\n1}".to_vec(), b"x".to_vec(), b"tail".to_vec()]
+        );
+    }
+
+    #[test]
+    fn arguments_follow_the_cli_style() {
+        let parse = |a: &[&str]| parse(a.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            parse(&["--url=http://h/mcp", "--token", "t"]).ok(),
+            Some(Command::Pins(PinsArgs {
+                url: "http://h/mcp".into(),
+                token: Some("t".into())
+            }))
+        );
+        assert!(matches!(parse(&[]), Err(ArgsError::Missing("--url"))));
+        assert!(matches!(
+            parse(&["--url", "a", "--url", "b"]),
+            Err(ArgsError::Repeated("--url"))
+        ));
+    }
+
+    #[test]
+    fn a_tool_listed_twice_differently_gets_no_pin() {
+        let mut pins = BTreeMap::new();
+        let answer = json!({"result": {"tools": [
+            {"name": "a", "description": "x"}, {"name": "a", "description": "y"}]}});
+        assert!(collect(&answer, &mut pins).is_err());
+        let mut pins = BTreeMap::new();
+        let answer = json!({"result": {"tools": [{"name": "a", "Description": "x"}]}});
+        assert!(collect(&answer, &mut pins).is_err());
+    }
+}
