@@ -44,6 +44,10 @@ pub struct Bundle {
     /// What to scrub from responses.
     #[serde(default)]
     pub pii: PiiSettings,
+    /// This server as an OAuth 2.1 protected resource (MCP authorization):
+    /// metadata, challenges, audience binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<crate::resource::ResourceSettings>,
 }
 
 /// Identity sources.
@@ -61,6 +65,10 @@ pub struct Identity {
     /// Claim naming the caller in decisions and logs.
     #[serde(default = "default_subject_claim")]
     pub subject_claim: String,
+    /// Pass the client's `Authorization` (and `verify.header`) on to the
+    /// upstream. Off by default: MCP servers must not pass tokens through.
+    #[serde(default)]
+    pub forward_authorization: bool,
 }
 
 impl Default for Identity {
@@ -69,6 +77,7 @@ impl Default for Identity {
             jwt_authn_metadata: default_metadata_key(),
             verify: None,
             subject_claim: default_subject_claim(),
+            forward_authorization: false,
         }
     }
 }
@@ -412,6 +421,9 @@ impl Bundle {
             if c.claim.is_empty() {
                 issues.add(format!("$.pii.exempt[{j}].claim"), "must not be empty");
             }
+        }
+        for (path, message) in self.resource.iter().flat_map(|r| r.issues()) {
+            issues.add(path, message);
         }
         issues.finish()
     }

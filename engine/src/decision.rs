@@ -36,6 +36,9 @@ pub enum Reason {
     RuleDeny,
     /// No rule allowed the request: deny by default.
     DefaultDeny,
+    /// Denied by default, but an allow rule would have matched had the
+    /// token carried the scopes it requires (RFC 6750 `insufficient_scope`).
+    InsufficientScope,
     /// No verified identity was present on the request.
     MissingToken,
     /// The identity was present but could not be read as claims.
@@ -63,6 +66,7 @@ impl Reason {
             Reason::RuleAllow => "rule_allow",
             Reason::RuleDeny => "rule_deny",
             Reason::DefaultDeny => "default_deny",
+            Reason::InsufficientScope => "insufficient_scope",
             Reason::MissingToken => "missing_token",
             Reason::InvalidToken => "invalid_token",
             Reason::NoPolicy => "no_policy",
@@ -80,7 +84,11 @@ impl Reason {
             Reason::NoPolicy => 503,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest => 400,
-            Reason::RuleAllow | Reason::RuleDeny | Reason::DefaultDeny | Reason::DryRun => 403,
+            Reason::RuleAllow
+            | Reason::RuleDeny
+            | Reason::DefaultDeny
+            | Reason::InsufficientScope
+            | Reason::DryRun => 403,
         }
     }
 }

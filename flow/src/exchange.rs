@@ -34,6 +34,7 @@ use crate::host::{Host, Level, Side};
 use crate::identity::identify;
 use crate::record::AuditRecord;
 use crate::reply;
+use crate::resource;
 
 /// What the proxy should do after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,8 @@ pub struct Exchange {
     /// filter; anything else is dropped).
     reply_body: Vec<u8>,
     scratch: Vec<u8>,
+    /// The `insufficient_scope` challenge of a denial, when it is one.
+    scope_challenge: Option<String>,
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -181,6 +184,7 @@ impl Exchange {
             request_ended: false,
             reply_body: Vec::new(),
             scratch: Vec::new(),
+            scope_challenge: None,
         }
     }
 
@@ -211,7 +215,10 @@ impl Exchange {
         host.count_decision(&decision);
         let denied = decision.effect == Effect::Deny;
         if denied {
-            reply::send_denial(host, &decision, &self.request_id);
+            let resource_duties = self.policy.as_ref().and_then(|a| a.policy.resource());
+            let challenge =
+                resource::challenge(resource_duties, &decision, self.scope_challenge.as_deref());
+            reply::send_denial(host, &decision, &self.request_id, challenge);
             self.request = RequestState::Answered;
         } else {
             self.request = RequestState::Forwarded;
@@ -285,6 +292,13 @@ impl Exchange {
                 .unwrap_or_default()
                 .to_owned(),
         };
+        // Protected-resource metadata needs no token (request line in
+        // normal form only).
+        let (method, path, authority) = (&self.line.method, &self.line.path, &self.line.authority);
+        if resource::answer_metadata(host, &active.policy, method, path, authority) {
+            self.request = RequestState::Answered;
+            return Next::Pause;
+        }
         // Identity first, so a refused request line is logged with who
         // sent it.
         match identify(host, &active) {
@@ -499,7 +513,14 @@ impl Exchange {
             .with_headers(&headers)
             .with_model(model)
             .at(now);
-        let decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
+        let mut decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
+        self.scope_challenge = resource::note_insufficient_scope(
+            policy,
+            &mut decision,
+            &self.claims,
+            &request,
+            &attrs.mcp,
+        );
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);
         if decision.effect == Effect::Allow {
@@ -521,6 +542,7 @@ impl Exchange {
         decision: Decision,
     ) -> Next {
         if decision.effect == Effect::Allow {
+            resource::remove_client_token(host, &active.policy);
             for inj in &active.policy.bundle().inject {
                 if let Some(value) = self.claims.get(&inj.claim).and_then(header_value) {
                     host.set_header(Side::Request, &inj.header, &value);

@@ -22,6 +22,7 @@ pub mod identity;
 pub mod memory;
 pub mod record;
 pub mod reply;
+pub mod resource;
 
 pub use active::ActivePolicy;
 pub use exchange::{Exchange, Next};

@@ -1,0 +1,615 @@
+//! Resource-server duties (MCP authorization, OAuth 2.1): the bundle's
+//! `resource` section, RFC 9728 Protected Resource Metadata, RFC 6750
+//! challenges and RFC 8707 audience binding.
+//!
+//! Everything a request needs is built once when the policy compiles: the
+//! metadata document, its well-known paths and every `WWW-Authenticate`
+//! value, so the request path only compares and copies.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{ClaimTest, Rule, RuleEffect};
+use crate::claims::Claims;
+use crate::decision::push_json_string;
+use crate::policy::CompiledRule;
+
+/// RFC 9728 §3: the well-known path the metadata is served under.
+pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
+/// Claims that carry OAuth scopes: `scope` (RFC 8693 §4.2, a
+/// space-separated string) and `scp` (an array, common in practice).
+pub const SCOPE_CLAIMS: &[&str] = &["scope", "scp"];
+
+/// The `resource` section of a bundle: this MCP server as an OAuth 2.1
+/// protected resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSettings {
+    /// Canonical URI of this MCP server (`https://mcp.example.com/mcp`):
+    /// absolute, no fragment, no query; `http` only for loopback hosts.
+    pub resource: String,
+    /// Issuer URLs of the authorization servers clients get tokens from.
+    pub authorization_servers: Vec<String>,
+    /// Scopes clients may request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    /// Human-readable name of the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// URL of documentation for developers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_documentation: Option<String>,
+    /// How tokens are presented; only `header` (the filter reads no other).
+    #[serde(default = "default_bearer_methods")]
+    pub bearer_methods_supported: Vec<String>,
+    /// Audiences a token must name (one of); defaults to `[resource]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+}
+
+fn default_bearer_methods() -> Vec<String> {
+    vec!["header".into()]
+}
+
+/// An absolute URI split as far as the checks need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Uri<'a> {
+    /// `https` or `http`, as written (lower case).
+    scheme: &'a str,
+    /// Host and optional port.
+    authority: &'a str,
+    /// Path, empty or starting with `/`.
+    path: &'a str,
+}
+
+/// Characters allowed in a URI here: unreserved, sub-delims other than
+/// quote-like ones, `:`, `@`, `/`. No `%` (what the filter compares must
+/// be what the client sends), no `"` or `\` (the URI goes into quoted
+/// header parameters).
+fn uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+                | b'['
+                | b']'
+        )
+}
+
+/// Loopback host names for which plain `http` is accepted (local
+/// development only; tokens must never travel over cleartext elsewhere).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host == "[::1]"
+        || host.strip_prefix("127.").is_some_and(|rest| {
+            rest.split('.').count() == 3 && rest.split('.').all(|o| o.parse::<u8>().is_ok())
+        })
+}
+
+/// Splits `host[:port]`; the port must be digits.
+fn host_of(authority: &str) -> Result<&str, &'static str> {
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']').ok_or("has an unclosed IPv6 literal")?;
+        let (host, rest) = authority
+            .split_at_checked(end.saturating_add(1))
+            .ok_or("has a malformed host")?;
+        match rest {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(rest.strip_prefix(':').ok_or("has a malformed port")?),
+            ),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    if let Some(digits) = port {
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("has a malformed port");
+        }
+    }
+    let bracketed = host.starts_with('[');
+    if host.get(1..).unwrap_or("").contains('[') || (!bracketed && host.contains(']')) {
+        return Err("has a malformed host");
+    }
+    Ok(host)
+}
+
+/// Checks an absolute `https` URI (or `http` on loopback): no fragment,
+/// no query, no user info, no percent-encoding, no dot segments.
+fn parse_uri(text: &str) -> Result<Uri<'_>, &'static str> {
+    if text.contains('#') {
+        return Err("must not have a fragment");
+    }
+    if text.contains('?') {
+        return Err("must not have a query");
+    }
+    if !text.bytes().all(uri_char) {
+        return Err("may only use unreserved characters, sub-delims, `:`, `@` and `/` (no `%`, quotes, spaces)");
+    }
+    let (scheme, rest) = text
+        .split_once("://")
+        .ok_or("must be an absolute URI (`https://host/path`)")?;
+    if scheme != "https" && scheme != "http" {
+        return Err("must use the `https` scheme");
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("")),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err("must not carry user info");
+    }
+    let host = host_of(authority)?;
+    if scheme == "http" && !is_loopback(host) {
+        return Err("must use `https` (`http` is accepted only for loopback hosts)");
+    }
+    let dot_segment = path.split('/').skip(1).any(|s| s == "." || s == "..");
+    if dot_segment || path.contains("//") {
+        return Err("must have a path in normal form (no dot segments or empty segments)");
+    }
+    Ok(Uri {
+        scheme,
+        authority,
+        path,
+    })
+}
+
+/// RFC 6749 §3.3 scope-token: `%x21 / %x23-5B / %x5D-7E`, non-empty.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+impl ResourceSettings {
+    /// Every problem in the section, as (JSON path under `$.resource`,
+    /// message).
+    pub fn issues(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut add = |path: String, message: &str| out.push((path, message.to_owned()));
+        if let Err(e) = parse_uri(&self.resource) {
+            add("$.resource.resource".into(), e);
+        }
+        if self.authorization_servers.is_empty() {
+            add(
+                "$.resource.authorization_servers".into(),
+                "must name at least one authorization server",
+            );
+        }
+        for (i, url) in self.authorization_servers.iter().enumerate() {
+            if let Err(e) = parse_uri(url) {
+                add(format!("$.resource.authorization_servers[{i}]"), e);
+            }
+        }
+        for (i, scope) in self.scopes_supported.iter().enumerate() {
+            if !is_scope_token(scope) {
+                add(
+                    format!("$.resource.scopes_supported[{i}]"),
+                    "must be an OAuth scope token (printable ASCII, no space, `\"` or `\\`)",
+                );
+            } else if self
+                .scopes_supported
+                .get(..i)
+                .is_some_and(|s| s.contains(scope))
+            {
+                add(
+                    format!("$.resource.scopes_supported[{i}]"),
+                    "duplicate scope",
+                );
+            }
+        }
+        if let Some(name) = &self.resource_name {
+            if name.trim().is_empty() || name.chars().any(char::is_control) {
+                add(
+                    "$.resource.resource_name".into(),
+                    "must be non-empty text without control characters",
+                );
+            }
+        }
+        if let Some(url) = &self.resource_documentation {
+            if let Err(e) = parse_uri(url) {
+                add("$.resource.resource_documentation".into(), e);
+            }
+        }
+        if self.bearer_methods_supported.is_empty() {
+            add(
+                "$.resource.bearer_methods_supported".into(),
+                "must not be empty (the filter reads tokens from headers: `header`)",
+            );
+        }
+        for (i, m) in self.bearer_methods_supported.iter().enumerate() {
+            if m != "header" {
+                add(
+                    format!("$.resource.bearer_methods_supported[{i}]"),
+                    "only `header` is supported: the filter reads tokens from request headers only",
+                );
+            }
+        }
+        if let Some(audiences) = &self.audiences {
+            if audiences.is_empty() {
+                add(
+                    "$.resource.audiences".into(),
+                    "must not be empty (leave it out to require the resource URI)",
+                );
+            }
+            for (i, a) in audiences.iter().enumerate() {
+                if a.is_empty() {
+                    add(format!("$.resource.audiences[{i}]"), "must not be empty");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A rule that would allow the request but for its scope conditions:
+/// the same rule without them, and the challenge naming what it needs.
+#[derive(Debug, Clone)]
+struct ScopeRule {
+    /// The allow rule with its scope conditions removed.
+    relaxed: Rule,
+    compiled: CompiledRule,
+    /// `WWW-Authenticate` value for a 403 `insufficient_scope`.
+    challenge: String,
+}
+
+/// The `resource` section compiled: what the filter serves and sends.
+#[derive(Debug, Clone)]
+pub struct ProtectedResource {
+    /// The canonical resource URI.
+    resource: String,
+    /// Audiences a token must name (one of).
+    audiences: Vec<String>,
+    /// `/.well-known/oauth-protected-resource` and, when the resource
+    /// URI has a path, the path-suffixed form.
+    well_known_paths: Vec<String>,
+    /// The metadata document (JSON), built once.
+    document: Vec<u8>,
+    /// `Bearer resource_metadata="…"` (no token sent).
+    challenge_missing: String,
+    /// `Bearer error="invalid_token", resource_metadata="…"`.
+    challenge_invalid: String,
+    /// Allow rules with scope requirements, in bundle order.
+    scope_rules: Vec<ScopeRule>,
+}
+
+/// Whether a condition is a scope requirement the challenge can name.
+fn scope_values(claim: &str, test: &ClaimTest) -> Option<Vec<String>> {
+    if !SCOPE_CLAIMS.contains(&claim) {
+        return None;
+    }
+    match test {
+        ClaimTest::ContainsAny(v) | ClaimTest::ContainsAll(v) => {
+            v.iter().all(|s| is_scope_token(s)).then(|| v.clone())
+        }
+        _ => None,
+    }
+}
+
+fn quoted_param(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    out.push_str(value);
+    out.push('"');
+}
+
+impl ProtectedResource {
+    /// Compiles a validated section against the bundle's rules.
+    pub fn new(settings: &ResourceSettings, rules: &[Rule]) -> Result<Self, String> {
+        let uri = parse_uri(&settings.resource).map_err(|e| format!("resource {e}"))?;
+        let suffix = if uri.path == "/" { "" } else { uri.path };
+        let mut well_known_paths = vec![WELL_KNOWN.to_owned()];
+        if !suffix.is_empty() {
+            well_known_paths.push(format!("{WELL_KNOWN}{suffix}"));
+        }
+        let metadata_url = format!("{}://{}{WELL_KNOWN}{suffix}", uri.scheme, uri.authority);
+        let mut tail = String::new();
+        quoted_param(&mut tail, "resource_metadata", &metadata_url);
+        let challenge_missing = format!("Bearer {tail}");
+        let challenge_invalid = format!("Bearer error=\"invalid_token\", {tail}");
+        let scope_rules = rules
+            .iter()
+            .filter(|r| r.effect == RuleEffect::Allow && !r.dry_run)
+            .filter_map(|rule| {
+                let mut scopes: Vec<String> = Vec::new();
+                for c in &rule.when.claims {
+                    for s in scope_values(&c.claim, &c.test).unwrap_or_default() {
+                        if !scopes.contains(&s) {
+                            scopes.push(s);
+                        }
+                    }
+                }
+                if scopes.is_empty() {
+                    return None;
+                }
+                let mut relaxed = rule.clone();
+                relaxed
+                    .when
+                    .claims
+                    .retain(|c| scope_values(&c.claim, &c.test).is_none());
+                let mut challenge = String::from("Bearer error=\"insufficient_scope\", ");
+                quoted_param(&mut challenge, "scope", &scopes.join(" "));
+                challenge.push_str(", ");
+                challenge.push_str(&tail);
+                Some(ScopeRule {
+                    compiled: CompiledRule::new(&relaxed),
+                    relaxed,
+                    challenge,
+                })
+            })
+            .collect();
+        Ok(Self {
+            resource: settings.resource.clone(),
+            audiences: settings
+                .audiences
+                .clone()
+                .unwrap_or_else(|| vec![settings.resource.clone()]),
+            well_known_paths,
+            document: document(settings).into_bytes(),
+            challenge_missing,
+            challenge_invalid,
+            scope_rules,
+        })
+    }
+
+    /// The canonical resource URI.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// Whether `path` (query removed, already in normal form) is one of
+    /// the metadata's well-known paths.
+    pub fn is_well_known(&self, path: &str) -> bool {
+        self.well_known_paths.iter().any(|p| p == path)
+    }
+
+    /// The well-known paths served.
+    pub fn well_known_paths(&self) -> &[String] {
+        &self.well_known_paths
+    }
+
+    /// The RFC 9728 metadata document.
+    pub fn document(&self) -> &[u8] {
+        &self.document
+    }
+
+    /// The challenge for a 401 without a token (RFC 6750 §3.1: no error
+    /// code when no credentials were sent).
+    pub fn challenge_missing(&self) -> &str {
+        &self.challenge_missing
+    }
+
+    /// The challenge for a 401 with an unusable token.
+    pub fn challenge_invalid(&self) -> &str {
+        &self.challenge_invalid
+    }
+
+    /// RFC 8707: the token's `aud` (a string, or an array of strings)
+    /// names one of the audiences, compared exactly.
+    pub fn audience_holds(&self, claims: &Claims) -> bool {
+        let wanted = |a: &str| self.audiences.iter().any(|w| w == a);
+        match claims.0.get("aud") {
+            Some(serde_json::Value::String(a)) => wanted(a),
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().any(|i| i.as_str().is_some_and(wanted))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether any allow rule has scope requirements.
+    pub fn has_scope_rules(&self) -> bool {
+        !self.scope_rules.is_empty()
+    }
+
+    /// The `insufficient_scope` challenge of the first allow rule that
+    /// matches the request once its scope conditions are set aside.
+    /// Call only for a request denied by default.
+    pub fn scope_challenge(
+        &self,
+        claims: &Claims,
+        request: &crate::request::RequestAttrs<'_>,
+    ) -> Option<&str> {
+        self.scope_rules
+            .iter()
+            .find(|r| {
+                r.compiled
+                    .matches(&r.relaxed, claims, request, &mut crate::policy::no_trace())
+            })
+            .map(|r| r.challenge.as_str())
+    }
+}
+
+/// The RFC 9728 §2 metadata document.
+fn document(s: &ResourceSettings) -> String {
+    let mut out = String::from("{\"resource\":");
+    push_json_string(&mut out, &s.resource);
+    push_list(&mut out, "authorization_servers", &s.authorization_servers);
+    if !s.scopes_supported.is_empty() {
+        push_list(&mut out, "scopes_supported", &s.scopes_supported);
+    }
+    push_list(
+        &mut out,
+        "bearer_methods_supported",
+        &s.bearer_methods_supported,
+    );
+    if let Some(name) = &s.resource_name {
+        out.push_str(",\"resource_name\":");
+        push_json_string(&mut out, name);
+    }
+    if let Some(doc) = &s.resource_documentation {
+        out.push_str(",\"resource_documentation\":");
+        push_json_string(&mut out, doc);
+    }
+    out.push('}');
+    out
+}
+
+fn push_list(out: &mut String, key: &str, items: &[String]) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(out, item);
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(resource: &str) -> ResourceSettings {
+        ResourceSettings {
+            resource: resource.into(),
+            authorization_servers: vec!["https://auth.example.com".into()],
+            scopes_supported: vec!["tools:read".into()],
+            resource_name: None,
+            resource_documentation: None,
+            bearer_methods_supported: default_bearer_methods(),
+            audiences: None,
+        }
+    }
+
+    #[test]
+    fn resource_uris_are_checked() {
+        for good in [
+            "https://mcp.example.com/mcp",
+            "https://mcp.example.com",
+            "https://mcp.example.com:8443/a/b/",
+            "http://localhost:8080/mcp",
+            "http://127.0.0.1/mcp",
+            "http://[::1]:9/mcp",
+        ] {
+            assert!(settings(good).issues().is_empty(), "{good}");
+        }
+        for bad in [
+            "mcp.example.com/mcp",
+            "https://mcp.example.com/mcp#frag",
+            "https://mcp.example.com/mcp?x=1",
+            "http://mcp.example.com/mcp",
+            "http://127.0.0.1.evil.com/mcp",
+            "http://localhost.evil.com/",
+            "ftp://mcp.example.com/",
+            "https://user@mcp.example.com/",
+            "https:///mcp",
+            "https://mcp.example.com:/mcp",
+            "https://mcp.example.com:80a/mcp",
+            "https://mcp.example.com/a/../mcp",
+            "https://mcp.example.com/a//mcp",
+            "https://mcp.example.com/%6dcp",
+            "https://mcp.example.com/m\"cp",
+            "https://mcp.example.com/m cp",
+            "HTTPS://mcp.example.com/mcp",
+        ] {
+            let issues = settings(bad).issues();
+            assert_eq!(issues.len(), 1, "{bad}: {issues:?}");
+            assert_eq!(issues[0].0, "$.resource.resource");
+        }
+    }
+
+    #[test]
+    fn other_fields_are_checked() {
+        let mut s = settings("https://mcp.example.com/mcp");
+        s.authorization_servers = vec![];
+        s.scopes_supported = vec!["a b".into(), "x".into(), "x".into()];
+        s.bearer_methods_supported = vec!["query".into()];
+        s.audiences = Some(vec![String::new()]);
+        s.resource_documentation = Some("http://docs.example.com".into());
+        let paths: Vec<String> = s.issues().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            [
+                "$.resource.authorization_servers",
+                "$.resource.scopes_supported[0]",
+                "$.resource.scopes_supported[2]",
+                "$.resource.resource_documentation",
+                "$.resource.bearer_methods_supported[0]",
+                "$.resource.audiences[0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn metadata_and_challenges_come_from_the_resource_uri() {
+        let pr = ProtectedResource::new(&settings("https://mcp.example.com/mcp"), &[]).unwrap();
+        assert!(pr.is_well_known("/.well-known/oauth-protected-resource"));
+        assert!(pr.is_well_known("/.well-known/oauth-protected-resource/mcp"));
+        assert!(!pr.is_well_known("/.well-known/oauth-protected-resource/mcp/"));
+        assert!(!pr.is_well_known("/.well-known/oauth-protected-resource/other"));
+        assert_eq!(
+            pr.challenge_missing(),
+            "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+        );
+        assert_eq!(
+            pr.challenge_invalid(),
+            "Bearer error=\"invalid_token\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+        );
+        let doc: serde_json::Value = serde_json::from_slice(pr.document()).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "resource": "https://mcp.example.com/mcp",
+                "authorization_servers": ["https://auth.example.com"],
+                "scopes_supported": ["tools:read"],
+                "bearer_methods_supported": ["header"],
+            })
+        );
+        let root = ProtectedResource::new(&settings("https://mcp.example.com/"), &[]).unwrap();
+        assert_eq!(
+            root.well_known_paths(),
+            ["/.well-known/oauth-protected-resource"]
+        );
+        assert!(root
+            .challenge_missing()
+            .ends_with("example.com/.well-known/oauth-protected-resource\""));
+    }
+
+    #[test]
+    fn audience_is_compared_exactly() {
+        let pr = ProtectedResource::new(&settings("https://mcp.example.com/mcp"), &[]).unwrap();
+        let holds = |aud: serde_json::Value| {
+            let mut map = serde_json::Map::new();
+            if !aud.is_null() {
+                map.insert("aud".into(), aud);
+            }
+            pr.audience_holds(&Claims::new(map))
+        };
+        assert!(holds(serde_json::json!("https://mcp.example.com/mcp")));
+        assert!(holds(serde_json::json!([
+            "x",
+            "https://mcp.example.com/mcp"
+        ])));
+        assert!(!holds(serde_json::json!("https://mcp.example.com/mcp/")));
+        assert!(!holds(serde_json::json!("https://MCP.example.com/mcp")));
+        assert!(!holds(serde_json::json!("https://other.example.com/mcp")));
+        assert!(!holds(serde_json::json!(["https://other.example.com/mcp"])));
+        assert!(!holds(serde_json::json!([["https://mcp.example.com/mcp"]])));
+        assert!(!holds(serde_json::Value::Null));
+    }
+}
