@@ -4,7 +4,7 @@
 //! upstream. The documents and challenges were built when the policy
 //! compiled ([`ProtectedResource`]); nothing here formats per request.
 
-use mcp_guard_engine::resource::ProtectedResource;
+use mcp_guard_engine::resource::{ProtectedResource, WELL_KNOWN};
 use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Policy, Reason, RequestAttrs};
 
 use crate::edges::check_request_line;
@@ -25,6 +25,12 @@ pub fn answer_metadata(
     let Some(resource) = policy.resource() else {
         return false;
     };
+    // The checks below never rewrite a path, so only a path spelled with
+    // the well-known prefix can be one; every other request pays only
+    // this comparison.
+    if !path.starts_with(WELL_KNOWN) {
+        return false;
+    }
     let Ok(checked) = check_request_line(path, authority) else {
         return false;
     };

@@ -459,3 +459,65 @@ fn without_a_resource_section_nothing_changes() {
     run(&b, &mut h, Some(list()));
     assert_eq!(body(only_reply(&h))["reason"], "default_deny");
 }
+
+/// In-filter verification (no `jwt_authn`): the same audience binding,
+/// and the token header goes the way of `authorization`.
+mod in_filter_verification {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ed25519_dalek::{Signer as _, SigningKey};
+
+    use super::*;
+
+    const ISS: &str = "https://idp.example.com";
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[9; 32])
+    }
+
+    fn token(claims: Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(json!({"alg": "EdDSA", "typ": "JWT"}).to_string());
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let signed = format!("{header}.{payload}");
+        let sig = URL_SAFE_NO_PAD.encode(key().sign(signed.as_bytes()).to_bytes());
+        format!("{signed}.{sig}")
+    }
+
+    fn verifying_bundle() -> Value {
+        let x = URL_SAFE_NO_PAD.encode(key().verifying_key().as_bytes());
+        let mut b = bundle();
+        b["identity"]["verify"] = json!({"header": "x-agent-token", "prefix": "",
+            "issuers": [{"iss": ISS, "audiences": [RESOURCE, "other-aud"], "algorithms": ["EdDSA"],
+                         "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]}}]});
+        b
+    }
+
+    fn agent(aud: &str) -> MemoryHost {
+        let t = token(json!({"iss": ISS, "sub": "agent", "aud": aud, "exp": NOW_MS / 1000 + 600}));
+        let mut h = host("GET", "/plain/x", "mcp.example.com", None);
+        h.request.headers.push(("x-agent-token".into(), t));
+        h
+    }
+
+    #[test]
+    fn the_audience_binds_and_every_credential_header_is_removed() {
+        let b = verifying_bundle();
+        let mut h = agent(RESOURCE);
+        assert!(run(&b, &mut h, None).forwarded(), "{:?}", h.replies);
+        for name in ["authorization", "x-agent-token"] {
+            assert!(h.request.headers.iter().all(|(k, _)| k != name), "{name}");
+        }
+        // Accepted by the issuer's audiences, but not meant for this server.
+        let mut h = agent("other-aud");
+        assert!(!run(&b, &mut h, None).forwarded());
+        let reply = only_reply(&h);
+        assert_eq!(reply.status, 401);
+        assert_eq!(body(reply)["detail"], "audience");
+        assert_eq!(
+            header(reply, "www-authenticate").map(str::to_owned),
+            Some(format!(
+                "Bearer error=\"invalid_token\", resource_metadata=\"{METADATA_URL}\""
+            ))
+        );
+    }
+}
