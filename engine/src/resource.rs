@@ -94,7 +94,7 @@ fn uri_char(b: u8) -> bool {
 /// Loopback host names for which plain `http` is accepted (local
 /// development only; tokens must never travel over cleartext elsewhere).
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
+    host == "localhost"
         || host == "[::1]"
         || host.strip_prefix("127.").is_some_and(|rest| {
             rest.split('.').count() == 3 && rest.split('.').all(|o| o.parse::<u8>().is_ok())
@@ -526,6 +526,10 @@ mod tests {
             "https://mcp.example.com/m\"cp",
             "https://mcp.example.com/m cp",
             "HTTPS://mcp.example.com/mcp",
+            "http://LOCALHOST/mcp",
+            "http://127.0.0.256/mcp",
+            "http://[::1/mcp",
+            "https://[::1]x/mcp",
         ] {
             let issues = settings(bad).issues();
             assert_eq!(issues.len(), 1, "{bad}: {issues:?}");
