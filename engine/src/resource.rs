@@ -616,4 +616,44 @@ mod tests {
         assert!(!holds(serde_json::json!([["https://mcp.example.com/mcp"]])));
         assert!(!holds(serde_json::Value::Null));
     }
+
+    #[test]
+    fn only_enforced_allow_rules_with_scope_lists_give_a_scope_challenge() {
+        let rules: Vec<Rule> = serde_json::from_value(serde_json::json!([
+            {"id": "dry", "effect": "allow", "dry_run": true,
+             "when": {"path": {"exact": "/a"}, "claims": [{"claim": "scope", "contains_any": ["dry"]}]}},
+            {"id": "deny", "effect": "deny",
+             "when": {"path": {"exact": "/a"}, "claims": [{"claim": "scope", "contains_any": ["deny"]}]}},
+            {"id": "equals", "effect": "allow",
+             "when": {"path": {"exact": "/a"}, "claims": [{"claim": "scope", "equals": "eq"}]}},
+            {"id": "quote", "effect": "allow",
+             "when": {"path": {"exact": "/a"}, "claims": [{"claim": "scope", "contains_any": ["a\"b"]}]}},
+            {"id": "roles", "effect": "allow",
+             "when": {"path": {"exact": "/b"}, "claims": [
+                 {"claim": "roles", "contains_any": ["admin"]},
+                 {"claim": "scp", "contains_all": ["x", "y", "x"]}]}}
+        ]))
+        .unwrap();
+        let pr = ProtectedResource::new(&settings("https://mcp.example.com/mcp"), &rules).unwrap();
+        let claims = |c: serde_json::Value| Claims::new(c.as_object().unwrap().clone());
+        let on = |path| crate::request::RequestAttrs::new("GET", path, "h");
+        assert_eq!(
+            pr.scope_challenge(&claims(serde_json::json!({})), &on("/a")),
+            None
+        );
+        // The other conditions of the rule still have to hold.
+        assert_eq!(
+            pr.scope_challenge(&claims(serde_json::json!({"roles": ["user"]})), &on("/b")),
+            None
+        );
+        let challenge = pr
+            .scope_challenge(&claims(serde_json::json!({"roles": ["admin"]})), &on("/b"))
+            .unwrap();
+        assert!(
+            challenge.starts_with(
+                "Bearer error=\"insufficient_scope\", scope=\"x y\", resource_metadata="
+            ),
+            "{challenge}"
+        );
+    }
 }
