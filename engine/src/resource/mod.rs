@@ -6,12 +6,16 @@
 //! metadata document, its well-known paths and every `WWW-Authenticate`
 //! value, so the request path only compares and copies.
 
-use serde::{Deserialize, Serialize};
+mod settings;
+mod uri;
+
+pub use settings::{is_scope_token, ResourceSettings};
 
 use crate::bundle::{ClaimTest, Rule, RuleEffect};
 use crate::claims::Claims;
 use crate::decision::push_json_string;
 use crate::policy::CompiledRule;
+use uri::parse_uri;
 
 /// RFC 9728 §3: the well-known path the metadata is served under.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -19,250 +23,6 @@ pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// Claims that carry OAuth scopes: `scope` (RFC 8693 §4.2, a
 /// space-separated string) and `scp` (an array, common in practice).
 pub const SCOPE_CLAIMS: &[&str] = &["scope", "scp"];
-
-/// The `resource` section of a bundle: this MCP server as an OAuth 2.1
-/// protected resource.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceSettings {
-    /// Canonical URI of this MCP server (`https://mcp.example.com/mcp`):
-    /// absolute, no fragment, no query; `http` only for loopback hosts.
-    pub resource: String,
-    /// Issuer URLs of the authorization servers clients get tokens from.
-    pub authorization_servers: Vec<String>,
-    /// Scopes clients may request.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scopes_supported: Vec<String>,
-    /// Human-readable name of the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_name: Option<String>,
-    /// URL of documentation for developers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_documentation: Option<String>,
-    /// How tokens are presented; only `header` (the filter reads no other).
-    #[serde(default = "default_bearer_methods")]
-    pub bearer_methods_supported: Vec<String>,
-    /// Audiences a token must name (one of); defaults to `[resource]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audiences: Option<Vec<String>>,
-}
-
-fn default_bearer_methods() -> Vec<String> {
-    vec!["header".into()]
-}
-
-/// An absolute URI split as far as the checks need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Uri<'a> {
-    /// `https` or `http`, as written (lower case).
-    scheme: &'a str,
-    /// Host and optional port.
-    authority: &'a str,
-    /// Path, empty or starting with `/`.
-    path: &'a str,
-}
-
-/// Characters allowed in a URI here: unreserved, sub-delims other than
-/// quote-like ones, `:`, `@`, `/`. No `%` (what the filter compares must
-/// be what the client sends), no `"` or `\` (the URI goes into quoted
-/// header parameters).
-fn uri_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-                | b'/'
-                | b'['
-                | b']'
-        )
-}
-
-/// Loopback host names for which plain `http` is accepted (local
-/// development only; tokens must never travel over cleartext elsewhere).
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "[::1]"
-        || host.strip_prefix("127.").is_some_and(|rest| {
-            rest.split('.').count() == 3 && rest.split('.').all(|o| o.parse::<u8>().is_ok())
-        })
-}
-
-/// Splits `host[:port]`; the port must be digits.
-fn host_of(authority: &str) -> Result<&str, &'static str> {
-    let (host, port) = if authority.starts_with('[') {
-        let end = authority.find(']').ok_or("has an unclosed IPv6 literal")?;
-        let (host, rest) = authority
-            .split_at_checked(end.saturating_add(1))
-            .ok_or("has a malformed host")?;
-        match rest {
-            "" => (host, None),
-            _ => (
-                host,
-                Some(rest.strip_prefix(':').ok_or("has a malformed port")?),
-            ),
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("has no host");
-    }
-    if let Some(digits) = port {
-        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("has a malformed port");
-        }
-    }
-    let bracketed = host.starts_with('[');
-    if host.get(1..).unwrap_or("").contains('[') || (!bracketed && host.contains(']')) {
-        return Err("has a malformed host");
-    }
-    Ok(host)
-}
-
-/// Checks an absolute `https` URI (or `http` on loopback): no fragment,
-/// no query, no user info, no percent-encoding, no dot segments.
-fn parse_uri(text: &str) -> Result<Uri<'_>, &'static str> {
-    if text.contains('#') {
-        return Err("must not have a fragment");
-    }
-    if text.contains('?') {
-        return Err("must not have a query");
-    }
-    if !text.bytes().all(uri_char) {
-        return Err("may only use unreserved characters, sub-delims, `:`, `@` and `/` (no `%`, quotes, spaces)");
-    }
-    let (scheme, rest) = text
-        .split_once("://")
-        .ok_or("must be an absolute URI (`https://host/path`)")?;
-    if scheme != "https" && scheme != "http" {
-        return Err("must use the `https` scheme");
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("")),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
-        return Err("must not carry user info");
-    }
-    let host = host_of(authority)?;
-    if scheme == "http" && !is_loopback(host) {
-        return Err("must use `https` (`http` is accepted only for loopback hosts)");
-    }
-    let dot_segment = path.split('/').skip(1).any(|s| s == "." || s == "..");
-    if dot_segment || path.contains("//") {
-        return Err("must have a path in normal form (no dot segments or empty segments)");
-    }
-    Ok(Uri {
-        scheme,
-        authority,
-        path,
-    })
-}
-
-/// RFC 6749 §3.3 scope-token: `%x21 / %x23-5B / %x5D-7E`, non-empty.
-pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-}
-
-impl ResourceSettings {
-    /// Every problem in the section, as (JSON path under `$.resource`,
-    /// message).
-    pub fn issues(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut add = |path: String, message: &str| out.push((path, message.to_owned()));
-        if let Err(e) = parse_uri(&self.resource) {
-            add("$.resource.resource".into(), e);
-        }
-        if self.authorization_servers.is_empty() {
-            add(
-                "$.resource.authorization_servers".into(),
-                "must name at least one authorization server",
-            );
-        }
-        for (i, url) in self.authorization_servers.iter().enumerate() {
-            if let Err(e) = parse_uri(url) {
-                add(format!("$.resource.authorization_servers[{i}]"), e);
-            }
-        }
-        for (i, scope) in self.scopes_supported.iter().enumerate() {
-            if !is_scope_token(scope) {
-                add(
-                    format!("$.resource.scopes_supported[{i}]"),
-                    "must be an OAuth scope token (printable ASCII, no space, `\"` or `\\`)",
-                );
-            } else if self
-                .scopes_supported
-                .get(..i)
-                .is_some_and(|s| s.contains(scope))
-            {
-                add(
-                    format!("$.resource.scopes_supported[{i}]"),
-                    "duplicate scope",
-                );
-            }
-        }
-        if let Some(name) = &self.resource_name {
-            if name.trim().is_empty() || name.chars().any(char::is_control) {
-                add(
-                    "$.resource.resource_name".into(),
-                    "must be non-empty text without control characters",
-                );
-            }
-        }
-        if let Some(url) = &self.resource_documentation {
-            if let Err(e) = parse_uri(url) {
-                add("$.resource.resource_documentation".into(), e);
-            }
-        }
-        if self.bearer_methods_supported.is_empty() {
-            add(
-                "$.resource.bearer_methods_supported".into(),
-                "must not be empty (the filter reads tokens from headers: `header`)",
-            );
-        }
-        for (i, m) in self.bearer_methods_supported.iter().enumerate() {
-            if m != "header" {
-                add(
-                    format!("$.resource.bearer_methods_supported[{i}]"),
-                    "only `header` is supported: the filter reads tokens from request headers only",
-                );
-            }
-        }
-        if let Some(audiences) = &self.audiences {
-            if audiences.is_empty() {
-                add(
-                    "$.resource.audiences".into(),
-                    "must not be empty (leave it out to require the resource URI)",
-                );
-            }
-            for (i, a) in audiences.iter().enumerate() {
-                if a.is_empty() {
-                    add(format!("$.resource.audiences[{i}]"), "must not be empty");
-                }
-            }
-        }
-        out
-    }
-}
 
 /// A rule that would allow the request but for its scope conditions:
 /// the same rule without them, and the challenge naming what it needs.
@@ -482,6 +242,7 @@ fn push_list(out: &mut String, key: &str, items: &[String]) {
 
 #[cfg(test)]
 mod tests {
+    use super::settings::default_bearer_methods;
     use super::*;
 
     fn settings(resource: &str) -> ResourceSettings {
