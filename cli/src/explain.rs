@@ -365,6 +365,23 @@ pub fn evaluate(
             ));
             flow
         }
+        // Resource-server duties (the bundle's `resource` section).
+        Some(flow) if flow.reason == Reason::InsufficientScope => {
+            notes.push(
+                "no rule allows this request, but an allow rule would with the scopes it \
+                 requires: the filter answers 403 insufficient_scope naming them"
+                    .into(),
+            );
+            flow
+        }
+        Some(flow) if flow.reason == Reason::InvalidToken && flow.detail == Some("audience") => {
+            notes.push(
+                "the token's aud does not name this server (resource.resource or \
+                 resource.audiences): the filter answers 401 invalid_token (audience)"
+                    .into(),
+            );
+            flow
+        }
         _ => decision,
     };
     Ok(Report {

@@ -6,8 +6,9 @@
 //! (non-empty names, upper-case methods, header-name syntax, bounds).
 //! Checks across fields remain engine-only: duplicate rule ids, whether an
 //! `equals_path` names a capture of the rule's template, duplicate template
-//! captures, `hours` with `from == to`, duplicate object keys, and integers
-//! beyond `u64` or written as `1.0`. Use `mcp-guard validate` for the
+//! captures, `hours` with `from == to`, duplicate object keys, integers
+//! beyond `u64` or written as `1.0`, and the finer URL checks of the
+//! `resource` section (dot segments, ports, hosts). Use `mcp-guard validate` for the
 //! authoritative verdict.
 
 /// The JSON Schema (draft 2020-12) of bundle format v1.

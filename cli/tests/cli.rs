@@ -474,3 +474,39 @@ fn explain_refuses_paths_not_in_normal_form_like_the_filter() {
     let notes = report["notes"].to_string();
     assert!(notes.contains("before the rules"), "{notes}");
 }
+
+#[test]
+fn explain_names_resource_server_refusals() {
+    let bundle = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/mcp-resource.json");
+    let explain_with = |claims: Value| {
+        let token = token(&claims);
+        run(&[
+            "explain",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--token",
+            &token,
+            "--request",
+            "explain/req-mcp-list.json",
+        ])
+    };
+    let aud = "https://mcp.example.com/mcp";
+    let out = explain_with(json!({"sub": "a", "aud": aud, "scope": "mcp:toolsx"}));
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().next(),
+        Some("DENY (insufficient_scope)"),
+        "{text}"
+    );
+    let out = explain_with(json!({"sub": "a", "aud": "someone-else", "scope": "mcp:tools"}));
+    assert_eq!(code(&out), 3);
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().next(),
+        Some("DENY (invalid_token: audience)"),
+        "{text}"
+    );
+    let out = explain_with(json!({"sub": "a", "aud": aud, "scope": "mcp:tools"}));
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}

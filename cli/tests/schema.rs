@@ -90,6 +90,7 @@ fn engine_only_checks_are_exactly_the_documented_ones() {
             "duplicate-capture",
             "duplicate-rule-id",
             "hours-equal",
+            "resource-dot-segment",
             "unknown-capture",
             "version-float"
         ]

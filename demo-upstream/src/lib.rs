@@ -21,7 +21,8 @@
 //!
 //! Every response carries [`DEMO_UPSTREAM_HEADER`]`: 1` and
 //! [`SEEN_HEADERS_HEADER`], the names of the `x-mcp-*` request headers that
-//! arrived.
+//! arrived, and [`SEEN_AUTHORIZATION_HEADER`] (`1` when an `authorization`
+//! header arrived).
 
 mod body;
 mod catalog;
@@ -39,7 +40,9 @@ pub use content::{
     CHAT_REPLY, CHAT_STREAM_FRAGMENTS, DELETE_CUSTOMER_TEXT, DEMO_CARD, DEMO_CUSTOMER_PHONE,
     DEMO_EMAIL, DEMO_IBAN, DEMO_PHONE, SEARCH_CUSTOMERS_TEXT, SERVER_NAME, WEATHER_TEXT,
 };
-pub use router::{DEMO_UPSTREAM_HEADER, IDENTITY_HEADER_PREFIX, SEEN_HEADERS_HEADER};
+pub use router::{
+    DEMO_UPSTREAM_HEADER, IDENTITY_HEADER_PREFIX, SEEN_AUTHORIZATION_HEADER, SEEN_HEADERS_HEADER,
+};
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then waits
 /// (up to ten seconds) for requests in flight to finish.

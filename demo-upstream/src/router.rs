@@ -18,15 +18,25 @@ pub const DEMO_UPSTREAM_HEADER: &str = "x-demo-upstream";
 /// this server; empty when there were none.
 pub const SEEN_HEADERS_HEADER: &str = "x-seen-headers";
 
+/// Header set to `1` on every response whose request carried an
+/// `authorization` header (the filter must not pass the client's token
+/// through), `0` otherwise.
+pub const SEEN_AUTHORIZATION_HEADER: &str = "x-seen-authorization";
+
 /// Prefix of the identity headers the filter may add or must strip.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-mcp-";
 
 /// Handles one request; never fails, errors become HTTP responses.
 pub(crate) async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let seen = seen_identity_headers(request.headers());
+    let authorization = request.headers().contains_key("authorization");
     let mut response = route(request).await;
     let headers = response.headers_mut();
     headers.insert(DEMO_UPSTREAM_HEADER, HeaderValue::from_static("1"));
+    headers.insert(
+        SEEN_AUTHORIZATION_HEADER,
+        HeaderValue::from_static(if authorization { "1" } else { "0" }),
+    );
     // Header names are tokens, so the joined list is always a valid value.
     if let Ok(value) = HeaderValue::from_str(&seen) {
         headers.insert(SEEN_HEADERS_HEADER, value);

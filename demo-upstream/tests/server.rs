@@ -52,8 +52,10 @@ async fn reports_which_identity_headers_arrived() {
         reply.header("x-seen-headers"),
         Some("x-mcp-decision,x-mcp-subject")
     );
+    assert_eq!(reply.header("x-seen-authorization"), Some("1"));
     let reply = post_json(server.addr, "/mcp", "{}").await;
     assert_eq!(reply.header("x-seen-headers"), Some(""));
+    assert_eq!(reply.header("x-seen-authorization"), Some("0"));
 }
 
 #[tokio::test]

@@ -52,6 +52,10 @@ pub struct Bundle {
     /// their calls denied (see [`crate::pins`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_pins: Option<crate::pins::SharedPins>,
+    /// This server as an OAuth 2.1 protected resource (MCP authorization):
+    /// metadata, challenges, audience binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<crate::resource::ResourceSettings>,
 }
 
 /// Identity sources.
@@ -73,6 +77,10 @@ pub struct Identity {
     /// carry no token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workloads: Option<crate::peer::WorkloadIdentity>,
+    /// Pass the client's `Authorization` (and `verify.header`) on to the
+    /// upstream. Off by default: MCP servers must not pass tokens through.
+    #[serde(default)]
+    pub forward_authorization: bool,
 }
 
 impl Default for Identity {
@@ -82,6 +90,7 @@ impl Default for Identity {
             verify: None,
             subject_claim: default_subject_claim(),
             workloads: None,
+            forward_authorization: false,
         }
     }
 }
@@ -440,6 +449,9 @@ impl Bundle {
             for (at, message) in tx.problems() {
                 issues.add(format!("$.token_exchange.{at}"), message);
             }
+        }
+        for (path, message) in self.resource.iter().flat_map(|r| r.issues()) {
+            issues.add(path, message);
         }
         issues.finish()
     }

@@ -36,6 +36,9 @@ pub enum Reason {
     RuleDeny,
     /// No rule allowed the request: deny by default.
     DefaultDeny,
+    /// Denied by default, but an allow rule would have matched had the
+    /// token carried the scopes it requires (RFC 6750 `insufficient_scope`).
+    InsufficientScope,
     /// No verified identity was present on the request.
     MissingToken,
     /// The identity was present but could not be read as claims.
@@ -75,6 +78,7 @@ impl Reason {
             Reason::RuleAllow => "rule_allow",
             Reason::RuleDeny => "rule_deny",
             Reason::DefaultDeny => "default_deny",
+            Reason::InsufficientScope => "insufficient_scope",
             Reason::MissingToken => "missing_token",
             Reason::InvalidToken => "invalid_token",
             Reason::NoPolicy => "no_policy",
@@ -99,6 +103,7 @@ impl Reason {
             | Reason::RuleDeny
             | Reason::DefaultDeny
             | Reason::DryRun
+            | Reason::InsufficientScope
             | Reason::ToolPinMismatch => 403,
         }
     }

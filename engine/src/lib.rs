@@ -21,6 +21,7 @@ pub mod policy;
 pub mod report;
 pub mod request;
 pub mod request_line;
+pub mod resource;
 pub mod signing;
 mod sse_frame;
 pub mod strict_json;

@@ -42,6 +42,7 @@ use crate::peer::{workload_caller, Peer};
 use crate::pins;
 use crate::record::AuditRecord;
 use crate::reply;
+use crate::resource;
 use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
 
 mod verify;
@@ -165,6 +166,8 @@ pub struct Exchange {
     pending: Option<Pending>,
     /// The allow decision carried out once the exchange answers.
     pending_decision: Option<Decision>,
+    /// The `insufficient_scope` challenge of a denial, when it is one.
+    scope_challenge: Option<String>,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -228,6 +231,7 @@ impl Exchange {
             authorization: Vec::new(),
             pending: None,
             pending_decision: None,
+            scope_challenge: None,
         }
     }
 
@@ -275,7 +279,10 @@ impl Exchange {
             mcp_headers::send_mismatch(host, &decision, id, &self.request_id);
             self.request = RequestState::Answered;
         } else if denied {
-            reply::send_denial(host, &decision, &self.request_id);
+            let resource_duties = self.policy.as_ref().and_then(|a| a.policy.resource());
+            let challenge =
+                resource::challenge(resource_duties, &decision, self.scope_challenge.as_deref());
+            reply::send_denial(host, &decision, &self.request_id, challenge);
             self.request = RequestState::Answered;
         } else {
             self.request = RequestState::Forwarded;
@@ -359,6 +366,13 @@ impl Exchange {
                 .unwrap_or_default()
                 .to_owned(),
         };
+        // Protected-resource metadata needs no token (request line in
+        // normal form only).
+        let (method, path, authority) = (&self.line.method, &self.line.path, &self.line.authority);
+        if resource::answer_metadata(host, &active.policy, method, path, authority) {
+            self.request = RequestState::Answered;
+            return Next::Pause;
+        }
         // Identity first, so a refused request line is logged with who
         // sent it.
         if active.policy.needs_peer() {
@@ -644,6 +658,13 @@ impl Exchange {
             .with_peer(self.peer.as_ref(), self.workload_only)
             .at(now);
         let mut decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
+        self.scope_challenge = resource::note_insufficient_scope(
+            policy,
+            &mut decision,
+            &self.claims,
+            &request,
+            &attrs.mcp,
+        );
         if decision.effect == Effect::Allow {
             if let Some((tool, verdict)) = pins::refused_call(host, policy, &attrs.mcp) {
                 host.count_tool_pin_mismatch();
@@ -708,6 +729,9 @@ impl Exchange {
     /// An allowed request's headers: injected claims in, and
     /// `accept-encoding` out when its answer must be read.
     fn admit(&mut self, host: &mut impl Host, active: &ActivePolicy) {
+        // No token passthrough: the client's token never reaches the
+        // upstream (a token exchange may set a new one after this).
+        resource::remove_client_token(host, &active.policy);
         for inj in &active.policy.bundle().inject {
             if let Some(value) = self.claims.get(&inj.claim).and_then(header_value) {
                 host.set_header(Side::Request, &inj.header, &value);

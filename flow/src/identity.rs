@@ -29,8 +29,16 @@ fn read_claims(host: &mut impl Host, metadata_key: &str) -> Result<Claims, Reaso
     }
 }
 
-/// The caller's claims, or the denial that says why there are none.
+/// The caller's claims, or the denial that says why there are none; under
+/// a `resource` section the token must also be meant for this server.
 pub fn identify(host: &mut impl Host, active: &ActivePolicy) -> Result<Claims, Decision> {
+    let claims = identify_caller(host, active)?;
+    crate::resource::check_audience(&active.policy, &claims)?;
+    Ok(claims)
+}
+
+/// The claims from either source, before any audience binding.
+fn identify_caller(host: &mut impl Host, active: &ActivePolicy) -> Result<Claims, Decision> {
     let bundle = active.policy.bundle();
     match read_claims(host, &bundle.identity.jwt_authn_metadata) {
         Ok(claims) => return Ok(claims),

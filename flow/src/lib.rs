@@ -25,6 +25,7 @@ pub mod peer;
 pub mod pins;
 pub mod record;
 pub mod reply;
+pub mod resource;
 pub mod token_exchange;
 
 pub use active::ActivePolicy;

@@ -40,8 +40,15 @@ pub fn denial_body(decision: &Decision, request_id: &str) -> String {
     body
 }
 
-/// Answers the request locally according to a deny decision.
-pub fn send_denial(host: &mut impl Host, decision: &Decision, request_id: &str) {
+/// Answers the request locally according to a deny decision;
+/// `challenge` replaces the default `WWW-Authenticate` (resource-server
+/// duties).
+pub fn send_denial(
+    host: &mut impl Host,
+    decision: &Decision,
+    request_id: &str,
+    challenge: Option<&str>,
+) {
     let status = decision.reason.deny_status();
     let body = denial_body(decision, request_id);
     let details = format!("mcp_{}", decision.reason.as_str());
@@ -49,14 +56,17 @@ pub fn send_denial(host: &mut impl Host, decision: &Decision, request_id: &str) 
         ("content-type", "application/json"),
         ("cache-control", "no-store"),
     ];
-    match decision.reason {
+    match (challenge, decision.reason) {
+        (Some(challenge), _) => headers.push(("www-authenticate", challenge)),
         // RFC 6750: no error code when no credentials were sent.
-        Reason::MissingToken => headers.push(("www-authenticate", "Bearer realm=\"mcp-guard\"")),
-        Reason::InvalidToken => headers.push((
+        (None, Reason::MissingToken) => {
+            headers.push(("www-authenticate", "Bearer realm=\"mcp-guard\""))
+        }
+        (None, Reason::InvalidToken) => headers.push((
             "www-authenticate",
             "Bearer realm=\"mcp-guard\", error=\"invalid_token\"",
         )),
-        Reason::NoPolicy => headers.push(("retry-after", "1")),
+        (None, Reason::NoPolicy) => headers.push(("retry-after", "1")),
         _ => {}
     }
     if !host.send_reply(status, &details, &headers, body.as_bytes()) {

@@ -380,7 +380,8 @@ fn answers_after_a_reset_or_for_another_call_are_ignored() {
     // An answer with the wrong id changes nothing.
     x.on_callout_answer(&mut h, 99, &issued("up-x", 300));
     assert_eq!((h.resumed, h.replies.len()), (0, 0));
-    assert_eq!(authorization(&h), ["Bearer user-token-1"]);
+    // The caller's token was removed when the request was allowed.
+    assert!(authorization(&h).is_empty());
     // The stream is reset while the exchange is pending.
     x.on_stream_done();
     x.on_callout_answer(&mut h, 1, &issued("up-1", 300));

@@ -28,6 +28,7 @@ use crate::mcp::BodyError;
 use crate::mcp::{read_body, BodyAttrs, McpCall, TargetKind};
 use crate::pii::Scanner;
 use crate::request::RequestAttrs;
+use crate::resource::ProtectedResource;
 use eval::Tracer;
 use index::{ClaimSlots, KindSet, RequestKeys, RuleIndex};
 
@@ -50,6 +51,13 @@ pub struct Policy {
     header_names: Vec<String>,
     verifier: Option<Verifier>,
     scanner: Option<Arc<Scanner>>,
+    /// The `resource` section compiled (metadata, challenges, audiences).
+    resource: Option<ProtectedResource>,
+}
+
+/// A tracer that records nothing (plain evaluation).
+pub(crate) fn no_trace() -> Tracer<'static> {
+    Tracer(None)
 }
 
 /// One rule's evaluation, for `explain`.
@@ -145,9 +153,17 @@ impl Policy {
         } else {
             None
         };
+        let resource = match &bundle.resource {
+            Some(settings) => Some(
+                ProtectedResource::new(settings, &bundle.rules)
+                    .map_err(|e| BundleError::single("$.resource", e))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             verifier,
             scanner,
+            resource,
             has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
             // Tool pins read every MCP call (calls to check, lists to
             // watch), whatever the rules read.
@@ -177,6 +193,43 @@ impl Policy {
     /// The bundle this policy enforces.
     pub fn bundle(&self) -> &Bundle {
         &self.bundle
+    }
+
+    /// The protected-resource duties, when the bundle has a `resource`
+    /// section.
+    pub fn resource(&self) -> Option<&ProtectedResource> {
+        self.resource.as_ref()
+    }
+
+    /// For a request denied by default under a `resource` section: the
+    /// RFC 6750 `insufficient_scope` challenge of the first allow rule that
+    /// would have matched but for its scope conditions. Judged on the call
+    /// that was denied (the first, as in [`Policy::decide_calls`]). Only
+    /// for the deny path: it evaluates rules again.
+    pub fn scope_challenge(
+        &self,
+        decision: &Decision,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        calls: &[McpCall],
+    ) -> Option<&str> {
+        let resource = self.resource.as_ref()?;
+        if decision.effect != Effect::Deny
+            || decision.reason != Reason::DefaultDeny
+            || !resource.has_scope_rules()
+        {
+            return None;
+        }
+        let denied = calls
+            .iter()
+            .map(|call| request.with_mcp(Some(call)))
+            .find(|r| self.decide(claims, r).effect == Effect::Deny);
+        let request = match (&denied, calls.is_empty()) {
+            (Some(r), _) => r,
+            (None, true) => request,
+            (None, false) => return None,
+        };
+        resource.scope_challenge(claims, request)
     }
 
     /// The in-filter token verifier, when the bundle ships issuers.
