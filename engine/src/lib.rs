@@ -4,6 +4,7 @@
 //! inside the wasm filter, validates bundles in the control service and is
 //! benchmarked natively.
 
+pub mod arguments;
 pub mod bundle;
 pub mod claims;
 pub mod conditions;
@@ -19,6 +20,7 @@ pub mod policy;
 pub mod report;
 pub mod request;
 pub mod request_line;
+pub mod resource_template;
 pub mod signing;
 mod sse_frame;
 pub mod strict_json;

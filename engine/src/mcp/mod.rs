@@ -7,10 +7,12 @@
 mod body;
 mod list;
 
-pub use body::{read_body, BodyAttrs, BodyError};
+pub use body::{read_body, read_body_with, BodyAttrs, BodyError, BodyOptions};
 pub use list::{filter_list_answers, ListAnswerError};
 
 use serde_json::Value;
+
+use crate::arguments::CallArguments;
 
 /// One MCP JSON-RPC call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub struct McpCall {
     pub target: Option<String>,
     /// JSON-RPC id (absent for notifications), kept to match answers.
     pub id: Option<Value>,
+    /// `params.arguments`, read only when a rule tests them.
+    pub arguments: CallArguments,
 }
 
 impl McpCall {
@@ -30,6 +34,7 @@ impl McpCall {
             method: method.to_string(),
             target: None,
             id: None,
+            arguments: CallArguments::Absent,
         }
     }
 
