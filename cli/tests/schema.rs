@@ -91,6 +91,7 @@ fn engine_only_checks_are_exactly_the_documented_ones() {
             "duplicate-rule-id",
             "hours-equal",
             "unknown-capture",
+            "unknown-resource-capture",
             "version-float"
         ]
     );

@@ -117,7 +117,7 @@ fn ambiguous_arguments_are_refused_with_400() {
     let n = host.request.body.len();
     ex.on_request_body(&mut host, n, true);
     assert!(!ex.forwarded());
-    assert_eq!(host.replies[0].status, 403);
+    assert_eq!(host.replies[0].status, 400);
 }
 
 #[test]

@@ -88,6 +88,35 @@ impl Decimal {
     }
 }
 
+impl Decimal {
+    /// Whether every JSON parser reads this number as one value that keeps
+    /// its order against other such numbers: an integer of magnitude at
+    /// most 2^53 (exact in a double), or at most 15 significant digits
+    /// (every such decimal survives a trip through a double) with a
+    /// magnitude between 1e-307 and 1e307 (no underflow or overflow).
+    /// `1000.0000000000000001` is not: a double reads it as 1000.
+    pub fn is_portable(&self) -> bool {
+        const MAX_SAFE: u64 = 1 << 53;
+        let len = i64::try_from(self.digits.len()).unwrap_or(i64::MAX);
+        if self.digits.is_empty() {
+            return true;
+        }
+        if self.exp >= len && self.exp <= 16 {
+            let magnitude = self
+                .digits
+                .iter()
+                .map(|&d| u64::from(d))
+                .chain(std::iter::repeat(0))
+                .take(usize::try_from(self.exp).unwrap_or(0))
+                .fold(0u64, |acc, d| acc.saturating_mul(10).saturating_add(d));
+            if magnitude <= MAX_SAFE {
+                return true;
+            }
+        }
+        len <= 15 && (-306..=308).contains(&self.exp)
+    }
+}
+
 fn parse_exponent(exponent: Option<&str>) -> Option<i64> {
     let Some(text) = exponent else {
         return Some(0);
@@ -177,6 +206,36 @@ mod tests {
         assert_eq!(Decimal::of_number(&n), Some(d("18446744073709551615")));
         let n: Number = serde_json::from_str("-9223372036854775808").unwrap();
         assert_eq!(Decimal::of_number(&n), Some(d("-9223372036854775808")));
+    }
+
+    #[test]
+    fn portable_numbers_read_alike_everywhere() {
+        for text in [
+            "0",
+            "-0",
+            "1000",
+            "1e3",
+            "0.1",
+            "123456789012345",
+            "9007199254740992",
+            "-9007199254740992",
+            "1e300",
+            "1.5e-300",
+            "999999999999999e2",
+        ] {
+            assert!(d(text).is_portable(), "{text}");
+        }
+        for text in [
+            "1000.0000000000000001",
+            "9007199254740993",
+            "12345678901234567890",
+            "0.1234567890123456",
+            "1e-400",
+            "1e400",
+            "-9007199254740993",
+        ] {
+            assert!(!d(text).is_portable(), "{text}");
+        }
     }
 
     #[test]

@@ -8,8 +8,11 @@
 //! - equality is type-strict (`42` and `"42"` differ) and numbers compare
 //!   by exact decimal value (`1e2` = `100` = `100.0`, `-0` = `0`), using
 //!   the number's source text, never the double it rounds to;
-//! - `min` / `max` are inclusive exact decimal bounds, so
-//!   `1000.0000000000000001` is above a `max` of 1000;
+//! - `min` / `max` are inclusive exact decimal bounds;
+//! - a number a rule reads must be read alike by every parser (an integer
+//!   within ±2^53, or at most 15 significant digits within 1e±307), else
+//!   the body is refused: `1000.0000000000000001` is 1000 to a double but
+//!   not to a decimal parser, so no rule may decide on it;
 //! - a path step of digits indexes an array only, never an object key;
 //! - an absent argument fails every test except `exists: false`;
 //! - `in_claim`: a scalar must equal one of the claim's values (an array
@@ -114,11 +117,21 @@ fn operand_error(op: &str, wanted: &str) -> String {
     format!("`{op}` must be {wanted}")
 }
 
+/// A bound every parser reads alike, so the request's number and the
+/// bound compare the same way in the filter and in the server.
 fn number_bound(op: &str, value: &Value) -> Result<Decimal, String> {
-    value
+    let bound = value
         .as_number()
         .and_then(Decimal::of_number)
-        .ok_or_else(|| operand_error(op, "a number"))
+        .ok_or_else(|| operand_error(op, "a number"))?;
+    if bound.is_portable() {
+        Ok(bound)
+    } else {
+        Err(operand_error(
+            op,
+            "an integer within ±2^53 or a number of at most 15 significant digits",
+        ))
+    }
 }
 
 fn claim_path(op: &str, value: &Value) -> Result<String, String> {

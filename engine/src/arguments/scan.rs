@@ -3,8 +3,9 @@
 
 use serde_json::Value;
 
+use super::decimal::Decimal;
 use super::path::{ArgumentPath, Step};
-use crate::strict_json::fold_key;
+use crate::strict_json::{fold_key, FloatTexts};
 
 /// Why a call's arguments were refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -21,12 +22,20 @@ pub enum ArgumentsError {
     /// A value a rule reads holds U+0000 (C servers cut it short).
     #[error("an argument a rule reads holds U+0000")]
     NulInString,
+    /// A number a rule reads that parsers read as different values
+    /// (see [`Decimal::is_portable`]).
+    #[error("an argument a rule reads is a number parsers read differently")]
+    InexactNumber,
 }
 
 /// Checks `arguments` along every path some rule reads: every step must
 /// find its member exactly or nothing like it, and the value found must
-/// not hide a NUL.
-pub fn check_arguments(arguments: &Value, paths: &[ArgumentPath]) -> Result<(), ArgumentsError> {
+/// not hide a NUL or a number parsers read differently.
+pub fn check_arguments(
+    arguments: &Value,
+    paths: &[ArgumentPath],
+    floats: &FloatTexts,
+) -> Result<(), ArgumentsError> {
     for path in paths {
         let mut at = arguments;
         let mut found = true;
@@ -59,18 +68,33 @@ pub fn check_arguments(arguments: &Value, paths: &[ArgumentPath]) -> Result<(), 
                 }
             }
         }
-        if found && holds_nul(at) {
-            return Err(ArgumentsError::NulInString);
+        if found {
+            check_value(at, floats)?;
         }
     }
     Ok(())
 }
 
-fn holds_nul(value: &Value) -> bool {
+/// The value a rule reads, and everything inside it.
+fn check_value(value: &Value, floats: &FloatTexts) -> Result<(), ArgumentsError> {
     match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-        _ => false,
+        Value::String(s) if s.contains('\0') => Err(ArgumentsError::NulInString),
+        Value::Number(n) => {
+            let candidates = Decimal::candidates(n, floats);
+            if !candidates.is_empty() && candidates.iter().all(Decimal::is_portable) {
+                Ok(())
+            } else {
+                Err(ArgumentsError::InexactNumber)
+            }
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| check_value(v, floats)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            if k.contains('\0') {
+                Err(ArgumentsError::NulInString)
+            } else {
+                check_value(v, floats)
+            }
+        }),
+        _ => Ok(()),
     }
 }

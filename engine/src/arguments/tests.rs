@@ -43,6 +43,8 @@ fn operators_are_checked_when_the_bundle_is_parsed() {
     assert!(error(r#"{"path":"items.99999999999999999999999","equals":1}"#).contains("too large"));
     assert!(error(r#"{"path":"a","min":"1"}"#).contains("`min` must be a number"));
     assert!(error(r#"{"path":"a","min":5,"max":1}"#).contains("greater than `max`"));
+    assert!(error(r#"{"path":"a","max":9007199254740993}"#).contains("15 significant digits"));
+    assert!(error(r#"{"path":"a","max":0.12345678901234567}"#).contains("15 significant digits"));
     assert!(error(r#"{"path":"a","one_of":[]}"#).contains("non-empty array"));
     assert!(error(r#"{"path":"a","prefix":""}"#).contains("non-empty string"));
     assert!(error(r#"{"path":"a","exists":"yes"}"#).contains("true or false"));

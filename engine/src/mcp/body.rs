@@ -107,6 +107,7 @@ impl BodyError {
             Self::Arguments(ArgumentsError::CaseVariantKey) => "argument_case_variant_key",
             Self::Arguments(ArgumentsError::NumericKey) => "argument_numeric_key",
             Self::Arguments(ArgumentsError::NulInString) => "argument_nul_in_string",
+            Self::Arguments(ArgumentsError::InexactNumber) => "argument_inexact_number",
             Self::ResourceUri(e) => e.code(),
         }
     }
@@ -254,7 +255,7 @@ impl CallReader<'_> {
         match params.remove("arguments") {
             None => Ok(CallArguments::Absent),
             Some(value @ Value::Object(_)) => {
-                check_arguments(&value, self.options.argument_paths)
+                check_arguments(&value, self.options.argument_paths, &self.floats)
                     .map_err(BodyError::Arguments)?;
                 Ok(CallArguments::Sent {
                     value,
