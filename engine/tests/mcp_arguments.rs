@@ -93,7 +93,11 @@ fn tool_calls_are_allowed_only_with_permitted_arguments() {
     assert_eq!(invoice(r#"{"customer_id":"acme","amount":1001}"#), DENY);
     assert_eq!(
         invoice(r#"{"customer_id":"acme","amount":1000.0000000000000001}"#),
-        (Effect::Deny, Reason::InvalidBody, Some("argument_inexact_number"))
+        (
+            Effect::Deny,
+            Reason::InvalidBody,
+            Some("argument_inexact_number")
+        )
     );
     assert_eq!(invoice(r#"{"customer_id":"acme","amount":"10"}"#), DENY);
     assert_eq!(invoice(r#"{"customer_id":"acme"}"#), DENY, "absent amount");
