@@ -263,8 +263,10 @@ impl Parser<'_, '_> {
             .and_then(|t| std::str::from_utf8(t).ok())
             .ok_or(err(ErrorKind::NotJson, start))?;
         let number = Number::from_str(text).map_err(|_| err(ErrorKind::BadNumber, start))?;
-        if let (Some(floats), Some(double)) = (self.floats.as_deref_mut(), float_of(&number)) {
-            floats.record(double, text);
+        if let Some(floats) = self.floats.as_deref_mut() {
+            if let Some(double) = float_of(&number) {
+                floats.record(double, text);
+            }
         }
         Ok(Value::Number(number))
     }
