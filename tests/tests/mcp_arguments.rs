@@ -31,12 +31,13 @@ fn bundle() -> String {
 }
 
 /// What must happen to one call.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 enum Expect {
     /// Allowed: the upstream answered.
     Upstream,
-    /// Answered locally with this status; the upstream never saw it.
-    Refused(u16),
+    /// Answered locally with this status and code (the reply's `detail`,
+    /// else its `reason`); the upstream never saw it.
+    Refused(u16, &'static str),
 }
 
 fn invoice(arguments: &str) -> String {
@@ -50,7 +51,6 @@ fn read(uri: &str) -> String {
 }
 
 fn cases() -> Vec<(String, Expect)> {
-    use Expect::{Refused, Upstream};
     vec![
         (invoice(r#"{"customer_id":"acme","amount":1000}"#), Upstream),
         (
@@ -63,55 +63,69 @@ fn cases() -> Vec<(String, Expect)> {
         ),
         (
             invoice(r#"{"customer_id":"globex","amount":5}"#),
-            Refused(403),
+            Refused(403, "default_deny"),
         ),
         (
             invoice(r#"{"customer_id":"acme","amount":1001}"#),
-            Refused(403),
+            Refused(403, "default_deny"),
         ),
         (
             invoice(r#"{"customer_id":"acme","amount":1000.0000000000000001}"#),
-            Refused(400),
+            Refused(400, "argument_inexact_number"),
         ),
         (
             invoice(r#"{"customer_id":"acme","amount":9007199254740993}"#),
-            Refused(400),
+            Refused(400, "argument_inexact_number"),
         ),
         (
             invoice(r#"{"customer_id":"acme","amount":"5"}"#),
-            Refused(403),
+            Refused(403, "default_deny"),
         ),
-        (invoice(r#"{"customer_id":"acme"}"#), Refused(403)),
+        (
+            invoice(r#"{"customer_id":"acme"}"#),
+            Refused(403, "default_deny"),
+        ),
         (
             invoice(r#"{"customer_id":["acme","globex"],"amount":5}"#),
-            Refused(403),
+            Refused(403, "default_deny"),
         ),
         (
             invoice(r#"{"Customer_ID":"acme","amount":5}"#),
-            Refused(400),
+            Refused(400, "argument_case_variant_key"),
         ),
         (
             invoice(r#"{"customer_id":"globex","customer\u005fid":"acme","amount":5}"#),
-            Refused(400),
+            Refused(400, "duplicate_key"),
         ),
         (
             invoice(r#"{"customer_id":"acme\u0000","amount":5}"#),
-            Refused(400),
+            Refused(400, "argument_nul_in_string"),
         ),
         (read("file:///tenants/acme/reports/q1.txt"), Upstream),
-        (read("file:///tenants/globex/reports/q1.txt"), Refused(403)),
-        (read("file:///tenants/acme/../globex/q1.txt"), Refused(400)),
+        (
+            read("file:///tenants/globex/reports/q1.txt"),
+            Refused(403, "default_deny"),
+        ),
+        (
+            read("file:///tenants/acme/../globex/q1.txt"),
+            Refused(400, "uri_dot_segment"),
+        ),
         (
             read("file:///tenants/acme/%2e%2e/globex/q1.txt"),
-            Refused(400),
+            Refused(400, "uri_encoding"),
         ),
         (
             read("file:///tenants/acme%2F..%2Fglobex/q1.txt"),
-            Refused(400),
+            Refused(400, "uri_encoding"),
         ),
-        (read("FILE:///tenants/acme/q1.txt"), Refused(400)),
+        (
+            read("FILE:///tenants/acme/q1.txt"),
+            Refused(400, "uri_scheme_case"),
+        ),
     ]
 }
+
+use Expect::{Refused, Upstream};
 
 fn reached_upstream(reply: &Reply) -> bool {
     reply.header("x-demo-upstream").is_some()
@@ -146,15 +160,21 @@ fn run_on(target: &Target) {
     let mut failures = Vec::new();
     for (body, expect) in cases() {
         let reply = http::send("POST", &url, Some(&token), &headers, Some(&body)).expect("send");
-        let got = if reached_upstream(&reply) {
-            Expect::Upstream
-        } else {
-            Expect::Refused(reply.status)
+        let answer = reply.json();
+        let code = answer["detail"]
+            .as_str()
+            .or_else(|| answer["reason"].as_str())
+            .unwrap_or("(none)");
+        let upstream = reached_upstream(&reply);
+        let held = match expect {
+            Upstream => upstream,
+            Refused(status, expected) => !upstream && reply.status == status && code == expected,
         };
-        if got != expect {
+        if !held {
             failures.push(format!(
-                "{}: {body}: expected {expect:?}, got {got:?} {}",
+                "{}: {body}: expected {expect:?}, got {} upstream={upstream} {}",
                 target.name(),
+                reply.status,
                 reply.body
             ));
         }
