@@ -508,6 +508,14 @@ fn validate_conditions(issues: &mut Issues, at: &str, when: &Conditions) {
     }
     let mut resource_templates = Vec::new();
     if let Some(mcp) = &when.mcp {
+        if !mcp.arguments.is_empty()
+            && !(mcp.resources.is_empty() && mcp.resource_templates.is_empty())
+        {
+            issues.add(
+                format!("{at}.mcp.arguments"),
+                "argument tests apply to `tools/call` and `prompts/get`; with `resources` or `resource_templates` the rule could never match",
+            );
+        }
         for (j, t) in mcp.resource_templates.iter().enumerate() {
             match ResourceTemplate::parse(t) {
                 Ok(t) => resource_templates.push(t),

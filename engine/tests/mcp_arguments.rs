@@ -304,6 +304,13 @@ fn mistakes_are_bundle_errors_at_their_path() {
         "mcp": {"resource_templates": ["file:///t/{tenant}"]},
         "relations": [{"claim": "tenant", "equals_capture": "tenant", "equals_path": "tenant"}]}}]));
     assert!(e.contains("needs exactly one of"), "{e}");
+    let e = issue(json!([{"id": "a", "effect": "allow", "when": {"mcp": {
+        "resource_templates": ["file:///t/{tenant}"],
+        "arguments": [{"path": "x", "exists": true}]}}}]));
+    assert!(
+        e.contains("$.rules[0].when.mcp.arguments") && e.contains("never match"),
+        "{e}"
+    );
     // And a good bundle round-trips through its own serialisation.
     let p = invoices();
     let again = Bundle::parse(serde_json::to_string(p.bundle()).unwrap().as_bytes()).unwrap();
