@@ -508,9 +508,8 @@ fn validate_conditions(issues: &mut Issues, at: &str, when: &Conditions) {
     }
     let mut resource_templates = Vec::new();
     if let Some(mcp) = &when.mcp {
-        if !mcp.arguments.is_empty()
-            && !(mcp.resources.is_empty() && mcp.resource_templates.is_empty())
-        {
+        let on_resources = !mcp.resources.is_empty() || !mcp.resource_templates.is_empty();
+        if !mcp.arguments.is_empty() && on_resources {
             issues.add(
                 format!("{at}.mcp.arguments"),
                 "argument tests apply to `tools/call` and `prompts/get`; with `resources` or `resource_templates` the rule could never match",
