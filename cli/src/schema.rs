@@ -5,7 +5,8 @@
 //! the per-field checks of `Bundle::validate` that JSON Schema can express
 //! (non-empty names, upper-case methods, header-name syntax, bounds).
 //! Checks across fields remain engine-only: duplicate rule ids, whether an
-//! `equals_path` names a capture of the rule's template, duplicate template
+//! `equals_path` names a capture of the rule's template, whether an
+//! `equals_capture` names a capture of every resource template, duplicate template
 //! captures, `hours` with `from == to`, duplicate object keys, integers
 //! beyond `u64` or written as `1.0`, and the finer URL checks of the
 //! `resource` section (dot segments, ports, hosts). Use `mcp-guard validate` for the

@@ -92,6 +92,7 @@ fn engine_only_checks_are_exactly_the_documented_ones() {
             "hours-equal",
             "resource-dot-segment",
             "unknown-capture",
+            "unknown-resource-capture",
             "version-float"
         ]
     );

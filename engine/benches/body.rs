@@ -13,7 +13,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mcp_guard_engine::mcp::read_body;
+use mcp_guard_engine::arguments::ArgumentPath;
+use mcp_guard_engine::mcp::{read_body, read_body_with, BodyOptions};
 use mcp_guard_engine::strict_json::{parse, Options};
 use serde_json::Value;
 
@@ -70,6 +71,19 @@ fn bench_bodies(c: &mut Criterion) {
         });
         group.bench_function(format!("{name}/read_body"), |b| {
             b.iter(|| read_body(black_box(body.as_bytes())).map(|a| a.mcp.len()))
+        });
+        // A bundle with argument rules: the arguments are taken out of the
+        // parsed body, number texts kept, and two paths checked.
+        let paths = [
+            ArgumentPath::parse("arg3").unwrap(),
+            ArgumentPath::parse("end.1").unwrap(),
+        ];
+        let options = BodyOptions {
+            argument_paths: &paths,
+            canonical_uris: true,
+        };
+        group.bench_function(format!("{name}/read_body_with_arguments"), |b| {
+            b.iter(|| read_body_with(black_box(body.as_bytes()), &options).map(|a| a.mcp.len()))
         });
     }
     group.finish();

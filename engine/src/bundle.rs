@@ -9,6 +9,7 @@ pub use crate::conditions::{
     ClaimCondition, ClaimTest, Conditions, HeaderCondition, McpCondition, PathCondition, Relation,
     TimeWindow, Weekday, CLAIM_OPERATORS,
 };
+use crate::resource_template::ResourceTemplate;
 use crate::template::PathTemplate;
 
 /// A versioned policy document.
@@ -545,13 +546,41 @@ fn validate_conditions(issues: &mut Issues, at: &str, when: &Conditions) {
             issues.add(format!("{at}.models[{j}]"), "must not be empty");
         }
     }
+    let mut resource_templates = Vec::new();
+    if let Some(mcp) = &when.mcp {
+        let on_resources = !mcp.resources.is_empty() || !mcp.resource_templates.is_empty();
+        if !mcp.arguments.is_empty() && on_resources {
+            issues.add(
+                format!("{at}.mcp.arguments"),
+                "argument tests apply to `tools/call` and `prompts/get`; with `resources` or `resource_templates` the rule could never match",
+            );
+        }
+        for (j, t) in mcp.resource_templates.iter().enumerate() {
+            match ResourceTemplate::parse(t) {
+                Ok(t) => resource_templates.push(t),
+                Err(e) => issues.add(format!("{at}.mcp.resource_templates[{j}]"), e.to_string()),
+            }
+        }
+    }
     for (j, r) in when.relations.iter().enumerate() {
         let rat = format!("{at}.relations[{j}]");
         if r.claim.is_empty() {
             issues.add(format!("{rat}.claim"), "must not be empty");
         }
-        match (&r.equals_path, &r.equals_header) {
-            (Some(capture), None) => {
+        match (&r.equals_path, &r.equals_header, &r.equals_capture) {
+            (None, None, Some(capture)) => {
+                let everywhere = !resource_templates.is_empty()
+                    && resource_templates.iter().all(|t| t.has_capture(capture));
+                if !everywhere {
+                    issues.add(
+                        format!("{rat}.equals_capture"),
+                        format!(
+                            "`{capture}` is not a capture of every one of this rule's `mcp.resource_templates`"
+                        ),
+                    );
+                }
+            }
+            (Some(capture), None, None) => {
                 if !template.as_ref().is_some_and(|t| t.has_capture(capture)) {
                     issues.add(
                         format!("{rat}.equals_path"),
@@ -559,10 +588,13 @@ fn validate_conditions(issues: &mut Issues, at: &str, when: &Conditions) {
                     );
                 }
             }
-            (None, Some(header)) => {
+            (None, Some(header), None) => {
                 check_header_name(issues, &format!("{rat}.equals_header"), header)
             }
-            _ => issues.add(rat, "needs exactly one of `equals_path` or `equals_header`"),
+            _ => issues.add(
+                rat,
+                "needs exactly one of `equals_path`, `equals_header` or `equals_capture`",
+            ),
         }
     }
     for (j, p) in when.peers.iter().enumerate() {

@@ -89,6 +89,16 @@ pub struct McpCondition {
     /// Prompt names (`prompts/get` `params.name`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
+    /// Tests on `params.arguments` of a `tools/call` or `prompts/get`, all
+    /// of which must hold (see [`crate::arguments`]); the call must be one
+    /// of those two.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<crate::arguments::ArgumentTest>,
+    /// Resource URI templates (any of) matched against `params.uri` of a
+    /// resource call, e.g. `file:///tenants/{tenant}/{path*}`; their
+    /// captures serve `relations[].equals_capture`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_templates: Vec<String>,
 }
 
 /// A claim compared with part of the request.
@@ -103,6 +113,10 @@ pub struct Relation {
     /// Name of a header the claim must equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals_header: Option<String>,
+    /// Name of a capture of the rule's `mcp.resource_templates` the claim
+    /// must equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals_capture: Option<String>,
 }
 
 /// A UTC time window; both parts optional.

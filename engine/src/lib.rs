@@ -4,6 +4,7 @@
 //! inside the wasm filter, validates bundles in the control service and is
 //! benchmarked natively.
 
+pub mod arguments;
 pub mod bundle;
 pub mod claims;
 pub mod conditions;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod request;
 pub mod request_line;
 pub mod resource;
+pub mod resource_template;
 pub mod signing;
 mod sse_frame;
 pub mod strict_json;

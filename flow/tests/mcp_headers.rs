@@ -371,3 +371,30 @@ fn base64_names_are_compared_decoded() {
     );
     assert!(ex.forwarded());
 }
+
+/// A rule on the call's arguments reads the body, so a request that
+/// announces an allowed tool in its headers is still decided on the
+/// arguments its body sends, never on the headers alone.
+#[test]
+fn argument_rules_keep_the_decision_at_the_body() {
+    let mut b = bundle(false);
+    b["rules"][1] = json!({"id": "tools", "effect": "allow", "when": {
+        "path": {"exact": "/mcp"}, "mcp": {"tools": ["safe_tool"],
+        "arguments": [{"path": "amount", "max": 1000}]}}});
+    let policy = Policy::compile(b.to_string().as_bytes()).unwrap();
+    assert!(!policy.body_needs().only_mcp());
+    let active = Arc::new(ActivePolicy::new(policy, None));
+    for (amount, ok) in [(10, true), (5000, false)] {
+        let mut ex = Exchange::new(Some(Arc::clone(&active)));
+        let mut h = host(&SAFE);
+        assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+        assert!(!ex.decided() && !ex.verifying(), "not decided on headers");
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "safe_tool", "arguments": {"amount": amount}}})
+        .to_string()
+        .into_bytes();
+        let next = feed(&mut ex, &mut h, &body, false);
+        assert_eq!(next == Next::Continue, ok, "amount {amount}");
+        assert_eq!(ex.forwarded(), ok);
+    }
+}

@@ -56,9 +56,9 @@ fn reference_call(object: &Map<String, Value>) -> Option<McpCall> {
         .and_then(|p| object.get("params")?.as_object()?.get(p)?.as_str())
         .map(str::to_owned);
     Some(McpCall {
-        method: method.clone(),
         target,
         id: object.get("id").cloned(),
+        ..McpCall::new(method)
     })
 }
 

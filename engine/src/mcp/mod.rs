@@ -8,13 +8,15 @@ mod body;
 pub mod headers;
 mod list;
 
-pub use body::{read_body, BodyAttrs, BodyError};
+pub use body::{read_body, read_body_with, BodyAttrs, BodyError, BodyOptions};
 pub use headers::{read_headers, verify_body, HeaderMismatch};
 pub use list::{
     filter_list_answers, filter_list_answers_pinned, for_each_tool, ListAnswerError, ListOutcome,
 };
 
 use serde_json::Value;
+
+use crate::arguments::CallArguments;
 
 /// One MCP JSON-RPC call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub struct McpCall {
     pub target: Option<String>,
     /// JSON-RPC id (absent for notifications), kept to match answers.
     pub id: Option<Value>,
+    /// `params.arguments`, read only when a rule tests them.
+    pub arguments: CallArguments,
 }
 
 impl McpCall {
@@ -34,6 +38,7 @@ impl McpCall {
             method: method.to_string(),
             target: None,
             id: None,
+            arguments: CallArguments::Absent,
         }
     }
 

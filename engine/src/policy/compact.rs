@@ -44,6 +44,8 @@ fn shrink_conditions(when: &mut Conditions) {
         shrink_strings(&mut mcp.tools);
         shrink_strings(&mut mcp.resources);
         shrink_strings(&mut mcp.prompts);
+        shrink_strings(&mut mcp.resource_templates);
+        mcp.arguments.shrink_to_fit();
     }
     if let Some(time) = &mut when.time {
         time.days.shrink_to_fit();

@@ -79,7 +79,43 @@ const MODELS: &[&str] = &[
     "gpt-4", "GPT-4", "gpt-4o", "gpt-*", "g*", "*", "claude", "", "m-2",
 ];
 const TOOLS: &[&str] = &["search", "Search", "search*", "delete", "s*", "*", "", "x"];
-const RESOURCES: &[&str] = &["file:///a", "file:///*", "db://x", "search"];
+const RESOURCES: &[&str] = &[
+    "file:///a",
+    "file:///*",
+    "db://x",
+    "search",
+    "file:///t/acme/x",
+    "file:///t/other/x/y",
+    "file:///t/acme/../other/x",
+    "FILE:///t/acme/x",
+];
+const RESOURCE_TEMPLATES: &[&str] = &[
+    "file:///t/{tenant}/{path*}",
+    "file:///t/{tenant}/x",
+    "file:///{any}",
+    "db://{table}",
+];
+/// Argument tests, some on the same paths with opposite outcomes.
+const ARGUMENT_TESTS: &[&str] = &[
+    r#"{"path":"customer_id","in_claim":"customers"}"#,
+    r#"{"path":"customer_id","equals_claim":"tenant"}"#,
+    r#"{"path":"amount","max":1000}"#,
+    r#"{"path":"amount","min":0,"max":10}"#,
+    r#"{"path":"amount","equals":5}"#,
+    r#"{"path":"region","one_of":["eu","us"]}"#,
+    r#"{"path":"region","prefix":"e"}"#,
+    r#"{"path":"items.0","exists":true}"#,
+    r#"{"path":"dry","exists":false}"#,
+];
+/// Call arguments as sent, including numbers a double misreads.
+const ARGUMENTS: &[&str] = &[
+    r#"{}"#,
+    r#"{"customer_id":"acme","amount":5}"#,
+    r#"{"customer_id":"other","amount":1000.0000000000000001}"#,
+    r#"{"customer_id":["acme"],"amount":5.0,"region":"eu"}"#,
+    r#"{"customer_id":"acme","amount":"5","region":"us","items":[1]}"#,
+    r#"{"customer_id":5,"amount":1e3,"dry":true,"items":{"0":1}}"#,
+];
 const MCP_METHODS: &[&str] = &[
     "tools/call",
     "tools/*",
@@ -156,7 +192,27 @@ fn random_rule(rng: &mut Rng, i: usize) -> Value {
             }
             _ => {}
         }
+        let mut templates = false;
+        if rng.chance(20) {
+            mcp.insert("resource_templates".into(), rng.some(RESOURCE_TEMPLATES));
+            templates = true;
+        }
+        if rng.chance(25) {
+            let n = 1 + rng.below(2);
+            let tests: Vec<Value> = (0..n)
+                .map(|_| serde_json::from_str(rng.pick(ARGUMENT_TESTS)).unwrap_or_default())
+                .collect();
+            mcp.insert("arguments".into(), Value::Array(tests));
+        }
         when.insert("mcp".into(), Value::Object(mcp));
+        // Deserialised without validation, so the capture may be missing
+        // from some templates: the index must agree all the same.
+        if templates && rng.chance(50) {
+            when.insert(
+                "relations".into(),
+                json!([{"claim": "tenant", "equals_capture": rng.pick(&["tenant", "table"])}]),
+            );
+        }
     }
     let mut claims = Vec::new();
     if rng.chance(30) {
@@ -247,14 +303,32 @@ fn decide_linear(policy: &Policy, claims: &Claims, request: &RequestAttrs<'_>) -
 
 fn random_call(rng: &mut Rng) -> Option<McpCall> {
     let method = rng.pick(MCP_METHODS);
-    match rng.below(4) {
-        0 => None,
-        1 => Some(McpCall::new(method)),
+    let mut call = match rng.below(4) {
+        0 => return None,
+        1 => McpCall::new(method),
         _ => {
             let all: Vec<&str> = TOOLS.iter().chain(RESOURCES).copied().collect();
-            Some(McpCall::targeting(method, rng.pick(&all)))
+            McpCall::targeting(method, rng.pick(&all))
         }
-    }
+    };
+    call.arguments = match rng.below(4) {
+        0 => CallArguments::Absent,
+        1 => CallArguments::Listing,
+        _ => {
+            let text = rng.pick(ARGUMENTS);
+            match crate::strict_json::parse_keeping_floats(
+                text.as_bytes(),
+                crate::strict_json::Options::REQUEST,
+            ) {
+                Ok((value, floats)) => CallArguments::Sent {
+                    value,
+                    floats: Arc::new(floats),
+                },
+                Err(_) => unreachable!("argument samples are strict JSON"),
+            }
+        }
+    };
+    Some(call)
 }
 
 fn random_claims(rng: &mut Rng) -> Claims {
@@ -269,7 +343,12 @@ fn random_claims(rng: &mut Rng) -> Claims {
     };
     let org = json!({"id": rng.pick(&["acme", "other"])});
     let level = if rng.chance(50) { json!(5) } else { json!("5") };
-    match json!({"sub": rng.pick(&["u", "x"]), "roles": roles, "tenant": tenant, "org": org, "level": level})
+    let customers = match rng.below(3) {
+        0 => json!(["acme", 5]),
+        1 => json!("acme"),
+        _ => json!([]),
+    };
+    match json!({"sub": rng.pick(&["u", "x"]), "roles": roles, "tenant": tenant, "org": org, "level": level, "customers": customers})
     {
         Value::Object(map) => Claims::new(map),
         _ => unreachable!("an object literal"),
@@ -281,6 +360,7 @@ fn indexed_decisions_equal_a_linear_walk() {
     let mut rng = Rng(0x5eed_1dec_0000_0001);
     let mut compared = 0usize;
     let mut matched_rules = 0usize;
+    let (mut by_arguments, mut by_templates) = (0usize, 0usize);
     for _ in 0..1_500 {
         let policy = random_policy(&mut rng);
         for _ in 0..25 {
@@ -328,7 +408,10 @@ fn indexed_decisions_equal_a_linear_walk() {
                     .and_then(|c| c.target.as_deref())
                     .unwrap_or_default();
                 let plain = request.with_mcp(None);
-                let listed = McpCall::targeting(kind.call_method(), name);
+                let listed = McpCall {
+                    arguments: CallArguments::Listing,
+                    ..McpCall::targeting(kind.call_method(), name)
+                };
                 let reference =
                     evaluate_linear(&policy, &claims, &plain.with_mcp(Some(&listed)), false);
                 assert_eq!(
@@ -338,8 +421,25 @@ fn indexed_decisions_equal_a_linear_walk() {
             }
             compared += 1;
             matched_rules += usize::from(linear.rule_id.is_some());
+            let deep = |m: &crate::bundle::McpCondition| {
+                (!m.arguments.is_empty(), !m.resource_templates.is_empty())
+            };
+            if let Some(rule) = linear
+                .rule_id
+                .as_ref()
+                .and_then(|id| policy.bundle.rules.iter().find(|r| r.id.as_str() == &**id))
+            {
+                let (args, templates) = rule.when.mcp.as_ref().map(deep).unwrap_or_default();
+                by_arguments += usize::from(args);
+                by_templates += usize::from(templates);
+            }
         }
     }
+    // ...and decisions made by argument and resource-template rules.
+    assert!(
+        by_arguments > 20 && by_templates > 0,
+        "{by_arguments} argument and {by_templates} template rule decisions"
+    );
     // The generator must exercise matches, not only default denials.
     assert!(
         matched_rules * 4 > compared,
@@ -387,4 +487,88 @@ fn requests_hitting_many_buckets_keep_rule_order() {
             format!("{:?}", decide_linear(&policy, &claims, &request))
         );
     }
+}
+
+/// Rules made mostly of argument tests and resource templates (with
+/// captures in relations), so most decisions turn on them: the index
+/// files such rules by tool, resource or method and must still agree with
+/// the linear walk, for calls, listings and absent arguments alike.
+#[test]
+fn argument_and_template_rules_keep_index_and_walk_equal() {
+    let mut rng = Rng(0xa46_5eed);
+    let (mut compared, mut matched) = (0usize, 0usize);
+    for _ in 0..400 {
+        let rules: Vec<Value> = (0..1 + rng.below(12))
+            .map(|i| {
+                let mut mcp = serde_json::Map::new();
+                let mut when = serde_json::Map::new();
+                if rng.chance(50) {
+                    mcp.insert("resource_templates".into(), rng.some(RESOURCE_TEMPLATES));
+                    if rng.chance(60) {
+                        when.insert(
+                            "relations".into(),
+                            json!([{"claim": "tenant", "equals_capture": "tenant"}]),
+                        );
+                    }
+                    if rng.chance(30) {
+                        mcp.insert("resources".into(), rng.some(RESOURCES));
+                    }
+                } else {
+                    let tests: Vec<Value> = (0..1 + rng.below(2))
+                        .map(|_| serde_json::from_str(rng.pick(ARGUMENT_TESTS)).unwrap_or_default())
+                        .collect();
+                    mcp.insert("arguments".into(), Value::Array(tests));
+                    if rng.chance(60) {
+                        mcp.insert("tools".into(), rng.some(&["search", "x", "s*"]));
+                    }
+                }
+                if rng.chance(30) {
+                    mcp.insert("methods".into(), rng.some(MCP_METHODS));
+                }
+                when.insert("mcp".into(), Value::Object(mcp));
+                json!({
+                    "id": format!("d{i}"),
+                    "effect": if rng.chance(30) { "deny" } else { "allow" },
+                    "when": when,
+                })
+            })
+            .collect();
+        let text = json!({"name": "deep", "version": 1, "rules": rules});
+        let Ok(Ok(policy)) = serde_json::from_value::<Bundle>(text).map(Policy::new) else {
+            unreachable!("generated bundles deserialise and compile")
+        };
+        for _ in 0..40 {
+            let Some(mut call) = random_call(&mut rng) else {
+                continue;
+            };
+            if rng.chance(50) {
+                let (method, target) = if rng.chance(50) {
+                    ("resources/read", rng.pick(RESOURCES))
+                } else {
+                    (
+                        rng.pick(&["tools/call", "prompts/get"]),
+                        rng.pick(&["search", "x"]),
+                    )
+                };
+                call.method = method.to_string();
+                call.target = Some(target.to_string());
+            }
+            let claims = random_claims(&mut rng);
+            let request = RequestAttrs::new("POST", "/mcp", "h").with_mcp(Some(&call));
+            let indexed = policy.decide(&claims, &request);
+            let linear = decide_linear(&policy, &claims, &request);
+            assert_eq!(
+                format!("{indexed:?}"),
+                format!("{linear:?}"),
+                "call {call:?} under {:?}",
+                policy.bundle.rules
+            );
+            compared += 1;
+            matched += usize::from(linear.rule_id.is_some());
+        }
+    }
+    assert!(
+        matched * 8 > compared,
+        "{matched} of {compared} matched a rule"
+    );
 }

@@ -4,13 +4,17 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::arguments::CallArguments;
 use crate::bundle::{
     ClaimCondition, ClaimTest, Conditions, PathCondition, Relation, Rule, RuleEffect, TimeWindow,
     Weekday,
 };
 use crate::claims::Claims;
+use crate::mcp::{McpCall, TargetKind};
 use crate::peer::{self, PeerPattern};
 use crate::request::RequestAttrs;
+use crate::resource_template::ResourceTemplate;
+use crate::strict_json::FloatTexts;
 use crate::template::PathTemplate;
 
 /// What a rule needs besides its text to be evaluated: kept alongside the
@@ -23,6 +27,8 @@ pub struct CompiledRule {
     pub template: Option<PathTemplate>,
     /// The `peers` patterns, compiled (a bad one matches nothing).
     pub peers: Box<[PeerPattern]>,
+    /// The parsed `mcp.resource_templates`, in bundle order.
+    pub resource_templates: Vec<ResourceTemplate>,
 }
 
 /// How one condition fared, for explanations.
@@ -88,6 +94,13 @@ impl CompiledRule {
             Some(PathCondition::Template(t)) => PathTemplate::parse(t).ok(),
             _ => None,
         };
+        let resource_templates = rule
+            .when
+            .mcp
+            .iter()
+            .flat_map(|m| &m.resource_templates)
+            .filter_map(|t| ResourceTemplate::parse(t).ok())
+            .collect();
         Self {
             id: rule.id.as_str().into(),
             template,
@@ -97,6 +110,7 @@ impl CompiledRule {
                 .iter()
                 .map(|p| PeerPattern::compile(p))
                 .collect(),
+            resource_templates,
         }
     }
 
@@ -225,6 +239,31 @@ impl CompiledRule {
                     show(target)
                 );
             }
+            if !mcp.resource_templates.is_empty() {
+                let uri = resource_uri(call);
+                check!(
+                    uri.is_some_and(|u| self.resource_capture(u, None).is_some()),
+                    format!("mcp resource template in {:?}", mcp.resource_templates),
+                    show(uri)
+                );
+            }
+            let args_call = call
+                .filter(|c| matches!(c.target_kind(), Some(TargetKind::Tool | TargetKind::Prompt)));
+            for test in &mcp.arguments {
+                let held = match args_call.map(|c| &c.arguments) {
+                    None => false,
+                    Some(CallArguments::Listing) => rule.effect == RuleEffect::Allow,
+                    Some(CallArguments::Absent) => test.holds(None, &FloatTexts::default(), claims),
+                    Some(CallArguments::Sent { value, floats }) => {
+                        test.holds(Some(value), floats, claims)
+                    }
+                };
+                check!(
+                    held,
+                    format!("mcp argument {}", test.describe()),
+                    show_argument(args_call, test.path())
+                );
+            }
         }
         for r in &when.relations {
             check!(
@@ -252,16 +291,48 @@ impl CompiledRule {
         let Some(claim) = claims.get(&relation.claim).and_then(Value::as_str) else {
             return false;
         };
-        let other = match (&relation.equals_path, &relation.equals_header) {
-            (Some(capture), _) => self
+        let other = match (
+            &relation.equals_path,
+            &relation.equals_header,
+            &relation.equals_capture,
+        ) {
+            (Some(capture), _, _) => self
                 .template
                 .as_ref()
                 .and_then(|t| t.matches(request.path, Some(capture))),
-            (None, Some(header)) => request.header(header),
-            (None, None) => None,
+            (None, Some(header), _) => request.header(header),
+            (None, None, Some(capture)) => {
+                resource_uri(request.mcp).and_then(|uri| self.resource_capture(uri, Some(capture)))
+            }
+            (None, None, None) => None,
         };
         // Empty captures never match, so an empty claim cannot equal one.
         other.is_some_and(|o| !o.is_empty() && o == claim)
+    }
+}
+
+impl CompiledRule {
+    /// Capture `want` of the first resource template matching `uri`
+    /// (`Some("")` for `None`).
+    fn resource_capture<'u>(&self, uri: &'u str, want: Option<&str>) -> Option<&'u str> {
+        self.resource_templates
+            .iter()
+            .find_map(|t| t.matches(uri, want))
+    }
+}
+
+/// The URI of a resource call.
+fn resource_uri(call: Option<&McpCall>) -> Option<&str> {
+    call.filter(|c| c.target_kind() == Some(TargetKind::Resource))
+        .and_then(|c| c.target.as_deref())
+}
+
+/// What a call sent at an argument path, for explanations.
+fn show_argument(call: Option<&McpCall>, path: &crate::arguments::ArgumentPath) -> String {
+    match call.map(|c| &c.arguments) {
+        Some(CallArguments::Sent { value, .. }) => show_json(path.get(value)),
+        Some(CallArguments::Listing) => "(listing)".to_string(),
+        _ => "(absent)".to_string(),
     }
 }
 
@@ -311,9 +382,10 @@ fn describe_test(test: &ClaimTest) -> String {
 }
 
 fn describe_relation(r: &Relation) -> String {
-    match (&r.equals_path, &r.equals_header) {
-        (Some(c), _) => format!("claim {} equals path capture {{{c}}}", r.claim),
-        (_, Some(h)) => format!("claim {} equals header {h}", r.claim),
+    match (&r.equals_path, &r.equals_header, &r.equals_capture) {
+        (Some(c), _, _) => format!("claim {} equals path capture {{{c}}}", r.claim),
+        (_, Some(h), _) => format!("claim {} equals header {h}", r.claim),
+        (_, _, Some(c)) => format!("claim {} equals resource capture {{{c}}}", r.claim),
         _ => format!("claim {} relation", r.claim),
     }
 }

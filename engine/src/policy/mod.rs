@@ -19,13 +19,13 @@ use serde::Serialize;
 pub use eval::{claim_holds, glob_match, CompiledRule, ConditionTrace};
 pub use needs::BodyNeeds;
 
+use crate::arguments::ArgumentPath;
+use crate::arguments::CallArguments;
 use crate::bundle::{Bundle, BundleError, RuleEffect};
 use crate::claims::Claims;
 use crate::decision::{Decision, DryRunOutcome, Effect, Reason};
 use crate::jwt::Verifier;
-#[cfg(doc)]
-use crate::mcp::BodyError;
-use crate::mcp::{read_body, BodyAttrs, McpCall, TargetKind};
+use crate::mcp::{read_body_with, BodyAttrs, BodyError, BodyOptions, McpCall, TargetKind};
 use crate::pii::Scanner;
 use crate::request::RequestAttrs;
 use crate::resource::ProtectedResource;
@@ -48,6 +48,11 @@ pub struct Policy {
     has_dry_run_rules: bool,
     body_needs: BodyNeeds,
     needs_peer: bool,
+    /// Every argument path a rule reads, deduplicated: what bodies are
+    /// checked along. Empty when no rule reads arguments.
+    argument_paths: Vec<ArgumentPath>,
+    /// Whether some rule matches resource templates.
+    canonical_uris: bool,
     header_names: Vec<String>,
     verifier: Option<Verifier>,
     scanner: Option<Arc<Scanner>>,
@@ -160,7 +165,19 @@ impl Policy {
             ),
             None => None,
         };
+        let mut argument_paths: Vec<ArgumentPath> = Vec::new();
+        let mut canonical_uris = false;
+        for mcp in bundle.rules.iter().filter_map(|r| r.when.mcp.as_ref()) {
+            canonical_uris |= !mcp.resource_templates.is_empty();
+            for test in &mcp.arguments {
+                if !argument_paths.contains(test.path()) {
+                    argument_paths.push(test.path().clone());
+                }
+            }
+        }
         Ok(Self {
+            argument_paths,
+            canonical_uris,
             verifier,
             scanner,
             resource,
@@ -274,7 +291,19 @@ impl Policy {
                 detail: None,
             });
         }
-        read_body(body).map_err(|e| BodyRefusal::invalid(e.code()))
+        let options = BodyOptions {
+            argument_paths: &self.argument_paths,
+            canonical_uris: self.canonical_uris,
+        };
+        read_body_with(body, &options).map_err(|e| match e {
+            // A resource URI outside canonical form is a request-level
+            // ambiguity, like a dot segment in the path.
+            BodyError::ResourceUri(uri) => BodyRefusal {
+                reason: Reason::InvalidRequest,
+                detail: Some(uri.code()),
+            },
+            e => BodyRefusal::invalid(e.code()),
+        })
     }
 
     /// The model a request names: the body's `model`, else the bundle's
@@ -433,7 +462,10 @@ impl Policy {
         kind: TargetKind,
         name: &str,
     ) -> bool {
-        let call = McpCall::targeting(kind.call_method(), name);
+        let call = McpCall {
+            arguments: CallArguments::Listing,
+            ..McpCall::targeting(kind.call_method(), name)
+        };
         let request = request.with_mcp(Some(&call));
         let keys = RequestKeys::of(&request, claims, &self.claim_slots, self.key_kinds);
         self.evaluate(claims, &request, &keys, false).0 == Effect::Allow

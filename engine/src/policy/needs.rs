@@ -27,7 +27,13 @@ impl BodyNeeds {
         Self {
             mcp: rules.iter().any(|r| r.when.mcp.is_some()),
             model: rules.iter().any(|r| !r.when.models.is_empty()),
-            other: false,
+            // Argument tests read `params.arguments`, templates need the
+            // URI in canonical form: both only the body can show, so a
+            // request announcing its call in headers still waits for it.
+            other: rules
+                .iter()
+                .filter_map(|r| r.when.mcp.as_ref())
+                .any(|m| !m.arguments.is_empty() || !m.resource_templates.is_empty()),
         }
     }
 

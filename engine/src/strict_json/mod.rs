@@ -122,7 +122,46 @@ impl StrictJsonError {
 
 /// Reads `bytes` as exactly one strict JSON value.
 pub fn parse(bytes: &[u8], options: Options) -> Result<Value, StrictJsonError> {
-    parser::parse(bytes, options)
+    parser::parse(bytes, options, None)
+}
+
+/// Reads `bytes` like [`parse`] and also keeps the source text of every
+/// number that was read as a double (`1.5`, `1e2`, integers beyond 64
+/// bits): a double loses digits (`1000.0000000000000001` reads as
+/// `1000.0`), and a policy comparing numbers must compare what was sent.
+pub fn parse_keeping_floats(
+    bytes: &[u8],
+    options: Options,
+) -> Result<(Value, FloatTexts), StrictJsonError> {
+    let mut floats = FloatTexts::default();
+    let value = parser::parse(bytes, options, Some(&mut floats))?;
+    Ok((value, floats))
+}
+
+/// The source texts of a document's numbers that were read as doubles,
+/// by the double's bits. Several texts can round to one double; a reader
+/// must then assume any of them was the one it is looking at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FloatTexts(std::collections::BTreeMap<u64, Vec<Box<str>>>);
+
+impl FloatTexts {
+    fn record(&mut self, double: f64, text: &str) {
+        let texts = self.0.entry(double.to_bits()).or_default();
+        if !texts.iter().any(|t| &**t == text) {
+            texts.push(text.into());
+        }
+    }
+
+    /// Every source text that was read as `double`; empty when the
+    /// document held none.
+    pub fn texts_of(&self, double: f64) -> &[Box<str>] {
+        self.0.get(&double.to_bits()).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether no number was read as a double.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Reads `bytes` as one strict JSON object ([`Options::TOKEN`]); `None` for

@@ -9,16 +9,21 @@ use std::str::FromStr;
 use serde_json::{Map, Number, Value};
 
 use super::keys::fold_key;
-use super::{ErrorKind, Options, StrictJsonError};
+use super::{ErrorKind, FloatTexts, Options, StrictJsonError};
 
 type Result<T> = std::result::Result<T, StrictJsonError>;
 
-pub(super) fn parse(bytes: &[u8], options: Options) -> Result<Value> {
+pub(super) fn parse(
+    bytes: &[u8],
+    options: Options,
+    floats: Option<&mut FloatTexts>,
+) -> Result<Value> {
     check_encoding(bytes)?;
     let mut p = Parser {
         text: bytes,
         pos: 0,
         options,
+        floats,
     };
     p.skip_ws();
     let value = p.value(0)?;
@@ -27,6 +32,15 @@ pub(super) fn parse(bytes: &[u8], options: Options) -> Result<Value> {
         return Err(p.error(ErrorKind::TrailingData));
     }
     Ok(value)
+}
+
+/// The double a number was read as, when it was not read as an integer.
+fn float_of(number: &Number) -> Option<f64> {
+    if number.is_f64() {
+        number.as_f64()
+    } else {
+        None
+    }
 }
 
 fn err(kind: ErrorKind, offset: usize) -> StrictJsonError {
@@ -62,13 +76,15 @@ fn check_encoding(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'f> {
     text: &'a [u8],
     pos: usize,
     options: Options,
+    /// Where the text of every number read as a double is kept, when asked.
+    floats: Option<&'f mut FloatTexts>,
 }
 
-impl Parser<'_> {
+impl Parser<'_, '_> {
     fn error(&self, kind: ErrorKind) -> StrictJsonError {
         err(kind, self.pos)
     }
@@ -246,9 +262,13 @@ impl Parser<'_> {
             .get(start..self.pos)
             .and_then(|t| std::str::from_utf8(t).ok())
             .ok_or(err(ErrorKind::NotJson, start))?;
-        Number::from_str(text)
-            .map(Value::Number)
-            .map_err(|_| err(ErrorKind::BadNumber, start))
+        let number = Number::from_str(text).map_err(|_| err(ErrorKind::BadNumber, start))?;
+        if let Some(floats) = self.floats.as_deref_mut() {
+            if let Some(double) = float_of(&number) {
+                floats.record(double, text);
+            }
+        }
+        Ok(Value::Number(number))
     }
 
     /// A string at `"`, unescaped. The input is known to be UTF-8 and every

@@ -327,3 +327,32 @@ fn cost() {
     let serde = time(&|| serde_json::from_slice::<Value>(wide.as_bytes()).is_ok());
     println!("10k-member object: strict {strict:?}, serde_json {serde:?}");
 }
+
+#[test]
+fn keeping_float_texts_reads_the_same_value() {
+    let text = br#"{"a":1000.0000000000000001,"b":[1000.0,1e3,-0.0,5,123456789012345678901234],"c":"1.5"}"#;
+    let (value, floats) = super::parse_keeping_floats(text, Options::REQUEST).unwrap();
+    assert_eq!(value, parse(text, Options::REQUEST).unwrap());
+    let texts: Vec<&str> = floats.texts_of(1000.0).iter().map(|t| &**t).collect();
+    assert_eq!(texts, ["1000.0000000000000001", "1000.0", "1e3"]);
+    assert_eq!(floats.texts_of(-0.0).len(), 1);
+    assert_eq!(
+        floats
+            .texts_of(value["b"][4].as_f64().unwrap())
+            .first()
+            .map(|t| &**t),
+        Some("123456789012345678901234")
+    );
+    assert!(
+        floats.texts_of(5.0).is_empty(),
+        "integers are exact: not kept"
+    );
+    assert!(floats.texts_of(1.5).is_empty(), "strings are not numbers");
+    // Refusals are the same as without texts.
+    assert_eq!(
+        super::parse_keeping_floats(br#"{"a":1,"a":2}"#, Options::REQUEST)
+            .unwrap_err()
+            .kind,
+        ErrorKind::DuplicateKey
+    );
+}

@@ -21,7 +21,8 @@ fn reads_model_and_single_calls() {
         vec![McpCall {
             method: "tools/call".into(),
             target: Some("search".into()),
-            id: Some(json!(7))
+            id: Some(json!(7)),
+            arguments: CallArguments::Absent,
         }]
     );
     let a = read_body(
