@@ -14,6 +14,8 @@
 
 use thiserror::Error;
 
+use crate::template::{match_segments, Segment};
+
 /// Why a template is not valid.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ResourceTemplateError {
@@ -129,13 +131,6 @@ pub fn check_uri(uri: &str) -> Result<(), UriError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    Capture(String),
-    Rest(String),
-}
-
 /// A compiled resource URI template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceTemplate {
@@ -219,42 +214,8 @@ impl ResourceTemplate {
     /// `Some("")` when `want` is `None`. Captures are never empty.
     pub fn matches<'u>(&self, uri: &'u str, want: Option<&str>) -> Option<&'u str> {
         check_uri(uri).ok()?;
-        let mut rest = uri.strip_prefix(self.prefix.as_str())?;
-        let mut found: &'u str = "";
-        for (i, segment) in self.segments.iter().enumerate() {
-            let last = i + 1 == self.segments.len();
-            if let Segment::Rest(name) = segment {
-                if rest.is_empty() {
-                    return None;
-                }
-                if want == Some(name.as_str()) {
-                    found = rest;
-                }
-                return Some(found);
-            }
-            let (part, tail) = match rest.split_once('/') {
-                Some((p, t)) => (p, Some(t)),
-                None => (rest, None),
-            };
-            match segment {
-                Segment::Literal(l) if l != part => return None,
-                Segment::Capture(name) => {
-                    if part.is_empty() {
-                        return None;
-                    }
-                    if want == Some(name.as_str()) {
-                        found = part;
-                    }
-                }
-                _ => {}
-            }
-            match (tail, last) {
-                (Some(t), false) => rest = t,
-                (None, true) => return Some(found),
-                _ => return None,
-            }
-        }
-        None
+        let rest = uri.strip_prefix(self.prefix.as_str())?;
+        match_segments(&self.segments, rest, want)
     }
 }
 

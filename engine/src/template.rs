@@ -24,7 +24,7 @@ pub enum TemplateError {
 
 /// One template segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
+pub(crate) enum Segment {
     Literal(String),
     Capture(String),
     Rest(String),
@@ -99,37 +99,48 @@ impl PathTemplate {
     /// (or `Some("")` when `want` is `None`), else `None`. Captured
     /// segments are never empty.
     pub fn matches<'p>(&self, path: &'p str, want: Option<&str>) -> Option<&'p str> {
-        let mut rest = path.strip_prefix('/')?;
-        let mut found: &'p str = "";
-        for (i, segment) in self.segments.iter().enumerate() {
-            let last = i + 1 == self.segments.len();
-            if let Segment::Rest(name) = segment {
-                if rest.is_empty() {
-                    return None;
-                }
-                if want == Some(name.as_str()) {
-                    found = rest;
-                }
-                return Some(found);
-            }
-            let (part, tail) = match rest.split_once('/') {
-                Some((p, t)) => (p, Some(t)),
-                None => (rest, None),
-            };
-            match segment {
-                Segment::Literal(l) if l != part => return None,
-                Segment::Capture(_) if part.is_empty() => return None,
-                Segment::Capture(name) if want == Some(name.as_str()) => found = part,
-                _ => {}
-            }
-            match (tail, last) {
-                (Some(t), false) => rest = t,
-                (None, true) => return Some(found),
-                _ => return None,
-            }
-        }
-        None
+        match_segments(&self.segments, path.strip_prefix('/')?, want)
     }
+}
+
+/// Matches `/`-separated `rest` against template segments (literal, one
+/// non-empty segment, a final rest); on success the value of capture
+/// `want` (or `Some("")`). Shared by path and resource URI templates.
+pub(crate) fn match_segments<'p>(
+    segments: &[Segment],
+    rest: &'p str,
+    want: Option<&str>,
+) -> Option<&'p str> {
+    let mut rest = rest;
+    let mut found: &'p str = "";
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        if let Segment::Rest(name) = segment {
+            if rest.is_empty() {
+                return None;
+            }
+            if want == Some(name.as_str()) {
+                found = rest;
+            }
+            return Some(found);
+        }
+        let (part, tail) = match rest.split_once('/') {
+            Some((p, t)) => (p, Some(t)),
+            None => (rest, None),
+        };
+        match segment {
+            Segment::Literal(l) if l != part => return None,
+            Segment::Capture(_) if part.is_empty() => return None,
+            Segment::Capture(name) if want == Some(name.as_str()) => found = part,
+            _ => {}
+        }
+        match (tail, last) {
+            (Some(t), false) => rest = t,
+            (None, true) => return Some(found),
+            _ => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
