@@ -359,3 +359,41 @@ fn bundles_without_argument_rules_do_not_read_arguments() {
         mcp_guard_engine::arguments::CallArguments::Absent
     );
 }
+
+/// Attack: `mcp.resources` globs (no template in the bundle) matched
+/// resource URIs as sent, so `file:///public/*` allowed
+/// `file:///public/../etc/passwd` (a server resolving dot segments reads
+/// `/etc/passwd`) and a deny on `file:///etc/*` missed
+/// `file:///tmp/../etc/passwd`. Rules on resource names now read
+/// canonical URIs only, as template rules do.
+#[test]
+fn resource_globs_are_matched_on_canonical_uris_only() {
+    let p = compile(json!([
+        {"id": "no-etc", "effect": "deny", "when": {"mcp": {"resources": ["file:///etc/*"]}}},
+        {"id": "public", "effect": "allow", "when": {"mcp": {"resources": ["file:///public/*"]}}},
+        {"id": "tmp", "effect": "allow", "when": {"mcp": {"resources": ["file:///tmp/*"]}}}
+    ]))
+    .unwrap();
+    let read = |uri: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#
+        );
+        let d = decide(&p, &body);
+        (d.effect, d.reason, d.detail)
+    };
+    assert_eq!(read("file:///public/a.txt").0, Effect::Allow);
+    assert_eq!(read("file:///etc/passwd").0, Effect::Deny);
+    for uri in [
+        "file:///public/../etc/passwd",
+        "file:///tmp/../etc/passwd",
+        "file:///tmp/%2e%2e/etc/passwd",
+        "file:///tmp/..%2Fetc/passwd",
+        "file:///tmp//etc/passwd",
+        "file:/etc/passwd",
+        "file://localhost/etc/passwd",
+    ] {
+        let (effect, reason, _) = read(uri);
+        assert_eq!(effect, Effect::Deny, "{uri}");
+        assert_eq!(reason, Reason::InvalidRequest, "{uri}");
+    }
+}
