@@ -12,7 +12,9 @@
 //!
 //! Fail closed: while a list call has no answer yet, an event whose data
 //! is not JSON ends the stream with [`McpSseError::Unreadable`] (it might
-//! be the answer in a form a client still reads). Every JSON answer is
+//! be the answer in a form a client still reads); after that, an event
+//! whose data opens with `{` or `[` but is not JSON the filter reads ends
+//! it too (a client may read it as another pending list answer). Every JSON answer is
 //! filtered for the whole stream, not only the first per id, so a second
 //! answer repeating an id cannot bring hidden entries back. An event over
 //! the size bound ends the stream with [`McpSseError::EventTooLarge`].
@@ -192,7 +194,11 @@ impl McpSseFilter {
             return Ok(());
         };
         let Ok(value) = serde_json::from_slice::<Value>(data) else {
-            if self.awaited.is_empty() {
+            // Once the awaited answers went by, plain text passes; data
+            // that opens like a JSON object or array does not, as a
+            // client's more lenient parser (`1e400`, lone surrogates) may
+            // read it as a list answer for another pending id.
+            if self.awaited.is_empty() && !looks_like_json(data) {
                 out.extend_from_slice(&ev.raw);
                 return Ok(());
             }
@@ -261,4 +267,12 @@ impl McpSseFilter {
             });
         }
     }
+}
+
+/// Whether `data` opens like a JSON object or array once JSON whitespace
+/// is skipped: something a JSON-RPC client may parse as a message.
+fn looks_like_json(data: &[u8]) -> bool {
+    data.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| matches!(b, b'{' | b'['))
 }

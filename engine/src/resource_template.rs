@@ -53,6 +53,12 @@ pub enum UriError {
     /// A backslash, space, control or non-ASCII character.
     #[error("URI has a character outside RFC 3986")]
     BadCharacter,
+    /// An authority with another spelling of the same server (userinfo,
+    /// upper case, a trailing dot, `%`, an empty, zero-led or default
+    /// port, `localhost` for `file`), or a path that starts with `/`
+    /// without one (`file:/etc/x` is `file:///etc/x`).
+    #[error("URI authority is not in canonical form")]
+    Authority,
 }
 
 impl UriError {
@@ -65,6 +71,7 @@ impl UriError {
             Self::EmptySegment => "uri_empty_segment",
             Self::Encoding => "uri_encoding",
             Self::BadCharacter => "uri_bad_character",
+            Self::Authority => "uri_authority",
         }
     }
 }
@@ -119,13 +126,73 @@ pub fn check_uri(uri: &str) -> Result<(), UriError> {
             return Err(UriError::SchemeCase);
         }
     }
-    if let Some((_, rest)) = uri.split_once("://") {
-        for segment in rest.split('/').skip(1) {
-            match segment {
-                "" => return Err(UriError::EmptySegment),
-                "." | ".." => return Err(UriError::DotSegment),
-                _ => {}
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return Ok(());
+    };
+    match rest.strip_prefix("//") {
+        Some(rest) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            check_authority(scheme, authority)?;
+            if rest.contains('/') {
+                for segment in path.split('/') {
+                    match segment {
+                        "" => return Err(UriError::EmptySegment),
+                        "." | ".." => return Err(UriError::DotSegment),
+                        _ => {}
+                    }
+                }
             }
+        }
+        // `file:/etc/x` names `file:///etc/x` for many resolvers, which a
+        // template written `file:///etc/{p*}` would not match.
+        None if rest.starts_with('/') => return Err(UriError::Authority),
+        None => {
+            if rest.split('/').any(|s| s == "." || s == "..") {
+                return Err(UriError::DotSegment);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the authority of a `scheme://authority/…` URI: one spelling
+/// per server, so a template's literal authority (or a capture bound to
+/// a claim) sees the server the resolver reaches. Hosts are compared
+/// case-insensitively by resolvers, `user@` is dropped, `host.` is
+/// `host`, `:443` is no port for `https`, `file://localhost/` is
+/// `file:///` (RFC 8089).
+fn check_authority(scheme: &str, authority: &str) -> Result<(), UriError> {
+    let bad = authority
+        .bytes()
+        .any(|b| b == b'@' || b == b'%' || b.is_ascii_uppercase());
+    if bad {
+        return Err(UriError::Authority);
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (inside, after) = v6.split_once(']').ok_or(UriError::Authority)?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or(UriError::Authority)?),
+            };
+            (inside, port)
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.ends_with('.') || (scheme == "file" && host == "localhost") {
+        return Err(UriError::Authority);
+    }
+    if let Some(port) = port {
+        let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+        let default = matches!(
+            (scheme, port),
+            ("http" | "ws", "80") | ("https" | "wss", "443")
+        );
+        if !digits || port.starts_with('0') || default {
+            return Err(UriError::Authority);
         }
     }
     Ok(())
@@ -187,8 +254,12 @@ impl ResourceTemplate {
                         && part.bytes().all(|b| b > b' ' && b < 0x7F);
                     let dot = matches!(*part, "." | "..");
                     // Only the authority (first segment) may be empty, as
-                    // in `file:///`.
+                    // in `file:///`; a literal one must be canonical, as
+                    // the URIs it is matched against are.
                     if !plain || dot || (part.is_empty() && i != 0) {
+                        return Err(bad());
+                    }
+                    if i == 0 && check_authority(scheme, part).is_err() {
                         return Err(bad());
                     }
                     Segment::Literal((*part).to_string())
@@ -287,6 +358,61 @@ mod tests {
             Some("acme")
         );
         assert_eq!(check_uri("urn:isbn:0451450523"), Ok(()));
+    }
+
+    /// Attack: spellings a server resolves to the resource a template
+    /// names, but that the template does not match, so a deny rule on
+    /// `file:///etc/{p*}` or `https://api.example.com/admin/{p*}` missed
+    /// them: no authority (`file:/etc/x`), `localhost` for `file`, userinfo,
+    /// host case, a trailing dot, an empty or default port.
+    #[test]
+    fn other_spellings_of_a_templated_authority_are_refused() {
+        let etc = t("file:///etc/{p*}");
+        let admin = t("https://api.example.com/admin/{p*}");
+        assert_eq!(etc.matches("file:///etc/passwd", None), Some(""));
+        assert_eq!(
+            admin.matches("https://api.example.com/admin/x", None),
+            Some("")
+        );
+        for uri in [
+            "file:/etc/passwd",
+            "file:/etc/../etc/passwd",
+            "file://localhost/etc/passwd",
+            "https://API.example.com/admin/x",
+            "https://Api.Example.com/admin/x",
+            "https://user@api.example.com/admin/x",
+            "https://api.example.com@evil.example/admin/x",
+            "https://api.example.com./admin/x",
+            "https://api.example.com:443/admin/x",
+            "http://api.example.com:80/admin/x",
+            "https://api.example.com:/admin/x",
+            "https://api.example.com:0443/admin/x",
+            "https://api%2eexample.com/admin/x",
+            "custom:a/../b",
+        ] {
+            assert!(check_uri(uri).is_err(), "{uri}");
+        }
+        // Ports that change the resource, IPv6 literals and opaque URIs
+        // stay usable.
+        for uri in [
+            "https://api.example.com:8443/admin/x",
+            "db://db.internal:5432/users/rows/7",
+            "https://[::1]:8443/x",
+            "urn:isbn:0451450523",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(check_uri(uri), Ok(()), "{uri}");
+        }
+        // A template's literal authority must itself be canonical, or it
+        // could never match.
+        for text in [
+            "https://API.example.com/{p*}",
+            "https://u@api.example.com/{p*}",
+            "file://localhost/{p*}",
+            "https://api.example.com:443/{p*}",
+        ] {
+            assert!(ResourceTemplate::parse(text).is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -359,3 +359,112 @@ fn bundles_without_argument_rules_do_not_read_arguments() {
         mcp_guard_engine::arguments::CallArguments::Absent
     );
 }
+
+/// Attack: `mcp.resources` globs (no template in the bundle) matched
+/// resource URIs as sent, so `file:///public/*` allowed
+/// `file:///public/../etc/passwd` (a server resolving dot segments reads
+/// `/etc/passwd`) and a deny on `file:///etc/*` missed
+/// `file:///tmp/../etc/passwd`. Rules on resource names now read
+/// canonical URIs only, as template rules do.
+#[test]
+fn resource_globs_are_matched_on_canonical_uris_only() {
+    let p = compile(json!([
+        {"id": "no-etc", "effect": "deny", "when": {"mcp": {"resources": ["file:///etc/*"]}}},
+        {"id": "public", "effect": "allow", "when": {"mcp": {"resources": ["file:///public/*"]}}},
+        {"id": "tmp", "effect": "allow", "when": {"mcp": {"resources": ["file:///tmp/*"]}}}
+    ]))
+    .unwrap();
+    let read = |uri: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#
+        );
+        let d = decide(&p, &body);
+        (d.effect, d.reason, d.detail)
+    };
+    assert_eq!(read("file:///public/a.txt").0, Effect::Allow);
+    assert_eq!(read("file:///etc/passwd").0, Effect::Deny);
+    for uri in [
+        "file:///public/../etc/passwd",
+        "file:///tmp/../etc/passwd",
+        "file:///tmp/%2e%2e/etc/passwd",
+        "file:///tmp/..%2Fetc/passwd",
+        "file:///tmp//etc/passwd",
+        "file:/etc/passwd",
+        "file://localhost/etc/passwd",
+    ] {
+        let (effect, reason, _) = read(uri);
+        assert_eq!(effect, Effect::Deny, "{uri}");
+        assert_eq!(reason, Reason::InvalidRequest, "{uri}");
+    }
+}
+
+/// Number spellings other parsers read as the same value are judged by
+/// that value; ones they read as another value never reach a rule.
+#[test]
+fn number_spellings_are_judged_by_their_exact_value() {
+    for amount in [
+        "1E3", "0.1e4", "1000.000", "1e+3", "10000e-1", "-0", "-0.0", "1e-0", "0e999",
+    ] {
+        assert_eq!(
+            invoice(&format!(r#"{{"customer_id":"acme","amount":{amount}}}"#)),
+            ALLOW,
+            "{amount}"
+        );
+    }
+    for amount in ["1.001E3", "1e4", "10001e-1", "1000.00000000001"] {
+        assert_eq!(
+            invoice(&format!(r#"{{"customer_id":"acme","amount":{amount}}}"#)),
+            DENY,
+            "{amount}"
+        );
+    }
+    let inexact = (
+        Effect::Deny,
+        Reason::InvalidBody,
+        Some("argument_inexact_number"),
+    );
+    for amount in [
+        "999.9999999999999999",
+        "9007199254740993",
+        "1e-400",
+        "12345678901234567890",
+    ] {
+        assert_eq!(
+            invoice(&format!(r#"{{"customer_id":"acme","amount":{amount}}}"#)),
+            inexact,
+            "{amount}"
+        );
+    }
+    // Leading zeros and huge exponents are not JSON at all.
+    for amount in ["01000", "1e400"] {
+        assert_eq!(
+            invoice(&format!(r#"{{"customer_id":"acme","amount":{amount}}}"#)).1,
+            Reason::InvalidBody,
+            "{amount}"
+        );
+    }
+    // A claim holding numbers grants numbers, never their strings.
+    let p = compile(json!([{"id": "n", "effect": "allow", "when": {"mcp": {
+        "tools": ["t"], "arguments": [{"path": "org", "in_claim": "orgs"}]}}}]))
+    .unwrap();
+    let claims = Claims::new(
+        json!({"orgs": [7, 8.0, null, [9]]})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let request = RequestAttrs::new("POST", "/mcp", "h");
+    let effect = |org: &str| {
+        let attrs =
+            p.request_body(call("tools/call", "t", &format!(r#"{{"org":{org}}}"#)).as_bytes());
+        p.decide_calls(&claims, &request, &attrs.unwrap().mcp)
+            .effect
+    };
+    assert_eq!(effect("7"), Effect::Allow);
+    assert_eq!(effect("8"), Effect::Allow);
+    assert_eq!(effect("7e0"), Effect::Allow);
+    assert_eq!(effect("[7,8]"), Effect::Allow);
+    for denied in [r#""7""#, "null", "9", "[9]", "[]", "[7,9]", r#"{"a":7}"#] {
+        assert_eq!(effect(denied), Effect::Deny, "{denied}");
+    }
+}

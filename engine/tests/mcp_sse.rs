@@ -240,3 +240,32 @@ fn filtering_then_scrubbing_composes_at_every_chunking() {
         assert_eq!(*want.get_or_insert_with(|| text.clone()), text);
     }
 }
+
+/// Attack: once the awaited answer has gone by, an event whose data
+/// `serde_json` refuses but a client's `JSON.parse` reads (`1e400` is
+/// `Infinity` there, a lone surrogate is a string) used to pass as "not
+/// JSON". A second list answer (for another pending `tools/list` id, which
+/// clients route by id whatever the stream) then showed hidden tools.
+#[test]
+fn json_looking_events_the_filter_cannot_read_end_the_stream_after_the_answer() {
+    let hidden = r#"{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"admin_delete","description":"x"}],"n":1e400}}"#;
+    let surrogate = r#"{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"admin_delete","description":"\ud800"}]}}"#;
+    let batch =
+        r#"  [{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"admin_delete"}]}},1e400]"#;
+    for bad in [hidden, surrogate, batch] {
+        let input = format!("data: {}\n\ndata: {bad}\n\n", answer(7));
+        let (out, r) = run(&[list_call(7)], input.as_bytes(), &[4]);
+        assert_eq!(r, Err(McpSseError::Unreadable), "{bad}");
+        assert!(
+            !String::from_utf8(out).unwrap().contains("admin_delete"),
+            "{bad}"
+        );
+    }
+    // Text that no JSON parser reads as an object or array still passes.
+    let input = format!("data: {}\n\ndata: keep-alive\n\n", answer(7));
+    let (out, r) = run(&[list_call(7)], input.as_bytes(), &[4]);
+    assert_eq!(r, Ok(()));
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("data: keep-alive\n\n"));
+}

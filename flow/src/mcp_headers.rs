@@ -14,7 +14,8 @@
 use mcp_guard_engine::decision::push_json_string;
 use mcp_guard_engine::mcp::headers::HEADER_MISMATCH_CODE;
 use mcp_guard_engine::mcp::{read_headers, HeaderMismatch};
-use mcp_guard_engine::{Decision, McpCall, Policy};
+use mcp_guard_engine::resource_template::check_uri;
+use mcp_guard_engine::{Decision, McpCall, Policy, TargetKind};
 use serde_json::Value;
 
 use crate::host::{Host, Level};
@@ -55,7 +56,15 @@ pub fn plan(policy: &Policy, headers: &[(String, String)], body_read_anyway: boo
     if compressed {
         return HeaderPlan::Compressed;
     }
-    if needs.only_mcp() && !body_read_anyway {
+    // A resource URI outside canonical form is refused by the body read;
+    // deciding on it here would let a glob match what it resolves past.
+    let odd_uri = policy.canonical_uris()
+        && call.target_kind() == Some(TargetKind::Resource)
+        && call
+            .target
+            .as_deref()
+            .is_some_and(|u| check_uri(u).is_err());
+    if needs.only_mcp() && !body_read_anyway && !odd_uri {
         HeaderPlan::DecideNow(call)
     } else {
         HeaderPlan::VerifyAtBody(call)

@@ -93,11 +93,18 @@ mod tests {
         // A SAN without `connection.mtls` is not trusted.
         assert_eq!(Peer::judge(&cert(false, Some(id))), Peer::Absent);
         assert_eq!(Peer::judge(&cert(true, None)), Peer::Unusable("no_uri_san"));
+        assert_eq!(
+            Peer::judge(&cert(true, Some(""))),
+            Peer::Unusable("no_uri_san")
+        );
         for san in [
             "https://cluster.local/ns/a",
             "spiffe://cluster.local/ns/a?x",
             "spiffe://Cluster.local/ns/a",
             "spiffe://cluster.local/ns/../a",
+            "spiffe://cluster.local/ns/a/",
+            "spiffe://cluster.local/ns/a%2Fb",
+            " spiffe://cluster.local/ns/a",
         ] {
             assert_eq!(
                 Peer::judge(&cert(true, Some(san))),

@@ -398,3 +398,44 @@ fn argument_rules_keep_the_decision_at_the_body() {
         assert_eq!(ex.forwarded(), ok);
     }
 }
+
+/// Attack: a resource rule decided at the headers took `Mcp-Name` as
+/// sent, so `file:///public/../etc/passwd` went upstream as allowed by
+/// `file:///public/*` before the body showed it. A URI outside canonical
+/// form is now decided at the body, which refuses it before any byte
+/// (headers included) reaches the upstream.
+#[test]
+fn non_canonical_resource_names_are_not_decided_at_the_headers() {
+    let bundle = json!({
+        "name": "t", "version": 1,
+        "identity": {"jwt_authn_metadata": "jwt_payload", "subject_claim": "sub"},
+        "rules": [{"id": "public", "effect": "allow", "when": {
+            "path": {"exact": "/mcp"}, "mcp": {"resources": ["file:///public/*"]}}}]
+    });
+    let policy = Policy::compile(bundle.to_string().as_bytes()).unwrap();
+    let active = Arc::new(ActivePolicy::new(policy, None));
+    let read = |uri: &str| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "resources/read", "params": {"uri": uri}})
+            .to_string()
+            .into_bytes()
+    };
+    // Canonical: decided at the headers as before.
+    let mut ex = Exchange::new(Some(Arc::clone(&active)));
+    let mut h = host(&[
+        ("mcp-method", "resources/read"),
+        ("mcp-name", "file:///public/a"),
+    ]);
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Continue);
+    // Dot segments: held, then refused at the body.
+    let uri = "file:///public/../etc/passwd";
+    let mut ex = Exchange::new(Some(Arc::clone(&active)));
+    let mut h = host(&[("mcp-method", "resources/read"), ("mcp-name", uri)]);
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+    let body = read(uri);
+    h.request.body = body.clone();
+    ex.on_request_body(&mut h, body.len(), true);
+    assert!(!ex.forwarded());
+    assert_eq!(h.replies.len(), 1);
+    assert_eq!(h.replies[0].status, 400);
+    assert_eq!(h.record().unwrap()["reason"], "invalid_request");
+}

@@ -499,3 +499,32 @@ fn unobserved_deny_waits_for_a_list_showing_the_pinned_definition() {
     );
     assert_eq!(memory.len(), 2, "one key per bundle and pinned tool");
 }
+
+/// Known hole (ignored until the lead decides the cost): clients route a
+/// JSON-RPC answer by its id, whatever HTTP answer carries it (the
+/// TypeScript SDK dispatches every message of a JSON or SSE answer to the
+/// pending request with that id). A server answering a `tools/call` with
+/// an SSE stream that also carries the answer to the client's pending
+/// `tools/list` (id 1, sent on another POST that the server keeps open)
+/// shows the changed pinned tool unfiltered, because only answers to
+/// requests holding a list call are read. Closing it means reading (and,
+/// for JSON, holding) every MCP answer when the bundle pins tools or
+/// filters lists.
+#[test]
+#[ignore = "known hole: list answers smuggled into a non-list request's answer are not read"]
+fn a_list_answer_smuggled_into_a_call_answer_is_filtered() {
+    let active = policy("filter", "allow");
+    let mut memory = BTreeMap::new();
+    let mut stream = sse(&list_answer(json!([evil_tool()])));
+    stream.extend_from_slice(&sse(&call_answer()));
+    let r = run(
+        &active,
+        &mut memory,
+        &call_request("echo"),
+        ("text/event-stream", &stream),
+        &[],
+    );
+    assert!(r.forwarded);
+    let client = String::from_utf8(r.client).unwrap();
+    assert!(!client.contains("id_rsa"), "{client}");
+}

@@ -51,7 +51,7 @@ pub struct Policy {
     /// Every argument path a rule reads, deduplicated: what bodies are
     /// checked along. Empty when no rule reads arguments.
     argument_paths: Vec<ArgumentPath>,
-    /// Whether some rule matches resource templates.
+    /// Whether some rule names resources or matches resource templates.
     canonical_uris: bool,
     header_names: Vec<String>,
     verifier: Option<Verifier>,
@@ -168,7 +168,10 @@ impl Policy {
         let mut argument_paths: Vec<ArgumentPath> = Vec::new();
         let mut canonical_uris = false;
         for mcp in bundle.rules.iter().filter_map(|r| r.when.mcp.as_ref()) {
-            canonical_uris |= !mcp.resource_templates.is_empty();
+            // Names and globs are matched on the URI as sent, like
+            // templates: `file:///public/*` must not match
+            // `file:///public/../etc/passwd`.
+            canonical_uris |= !mcp.resource_templates.is_empty() || !mcp.resources.is_empty();
             for test in &mcp.arguments {
                 if !argument_paths.contains(test.path()) {
                     argument_paths.push(test.path().clone());
@@ -265,6 +268,14 @@ impl Policy {
     /// the sole reason.
     pub fn body_needs(&self) -> BodyNeeds {
         self.body_needs
+    }
+
+    /// Whether resource URIs must be canonical
+    /// ([`crate::resource_template::check_uri`]) because some rule names
+    /// resources or matches templates; a URI announced in `Mcp-Name` that
+    /// is not is then decided at the body, which refuses it.
+    pub fn canonical_uris(&self) -> bool {
+        self.canonical_uris
     }
 
     /// Whether any rule tests `peers` or workloads may call without a
