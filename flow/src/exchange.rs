@@ -168,6 +168,9 @@ pub struct Exchange {
     pending_decision: Option<Decision>,
     /// The `insufficient_scope` challenge of a denial, when it is one.
     scope_challenge: Option<String>,
+    /// [`Exchange::admit`] ran: the request's headers are ready for the
+    /// upstream (client token out, forged injected headers out).
+    admitted: bool,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -232,6 +235,7 @@ impl Exchange {
             pending: None,
             pending_decision: None,
             scope_challenge: None,
+            admitted: false,
         }
     }
 
@@ -272,6 +276,15 @@ impl Exchange {
 
     /// Records, counts and carries out a decision.
     fn enforce(&mut self, host: &mut impl Host, decision: Decision) -> Next {
+        if decision.effect == Effect::Allow && !self.admitted {
+            // A denial a dry-run bundle lets through before the rules ran
+            // (identity, request line, headers, body) goes upstream like
+            // any allowed request: without the client's token or forged
+            // injected headers, with an exchanged token or a 503.
+            if let Some(active) = self.policy.clone() {
+                return self.admit_and_enforce(host, &active, decision);
+            }
+        }
         host.count_decision(&decision);
         let denied = decision.effect == Effect::Deny;
         if denied && decision.reason == Reason::HeaderMismatch {
@@ -702,7 +715,6 @@ impl Exchange {
             // Last: the exchanged token is the final word on
             // `Authorization` for the upstream.
             if let Some(section) = &active.policy.bundle().token_exchange {
-                let exp = self.claims.get("exp").and_then(txchg::seconds);
                 let secret = self.exchange_secret.clone();
                 match txchg::start(
                     host,
@@ -710,7 +722,7 @@ impl Exchange {
                     section,
                     secret.as_deref(),
                     &self.authorization,
-                    exp,
+                    &self.claims,
                 ) {
                     Started::Cached(token) => set_bearer(host, &token),
                     Started::Sent(pending) => {
@@ -729,9 +741,15 @@ impl Exchange {
     /// An allowed request's headers: injected claims in, and
     /// `accept-encoding` out when its answer must be read.
     fn admit(&mut self, host: &mut impl Host, active: &ActivePolicy) {
+        self.admitted = true;
         // No token passthrough: the client's token never reaches the
         // upstream (a token exchange may set a new one after this).
         resource::remove_client_token(host, &active.policy);
+        // Client copies of injected headers (already gone when the header
+        // checks ran; not when a dry-run bundle allows before them).
+        for name in edges::forged_injected(&active.policy, &self.headers) {
+            host.remove_header(Side::Request, &name);
+        }
         for inj in &active.policy.bundle().inject {
             if let Some(value) = self.claims.get(&inj.claim).and_then(header_value) {
                 host.set_header(Side::Request, &inj.header, &value);
