@@ -547,14 +547,17 @@ impl Exchange {
         for name in edges::forged_injected(&active.policy, &trailers) {
             host.remove_trailer(Side::Request, &name);
         }
-        if active.policy.bundle().token_exchange.is_some()
-            && trailers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        {
-            // An upstream that merges trailers into headers must see only
-            // the exchanged token.
-            host.remove_trailer(Side::Request, "authorization");
+        // No token passthrough in trailers either: an upstream that
+        // merges trailers into headers must see no client credential
+        // (only the exchanged token, when the bundle exchanges).
+        let bundle = active.policy.bundle();
+        if !bundle.identity.forward_authorization || bundle.token_exchange.is_some() {
+            let verify = bundle.identity.verify.as_ref().map(|v| v.header.as_str());
+            for name in ["authorization"].into_iter().chain(verify) {
+                if trailers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                    host.remove_trailer(Side::Request, name);
+                }
+            }
         }
     }
 

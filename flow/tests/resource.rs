@@ -461,6 +461,51 @@ fn without_a_resource_section_nothing_changes() {
 }
 
 #[test]
+fn the_callers_token_is_not_passed_through_in_trailers_either() {
+    // An upstream that merges trailers into headers would read a token
+    // the client sent as a trailer (one not meant for this server, say).
+    let b = bundle();
+    let mut h = host(
+        "POST",
+        "/plain/x",
+        "mcp.example.com",
+        Some(caller(json!({}))),
+    );
+    let mut ex = Exchange::new(Some(active(&b)));
+    // HTTP/2: headers, body, then trailers end the request.
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+    h.request.body = b"{}".to_vec();
+    assert_eq!(ex.on_request_body(&mut h, 2, false), Next::Pause);
+    h.request.trailers = vec![
+        ("Authorization".into(), "Bearer upstream-token".into()),
+        ("x-checksum".into(), "1".into()),
+    ];
+    assert_eq!(ex.on_request_trailers(&mut h), Next::Continue);
+    assert!(ex.forwarded());
+    assert_eq!(
+        h.request.trailers,
+        [("x-checksum".to_owned(), "1".to_owned())]
+    );
+    // Unless the bundle forwards the client's credentials on purpose.
+    let mut b = bundle();
+    b["identity"]["forward_authorization"] = json!(true);
+    let mut h = host(
+        "POST",
+        "/plain/x",
+        "mcp.example.com",
+        Some(caller(json!({}))),
+    );
+    let mut ex = Exchange::new(Some(active(&b)));
+    ex.on_request_headers(&mut h, false);
+    h.request.body = b"{}".to_vec();
+    ex.on_request_body(&mut h, 2, false);
+    h.request.trailers = vec![("authorization".into(), "Bearer t".into())];
+    ex.on_request_trailers(&mut h);
+    assert!(ex.forwarded());
+    assert_eq!(h.request.trailers.len(), 1);
+}
+
+#[test]
 fn dry_run_never_passes_the_callers_token_through() {
     // A dry-run bundle lets every denial through; the requests it would
     // have refused before any rule ran (no token, a token for another
