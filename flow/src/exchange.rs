@@ -287,16 +287,19 @@ impl Exchange {
         }
         host.count_decision(&decision);
         let denied = decision.effect == Effect::Deny;
+        // Answered before the reply is sent: a host that runs the local
+        // reply through the response hooks at once (Envoy does, from a
+        // decoder filter) must see it as ours, even from `Verifying`.
         if denied && decision.reason == Reason::HeaderMismatch {
+            self.request = RequestState::Answered;
             let id = self.jsonrpc_id.as_ref();
             mcp_headers::send_mismatch(host, &decision, id, &self.request_id);
-            self.request = RequestState::Answered;
         } else if denied {
+            self.request = RequestState::Answered;
             let resource_duties = self.policy.as_ref().and_then(|a| a.policy.resource());
             let challenge =
                 resource::challenge(resource_duties, &decision, self.scope_challenge.as_deref());
             reply::send_denial(host, &decision, &self.request_id, challenge);
-            self.request = RequestState::Answered;
         } else {
             self.request = RequestState::Forwarded;
         }
