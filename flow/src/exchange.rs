@@ -871,7 +871,12 @@ impl Exchange {
             RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
                 // Nothing was forwarded: this is the proxy's own answer
                 // (a timeout, a reset upstream of us). It carries no
-                // upstream data.
+                // upstream data. The request is answered by it: a later
+                // decision or exchange answer neither releases it
+                // upstream nor sends a second reply.
+                self.pending = None;
+                self.pending_decision = None;
+                self.request = RequestState::Answered;
                 self.record.scrub_note = Some("response_before_decision");
                 self.record.publish(host);
                 self.response = ResponseState::Pass;

@@ -441,3 +441,35 @@ fn the_exchanged_token_is_the_last_word_on_authorization() {
     let h = run(&a, "user-token-1", None);
     assert_eq!(authorization(&h), ["Bearer up-1"]);
 }
+
+#[test]
+fn an_answer_after_the_proxy_answered_the_request_changes_nothing() {
+    // Envoy answers while the exchange is pending (a stream timeout, a
+    // local reply of another filter); the IdP's late answer must neither
+    // send a second reply nor release the request upstream.
+    let a = active(section());
+    for answer in [issued("up-1", 300), CalloutAnswer::default()] {
+        let mut h = host(Some("user-token-1"), NOW_S + 3600, "/plain/x");
+        let mut x = exchange(&a);
+        assert_eq!(x.on_request_headers(&mut h, true), Next::Pause);
+        h.response.headers = vec![(":status".into(), "504".into())];
+        assert_eq!(x.on_response_headers(&mut h, true), Next::Continue);
+        x.on_callout_answer(&mut h, 1, &answer);
+        assert_eq!((h.resumed, h.replies.len()), (0, 0), "{answer:?}");
+        assert!(!x.forwarded());
+    }
+    // The same while the body was awaited: its end decides nothing more.
+    let mut h = host(Some("user-token-1"), NOW_S + 3600, "/mcp");
+    h.request.headers[0].1 = "POST".into();
+    let mut x = exchange(&a);
+    assert_eq!(x.on_request_headers(&mut h, false), Next::Pause);
+    h.response.headers = vec![(":status".into(), "408".into())];
+    assert_eq!(x.on_response_headers(&mut h, true), Next::Continue);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "get_weather"}})
+    .to_string();
+    h.request.body = body.clone().into_bytes();
+    assert_eq!(x.on_request_body(&mut h, body.len(), true), Next::Pause);
+    assert!(h.callouts.is_empty() && h.replies.is_empty());
+    assert!(!x.forwarded());
+}
