@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+mod subject;
+
+pub use subject::subject_is_caller;
+
 /// `grant_type` of a token exchange (RFC 8693 §2.1).
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
@@ -294,6 +298,10 @@ pub enum ExchangeError {
     /// More than one `Authorization` header.
     #[error("the request carries more than one Authorization header")]
     AmbiguousAuthorization,
+    /// The bearer token is not the token that identified the caller
+    /// ([`subject_is_caller`]).
+    #[error("the bearer token is not the token that identified the caller")]
+    SubjectNotCaller,
     /// The plugin configuration has no client secret.
     #[error("no token_exchange.client_secret in the plugin configuration")]
     NoClientSecret,
@@ -326,6 +334,7 @@ impl ExchangeError {
         match self {
             Self::NoBearerToken => "no_bearer_token",
             Self::AmbiguousAuthorization => "ambiguous_authorization",
+            Self::SubjectNotCaller => "subject_not_caller",
             Self::NoClientSecret => "no_client_secret",
             Self::CalloutRefused => "callout_refused",
             Self::NoAnswer => "no_answer",

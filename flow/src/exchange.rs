@@ -168,6 +168,9 @@ pub struct Exchange {
     pending_decision: Option<Decision>,
     /// The `insufficient_scope` challenge of a denial, when it is one.
     scope_challenge: Option<String>,
+    /// [`Exchange::admit`] ran: the request's headers are ready for the
+    /// upstream (client token out, forged injected headers out).
+    admitted: bool,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -232,6 +235,7 @@ impl Exchange {
             pending: None,
             pending_decision: None,
             scope_challenge: None,
+            admitted: false,
         }
     }
 
@@ -272,18 +276,30 @@ impl Exchange {
 
     /// Records, counts and carries out a decision.
     fn enforce(&mut self, host: &mut impl Host, decision: Decision) -> Next {
+        if decision.effect == Effect::Allow && !self.admitted {
+            // A denial a dry-run bundle lets through before the rules ran
+            // (identity, request line, headers, body) goes upstream like
+            // any allowed request: without the client's token or forged
+            // injected headers, with an exchanged token or a 503.
+            if let Some(active) = self.policy.clone() {
+                return self.admit_and_enforce(host, &active, decision);
+            }
+        }
         host.count_decision(&decision);
         let denied = decision.effect == Effect::Deny;
+        // Answered before the reply is sent: a host that runs the local
+        // reply through the response hooks at once (Envoy does, from a
+        // decoder filter) must see it as ours, even from `Verifying`.
         if denied && decision.reason == Reason::HeaderMismatch {
+            self.request = RequestState::Answered;
             let id = self.jsonrpc_id.as_ref();
             mcp_headers::send_mismatch(host, &decision, id, &self.request_id);
-            self.request = RequestState::Answered;
         } else if denied {
+            self.request = RequestState::Answered;
             let resource_duties = self.policy.as_ref().and_then(|a| a.policy.resource());
             let challenge =
                 resource::challenge(resource_duties, &decision, self.scope_challenge.as_deref());
             reply::send_denial(host, &decision, &self.request_id, challenge);
-            self.request = RequestState::Answered;
         } else {
             self.request = RequestState::Forwarded;
         }
@@ -534,14 +550,17 @@ impl Exchange {
         for name in edges::forged_injected(&active.policy, &trailers) {
             host.remove_trailer(Side::Request, &name);
         }
-        if active.policy.bundle().token_exchange.is_some()
-            && trailers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        {
-            // An upstream that merges trailers into headers must see only
-            // the exchanged token.
-            host.remove_trailer(Side::Request, "authorization");
+        // No token passthrough in trailers either: an upstream that
+        // merges trailers into headers must see no client credential
+        // (only the exchanged token, when the bundle exchanges).
+        let bundle = active.policy.bundle();
+        if !bundle.identity.forward_authorization || bundle.token_exchange.is_some() {
+            let verify = bundle.identity.verify.as_ref().map(|v| v.header.as_str());
+            for name in ["authorization"].into_iter().chain(verify) {
+                if trailers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                    host.remove_trailer(Side::Request, name);
+                }
+            }
         }
     }
 
@@ -702,7 +721,6 @@ impl Exchange {
             // Last: the exchanged token is the final word on
             // `Authorization` for the upstream.
             if let Some(section) = &active.policy.bundle().token_exchange {
-                let exp = self.claims.get("exp").and_then(txchg::seconds);
                 let secret = self.exchange_secret.clone();
                 match txchg::start(
                     host,
@@ -710,7 +728,7 @@ impl Exchange {
                     section,
                     secret.as_deref(),
                     &self.authorization,
-                    exp,
+                    &self.claims,
                 ) {
                     Started::Cached(token) => set_bearer(host, &token),
                     Started::Sent(pending) => {
@@ -729,9 +747,15 @@ impl Exchange {
     /// An allowed request's headers: injected claims in, and
     /// `accept-encoding` out when its answer must be read.
     fn admit(&mut self, host: &mut impl Host, active: &ActivePolicy) {
+        self.admitted = true;
         // No token passthrough: the client's token never reaches the
         // upstream (a token exchange may set a new one after this).
         resource::remove_client_token(host, &active.policy);
+        // Client copies of injected headers (already gone when the header
+        // checks ran; not when a dry-run bundle allows before them).
+        for name in edges::forged_injected(&active.policy, &self.headers) {
+            host.remove_header(Side::Request, &name);
+        }
         for inj in &active.policy.bundle().inject {
             if let Some(value) = self.claims.get(&inj.claim).and_then(header_value) {
                 host.set_header(Side::Request, &inj.header, &value);
@@ -847,7 +871,12 @@ impl Exchange {
             RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
                 // Nothing was forwarded: this is the proxy's own answer
                 // (a timeout, a reset upstream of us). It carries no
-                // upstream data.
+                // upstream data. The request is answered by it: a later
+                // decision or exchange answer neither releases it
+                // upstream nor sends a second reply.
+                self.pending = None;
+                self.pending_decision = None;
+                self.request = RequestState::Answered;
                 self.record.scrub_note = Some("response_before_decision");
                 self.record.publish(host);
                 self.response = ResponseState::Pass;

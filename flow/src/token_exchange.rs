@@ -12,8 +12,9 @@
 use std::collections::HashMap;
 
 use mcp_guard_engine::token_exchange::{
-    bearer_token, parse_answer, subject_digest, ExchangeError, TokenExchange,
+    bearer_token, parse_answer, subject_digest, subject_is_caller, ExchangeError, TokenExchange,
 };
+use mcp_guard_engine::Claims;
 
 use crate::active::ActivePolicy;
 use crate::host::{Host, Level};
@@ -155,20 +156,26 @@ pub struct CalloutAnswer {
     pub body: Vec<u8>,
 }
 
-/// Looks up the cache, or sends the exchange request.
+/// Looks up the cache, or sends the exchange request. The bearer token
+/// must be the one whose `claims` identified the caller (checked before
+/// the cache, so no caller gets what was issued for another's token).
 pub fn start(
     host: &mut impl Host,
     active: &ActivePolicy,
     section: &TokenExchange,
     secret: Option<&str>,
     authorization: &[String],
-    subject_exp: Option<u64>,
+    claims: &Claims,
 ) -> Started {
     let values: Vec<&str> = authorization.iter().map(String::as_str).collect();
     let subject = match bearer_token(&values) {
         Ok(token) => token,
         Err(e) => return Started::Failed(e),
     };
+    if !subject_is_caller(subject, claims) {
+        return Started::Failed(ExchangeError::SubjectNotCaller);
+    }
+    let subject_exp = claims.get("exp").and_then(seconds);
     let key = CacheKey::new(subject, section);
     let now_ms = host.now_ms();
     if let Some(token) = active.exchange_cache().get(&key, now_ms) {

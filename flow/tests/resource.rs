@@ -460,6 +460,100 @@ fn without_a_resource_section_nothing_changes() {
     assert_eq!(body(only_reply(&h))["reason"], "default_deny");
 }
 
+#[test]
+fn the_callers_token_is_not_passed_through_in_trailers_either() {
+    // An upstream that merges trailers into headers would read a token
+    // the client sent as a trailer (one not meant for this server, say).
+    let b = bundle();
+    let mut h = host(
+        "POST",
+        "/plain/x",
+        "mcp.example.com",
+        Some(caller(json!({}))),
+    );
+    let mut ex = Exchange::new(Some(active(&b)));
+    // HTTP/2: headers, body, then trailers end the request.
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+    h.request.body = b"{}".to_vec();
+    assert_eq!(ex.on_request_body(&mut h, 2, false), Next::Pause);
+    h.request.trailers = vec![
+        ("Authorization".into(), "Bearer upstream-token".into()),
+        ("x-checksum".into(), "1".into()),
+    ];
+    assert_eq!(ex.on_request_trailers(&mut h), Next::Continue);
+    assert!(ex.forwarded());
+    assert_eq!(
+        h.request.trailers,
+        [("x-checksum".to_owned(), "1".to_owned())]
+    );
+    // Unless the bundle forwards the client's credentials on purpose.
+    let mut b = bundle();
+    b["identity"]["forward_authorization"] = json!(true);
+    let mut h = host(
+        "POST",
+        "/plain/x",
+        "mcp.example.com",
+        Some(caller(json!({}))),
+    );
+    let mut ex = Exchange::new(Some(active(&b)));
+    ex.on_request_headers(&mut h, false);
+    h.request.body = b"{}".to_vec();
+    ex.on_request_body(&mut h, 2, false);
+    h.request.trailers = vec![("authorization".into(), "Bearer t".into())];
+    ex.on_request_trailers(&mut h);
+    assert!(ex.forwarded());
+    assert_eq!(h.request.trailers.len(), 1);
+}
+
+#[test]
+fn dry_run_never_passes_the_callers_token_through() {
+    // A dry-run bundle lets every denial through; the requests it would
+    // have refused before any rule ran (no token, a token for another
+    // server, a malformed request line, a refused body) still lose the
+    // caller's token, like every allowed request.
+    let mut b = bundle();
+    b["dry_run"] = json!(true);
+    b["inject"] = json!([{"claim": "sub", "header": "x-user"}]);
+    let cases = [
+        ("GET", "/plain/x", None),
+        (
+            "GET",
+            "/plain/x",
+            Some(json!({"sub": "a", "aud": "https://other/mcp"})),
+        ),
+        ("GET", "/plain/%2e%2e/x", Some(caller(json!({})))),
+        ("GET", "/admin", Some(caller(json!({})))),
+    ];
+    for (method, path, claims) in cases {
+        let mut h = host(method, path, "mcp.example.com", claims.clone());
+        h.request.headers.push(("X_User".into(), "admin".into()));
+        let ex = run(&b, &mut h, None);
+        assert!(ex.forwarded(), "dry-run forwards {path} {claims:?}");
+        assert!(
+            h.request.headers.iter().all(|(k, _)| k != "authorization"),
+            "{path} {claims:?}: the client's token reached the upstream"
+        );
+        assert!(
+            h.request
+                .headers
+                .iter()
+                .all(|(k, v)| k != "X_User" && v != "admin"),
+            "{path} {claims:?}: a forged injected header reached the upstream"
+        );
+    }
+    let mut h = host("POST", "/mcp", "mcp.example.com", Some(caller(json!({}))));
+    h.request
+        .headers
+        .push(("content-type".into(), "application/json".into()));
+    let ex = run(
+        &b,
+        &mut h,
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": 7})),
+    );
+    assert!(ex.forwarded());
+    assert!(h.request.headers.iter().all(|(k, _)| k != "authorization"));
+}
+
 /// In-filter verification (no `jwt_authn`): the same audience binding,
 /// and the token header goes the way of `authorization`.
 mod in_filter_verification {

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use mcp_guard_engine::Policy;
 use mcp_guard_flow::memory::MemoryHost;
 use mcp_guard_flow::token_exchange::CalloutAnswer;
@@ -59,9 +61,22 @@ fn exchange(active: &Arc<ActivePolicy>) -> Exchange {
     Exchange::new(Some(Arc::clone(active))).with_exchange_secret(Some(Arc::from(SECRET)))
 }
 
+/// The caller's claims; `jti` tells the callers' tokens apart.
+fn claims(name: &str, exp: u64) -> Value {
+    json!({"sub": "alice", "exp": exp, "jti": name})
+}
+
+/// The caller's bearer token: a JWT whose payload is [`claims`] (the
+/// exchange only trades the token that identified the caller; these
+/// tests take its verification as done).
+fn subject(name: &str, exp: u64) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(claims(name, exp).to_string());
+    format!("e30.{payload}.c2ln")
+}
+
 fn host(token: Option<&str>, exp: u64, path: &str) -> MemoryHost {
     let mut host = MemoryHost::at(NOW_MS);
-    host.set_claims("jwt_payload", &json!({"sub": "alice", "exp": exp}));
+    host.set_claims("jwt_payload", &claims(token.unwrap_or("none"), exp));
     host.request.headers = vec![
         (":method".into(), "GET".into()),
         (":path".into(), path.into()),
@@ -69,9 +84,10 @@ fn host(token: Option<&str>, exp: u64, path: &str) -> MemoryHost {
         ("x-request-id".into(), "r1".into()),
     ];
     if let Some(token) = token {
-        host.request
-            .headers
-            .push(("authorization".into(), format!("Bearer {token}")));
+        host.request.headers.push((
+            "authorization".into(),
+            format!("Bearer {}", subject(token, exp)),
+        ));
     }
     host
 }
@@ -106,8 +122,9 @@ fn assert_refused(host: &MemoryHost, detail: &str) {
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(body["reason"], "token_exchange_failed");
     assert_eq!(body["detail"], detail);
+    let text = String::from_utf8_lossy(&reply.body);
     assert!(
-        !String::from_utf8_lossy(&reply.body).contains("user-token"),
+        !text.contains("user-token") && !text.contains("e30."),
         "the reply never echoes the caller's token"
     );
     assert_eq!(host.resumed, 0, "a refused request is never resumed");
@@ -140,7 +157,8 @@ fn miss_exchanges_then_hit_is_served_from_cache() {
     assert_eq!(call.header(":authority"), Some("idp.local"));
     let body = String::from_utf8(call.body.clone()).unwrap();
     assert!(body.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"));
-    assert!(body.contains("subject_token=user-token-1&"));
+    let token = subject("user-token-1", NOW_S + 3600);
+    assert!(body.contains(&format!("subject_token={token}&")));
     assert!(body.contains("audience=mcp-tools"));
     assert_eq!(authorization(&h), ["Bearer up-1"]);
     assert_eq!(h.resumed, 1);
@@ -165,7 +183,10 @@ fn another_callers_token_never_gets_the_cached_one() {
     assert_eq!(x.on_request_headers(&mut h, true), Next::Pause);
     assert_eq!(h.callouts.len(), 1, "a cache miss: mallory's own exchange");
     assert!(
-        String::from_utf8_lossy(&h.callouts[0].body).contains("subject_token=user-token-mallory")
+        String::from_utf8_lossy(&h.callouts[0].body).contains(&format!(
+            "subject_token={}",
+            subject("user-token-mallory", NOW_S + 3600)
+        ))
     );
     // Until the answer, the caller's token is still the only one there,
     // and the request is held.
@@ -419,4 +440,36 @@ fn the_exchanged_token_is_the_last_word_on_authorization() {
     assert_eq!(authorization(&h), ["Bearer up-1"]);
     let h = run(&a, "user-token-1", None);
     assert_eq!(authorization(&h), ["Bearer up-1"]);
+}
+
+#[test]
+fn an_answer_after_the_proxy_answered_the_request_changes_nothing() {
+    // Envoy answers while the exchange is pending (a stream timeout, a
+    // local reply of another filter); the IdP's late answer must neither
+    // send a second reply nor release the request upstream.
+    let a = active(section());
+    for answer in [issued("up-1", 300), CalloutAnswer::default()] {
+        let mut h = host(Some("user-token-1"), NOW_S + 3600, "/plain/x");
+        let mut x = exchange(&a);
+        assert_eq!(x.on_request_headers(&mut h, true), Next::Pause);
+        h.response.headers = vec![(":status".into(), "504".into())];
+        assert_eq!(x.on_response_headers(&mut h, true), Next::Continue);
+        x.on_callout_answer(&mut h, 1, &answer);
+        assert_eq!((h.resumed, h.replies.len()), (0, 0), "{answer:?}");
+        assert!(!x.forwarded());
+    }
+    // The same while the body was awaited: its end decides nothing more.
+    let mut h = host(Some("user-token-1"), NOW_S + 3600, "/mcp");
+    h.request.headers[0].1 = "POST".into();
+    let mut x = exchange(&a);
+    assert_eq!(x.on_request_headers(&mut h, false), Next::Pause);
+    h.response.headers = vec![(":status".into(), "408".into())];
+    assert_eq!(x.on_response_headers(&mut h, true), Next::Continue);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "get_weather"}})
+    .to_string();
+    h.request.body = body.clone().into_bytes();
+    assert_eq!(x.on_request_body(&mut h, body.len(), true), Next::Pause);
+    assert!(h.callouts.is_empty() && h.replies.is_empty());
+    assert!(!x.forwarded());
 }

@@ -102,14 +102,25 @@ impl HeaderMismatch {
     }
 }
 
-/// The one value of a header, or `Duplicate` when it is sent twice.
+/// Whether a header name spells `name` (any case, `_` for `-`: upstreams
+/// that fold names the CGI way read `Mcp_Name` as `Mcp-Name`).
+fn spells(header: &str, name: &str) -> bool {
+    header.len() == name.len()
+        && header
+            .bytes()
+            .zip(name.bytes())
+            .all(|(h, n)| h.eq_ignore_ascii_case(&n) || (h == b'_' && n == b'-'))
+}
+
+/// The one value of a header, or `Duplicate` when it is sent twice (in
+/// any spelling).
 fn single<'a>(
     headers: &'a [(String, String)],
     name: &str,
 ) -> Result<Option<&'a str>, HeaderMismatch> {
     let mut values = headers
         .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .filter(|(k, _)| spells(k, name))
         .map(|(_, v)| v.as_str());
     let first = values.next();
     if values.next().is_some() {

@@ -192,3 +192,29 @@ fn codes_are_stable_and_distinct() {
     }
     assert_eq!(HeaderMismatch::from_code("rule_deny"), None);
 }
+
+#[test]
+fn underscore_spellings_count_as_the_headers() {
+    // Upstreams that fold `_` into `-` (CGI, WSGI) would read these as
+    // the MCP headers: a second spelling is a duplicate, a lone one is
+    // read (and verified against the body) like the header.
+    for pairs in [
+        [("Mcp-Name", "get_weather"), ("mcp_name", "delete_all")],
+        [("Mcp-Method", "tools/list"), ("MCP_METHOD", "tools/call")],
+    ] {
+        let mut headers = h(&pairs);
+        if !pairs
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("mcp-method"))
+        {
+            headers.push(("mcp-method".into(), "tools/call".into()));
+        }
+        assert_eq!(
+            read_headers(&headers),
+            Err(HeaderMismatch::Duplicate),
+            "{pairs:?}"
+        );
+    }
+    let call = read_headers(&h(&[("mcp_method", "tools/call"), ("Mcp_Name", "x")]));
+    assert_eq!(call, Ok(Some(McpCall::targeting("tools/call", "x"))));
+}
