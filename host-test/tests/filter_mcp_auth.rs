@@ -8,6 +8,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use mcp_guard_engine::pins::tool_digest;
 use mcp_guard_host_test::{
     Action, Host, HttpCall, HttpCallResponse, Plugin, PluginOptions, Stream,
@@ -268,11 +270,26 @@ fn exchange_plugin() -> Plugin {
     }))
 }
 
-/// A GET of `sub` holding the bearer token `token` (valid for an hour).
-fn get_as(plugin: &Plugin, sub: &str, token: &str) -> Stream {
+/// A JWT-shaped bearer token whose payload is exactly the claims
+/// `jwt_authn` verified for `sub` (valid for an hour): the filter only
+/// exchanges the token that identified the caller.
+fn token_of(plugin: &Plugin, sub: &str) -> String {
+    let payload = claims_of(plugin, sub).to_string();
+    format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(payload)
+    )
+}
+
+fn claims_of(plugin: &Plugin, sub: &str) -> Value {
     let exp = plugin.now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
-    let stream = stream(plugin, Some(json!({"sub": sub, "exp": exp})));
-    let auth = format!("Bearer {token}");
+    json!({"sub": sub, "exp": exp})
+}
+
+/// A GET of `sub` holding its own bearer token.
+fn get_as(plugin: &Plugin, sub: &str) -> Stream {
+    let stream = stream(plugin, Some(claims_of(plugin, sub)));
+    let auth = format!("Bearer {}", token_of(plugin, sub));
     send(
         &stream,
         "GET",
@@ -321,7 +338,8 @@ fn only_call(stream: &Stream) -> HttpCall {
 #[test]
 fn an_allowed_request_is_held_until_its_token_is_exchanged() {
     let plugin = exchange_plugin();
-    let stream = get_as(&plugin, "alice", "alice.jwt.sig");
+    let alice = token_of(&plugin, "alice");
+    let stream = get_as(&plugin, "alice");
     assert!(
         stream.upstream_request().is_none(),
         "held during the exchange"
@@ -350,7 +368,7 @@ fn an_allowed_request_is_held_until_its_token_is_exchanged() {
             "urn:ietf:params:oauth:token-type:access_token",
         ),
         ("scope", "tools.call tools.list"),
-        ("subject_token", "alice.jwt.sig"),
+        ("subject_token", alice.as_str()),
         (
             "subject_token_type",
             "urn:ietf:params:oauth:token-type:access_token",
@@ -375,16 +393,16 @@ fn an_allowed_request_is_held_until_its_token_is_exchanged() {
     assert_eq!(auth.count(), 1, "{:?}", upstream.headers);
 
     // The same caller again: served from the cache, no second callout.
-    let again = get_as(&plugin, "alice", "alice.jwt.sig");
+    let again = get_as(&plugin, "alice");
     assert!(again.pending_http_calls().is_empty());
     let upstream = again.upstream_request().expect("forwarded at once");
     assert_eq!(upstream.header("authorization"), Some("Bearer xchg-1"));
     assert_eq!(plugin.http_call_history().len(), 1);
 
     // Another caller's token is exchanged on its own.
-    let bob = get_as(&plugin, "bob", "bob.jwt.sig");
+    let bob = get_as(&plugin, "bob");
     let call = only_call(&bob);
-    assert!(form(&call.body).contains(&("subject_token".into(), "bob.jwt.sig".into())));
+    assert!(form(&call.body).contains(&("subject_token".into(), token_of(&plugin, "bob"))));
 }
 
 #[test]
@@ -395,15 +413,15 @@ fn a_failed_exchange_is_503_and_never_forwards() {
         assert_eq!(status, 503);
         assert_eq!(body["reason"], "token_exchange_failed");
         assert_eq!(body["detail"], detail);
-        assert!(!body.to_string().contains(".jwt.sig"), "{body}");
+        assert!(!body.to_string().contains("eyJ"), "{body}");
     };
-    let stream = get_as(&plugin, "carol", "carol.jwt.sig");
+    let stream = get_as(&plugin, "carol");
     let call = only_call(&stream);
     let answer = HttpCallResponse::new(500, r#"{"error":"server_error"}"#);
     plugin.respond_http_call(call.token, &answer).unwrap();
     refused(&stream, "error_status");
 
-    let stream = get_as(&plugin, "carol", "carol.jwt.sig");
+    let stream = get_as(&plugin, "carol");
     let call = only_call(&stream);
     plugin
         .respond_http_call(call.token, &HttpCallResponse::new(200, "<html>"))
@@ -411,7 +429,7 @@ fn a_failed_exchange_is_503_and_never_forwards() {
     refused(&stream, "unparseable_answer");
 
     // No answer within the timeout.
-    let stream = get_as(&plugin, "carol", "carol.jwt.sig");
+    let stream = get_as(&plugin, "carol");
     assert_eq!(only_call(&stream).timeout, Duration::from_millis(500));
     plugin.advance(Duration::from_millis(400)).unwrap();
     assert!(stream.local_reply().is_none() && stream.upstream_request().is_none());
