@@ -142,7 +142,9 @@ impl McpSseFilter {
         if let Some(e) = self.error {
             return Err(e);
         }
-        if self.calls.is_empty() {
+        // With pins every event is read: a server may carry a list
+        // answer for another pending request in any stream it answers.
+        if self.calls.is_empty() && self.pins.is_none() {
             out.extend_from_slice(chunk);
             return Ok(());
         }
@@ -272,7 +274,14 @@ impl McpSseFilter {
 /// Whether `data` opens like a JSON object or array once JSON whitespace
 /// is skipped: something a JSON-RPC client may parse as a message.
 fn looks_like_json(data: &[u8]) -> bool {
-    data.iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .is_some_and(|b| matches!(b, b'{' | b'['))
+    // A JSON-RPC message is an object, or a batch: an array of objects
+    // (`[DONE]` and other text cannot be one).
+    let mut bytes = data
+        .iter()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    match bytes.next() {
+        Some(b'{') => true,
+        Some(b'[') => matches!(bytes.next(), Some(b'{') | None),
+        _ => false,
+    }
 }

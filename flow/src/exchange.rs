@@ -136,6 +136,11 @@ pub struct Exchange {
     headers: Vec<(String, String)>,
     request_id: String,
     list_calls: Vec<McpCall>,
+    /// Tool pins are on: every JSON or SSE answer is read for list
+    /// answers, also one smuggled into the answer of another call (a
+    /// client routes a JSON-RPC answer by its id, whatever HTTP answer
+    /// carries it).
+    watch_lists: bool,
     /// The scanner for this exchange; `None` when scrubbing is off or the
     /// caller is exempt.
     scanner: Option<Arc<Scanner>>,
@@ -221,6 +226,7 @@ impl Exchange {
             headers: Vec::new(),
             request_id: String::new(),
             list_calls: Vec::new(),
+            watch_lists: false,
             scanner: None,
             request_len: 0,
             response_len: 0,
@@ -699,6 +705,7 @@ impl Exchange {
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);
         if decision.effect == Effect::Allow {
+            self.watch_lists = policy.bundle().tool_pins.is_some();
             self.list_calls = attrs
                 .mcp
                 .into_iter()
@@ -761,7 +768,7 @@ impl Exchange {
                 host.set_header(Side::Request, &inj.header, &value);
             }
         }
-        if self.scanner.is_some() || !self.list_calls.is_empty() {
+        if self.scanner.is_some() || !self.list_calls.is_empty() || self.watch_lists {
             host.remove_header(Side::Request, "accept-encoding");
         }
     }
@@ -883,7 +890,7 @@ impl Exchange {
                 return Next::Continue;
             }
         }
-        if self.scanner.is_none() && self.list_calls.is_empty() {
+        if self.scanner.is_none() && self.list_calls.is_empty() && !self.watch_lists {
             self.response = ResponseState::Pass;
             return Next::Continue;
         }
@@ -893,7 +900,18 @@ impl Exchange {
         let safe = self
             .settings()
             .is_some_and(|p| is_listed_safe(&p.safe_content_types, content_type.as_deref()));
-        let lists = !self.list_calls.is_empty();
+        // Clients read JSON-RPC only from JSON and event-stream answers:
+        // those are read for smuggled list answers when pins are on.
+        let readable_rpc = matches!(
+            classify(content_type.as_deref()),
+            ContentClass::EventStream | ContentClass::Text(ContentMode::Json)
+        );
+        let watched = self.watch_lists && readable_rpc;
+        if self.scanner.is_none() && self.list_calls.is_empty() && !watched {
+            self.response = ResponseState::Pass;
+            return Next::Continue;
+        }
+        let lists = !self.list_calls.is_empty() || watched;
         if let Some(encoding) = encoding {
             let identity = encoding.trim().eq_ignore_ascii_case("identity");
             // A listed-safe type passes compressed or not; anything to
@@ -1067,7 +1085,9 @@ impl Exchange {
             .settings()
             .is_some_and(|p| p.on_overflow == Fallback::Stream);
         match (held, self.scanner.clone()) {
-            (Held::Text(mode), Some(scanner)) if stream && self.list_calls.is_empty() => {
+            (Held::Text(mode), Some(scanner))
+                if stream && self.list_calls.is_empty() && !self.watch_lists =>
+            {
                 self.record.scrub_note = Some("over_limit_streamed");
                 self.response = ResponseState::Streaming(Box::new(Streaming {
                     lists: None,
@@ -1128,7 +1148,8 @@ impl Exchange {
                 Sniffed::Binary => return self.refuse_held(host, size, "unscannable_content"),
             },
         };
-        let filtered = if self.list_calls.is_empty() {
+        let watched = self.watch_lists && mode == ContentMode::Json;
+        let filtered = if self.list_calls.is_empty() && !watched {
             None
         } else {
             match self.filter_lists(host, &body) {

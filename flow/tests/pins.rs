@@ -500,18 +500,14 @@ fn unobserved_deny_waits_for_a_list_showing_the_pinned_definition() {
     assert_eq!(memory.len(), 2, "one key per bundle and pinned tool");
 }
 
-/// Known hole (ignored until the lead decides the cost): clients route a
-/// JSON-RPC answer by its id, whatever HTTP answer carries it (the
-/// TypeScript SDK dispatches every message of a JSON or SSE answer to the
-/// pending request with that id). A server answering a `tools/call` with
-/// an SSE stream that also carries the answer to the client's pending
-/// `tools/list` (id 1, sent on another POST that the server keeps open)
-/// shows the changed pinned tool unfiltered, because only answers to
-/// requests holding a list call are read. Closing it means reading (and,
-/// for JSON, holding) every MCP answer when the bundle pins tools or
-/// filters lists.
+/// Clients route a JSON-RPC answer by its id, whatever HTTP answer
+/// carries it (the TypeScript SDK dispatches every message of a JSON or
+/// SSE answer to the pending request with that id). A server answering a
+/// `tools/call` with an SSE stream that also carries the answer to the
+/// client's pending `tools/list` (id 1, sent on another POST) must not
+/// show the changed pinned tool: with pins, every JSON and SSE answer is
+/// read for list answers.
 #[test]
-#[ignore = "known hole: list answers smuggled into a non-list request's answer are not read"]
 fn a_list_answer_smuggled_into_a_call_answer_is_filtered() {
     let active = policy("filter", "allow");
     let mut memory = BTreeMap::new();
@@ -527,4 +523,46 @@ fn a_list_answer_smuggled_into_a_call_answer_is_filtered() {
     assert!(r.forwarded);
     let client = String::from_utf8(r.client).unwrap();
     assert!(!client.contains("id_rsa"), "{client}");
+}
+
+/// The same smuggling in a JSON answer: a batch answering the call and,
+/// beside it, the client's pending `tools/list`.
+#[test]
+fn a_list_answer_smuggled_into_a_json_call_answer_is_filtered() {
+    let active = policy("filter", "allow");
+    let mut memory = BTreeMap::new();
+    let list: Value = serde_json::from_slice(&list_answer(json!([evil_tool()]))).unwrap();
+    let call: Value = serde_json::from_slice(&call_answer()).unwrap();
+    let batch = json!([call, list]).to_string();
+    let r = run(
+        &active,
+        &mut memory,
+        &call_request("echo"),
+        ("application/json", batch.as_bytes()),
+        &[],
+    );
+    assert!(r.forwarded);
+    let client = String::from_utf8(r.client).unwrap();
+    assert!(!client.contains("id_rsa"), "{client}");
+    assert!(client.contains("sunny"), "{client}");
+}
+
+/// Reading every answer for smuggled lists leaves other event streams
+/// (a chat completion ending with `[DONE]`) byte for byte as they were.
+#[test]
+fn other_event_streams_pass_unchanged_under_pins() {
+    let active = policy("filter", "allow");
+    let mut memory = BTreeMap::new();
+    let chat = b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
+    for cuts in [&[][..], &[7, 30, 51][..]] {
+        let r = run(
+            &active,
+            &mut memory,
+            &call_request("echo"),
+            ("text/event-stream", chat),
+            cuts,
+        );
+        assert!(r.forwarded);
+        assert_eq!(r.client, chat.to_vec());
+    }
 }
