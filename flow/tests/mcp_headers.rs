@@ -439,3 +439,25 @@ fn non_canonical_resource_names_are_not_decided_at_the_headers() {
     assert_eq!(h.replies[0].status, 400);
     assert_eq!(h.record().unwrap()["reason"], "invalid_request");
 }
+
+/// Revision 2026-07-28 requires `Mcp-Method` on every request: a POST of
+/// that revision without it is refused at the headers, as its server
+/// would refuse it; an older revision's POST is decided on its body.
+#[test]
+fn a_2026_request_without_mcp_method_is_refused() {
+    let mut ex = exchange(false);
+    let mut h = host(&[("mcp-protocol-version", "2026-07-28")]);
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+    assert!(ex.decided() && !ex.forwarded());
+    assert_mismatch(&h, "missing_method", None);
+
+    let mut ex = exchange(false);
+    let mut h = host(&[("mcp-protocol-version", "2025-11-25")]);
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+    assert!(!ex.decided(), "held for the body");
+    assert_eq!(
+        feed(&mut ex, &mut h, &tool_call("safe_tool"), false),
+        Next::Continue
+    );
+    assert!(ex.forwarded());
+}

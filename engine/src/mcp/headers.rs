@@ -62,11 +62,15 @@ pub enum HeaderMismatch {
     /// The body carries no JSON-RPC call.
     #[error("request body is not a JSON-RPC call")]
     NotACall,
+    /// A POST of protocol revision 2026-07-28 or later without
+    /// `Mcp-Method`, which that revision requires on every request.
+    #[error("Mcp-Method header is missing")]
+    MissingMethod,
 }
 
 impl HeaderMismatch {
     /// Every refusal, for lookups by code.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Duplicate,
         Self::NameWithoutMethod,
         Self::InvalidValue,
@@ -77,6 +81,7 @@ impl HeaderMismatch {
         Self::MissingName,
         Self::Batch,
         Self::NotACall,
+        Self::MissingMethod,
     ];
 
     /// The refusal with this [`HeaderMismatch::code`] (decisions carry
@@ -98,6 +103,7 @@ impl HeaderMismatch {
             Self::MissingName => "missing_name",
             Self::Batch => "batch",
             Self::NotACall => "not_a_call",
+            Self::MissingMethod => "missing_method",
         }
     }
 }
@@ -192,6 +198,9 @@ pub fn read_headers(headers: &[(String, String)]) -> Result<Option<McpCall>, Hea
     let method = single(headers, METHOD_HEADER)?;
     let name = single(headers, NAME_HEADER)?;
     let method = match (method, name) {
+        (None, None) if requires_method_header(headers) => {
+            return Err(HeaderMismatch::MissingMethod)
+        }
         (None, None) => return Ok(None),
         (None, Some(_)) => return Err(HeaderMismatch::NameWithoutMethod),
         (Some(method), _) => method_value(method)?,
@@ -206,6 +215,33 @@ pub fn read_headers(headers: &[(String, String)]) -> Result<Option<McpCall>, Hea
         return Err(HeaderMismatch::NameNotTaken);
     }
     Ok(Some(McpCall::targeting(method, &name_value(name)?)))
+}
+
+/// The first protocol revision whose requests must carry `Mcp-Method`.
+const HEADERS_REQUIRED_FROM: &str = "2026-07-28";
+
+/// Whether the request is a POST of a protocol revision that requires
+/// `Mcp-Method` (`MCP-Protocol-Version`, `YYYY-MM-DD`, on or after
+/// 2026-07-28): such a request without it is refused, as its server
+/// would, rather than decided on a body the headers never announced.
+/// Older revisions, other methods and unreadable versions are not.
+fn requires_method_header(headers: &[(String, String)]) -> bool {
+    let post = headers.iter().any(|(k, v)| k == ":method" && v == "POST");
+    let is_date = |v: &str| {
+        v.len() == 10
+            && v.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
+    post && headers
+        .iter()
+        .filter(|(k, _)| spells(k, "mcp-protocol-version"))
+        .map(|(_, v)| v.trim())
+        .any(|v| is_date(v) && v >= HEADERS_REQUIRED_FROM)
 }
 
 /// Checks that a body read by [`super::read_body`] makes exactly the call

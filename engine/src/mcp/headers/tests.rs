@@ -218,3 +218,26 @@ fn underscore_spellings_count_as_the_headers() {
     let call = read_headers(&h(&[("mcp_method", "tools/call"), ("Mcp_Name", "x")]));
     assert_eq!(call, Ok(Some(McpCall::targeting("tools/call", "x"))));
 }
+
+#[test]
+fn revision_2026_posts_must_announce_their_method() {
+    let post = |version: &str| h(&[(":method", "POST"), ("mcp-protocol-version", version)]);
+    for version in ["2026-07-28", "2026-11-25", " 2027-01-01 "] {
+        assert_eq!(
+            read_headers(&post(version)),
+            Err(HeaderMismatch::MissingMethod),
+            "{version}"
+        );
+    }
+    // Older revisions and unreadable versions keep deciding on the body.
+    for version in ["2025-11-25", "2025-06-18", "latest", "2026-7-28", ""] {
+        assert_eq!(read_headers(&post(version)), Ok(None), "{version:?}");
+    }
+    // Only a POST carries a call to announce.
+    let get = h(&[(":method", "GET"), ("mcp-protocol-version", "2026-07-28")]);
+    assert_eq!(read_headers(&get), Ok(None));
+    // With the header the request is read as announced.
+    let mut announced = post("2026-07-28");
+    announced.extend(h(&[("mcp-method", "tools/list")]));
+    assert!(matches!(read_headers(&announced), Ok(Some(_))));
+}
