@@ -79,8 +79,21 @@ fn post(stack: &Stack, sub: &str, extra: &[(&str, &str)], body: Parts) -> (Messa
     let mut headers = vec![
         ("authorization", auth.as_str()),
         ("content-type", "application/json"),
-        ("mcp-protocol-version", "2026-07-28"),
     ];
+    // A client announcing its call speaks 2026-07-28; one that does not
+    // speaks an older revision (2026-07-28 requires `Mcp-Method`).
+    let has = |name: &str| extra.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    if !has("mcp-protocol-version") {
+        let announces = has("mcp-method") || has("mcp-name");
+        headers.push((
+            "mcp-protocol-version",
+            if announces {
+                "2026-07-28"
+            } else {
+                "2025-11-25"
+            },
+        ));
+    }
     headers.extend_from_slice(extra);
     let started = Instant::now();
     let answer =
@@ -196,7 +209,17 @@ fn denial_arrives_before_the_body_is_sent(stack: &Stack, upstream: &H2Upstream, 
         at_headers < sending / 2,
         "decided at the headers in {at_headers:?}, the body takes {sending:?}"
     );
-    // The same request without the headers is decided at the body's end.
+    // A 2026-07-28 request must announce its method: refused at once.
+    let revision = [("mcp-protocol-version", "2026-07-28")];
+    let (missing, _) = post(
+        stack,
+        "hdr-missing",
+        &revision,
+        slow(&body, 1, Duration::ZERO),
+    );
+    assert_eq!(missing.status, 400, "{}", missing.text());
+    assert_eq!(missing.json()["error"]["data"]["detail"], "missing_method");
+    // The same request of an older revision is decided at the body's end.
     let (late, at_body) = post(stack, "hdr-deny-body", &[], slow(&body, 5, gap));
     assert_eq!(late.status, 403, "{}", late.text());
     assert!(at_body >= sending, "body path decided in {at_body:?}");
