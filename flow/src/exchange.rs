@@ -136,11 +136,6 @@ pub struct Exchange {
     headers: Vec<(String, String)>,
     request_id: String,
     list_calls: Vec<McpCall>,
-    /// Tool pins are on: every JSON or SSE answer is read for list
-    /// answers, also one smuggled into the answer of another call (a
-    /// client routes a JSON-RPC answer by its id, whatever HTTP answer
-    /// carries it).
-    watch_lists: bool,
     /// The scanner for this exchange; `None` when scrubbing is off or the
     /// caller is exempt.
     scanner: Option<Arc<Scanner>>,
@@ -226,7 +221,6 @@ impl Exchange {
             headers: Vec::new(),
             request_id: String::new(),
             list_calls: Vec::new(),
-            watch_lists: false,
             scanner: None,
             request_len: 0,
             response_len: 0,
@@ -274,6 +268,16 @@ impl Exchange {
     /// upstream) and its body is still held to be verified.
     pub fn verifying(&self) -> bool {
         self.request == RequestState::Verifying
+    }
+
+    /// Tool pins are on: every JSON or SSE answer of an allowed request
+    /// is read for list answers, also one smuggled into the answer of
+    /// another call (a client routes a JSON-RPC answer by its id, whatever
+    /// HTTP answer carries it).
+    fn watch_lists(&self) -> bool {
+        self.policy
+            .as_ref()
+            .is_some_and(|a| a.policy.bundle().tool_pins.is_some())
     }
 
     fn settings(&self) -> Option<&PiiSettings> {
@@ -329,19 +333,33 @@ impl Exchange {
         self.enforce(host, decision)
     }
 
-    /// Refuses a request whose line or headers are not in the form the
-    /// rules are matched on (400 `invalid_request` with the check's code).
-    fn refuse_request(
+    /// Refuses the request for `reason` with the check's code as detail
+    /// (e.g. `invalid_request` for a line or headers not in the form the
+    /// rules are matched on, `header_mismatch`, `invalid_body`).
+    fn refuse(
         &mut self,
         host: &mut impl Host,
         active: &ActivePolicy,
+        reason: Reason,
         detail: &'static str,
     ) -> Next {
-        let d = active
-            .policy
-            .deny_for(Reason::InvalidRequest)
-            .with_detail(detail);
+        let d = active.policy.deny_for(reason).with_detail(detail);
         self.enforce(host, d)
+    }
+
+    /// The whole buffered request body (`request_len` bytes), or the
+    /// refusal already sent when the host cannot give all of it.
+    fn whole_request_body(
+        &mut self,
+        host: &mut impl Host,
+        active: &ActivePolicy,
+    ) -> Result<Vec<u8>, Next> {
+        let size = self.request_len;
+        match host.body(Side::Request, size) {
+            Some(body) if body.len() == size => Ok(body),
+            None if size == 0 => Ok(Vec::new()),
+            _ => Err(self.refuse(host, active, Reason::InvalidBody, "body_unreadable")),
+        }
     }
 
     fn deny_with(&self, active: &ActivePolicy, denial: Decision) -> Decision {
@@ -427,7 +445,7 @@ impl Exchange {
                 self.line.path = checked.path;
                 self.line.authority = checked.host;
             }
-            Err(detail) => return self.refuse_request(host, &active, detail),
+            Err(detail) => return self.refuse(host, &active, Reason::InvalidRequest, detail),
         }
         match edges::plan_headers(&active.policy, &self.headers) {
             Ok(plan) => {
@@ -436,7 +454,7 @@ impl Exchange {
                 }
                 self.headers.retain(|(k, _)| !plan.strip.contains(k));
             }
-            Err(detail) => return self.refuse_request(host, &active, detail),
+            Err(detail) => return self.refuse(host, &active, Reason::InvalidRequest, detail),
         }
         self.choose_scanner(&active);
         let scrub_request = bundle.pii.scrub_requests && self.scanner.is_some();
@@ -448,18 +466,14 @@ impl Exchange {
         match mcp_headers::plan(&active.policy, &self.headers, decide_at_body) {
             HeaderPlan::Absent => {}
             HeaderPlan::Refuse(refusal) => {
-                return self.refuse_mismatch(host, &active, refusal.code())
+                return self.refuse(host, &active, Reason::HeaderMismatch, refusal.code())
             }
             HeaderPlan::Compressed => {
-                let d = active
-                    .policy
-                    .deny_for(Reason::InvalidBody)
-                    .with_detail("compressed_request");
-                return self.enforce(host, d);
+                return self.refuse(host, &active, Reason::InvalidBody, "compressed_request");
             }
             HeaderPlan::DecideNow(_) | HeaderPlan::VerifyAtBody(_) if end_of_stream => {
                 // Announced a call but sent no body to make it.
-                return self.refuse_mismatch(host, &active, "not_a_call");
+                return self.refuse(host, &active, Reason::HeaderMismatch, "not_a_call");
             }
             HeaderPlan::DecideNow(call) => {
                 self.announced = Some(call);
@@ -573,16 +587,9 @@ impl Exchange {
     /// The whole request body is here: decide, and scrub prompts.
     fn finish_request(&mut self, host: &mut impl Host, active: &Arc<ActivePolicy>) -> Next {
         let size = self.request_len;
-        let body = match host.body(Side::Request, size) {
-            Some(body) if body.len() == size => body,
-            None if size == 0 => Vec::new(),
-            _ => {
-                let d = active
-                    .policy
-                    .deny_for(Reason::InvalidBody)
-                    .with_detail("body_unreadable");
-                return self.enforce(host, d);
-            }
+        let body = match self.whole_request_body(host, active) {
+            Ok(body) => body,
+            Err(refused) => return refused,
         };
         let for_rules = active.policy.needs_body().then_some(body.as_slice());
         let mut decision = self.evaluate(host, active, for_rules);
@@ -705,7 +712,6 @@ impl Exchange {
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);
         if decision.effect == Effect::Allow {
-            self.watch_lists = policy.bundle().tool_pins.is_some();
             self.list_calls = attrs
                 .mcp
                 .into_iter()
@@ -768,7 +774,7 @@ impl Exchange {
                 host.set_header(Side::Request, &inj.header, &value);
             }
         }
-        if self.scanner.is_some() || !self.list_calls.is_empty() || self.watch_lists {
+        if self.scanner.is_some() || !self.list_calls.is_empty() || self.watch_lists() {
             host.remove_header(Side::Request, "accept-encoding");
         }
     }
@@ -890,7 +896,7 @@ impl Exchange {
                 return Next::Continue;
             }
         }
-        if self.scanner.is_none() && self.list_calls.is_empty() && !self.watch_lists {
+        if self.scanner.is_none() && self.list_calls.is_empty() && !self.watch_lists() {
             self.response = ResponseState::Pass;
             return Next::Continue;
         }
@@ -906,7 +912,7 @@ impl Exchange {
             classify(content_type.as_deref()),
             ContentClass::EventStream | ContentClass::Text(ContentMode::Json)
         );
-        let watched = self.watch_lists && readable_rpc;
+        let watched = self.watch_lists() && readable_rpc;
         if self.scanner.is_none() && self.list_calls.is_empty() && !watched {
             self.response = ResponseState::Pass;
             return Next::Continue;
@@ -1086,7 +1092,7 @@ impl Exchange {
             .is_some_and(|p| p.on_overflow == Fallback::Stream);
         match (held, self.scanner.clone()) {
             (Held::Text(mode), Some(scanner))
-                if stream && self.list_calls.is_empty() && !self.watch_lists =>
+                if stream && self.list_calls.is_empty() && !self.watch_lists() =>
             {
                 self.record.scrub_note = Some("over_limit_streamed");
                 self.response = ResponseState::Streaming(Box::new(Streaming {
@@ -1148,7 +1154,7 @@ impl Exchange {
                 Sniffed::Binary => return self.refuse_held(host, size, "unscannable_content"),
             },
         };
-        let watched = self.watch_lists && mode == ContentMode::Json;
+        let watched = self.watch_lists() && mode == ContentMode::Json;
         let filtered = if self.list_calls.is_empty() && !watched {
             None
         } else {

@@ -9,23 +9,9 @@ use mcp_guard_engine::{Effect, Reason};
 
 use super::{Exchange, Next, RequestState};
 use crate::active::ActivePolicy;
-use crate::host::{Host, Side};
+use crate::host::Host;
 
 impl Exchange {
-    /// Refuses the request as a `header_mismatch` (400, JSON-RPC -32020).
-    pub(super) fn refuse_mismatch(
-        &mut self,
-        host: &mut impl Host,
-        active: &ActivePolicy,
-        detail: &'static str,
-    ) -> Next {
-        let d = active
-            .policy
-            .deny_for(Reason::HeaderMismatch)
-            .with_detail(detail);
-        self.enforce(host, d)
-    }
-
     /// Decides on the announced call. A denial is answered now, before
     /// any body byte; an allowed request's headers go upstream while its
     /// body is held for [`Exchange::finish_verify`]. The allow is counted
@@ -77,17 +63,9 @@ impl Exchange {
         let Some(active) = self.policy.clone() else {
             return self.refuse_out_of_order(host);
         };
-        let size = self.request_len;
-        let body = match host.body(Side::Request, size) {
-            Some(body) if body.len() == size => body,
-            None if size == 0 => Vec::new(),
-            _ => {
-                let d = active
-                    .policy
-                    .deny_for(Reason::InvalidBody)
-                    .with_detail("body_unreadable");
-                return self.enforce(host, d);
-            }
+        let body = match self.whole_request_body(host, &active) {
+            Ok(body) => body,
+            Err(refused) => return refused,
         };
         let attrs = match active.policy.request_body(&body) {
             Ok(attrs) => attrs,
@@ -97,11 +75,7 @@ impl Exchange {
             }
         };
         if let Some(detail) = self.check_announced(&attrs) {
-            let d = active
-                .policy
-                .deny_for(Reason::HeaderMismatch)
-                .with_detail(detail);
-            return self.enforce(host, d);
+            return self.refuse(host, &active, Reason::HeaderMismatch, detail);
         }
         // The body's calls carry the ids that list answers are matched by.
         self.list_calls = attrs
