@@ -473,3 +473,43 @@ fn an_answer_after_the_proxy_answered_the_request_changes_nothing() {
     assert!(h.callouts.is_empty() && h.replies.is_empty());
     assert!(!x.forwarded());
 }
+
+/// A request announcing an allowed tool in `Mcp-Method` / `Mcp-Name` is not
+/// decided (nor exchanged) at its headers when the bundle exchanges
+/// tokens: the headers would already be upstream while the exchange holds
+/// the request. Its body is still checked against the headers first, and
+/// a body calling another tool never triggers an exchange.
+#[test]
+fn announced_calls_are_exchanged_only_after_their_body_agrees() {
+    let a = active(section());
+    for (tool, agrees) in [("get_weather", true), ("delete_all", false)] {
+        let mut h = host(Some("user-token-1"), NOW_S + 3600, "/mcp");
+        h.request.headers[0].1 = "POST".into();
+        h.request.headers.extend([
+            ("content-type".into(), "application/json".into()),
+            ("mcp-method".into(), "tools/call".into()),
+            ("mcp-name".into(), "get_weather".into()),
+        ]);
+        let mut x = exchange(&a);
+        assert_eq!(x.on_request_headers(&mut h, false), Next::Pause);
+        assert!(
+            !x.decided() && !x.verifying(),
+            "held, not decided on headers"
+        );
+        assert!(h.callouts.is_empty());
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool}})
+        .to_string();
+        h.request.body = body.clone().into_bytes();
+        assert_eq!(x.on_request_body(&mut h, body.len(), true), Next::Pause);
+        if agrees {
+            assert_eq!(h.callouts.len(), 1, "exchanged once the body agreed");
+            assert!(h.replies.is_empty());
+        } else {
+            assert!(h.callouts.is_empty(), "no exchange for a mismatched body");
+            assert_eq!(h.replies.len(), 1);
+            assert_eq!(h.replies[0].status, 400);
+            assert!(!x.forwarded());
+        }
+    }
+}
