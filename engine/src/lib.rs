@@ -5,6 +5,7 @@
 //! benchmarked natively.
 
 pub mod arguments;
+pub mod audit;
 pub mod bundle;
 pub mod claims;
 pub mod conditions;
