@@ -170,7 +170,12 @@ impl Decision {
             self.effect.as_str(),
             self.reason.as_str()
         );
-        push_json_string(out, self.rule_label());
+        // No rule decided (identity failures, default deny, no policy):
+        // `null`, never a made-up rule name.
+        match self.rule_id.as_deref() {
+            Some(rule) => push_json_string(out, rule),
+            None => out.push_str("null"),
+        }
         if let Some(detail) = self.detail {
             out.push_str(",\"detail\":");
             push_json_string(out, detail);
@@ -182,7 +187,10 @@ impl Decision {
                 dry.effect.as_str(),
                 dry.reason.as_str()
             );
-            push_json_string(out, dry.rule_id.as_deref().unwrap_or("default_deny"));
+            match dry.rule_id.as_deref() {
+                Some(rule) => push_json_string(out, rule),
+                None => out.push_str("null"),
+            }
             out.push('}');
         }
     }
@@ -232,7 +240,7 @@ mod tests {
         assert_eq!(v["rule"], "a\"b");
         assert_eq!(v["decision"], "allow");
         assert_eq!(v["dry_run"]["decision"], "deny");
-        assert_eq!(v["dry_run"]["rule"], "default_deny");
+        assert_eq!(v["dry_run"]["rule"], serde_json::Value::Null);
     }
 
     #[test]

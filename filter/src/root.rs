@@ -2,8 +2,10 @@
 //! control service (see [`crate::sync`]) and creates one stream context per
 //! request.
 
+use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use crate::calls as hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
+use mcp_guard_engine::audit::DecisionChain;
 use mcp_guard_engine::report::{self, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
@@ -57,6 +60,10 @@ pub struct GuardRoot {
     fetcher: Option<Fetcher>,
     /// Client secret for the bundle's token exchange (plugin configuration).
     exchange_secret: Option<Arc<str>>,
+    /// This VM's decision chain (one per worker VM, started at the first
+    /// configuration with a fresh boot nonce): every stream seals its
+    /// record into it when Envoy logs the stream.
+    chain: Option<Rc<RefCell<DecisionChain>>>,
 }
 
 fn log(level: LogLevel, message: &str) {
@@ -82,7 +89,28 @@ impl GuardRoot {
             active: None,
             fetcher: None,
             exchange_secret: None,
+            chain: None,
         }
+    }
+
+    /// Starts this VM's decision chain: id = instance (configured, or
+    /// Envoy's node id) / boot nonce, so two VMs or two boots never share
+    /// a chain.
+    fn start_chain(&mut self, instance: Option<&str>) {
+        if self.chain.is_some() {
+            return;
+        }
+        let node = instance.map(str::to_owned).unwrap_or_else(|| {
+            host::property(&["node", "id"])
+                .ok()
+                .flatten()
+                .and_then(|id| String::from_utf8(id).ok())
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| "envoy".to_owned())
+        });
+        let nonce = RandomState::new().hash_one((now_ms(), &node));
+        let id = format!("{node}/{nonce:016x}");
+        self.chain = Some(Rc::new(RefCell::new(DecisionChain::new(&id))));
     }
 
     /// Activates a bundle if it is newer than the active one.
@@ -398,6 +426,12 @@ impl RootContext for GuardRoot {
             }
         };
         self.exchange_secret = config.exchange_secret();
+        self.start_chain(
+            config
+                .control
+                .as_ref()
+                .and_then(|c| c.instance_id.as_deref()),
+        );
         if let Some(inline) = &config.bundle {
             match Bundle::parse(inline.get().as_bytes()) {
                 Ok(bundle) => {
@@ -464,6 +498,7 @@ impl RootContext for GuardRoot {
             self.active.clone(),
             self.metrics,
             self.exchange_secret.clone(),
+            self.chain.clone(),
         )))
     }
 

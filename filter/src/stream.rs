@@ -2,12 +2,15 @@
 //! callback to the host-independent exchange state machine
 //! ([`mcp_guard_flow::Exchange`]), with the proxy as its [`Host`].
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
+use mcp_guard_engine::audit::DecisionChain;
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
@@ -126,6 +129,25 @@ impl Host for ProxyHost<'_> {
         host::set_property(DECISION_KEY, json.as_bytes());
     }
 
+    fn publish_field(&mut self, key: &str, value: &str) {
+        host::set_property(key, value.as_bytes());
+    }
+
+    /// `response.code` comes back as an 8-byte little-endian integer.
+    fn logged_response(&mut self) -> (Option<u32>, Option<String>) {
+        let status = host::property(&["response", "code"])
+            .ok()
+            .flatten()
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .and_then(|raw| u32::try_from(u64::from_le_bytes(raw)).ok())
+            .filter(|s| *s > 0);
+        let details = host::property(&["response", "code_details"])
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        (status, details)
+    }
+
     fn now_ms(&mut self) -> u64 {
         host::now_ms()
     }
@@ -203,6 +225,7 @@ fn action(next: Next) -> Action {
 pub struct GuardStream {
     exchange: Exchange,
     metrics: Metrics,
+    chain: Option<Rc<RefCell<DecisionChain>>>,
 }
 
 impl GuardStream {
@@ -211,10 +234,12 @@ impl GuardStream {
         policy: Option<Arc<ActivePolicy>>,
         metrics: Metrics,
         exchange_secret: Option<Arc<str>>,
+        chain: Option<Rc<RefCell<DecisionChain>>>,
     ) -> Self {
         Self {
             exchange: Exchange::new(policy).with_exchange_secret(exchange_secret),
             metrics,
+            chain,
         }
     }
 }
@@ -254,6 +279,20 @@ impl Context for GuardStream {
 }
 
 impl HttpContext for GuardStream {
+    /// Envoy logs the stream (its filters' log hooks run before the access
+    /// loggers): the record is sealed into this VM's chain and published.
+    fn on_log(&mut self) {
+        let metrics = self.metrics;
+        let mut host = ProxyHost { metrics: &metrics };
+        match &self.chain {
+            Some(chain) => match chain.try_borrow_mut() {
+                Ok(mut chain) => self.exchange.on_log(&mut host, Some(&mut chain)),
+                Err(_) => self.exchange.on_log(&mut host, None),
+            },
+            None => self.exchange.on_log(&mut host, None),
+        }
+    }
+
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let metrics = self.metrics;
         let mut host = ProxyHost { metrics: &metrics };

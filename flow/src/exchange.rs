@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+use mcp_guard_engine::audit::DecisionChain;
 use mcp_guard_engine::bundle::{Fallback, PiiSettings};
 use mcp_guard_engine::inject::header_value;
 use mcp_guard_engine::mcp::{filter_list_answers_pinned, BodyAttrs, TargetKind};
@@ -395,6 +396,11 @@ impl Exchange {
         self.request_id = find_header(&self.headers, "x-request-id")
             .unwrap_or_default()
             .to_owned();
+        self.record.note_request(
+            find_header(&self.headers, ":method").unwrap_or_default(),
+            find_header(&self.headers, ":path").unwrap_or_default(),
+            &self.request_id,
+        );
         self.line = RequestLine {
             method: find_header(&self.headers, ":method")
                 .unwrap_or_default()
@@ -825,6 +831,33 @@ impl Exchange {
                 self.refuse_exchange(host, e);
             }
         }
+    }
+
+    /// Envoy logs the stream (after its last callback, before the access
+    /// log is written): the record is completed, scrubbed of personal data
+    /// the bundle's scanner finds in its free-text members, sealed into the
+    /// VM's `chain` and published with the flat keys. Once per exchange.
+    pub fn on_log(&mut self, host: &mut impl Host, chain: Option<&mut DecisionChain>) {
+        if self.record.sealed {
+            return;
+        }
+        if let Some(scanner) = self.policy.as_ref().and_then(|a| a.policy.scanner()) {
+            let mut out = Vec::new();
+            for field in [
+                self.record.path.as_mut(),
+                self.record.mcp_call.as_mut().and_then(|c| c.1.as_mut()),
+                self.record.model.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                out.clear();
+                if scanner.scrub_text(field.as_bytes(), &mut out).total() > 0 {
+                    *field = String::from_utf8_lossy(&out).into_owned();
+                }
+            }
+        }
+        self.record.seal_and_publish(host, chain);
     }
 
     /// The stream ended (completed or reset): a pending exchange is

@@ -74,6 +74,11 @@ pub trait Host {
     fn reset(&mut self);
     /// Publishes the decision record for the access log.
     fn publish_record(&mut self, json: &str);
+    /// Publishes one flat access-log key ([`crate::record::FLAT_KEYS`]).
+    fn publish_field(&mut self, key: &str, value: &str);
+    /// The HTTP status the proxy answered the stream with and its
+    /// response-code details (read when the stream is logged).
+    fn logged_response(&mut self) -> (Option<u32>, Option<String>);
     /// The proxy's clock, milliseconds since the Unix epoch.
     fn now_ms(&mut self) -> u64;
     /// Counts one decided request.

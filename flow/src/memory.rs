@@ -66,6 +66,8 @@ pub struct MemoryHost {
     pub replies: Vec<Reply>,
     /// Every record published, last one current.
     pub records: Vec<String>,
+    /// Flat access-log keys published with the sealed record.
+    pub fields: BTreeMap<String, String>,
     /// Counters.
     pub counts: Counts,
     /// Log lines.
@@ -246,6 +248,24 @@ impl Host for MemoryHost {
 
     fn publish_record(&mut self, json: &str) {
         self.records.push(json.to_owned());
+    }
+
+    fn publish_field(&mut self, key: &str, value: &str) {
+        self.fields.insert(key.to_owned(), value.to_owned());
+    }
+
+    fn logged_response(&mut self) -> (Option<u32>, Option<String>) {
+        match self.replies.last() {
+            Some(r) => (Some(r.status), Some(r.details.clone())),
+            None => (
+                self.response
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == ":status")
+                    .and_then(|(_, v)| v.parse().ok()),
+                Some("via_upstream".to_owned()),
+            ),
+        }
     }
 
     fn now_ms(&mut self) -> u64 {

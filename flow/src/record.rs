@@ -1,12 +1,41 @@
-//! The decision record SREs read in the access log
-//! (`%FILTER_STATE(wasm.mcp_decision:PLAIN)%`).
+//! The decision record SREs and auditors read in the access log
+//! (`%FILTER_STATE(wasm.mcp_decision:PLAIN)%`): one JSON object, written
+//! while the exchange runs and, when Envoy logs the stream, completed
+//! (status, time) and sealed into the VM's hash chain
+//! ([`mcp_guard_engine::audit`]). The flat keys ([`FLAT_KEYS`]) repeat
+//! its main members for text formats and `json_format` logs.
+//!
+//! No member carries a token or the query string, and every free-text
+//! member is bounded and escaped.
 
+use std::fmt::Write as _;
+
+use mcp_guard_engine::audit::DecisionChain;
 use mcp_guard_engine::decision::push_json_string;
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::Decision;
 
 /// Filter-state key the record is written under (Envoy prefixes `wasm.`).
 pub const DECISION_KEY: &str = "mcp_decision";
+
+/// Flat filter-state keys published with the sealed record, for log
+/// formats that cannot embed an object: outcome (`allow`/`deny`/`none`),
+/// reason, rule (`-` when no rule decided), subject, the MCP target or
+/// model, and the record's chain sequence number.
+pub const FLAT_KEYS: [&str; 6] = [
+    "mcp_outcome",
+    "mcp_reason",
+    "mcp_rule",
+    "mcp_sub",
+    "mcp_target",
+    "mcp_seq",
+];
+
+/// Longest request path copied into a record (query string never).
+const MAX_PATH_CHARS: usize = 256;
+
+/// Longest request id copied into a record.
+const MAX_REQUEST_ID_CHARS: usize = 64;
 
 /// Longest subject copied into a record; bounds log lines.
 const MAX_SUBJECT_CHARS: usize = 128;
@@ -38,20 +67,45 @@ pub struct AuditRecord {
     /// The pinned tool whose definition changed: the call denied for it,
     /// or the first changed tool of a list answer.
     pub tool_pin: Option<String>,
+    /// `x-request-id` as the filter saw it.
+    pub request_id: Option<String>,
+    /// Request method.
+    pub method: Option<String>,
+    /// Request path without its query string (which may carry tokens).
+    pub path: Option<String>,
+    /// HTTP status Envoy answered with (set when the stream is logged).
+    pub status: Option<u32>,
+    /// Envoy's response-code details (`via_upstream`, `mcp_default_deny`...).
+    pub details: Option<String>,
+    /// When the stream was logged, milliseconds since the Unix epoch.
+    pub ts_ms: Option<u64>,
+    /// Sequence number in the VM's chain, once sealed.
+    pub seq: Option<u64>,
+    /// Sealed and published for the access log: later calls do nothing.
+    pub sealed: bool,
+}
+
+/// `value` cut to `max` characters.
+fn bounded(value: &str, max: usize) -> &str {
+    let end = value
+        .char_indices()
+        .nth(max)
+        .map_or(value.len(), |(i, _)| i);
+    value.get(..end).unwrap_or(value)
 }
 
 /// Longest model / tool name copied into a record.
 const MAX_NAME_CHARS: usize = 128;
 
 fn push_field(out: &mut String, key: &str, value: &str) {
+    push_bounded(out, key, value, MAX_NAME_CHARS);
+}
+
+fn push_bounded(out: &mut String, key: &str, value: &str, max: usize) {
     out.push_str(",\"");
     out.push_str(key);
     out.push_str("\":");
-    let end = value
-        .char_indices()
-        .nth(MAX_NAME_CHARS)
-        .map_or(value.len(), |(i, _)| i);
-    push_json_string(out, value.get(..end).unwrap_or(value));
+    push_json_string(out, bounded(value, max));
 }
 
 impl AuditRecord {
@@ -61,14 +115,54 @@ impl AuditRecord {
         self.mcp_call = calls.first().map(|c| (c.method.clone(), c.target.clone()));
     }
 
+    /// Remembers the request line and id (path without its query).
+    pub fn note_request(&mut self, method: &str, path: &str, request_id: &str) {
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        self.method = Some(bounded(method, MAX_NAME_CHARS).to_owned());
+        self.path = Some(bounded(path, MAX_PATH_CHARS).to_owned());
+        if !request_id.is_empty() {
+            self.request_id = Some(bounded(request_id, MAX_REQUEST_ID_CHARS).to_owned());
+        }
+    }
+
     /// Renders the record as one line of JSON.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(160);
+        let mut out = self.to_open_json();
+        out.push('}');
+        out
+    }
+
+    /// The record's JSON without its closing brace, ready to be sealed.
+    fn to_open_json(&self) -> String {
+        let mut out = String::with_capacity(256);
         out.push('{');
+        if let Some(ts) = self.ts_ms {
+            let _ = write!(out, "\"ts\":{ts},");
+        }
         if let Some(d) = &self.decision {
             d.write_json_members(&mut out);
+        } else if self.sealed || self.ts_ms.is_some() {
+            // Logged without a decision of ours: Envoy answered before
+            // the filter decided (an earlier filter, a reset, a codec
+            // error).
+            out.push_str("\"decision\":\"none\",\"reason\":null,\"rule\":null");
         } else {
             out.push_str("\"decision\":\"pending\"");
+        }
+        if let Some(status) = self.status {
+            let _ = write!(out, ",\"status\":{status}");
+        }
+        if let Some(details) = &self.details {
+            push_field(&mut out, "details", details);
+        }
+        if let Some(id) = &self.request_id {
+            push_bounded(&mut out, "request_id", id, MAX_REQUEST_ID_CHARS);
+        }
+        if let Some(method) = &self.method {
+            push_field(&mut out, "method", method);
+        }
+        if let Some(path) = &self.path {
+            push_bounded(&mut out, "path", path, MAX_PATH_CHARS);
         }
         if let Some(sub) = &self.subject {
             out.push_str(",\"sub\":");
@@ -123,8 +217,64 @@ impl AuditRecord {
             out.push_str(",\"scrub\":");
             push_json_string(&mut out, note);
         }
-        out.push('}');
         out
+    }
+
+    /// The values of [`FLAT_KEYS`], in that order.
+    pub fn flat_values(&self) -> [String; 6] {
+        let (outcome, reason, rule) = match &self.decision {
+            Some(d) => (
+                d.effect.as_str(),
+                d.reason.as_str(),
+                d.rule_id.as_deref().unwrap_or("-"),
+            ),
+            None => ("none", "-", "-"),
+        };
+        let target = self
+            .mcp_call
+            .as_ref()
+            .map(|(method, target)| target.as_deref().unwrap_or(method))
+            .or(self.model.as_deref())
+            .unwrap_or("-");
+        [
+            outcome.to_owned(),
+            reason.to_owned(),
+            bounded(rule, MAX_NAME_CHARS).to_owned(),
+            bounded(self.subject.as_deref().unwrap_or("-"), MAX_SUBJECT_CHARS).to_owned(),
+            bounded(target, MAX_NAME_CHARS).to_owned(),
+            self.seq.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        ]
+    }
+
+    /// Completes the record when Envoy logs the stream (status, time),
+    /// seals it into `chain` and publishes it with the flat keys. Once per
+    /// exchange: a second call (periodic logging) changes nothing.
+    pub fn seal_and_publish(
+        &mut self,
+        host: &mut impl crate::Host,
+        chain: Option<&mut DecisionChain>,
+    ) {
+        if self.sealed {
+            return;
+        }
+        self.sealed = true;
+        let (status, details) = host.logged_response();
+        self.status = status;
+        self.details = details.map(|d| bounded(&d, MAX_NAME_CHARS).to_owned());
+        self.ts_ms = Some(host.now_ms());
+        let open = self.to_open_json();
+        let record = match chain {
+            Some(chain) => {
+                let sealed = chain.seal(&open);
+                self.seq = Some(chain.head().seq);
+                sealed
+            }
+            None => open + "}",
+        };
+        host.publish_record(&record);
+        for (key, value) in FLAT_KEYS.iter().zip(self.flat_values()) {
+            host.publish_field(key, &value);
+        }
     }
 
     /// Publishes the record (filter state in Envoy); a host refusal is

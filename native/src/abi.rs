@@ -236,6 +236,13 @@ pub const CALLOUT_INIT_SUCCESS: u32 = 0;
 /// `envoy_dynamic_module_type_http_callout_result_Success`.
 pub const CALLOUT_SUCCESS: u32 = 0;
 
+/// `envoy_dynamic_module_type_attribute_id_ResponseCode` (`response.code`).
+pub const ATTRIBUTE_RESPONSE_CODE: u32 = 15;
+
+/// `envoy_dynamic_module_type_attribute_id_ResponseCodeDetails`
+/// (`response.code_details`).
+pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
+
 /// `envoy_dynamic_module_type_attribute_id_ConnectionMtls`
 /// (`connection.mtls`: the downstream peer presented a certificate).
 pub const ATTRIBUTE_CONNECTION_MTLS: u32 = 29;
@@ -251,6 +258,13 @@ extern "C" {
         filter: FilterEnvoyPtr,
         attribute_id: u32,
         result: *mut EnvoyBuffer,
+    ) -> bool;
+
+    /// An integer attribute of the stream; `false` when absent.
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_int(
+        filter: FilterEnvoyPtr,
+        attribute_id: u32,
+        result: *mut u64,
     ) -> bool;
 
     /// A boolean attribute of the stream; `false` when absent.

@@ -59,6 +59,8 @@ pub struct Shared {
     pub sync: Option<Sync>,
     /// Client secret for the bundle's token exchange.
     pub exchange_secret: Option<Arc<str>>,
+    /// Instance name the decision chains of this process are named after.
+    pub chain_node: String,
 }
 
 impl Shared {
@@ -77,6 +79,11 @@ impl Shared {
             policy: RwLock::new(None),
             sync: None,
             exchange_secret: config.exchange_secret(),
+            chain_node: config
+                .control
+                .as_ref()
+                .and_then(|c| c.instance_id.clone())
+                .unwrap_or_else(|| format!("envoy-{}", std::process::id())),
         };
         if let Some(inline) = &config.bundle {
             let bundle = Bundle::parse(inline.get().as_bytes())

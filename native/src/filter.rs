@@ -493,8 +493,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
 }
 
 /// The stream completed (before the access log is written): a pending
-/// token exchange is abandoned; the record was published as the exchange
-/// went.
+/// token exchange is abandoned, and the record is completed, sealed into
+/// this worker's decision chain and published for the access log.
 ///
 /// # Safety
 /// Called by Envoy only, with the pointers the ABI documents for this hook.
@@ -505,7 +505,13 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
 ) {
     // SAFETY: as above.
     let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
-    guard(filter, s, (), |s| s.exchange.on_stream_done());
+    guard(filter, s, (), |s| {
+        s.exchange.on_stream_done();
+        let node = s.shared.chain_node.clone();
+        with_host(filter, s, false, |exchange, host| {
+            crate::trail::with_chain(&node, |chain| exchange.on_log(host, Some(chain)));
+        });
+    });
 }
 
 // Hooks Envoy 1.40 requires every HTTP module to export (its loader refuses

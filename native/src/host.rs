@@ -359,6 +359,35 @@ impl Host for NativeHost<'_> {
         };
     }
 
+    /// Flat keys go under this module's filter-state prefix
+    /// (`mcp_guard.rule`, ...).
+    fn publish_field(&mut self, key: &str, value: &str) {
+        let name = format!("mcp_guard.{}", key.strip_prefix("mcp_").unwrap_or(key));
+        // SAFETY: both buffers outlive the call.
+        let _ = unsafe {
+            abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
+                self.filter.0,
+                ModuleBuffer::of(name.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            )
+        };
+    }
+
+    fn logged_response(&mut self) -> (Option<u32>, Option<String>) {
+        let mut details = EnvoyBuffer::EMPTY;
+        // SAFETY: the live stream of the current hook; Envoy's bytes are
+        // copied before the hook returns.
+        let details = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(
+                self.filter.0,
+                abi::ATTRIBUTE_RESPONSE_CODE_DETAILS,
+                &mut details,
+            )
+        }
+        .then(|| String::from_utf8_lossy(&unsafe { details.to_vec() }).into_owned());
+        (self.response_status(), details)
+    }
+
     fn now_ms(&mut self) -> u64 {
         now_ms()
     }
@@ -443,4 +472,24 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl NativeHost<'_> {
+    /// `response.code`, when Envoy knows it.
+    fn response_status(&mut self) -> Option<u32> {
+        let mut code = 0u64;
+        // SAFETY: the live stream of the current hook; a local out-param.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_get_attribute_int(
+                self.filter.0,
+                abi::ATTRIBUTE_RESPONSE_CODE,
+                &mut code,
+            )
+        };
+        if ok {
+            u32::try_from(code).ok().filter(|c| *c > 0)
+        } else {
+            None
+        }
+    }
 }

@@ -22,3 +22,4 @@ pub mod metrics;
 pub mod peer;
 pub mod sync;
 pub mod tool_memory;
+pub mod trail;

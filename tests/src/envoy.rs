@@ -267,6 +267,18 @@ impl Envoy {
             .collect()
     }
 
+    /// Lines of the `json_format` log with the flat keys (written for
+    /// every stream, also those the filter never saw).
+    pub fn flat_log_lines(&self) -> Vec<serde_json::Value> {
+        let mut path = self.access_log.clone().into_os_string();
+        path.push(".flat");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Stops Envoy: SIGTERM, then SIGKILL if it has not exited in 5 s.
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -148,11 +148,9 @@ fn decided_lines(stack: &Stack, sub: &str, wait: bool) -> Vec<Value> {
     Vec::new()
 }
 
+/// The decision record, embedded as JSON in the access-log line.
 fn decision(line: &Value) -> Value {
-    line["mcp"]
-        .as_str()
-        .and_then(|m| serde_json::from_str(m).ok())
-        .unwrap_or_default()
+    line["mcp"].clone()
 }
 
 /// What must happen to one request.
@@ -353,7 +351,7 @@ fn check(stack: &Stack, sub: &str, reply: &RawReply, expect: Expect) -> Result<(
             let lines = decided_lines(stack, sub, true);
             let line = lines.first().ok_or("no decision logged")?;
             let d = decision(line);
-            if line["path"] != path || d["decision"] != "allow" || d["rule"] != rule {
+            if d["path"] != path || d["decision"] != "allow" || d["rule"] != rule {
                 return Err(format!("expected allow by {rule} on {path}, logged {line}"));
             }
         }
@@ -364,7 +362,7 @@ fn check(stack: &Stack, sub: &str, reply: &RawReply, expect: Expect) -> Result<(
             let logged = (0..100).any(|_| {
                 let hit = stack
                     .envoy
-                    .access_log_lines()
+                    .flat_log_lines()
                     .iter()
                     .any(|l| l["status"] == 400 && l["details"] == details);
                 if !hit {
@@ -385,7 +383,7 @@ fn check(stack: &Stack, sub: &str, reply: &RawReply, expect: Expect) -> Result<(
             }
             let lines = decided_lines(stack, sub, true);
             let line = lines.first().ok_or("no decision logged")?;
-            if line["path"] != path || decision(line)["decision"] != "deny" {
+            if decision(line)["path"] != path || decision(line)["decision"] != "deny" {
                 return Err(format!("expected a deny on {path}, logged {line}"));
             }
         }

@@ -225,11 +225,9 @@ fn get(stack: &Stack, token: &str, path: &str) -> Message {
     .expect("HTTP/2 request")
 }
 
+/// The decision record, embedded as JSON in the access-log line.
 fn decision(line: &Value) -> Value {
-    line["mcp"]
-        .as_str()
-        .and_then(|m| serde_json::from_str(m).ok())
-        .unwrap_or_default()
+    line["mcp"].clone()
 }
 
 /// The decision record logged for `sub`'s (only) request.

@@ -107,10 +107,7 @@ fn pin_denials(stack: &Stack) -> Vec<Value> {
         .envoy
         .access_log_lines()
         .into_iter()
-        .filter_map(|line| match line.get("mcp")? {
-            Value::String(text) => serde_json::from_str(text).ok(),
-            other => Some(other.clone()),
-        })
+        .filter_map(|line| line.get("mcp").cloned())
         .filter(|r: &Value| r["reason"] == "tool_pin_mismatch")
         .collect()
 }

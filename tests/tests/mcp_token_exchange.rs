@@ -490,7 +490,7 @@ fn token_exchange_on(target: &Target) {
     let access = stack.envoy.access_log_lines();
     assert!(access
         .iter()
-        .any(|l| l["details"] == "mcp_token_exchange_failed"));
+        .any(|l| l["mcp"]["details"] == "mcp_token_exchange_failed"));
 
     // Baseline without token exchange, for the latency report.
     stack.push("txchg", &bundle(false)).expect("push");

@@ -187,7 +187,7 @@ fn call(
 fn record_where(stack: &Stack, pick: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..100 {
         let found = stack.envoy.access_log_lines().into_iter().find_map(|l| {
-            let record: Value = serde_json::from_str(l["mcp"].as_str()?).ok()?;
+            let record = l.get("mcp")?.clone();
             pick(&record).then_some(record)
         });
         if let Some(record) = found {
