@@ -4,10 +4,11 @@
 //! histograms with the configured buckets, the policy info gauge across a
 //! bundle update, and every metric the Grafana dashboard queries.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use mcp_guard_e2e::http::{get_text, send, Reply};
+use mcp_guard_e2e::http::{send, Reply};
+use mcp_guard_e2e::prometheus::{self, Samples, Series};
 use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target, DEMO_BUNDLE};
 use serde_json::Value;
 
@@ -30,65 +31,26 @@ const OURS: [&str; 8] = [
     "mcp_scrub_duration_microseconds",
 ];
 
-/// One Prometheus sample: metric name and labels.
-type Series = (String, BTreeMap<String, String>);
-
-/// Parses Envoy's `/stats/prometheus` text into samples.
-fn parse(text: &str) -> BTreeMap<Series, f64> {
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => (name, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        let labels = labels
-            .split("\",")
-            .filter(|l| !l.is_empty())
-            .filter_map(|l| {
-                let (k, v) = l.split_once("=\"")?;
-                Some((k.to_owned(), v.trim_end_matches('"').to_owned()))
-            })
-            .collect();
-        out.insert((name.to_owned(), labels), value);
-    }
-    out
-}
-
-struct Scrape(BTreeMap<Series, f64>);
+struct Scrape(Samples);
 
 impl Scrape {
     fn take(stack: &Stack) -> Self {
-        let text = get_text(&format!("http://{}/stats/prometheus", stack.envoy.admin))
-            .expect("admin answers");
-        Self(parse(&text))
+        Self(prometheus::scrape(&stack.envoy.admin).expect("admin answers"))
     }
 
-    /// The value of the one series with exactly these labels.
     fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let labels: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.0.get(&(name.to_owned(), labels)).copied()
+        self.0.get(name, labels)
     }
 
     fn names(&self) -> BTreeSet<&str> {
-        self.0.keys().map(|(n, _)| n.as_str()).collect()
+        self.0 .0.keys().map(|(n, _)| n.as_str()).collect()
     }
 
     /// The filter's series, under whatever name Envoy gave them (Envoy's
     /// own `wasm.mcp_guard.*` VM stats are not ours).
     fn mcp(&self) -> impl Iterator<Item = (&Series, &f64)> {
         self.0
+             .0
             .iter()
             .filter(|((n, _), _)| OURS.iter().any(|base| n.contains(base)))
     }
