@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use mcp_guard_e2e::http::{send, Reply};
+use mcp_guard_e2e::http::{get_text, send, Reply};
 use mcp_guard_e2e::prometheus::{self, Samples, Series};
 use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target, DEMO_BUNDLE};
 use serde_json::Value;
@@ -236,6 +236,19 @@ fn labelled_metrics_on(target: &Target, dashboard: &BTreeSet<String>) {
         for key in labels.keys() {
             assert!(ours.contains(&key.as_str()), "label {key} on {name}");
         }
+    }
+
+    // Prometheus types: counters, a gauge, histograms.
+    let raw = get_text(&format!("http://{}/stats/prometheus", stack.envoy.admin)).unwrap();
+    for (name, kind) in [
+        ("mcp_decisions_total", "counter"),
+        ("mcp_policy_info", "gauge"),
+        ("mcp_decision_duration_microseconds", "histogram"),
+    ] {
+        assert!(
+            raw.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name}: {raw}"
+        );
     }
 
     // Every metric is exported, and every metric the dashboard queries.
