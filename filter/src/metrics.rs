@@ -33,8 +33,8 @@ pub const MAX_SERIES: usize = 512;
 #[derive(Debug, Default)]
 struct Series {
     ids: HashMap<String, u32>,
-    /// The `mcp_policy_info` series currently set to 1.
-    policy_info: Option<u32>,
+    /// Name of the `mcp_policy_info` series currently set to 1.
+    policy_info: Option<String>,
 }
 
 /// The VM's metrics; cheap to clone (one shared cache per VM).
@@ -157,19 +157,25 @@ impl Metrics {
     }
 
     /// Publishes the active bundle: its `mcp_policy_info` series goes to
-    /// 1, the one it replaced to 0.
+    /// 1, the one it replaced to 0. The replaced series leaves the id
+    /// cache (Envoy keeps the stat), so bundle updates never fill it.
     pub fn set_policy(&self, name: &str, version: u64) {
         let version = version.to_string();
         let [k1, k2] = names::POLICY_LABELS;
         let labels = [(k1, name), (k2, version.as_str())];
         let id = self.labelled(MetricType::Gauge, names::POLICY_INFO, &labels);
+        let full = tagged(names::POLICY_INFO, &labels);
         let previous = match self.series.try_borrow_mut() {
-            Ok(mut series) => std::mem::replace(&mut series.policy_info, id),
+            Ok(mut series) => {
+                let previous = series.policy_info.replace(full.clone());
+                match previous {
+                    Some(old) if old != full => series.ids.remove(&old),
+                    _ => None,
+                }
+            }
             Err(_) => None,
         };
-        if previous != id {
-            set(previous, 0);
-        }
+        set(previous, 0);
         set(id, 1);
     }
 }
