@@ -329,3 +329,45 @@ fn compressed_answers_are_refused_by_default_never_passed_silently() {
     assert_eq!(decision(&stream)["scrub"], "compressed_blocked");
     assert_eq!(plugin.metrics()["mcp_pii_blocked_total"], 1);
 }
+
+/// Every bundle version is a new `mcp_policy_info` series; more updates
+/// than the per-VM series limit (512) must still publish the active
+/// version, and a bundle name made to forge labels stays one label.
+#[test]
+fn policy_info_follows_hundreds_of_bundle_updates() {
+    let plugin = Host::from_env()
+        .unwrap()
+        .plugin(
+            json!({"control": {"cluster": "control", "bundle": "Team.A=x", "allow_unsigned": true}})
+                .to_string(),
+        )
+        .unwrap();
+    let renamed = DEMO_BUNDLE.replace("\"name\": \"demo\"", "\"name\": \"Team.A=x\"");
+    assert_ne!(renamed, DEMO_BUNDLE);
+    const VERSIONS: u64 = 600;
+    for version in 1..=VERSIONS {
+        plugin.advance(std::time::Duration::from_secs(10)).unwrap();
+        plugin.tick().unwrap();
+        let call = plugin.pending_http_calls().remove(0);
+        let body = renamed.replace("\"version\": 1", &format!("\"version\": {version}"));
+        plugin
+            .respond_http_call(call.token, &HttpCallResponse::new(200, body))
+            .unwrap();
+    }
+    let metrics = plugin.metrics();
+    let info: Vec<_> = metrics
+        .iter()
+        .filter(|(k, v)| k.starts_with("mcp_policy_info.") && **v == 1)
+        .collect();
+    assert_eq!(
+        info,
+        vec![(
+            &format!("mcp_policy_info.name=team_a_x.version={VERSIONS}"),
+            &1
+        )]
+    );
+    assert_eq!(
+        metrics["mcp_bundle_fetches_total.result=ok"], VERSIONS,
+        "every activation counted"
+    );
+}
