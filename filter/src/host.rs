@@ -225,6 +225,19 @@ pub fn now_ms() -> u64 {
     }
 }
 
+/// The host clock in nanoseconds, for durations (Envoy's wall clock: only
+/// differences are used, and one that goes backwards counts as zero).
+pub fn now_ns() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: the pointer references a live local.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    if status == STATUS_OK {
+        nanos
+    } else {
+        0
+    }
+}
+
 /// Every header of a map in one crossing; empty when the host has none.
 /// Values that are not UTF-8 are read lossily (names are ASCII in Envoy).
 pub fn header_pairs(map: HeaderMap) -> Vec<(String, String)> {
@@ -331,7 +344,7 @@ pub fn increment_metric(id: u32, by: i64) {
     let _ = unsafe { proxy_increment_metric(id, by) };
 }
 
-/// Sets a gauge.
+/// Sets a gauge or records a histogram value.
 pub fn record_metric(id: u32, value: u64) {
     // SAFETY: no pointers.
     let _ = unsafe { proxy_record_metric(id, value) };

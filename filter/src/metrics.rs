@@ -1,92 +1,116 @@
-//! Counters and gauges the filter exports to Envoy stats.
+//! Counters, gauges and histograms the filter exports to Envoy stats.
 //!
-//! Names show in `/stats` as `wasmcustom.<name>`; values are summed across
-//! worker VMs.
+//! Proxy-wasm metrics have no labels, so labels travel in the name
+//! ([`mcp_guard_flow::metric_names::tagged`]:
+//! `mcp_decisions_total.outcome=deny.reason=missing_token`) and the
+//! bootstrap's `stats_config.stats_tags` turns them back into tags; the
+//! Prometheus endpoint then shows
+//! `mcp_decisions_total{outcome="deny",reason="missing_token"}`. Names show
+//! in `/stats` as `wasmcustom.<name>`; every VM of the plugin shares the
+//! same Envoy stat per name, so values add up across workers.
+//!
+//! Metric ids are per VM: a label combination is defined the first time it
+//! is used and its id cached (at most [`MAX_SERIES`] per VM; the label
+//! values come from closed sets, so the bound is never reached in
+//! practice, and a full cache drops the count rather than grow).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::calls as hostcalls;
 use proxy_wasm::types::MetricType;
 
-use mcp_guard_engine::pii::PiiType;
-use mcp_guard_engine::{Decision, Effect, Reason};
+use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::Decision;
+use mcp_guard_flow::metric_names::{self as names, tagged, FetchResult};
+use mcp_guard_flow::timing::Durations;
 
-/// Ids of every metric, defined once per VM.
-#[derive(Debug, Clone, Copy, Default)]
+/// Most labelled series one VM defines.
+pub const MAX_SERIES: usize = 512;
+
+/// Ids of the labelled series defined so far, by full stat name.
+#[derive(Debug, Default)]
+struct Series {
+    ids: HashMap<String, u32>,
+    /// Name of the `mcp_policy_info` series currently set to 1.
+    policy_info: Option<String>,
+}
+
+/// The VM's metrics; cheap to clone (one shared cache per VM).
+#[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    requests: u32,
-    allowed: u32,
-    denied: u32,
-    unauthenticated: u32,
-    no_policy: u32,
-    bad_request: u32,
-    redactions: u32,
-    pii_by_type: [u32; PiiType::ALL.len()],
-    pii_blocked: u32,
-    tool_pin_mismatch: u32,
-    bundle_fetch_failures: u32,
-    bundle_rejected: u32,
-    policy_version: u32,
+    pii_blocked: Option<u32>,
+    tool_pin_mismatch: Option<u32>,
+    decision_duration: Option<u32>,
+    scrub_duration: Option<u32>,
+    series: Rc<RefCell<Series>>,
 }
 
-fn define(kind: MetricType, name: &str) -> u32 {
-    hostcalls::define_metric(kind, name).unwrap_or(u32::MAX)
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
 }
 
-fn bump(id: u32, by: i64) {
-    if id != u32::MAX {
-        crate::host::increment_metric(id, by);
+fn bump(id: Option<u32>, by: u64) {
+    if let Some(id) = id {
+        crate::host::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+}
+
+fn set(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        crate::host::record_metric(id, value);
     }
 }
 
 impl Metrics {
-    /// Defines all metrics; a metric the host refuses is skipped silently
-    /// rather than failing the filter.
+    /// Defines the unlabelled metrics; a metric the host refuses is
+    /// skipped silently rather than failing the filter.
     pub fn define() -> Self {
-        use MetricType::{Counter, Gauge};
+        use MetricType::{Counter, Histogram};
         Self {
-            requests: define(Counter, "mcp_requests_total"),
-            allowed: define(Counter, "mcp_allowed_total"),
-            denied: define(Counter, "mcp_denied_total"),
-            unauthenticated: define(Counter, "mcp_unauthenticated_total"),
-            no_policy: define(Counter, "mcp_no_policy_total"),
-            bad_request: define(Counter, "mcp_bad_request_total"),
-            redactions: define(Counter, "mcp_redactions_total"),
-            pii_by_type: PiiType::ALL.map(|ty| {
-                let name = serde_json::to_value(ty)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                define(Counter, &format!("mcp_pii_{name}_total"))
-            }),
-            pii_blocked: define(Counter, "mcp_pii_blocked_total"),
-            tool_pin_mismatch: define(Counter, "mcp_tool_pin_mismatch_total"),
-            bundle_fetch_failures: define(Counter, "mcp_bundle_fetch_failures_total"),
-            bundle_rejected: define(Counter, "mcp_bundle_rejected_total"),
-            policy_version: define(Gauge, "mcp_policy_version"),
+            pii_blocked: define(Counter, names::PII_BLOCKED),
+            tool_pin_mismatch: define(Counter, names::TOOL_PIN_MISMATCH),
+            decision_duration: define(Histogram, names::DECISION_DURATION),
+            scrub_duration: define(Histogram, names::SCRUB_DURATION),
+            series: Rc::default(),
         }
     }
 
-    /// Counts one decided request.
+    /// The id of one labelled series, defined on first use.
+    fn labelled(&self, kind: MetricType, base: &str, labels: &[(&str, &str)]) -> Option<u32> {
+        let name = tagged(base, labels);
+        let mut series = self.series.try_borrow_mut().ok()?;
+        if let Some(&id) = series.ids.get(&name) {
+            return Some(id);
+        }
+        if series.ids.len() >= MAX_SERIES {
+            return None;
+        }
+        let id = define(kind, &name)?;
+        series.ids.insert(name, id);
+        Some(id)
+    }
+
+    /// Counts one decided request by outcome and reason.
     pub fn record_decision(&self, decision: &Decision) {
-        bump(self.requests, 1);
-        match (decision.effect, decision.reason) {
-            (Effect::Allow, _) => bump(self.allowed, 1),
-            (_, Reason::MissingToken | Reason::InvalidToken) => bump(self.unauthenticated, 1),
-            (_, Reason::NoPolicy) => bump(self.no_policy, 1),
-            (_, Reason::BodyTooLarge | Reason::InvalidBody | Reason::InvalidRequest) => {
-                bump(self.bad_request, 1)
-            }
-            _ => bump(self.denied, 1),
-        }
+        let [outcome, reason] = names::decision_labels(decision);
+        let [k1, k2] = names::DECISION_LABELS;
+        let labels = [(k1, outcome), (k2, reason)];
+        bump(
+            self.labelled(MetricType::Counter, names::DECISIONS, &labels),
+            1,
+        );
     }
 
-    /// Counts values replaced, in total and per type, and blocked bodies.
-    pub fn record_redactions(&self, report: &mcp_guard_engine::pii::PiiReport) {
-        bump(self.redactions, report.total() as i64);
+    /// Counts values replaced, per PII type.
+    pub fn record_redactions(&self, report: &PiiReport) {
+        let [key] = names::REDACTION_LABELS;
         for (ty, count) in report.iter() {
             if count > 0 {
-                if let Some(&id) = self.pii_by_type.get(ty.index()) {
-                    bump(id, count as i64);
-                }
+                let label = names::pii_label(ty);
+                let id = self.labelled(MetricType::Counter, names::REDACTIONS, &[(key, &label)]);
+                bump(id, count as u64);
             }
         }
     }
@@ -102,20 +126,56 @@ impl Metrics {
         bump(self.tool_pin_mismatch, 1);
     }
 
+    /// Records one exchange's time in the filter.
+    pub fn record_durations(&self, durations: &Durations) {
+        if let Some(us) = durations.decision_us {
+            set(self.decision_duration, us);
+        }
+        if let Some(us) = durations.scrub_us {
+            set(self.scrub_duration, us);
+        }
+    }
+
+    /// Counts one bundle fetch by how it ended.
+    pub fn record_fetch(&self, result: FetchResult) {
+        let [key] = names::FETCH_LABELS;
+        let labels = [(key, result.as_str())];
+        bump(
+            self.labelled(MetricType::Counter, names::BUNDLE_FETCHES, &labels),
+            1,
+        );
+    }
+
     /// Counts a failed bundle fetch (network, status, timeout).
     pub fn record_fetch_failure(&self) {
-        bump(self.bundle_fetch_failures, 1);
+        self.record_fetch(FetchResult::Error);
     }
 
-    /// Counts a fetched bundle that failed validation.
+    /// Counts a bundle that failed validation.
     pub fn record_bundle_rejected(&self) {
-        bump(self.bundle_rejected, 1);
+        self.record_fetch(FetchResult::Rejected);
     }
 
-    /// Publishes the active bundle version.
-    pub fn set_policy_version(&self, version: u64) {
-        if self.policy_version != u32::MAX {
-            crate::host::record_metric(self.policy_version, version);
-        }
+    /// Publishes the active bundle: its `mcp_policy_info` series goes to
+    /// 1, the one it replaced to 0. The replaced series leaves the id
+    /// cache (Envoy keeps the stat), so bundle updates never fill it.
+    pub fn set_policy(&self, name: &str, version: u64) {
+        let version = version.to_string();
+        let [k1, k2] = names::POLICY_LABELS;
+        let labels = [(k1, name), (k2, version.as_str())];
+        let id = self.labelled(MetricType::Gauge, names::POLICY_INFO, &labels);
+        let full = tagged(names::POLICY_INFO, &labels);
+        let previous = match self.series.try_borrow_mut() {
+            Ok(mut series) => {
+                let previous = series.policy_info.replace(full.clone());
+                match previous {
+                    Some(old) if old != full => series.ids.remove(&old),
+                    _ => None,
+                }
+            }
+            Err(_) => None,
+        };
+        set(previous, 0);
+        set(id, 1);
     }
 }

@@ -25,6 +25,7 @@ use crate::host::{self, now_ms, HeaderMap};
 use crate::metrics::Metrics;
 use crate::stream::GuardStream;
 use crate::sync::{self, SharedKeys};
+use mcp_guard_flow::metric_names::FetchResult;
 
 pub use mcp_guard_flow::ActivePolicy;
 
@@ -139,7 +140,7 @@ impl GuardRoot {
             LogLevel::Info,
             &format!("activated bundle {name}@{version} from {source}"),
         );
-        self.metrics.set_policy_version(version);
+        self.metrics.set_policy(&name, version);
         self.active = Some(Arc::new(ActivePolicy::new(policy, etag)));
         true
     }
@@ -217,7 +218,10 @@ impl GuardRoot {
     fn on_fetch_response(&mut self, body_size: usize) -> Fetched {
         match host::header(HeaderMap::HttpCallResponse, ":status").as_deref() {
             Some("200") => {}
-            Some("304") => return Fetched::Same,
+            Some("304") => {
+                self.metrics.record_fetch(FetchResult::NotModified);
+                return Fetched::Same;
+            }
             other => {
                 self.metrics.record_fetch_failure();
                 log(
@@ -253,6 +257,7 @@ impl GuardRoot {
         );
         match checked {
             Ok(Accepted::Same) => {
+                self.metrics.record_fetch(FetchResult::NotModified);
                 if let (Some(f), Some(version)) = (&mut self.fetcher, active_version) {
                     if f.status.is_none() {
                         f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
@@ -268,7 +273,10 @@ impl GuardRoot {
                         &format!("could not publish bundle to other workers: {status:?}"),
                     );
                 }
-                self.activate(*bundle, etag, "control service");
+                // A bundle that does not compile counts as rejected there.
+                if self.activate(*bundle, etag, "control service") {
+                    self.metrics.record_fetch(FetchResult::Ok);
+                }
                 if let Some(f) = &mut self.fetcher {
                     f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
                 }
@@ -496,7 +504,7 @@ impl RootContext for GuardRoot {
         let _ = context_id;
         Some(Box::new(GuardStream::new(
             self.active.clone(),
-            self.metrics,
+            self.metrics.clone(),
             self.exchange_secret.clone(),
             self.chain.clone(),
         )))

@@ -17,6 +17,7 @@ use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
 use mcp_guard_engine::Decision;
 use mcp_guard_flow::host::PeerCertificate;
 use mcp_guard_flow::record::DECISION_KEY;
+use mcp_guard_flow::timing::Durations;
 use mcp_guard_flow::token_exchange::CalloutAnswer;
 use mcp_guard_flow::{ActivePolicy, Exchange, Host, Level, Next, Side};
 
@@ -152,6 +153,14 @@ impl Host for ProxyHost<'_> {
         host::now_ms()
     }
 
+    fn now_ns(&mut self) -> u64 {
+        host::now_ns()
+    }
+
+    fn record_durations(&mut self, durations: &Durations) {
+        self.metrics.record_durations(durations);
+    }
+
     fn count_decision(&mut self, decision: &Decision) {
         self.metrics.record_decision(decision);
     }
@@ -264,16 +273,22 @@ impl Context for GuardStream {
         .flatten()
         .unwrap_or_default();
         let answer = CalloutAnswer { status, body };
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
-        self.exchange
-            .on_callout_answer(&mut host, u64::from(token_id), &answer);
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
+        self.exchange.timed(&mut host, Side::Request, |x, h| {
+            x.on_callout_answer(h, u64::from(token_id), &answer)
+        });
     }
 
     /// The stream ended (completed or reset): a pending exchange's answer
     /// is ignored from now on.
     fn on_done(&mut self) -> bool {
         self.exchange.on_stream_done();
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
+        self.exchange.finish_timing(&mut host);
         true
     }
 }
@@ -282,8 +297,9 @@ impl HttpContext for GuardStream {
     /// Envoy logs the stream (its filters' log hooks run before the access
     /// loggers): the record is sealed into this VM's chain and published.
     fn on_log(&mut self) {
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
         match &self.chain {
             Some(chain) => match chain.try_borrow_mut() {
                 Ok(mut chain) => self.exchange.on_log(&mut host, Some(&mut chain)),
@@ -294,44 +310,58 @@ impl HttpContext for GuardStream {
     }
 
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
-        action(self.exchange.on_request_headers(&mut host, end_of_stream))
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
+        action(self.exchange.timed(&mut host, Side::Request, |x, h| {
+            x.on_request_headers(h, end_of_stream)
+        }))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
-        action(
-            self.exchange
-                .on_request_body(&mut host, body_size, end_of_stream),
-        )
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
+        action(self.exchange.timed(&mut host, Side::Request, |x, h| {
+            x.on_request_body(h, body_size, end_of_stream)
+        }))
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
-        action(self.exchange.on_request_trailers(&mut host))
-    }
-
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
-        action(self.exchange.on_response_headers(&mut host, end_of_stream))
-    }
-
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
         action(
             self.exchange
-                .on_response_body(&mut host, body_size, end_of_stream),
+                .timed(&mut host, Side::Request, |x, h| x.on_request_trailers(h)),
         )
     }
 
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
+        action(self.exchange.timed(&mut host, Side::Response, |x, h| {
+            x.on_response_headers(h, end_of_stream)
+        }))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
+        action(self.exchange.timed(&mut host, Side::Response, |x, h| {
+            x.on_response_body(h, body_size, end_of_stream)
+        }))
+    }
+
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        let metrics = self.metrics;
-        let mut host = ProxyHost { metrics: &metrics };
-        action(self.exchange.on_response_trailers(&mut host))
+        let mut host = ProxyHost {
+            metrics: &self.metrics,
+        };
+        action(
+            self.exchange
+                .timed(&mut host, Side::Response, |x, h| x.on_response_trailers(h)),
+        )
     }
 }

@@ -44,8 +44,10 @@ use crate::pins;
 use crate::record::AuditRecord;
 use crate::reply;
 use crate::resource;
+use crate::timing::Timing;
 use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
 
+mod timed;
 mod verify;
 
 /// What the proxy should do after a callback.
@@ -172,6 +174,8 @@ pub struct Exchange {
     /// [`Exchange::admit`] ran: the request's headers are ready for the
     /// upstream (client token out, forged injected headers out).
     admitted: bool,
+    /// Time spent in callbacks, per side ([`Exchange::timed`]).
+    timing: Timing,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -237,6 +241,7 @@ impl Exchange {
             pending_decision: None,
             scope_challenge: None,
             admitted: false,
+            timing: Timing::default(),
         }
     }
 

@@ -9,6 +9,8 @@ use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::Decision;
 
+use crate::timing::Durations;
+
 /// One direction of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -81,6 +83,12 @@ pub trait Host {
     fn logged_response(&mut self) -> (Option<u32>, Option<String>);
     /// The proxy's clock, milliseconds since the Unix epoch.
     fn now_ms(&mut self) -> u64;
+    /// A clock for durations, nanoseconds (the proxy's own clock; only
+    /// differences between two readings are used).
+    fn now_ns(&mut self) -> u64;
+    /// Records what one exchange spent in the filter (latency
+    /// histograms), once per exchange.
+    fn record_durations(&mut self, durations: &Durations);
     /// Counts one decided request.
     fn count_decision(&mut self, decision: &Decision);
     /// Counts replaced values.

@@ -21,11 +21,13 @@ pub mod host;
 pub mod identity;
 pub mod mcp_headers;
 pub mod memory;
+pub mod metric_names;
 pub mod peer;
 pub mod pins;
 pub mod record;
 pub mod reply;
 pub mod resource;
+pub mod timing;
 pub mod token_exchange;
 
 pub use active::ActivePolicy;

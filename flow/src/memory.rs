@@ -13,6 +13,7 @@ use mcp_guard_engine::{Decision, Effect};
 
 use crate::envoy_proto::metadata_message;
 use crate::host::{Host, Level, PeerCertificate, Side};
+use crate::timing::Durations;
 
 /// A local reply the flow sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,13 @@ pub struct MemoryHost {
     pub logs: Vec<String>,
     /// Clock.
     pub now_ms: u64,
+    /// Duration clock, nanoseconds; each reading advances it by
+    /// `clock_step_ns` so tests see callbacks take time.
+    pub clock_ns: u64,
+    /// How far each `now_ns` reading moves the duration clock.
+    pub clock_step_ns: u64,
+    /// Durations recorded, one entry per finished exchange.
+    pub durations: Vec<Durations>,
     /// Whether the flow reset the exchange.
     pub reset: bool,
     /// When set, body replacements are refused (hosts that cannot write
@@ -270,6 +278,16 @@ impl Host for MemoryHost {
 
     fn now_ms(&mut self) -> u64 {
         self.now_ms
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        let now = self.clock_ns;
+        self.clock_ns = self.clock_ns.saturating_add(self.clock_step_ns);
+        now
+    }
+
+    fn record_durations(&mut self, durations: &Durations) {
+        self.durations.push(*durations);
     }
 
     fn count_decision(&mut self, decision: &Decision) {

@@ -74,8 +74,11 @@ fn allowed_claims_pass_and_the_email_in_the_answer_is_scrubbed() {
     assert_eq!(d["sub"], "alice");
     assert_eq!(d["redactions"]["email"], 1);
     stream.finish().unwrap();
-    assert_eq!(plugin.metrics()["mcp_redactions_total"], 1);
-    assert_eq!(plugin.metrics()["mcp_allowed_total"], 1);
+    assert_eq!(plugin.metrics()["mcp_redactions_total.type=email"], 1);
+    assert_eq!(
+        plugin.metrics()["mcp_decisions_total.outcome=allow.reason=rule_allow"],
+        1
+    );
 }
 
 #[test]
@@ -97,7 +100,10 @@ fn forbidden_claims_get_a_403_local_reply_with_details() {
     );
     assert!(stream.upstream_request().is_none());
     assert_eq!(decision(&stream)["sub"], "mallory");
-    assert_eq!(plugin.metrics()["mcp_denied_total"], 1);
+    assert_eq!(
+        plugin.metrics()["mcp_decisions_total.outcome=deny.reason=default_deny"],
+        1
+    );
 }
 
 #[test]
@@ -131,7 +137,10 @@ fn missing_claims_get_401_with_a_bearer_challenge() {
     )));
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(body["reason"], "missing_token");
-    assert_eq!(plugin.metrics()["mcp_unauthenticated_total"], 1);
+    assert_eq!(
+        plugin.metrics()["mcp_decisions_total.outcome=deny.reason=missing_token"],
+        1
+    );
 }
 
 #[test]
@@ -215,7 +224,10 @@ fn a_bad_fetched_bundle_is_rejected_and_the_last_good_one_stays() {
     plugin
         .respond_http_call(call.token, &HttpCallResponse::new(200, bad))
         .unwrap();
-    assert_eq!(plugin.metrics()["mcp_bundle_rejected_total"], 1);
+    assert_eq!(
+        plugin.metrics()["mcp_bundle_fetches_total.result=rejected"],
+        1
+    );
     assert!(
         plugin
             .logs()
@@ -238,8 +250,8 @@ fn a_bad_fetched_bundle_is_rejected_and_the_last_good_one_stays() {
     plugin.tick().unwrap();
     let call = plugin.pending_http_calls().remove(0);
     plugin.fail_http_call(call.token).unwrap();
-    assert_eq!(plugin.metrics()["mcp_bundle_fetch_failures_total"], 1);
-    assert_eq!(plugin.metrics()["mcp_policy_version"], 1);
+    assert_eq!(plugin.metrics()["mcp_bundle_fetches_total.result=error"], 1);
+    assert_eq!(plugin.metrics()["mcp_policy_info.name=demo.version=1"], 1);
 }
 
 #[test]
@@ -255,7 +267,8 @@ fn a_newer_fetched_bundle_takes_over_for_new_requests() {
     let call = plugin.pending_http_calls().remove(0);
     let answer = HttpCallResponse::new(200, DEMO_BUNDLE).header("etag", "\"e1\"");
     plugin.respond_http_call(call.token, &answer).unwrap();
-    assert_eq!(plugin.metrics()["mcp_policy_version"], 1);
+    assert_eq!(plugin.metrics()["mcp_policy_info.name=demo.version=1"], 1);
+    assert_eq!(plugin.metrics()["mcp_bundle_fetches_total.result=ok"], 1);
 
     let v2 = DEMO_BUNDLE
         .replace("\"version\": 1", "\"version\": 2")
@@ -267,7 +280,9 @@ fn a_newer_fetched_bundle_takes_over_for_new_requests() {
     plugin
         .respond_http_call(call.token, &HttpCallResponse::new(200, v2))
         .unwrap();
-    assert_eq!(plugin.metrics()["mcp_policy_version"], 2);
+    assert_eq!(plugin.metrics()["mcp_policy_info.name=demo.version=2"], 1);
+    assert_eq!(plugin.metrics()["mcp_policy_info.name=demo.version=1"], 0);
+    assert_eq!(plugin.metrics()["mcp_bundle_fetches_total.result=ok"], 2);
 
     let stream = plugin.stream().unwrap();
     stream.set_jwt_payload(
@@ -313,4 +328,46 @@ fn compressed_answers_are_refused_by_default_never_passed_silently() {
     assert_eq!(body["reason"], "compressed_response");
     assert_eq!(decision(&stream)["scrub"], "compressed_blocked");
     assert_eq!(plugin.metrics()["mcp_pii_blocked_total"], 1);
+}
+
+/// Every bundle version is a new `mcp_policy_info` series; more updates
+/// than the per-VM series limit (512) must still publish the active
+/// version, and a bundle name made to forge labels stays one label.
+#[test]
+fn policy_info_follows_hundreds_of_bundle_updates() {
+    let plugin = Host::from_env()
+        .unwrap()
+        .plugin(
+            json!({"control": {"cluster": "control", "bundle": "Team.A=x", "allow_unsigned": true}})
+                .to_string(),
+        )
+        .unwrap();
+    let renamed = DEMO_BUNDLE.replace("\"name\": \"demo\"", "\"name\": \"Team.A=x\"");
+    assert_ne!(renamed, DEMO_BUNDLE);
+    const VERSIONS: u64 = 600;
+    for version in 1..=VERSIONS {
+        plugin.advance(std::time::Duration::from_secs(10)).unwrap();
+        plugin.tick().unwrap();
+        let call = plugin.pending_http_calls().remove(0);
+        let body = renamed.replace("\"version\": 1", &format!("\"version\": {version}"));
+        plugin
+            .respond_http_call(call.token, &HttpCallResponse::new(200, body))
+            .unwrap();
+    }
+    let metrics = plugin.metrics();
+    let info: Vec<_> = metrics
+        .iter()
+        .filter(|(k, v)| k.starts_with("mcp_policy_info.") && **v == 1)
+        .collect();
+    assert_eq!(
+        info,
+        vec![(
+            &format!("mcp_policy_info.name=team_a_x.version={VERSIONS}"),
+            &1
+        )]
+    );
+    assert_eq!(
+        metrics["mcp_bundle_fetches_total.result=ok"], VERSIONS,
+        "every activation counted"
+    );
 }

@@ -69,7 +69,13 @@ fn allows_denies_and_scrubs() {
     anonymous.finish().unwrap();
 
     assert!(plugin.failure().is_none());
-    assert_eq!(plugin.metrics().get("mcp_requests_total"), Some(&2));
+    let decided: u64 = plugin
+        .metrics()
+        .iter()
+        .filter(|(k, _)| k.starts_with("mcp_decisions_total."))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(decided, 2);
 }
 
 #[test]

@@ -88,7 +88,18 @@ fn tick_all(vms: &[Plugin]) {
 }
 
 fn version(vm: &Plugin) -> u64 {
-    vm.metrics().get("mcp_policy_version").copied().unwrap_or(0)
+    // The `mcp_policy_info` series at 1 names the active version.
+    vm.metrics()
+        .iter()
+        .filter(|(_, v)| **v == 1)
+        .find_map(|(k, _)| {
+            k.strip_prefix("mcp_policy_info.")?
+                .rsplit_once(".version=")?
+                .1
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 fn allowed(vm: &Plugin, role: &str) -> bool {
@@ -182,7 +193,10 @@ fn tampered_or_unsigned_bundles_are_rejected_and_the_last_good_one_stays() {
     vms[calls[0].0]
         .respond_http_call(calls[0].1.token, &tampered)
         .unwrap();
-    assert_eq!(vms[calls[0].0].metrics()["mcp_bundle_rejected_total"], 1);
+    assert_eq!(
+        vms[calls[0].0].metrics()["mcp_bundle_fetches_total.result=rejected"],
+        1
+    );
     assert!(vms[calls[0].0]
         .logs()
         .iter()
@@ -240,7 +254,7 @@ fn failures_back_off_and_keep_enforcing() {
         }
         gaps.push(waited);
     }
-    assert_eq!(vm.metrics()["mcp_bundle_fetch_failures_total"], 5);
+    assert_eq!(vm.metrics()["mcp_bundle_fetches_total.result=error"], 5);
     assert!(
         gaps[2] > gaps[1] && gaps[3] > gaps[2],
         "exponential backoff: {gaps:?}"
@@ -339,7 +353,11 @@ fn rejected_logs(vms: &[Plugin], code: &str) -> usize {
 
 fn rejected_total(vms: &[Plugin]) -> u64 {
     vms.iter()
-        .filter_map(|vm| vm.metrics().get("mcp_bundle_rejected_total").copied())
+        .filter_map(|vm| {
+            vm.metrics()
+                .get("mcp_bundle_fetches_total.result=rejected")
+                .copied()
+        })
         .sum()
 }
 

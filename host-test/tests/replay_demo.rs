@@ -104,7 +104,14 @@ fn demo_exchanges_replay_to_the_expected_outcomes() {
         binary["response"]["body"], "raw a@example.com",
         "types the bundle lists as safe (image/*) pass untouched"
     );
-    assert_eq!(binary["metrics"]["mcp_requests_total"], 5);
+    let decided: u64 = binary["metrics"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("mcp_decisions_total."))
+        .filter_map(|(_, v)| v.as_u64())
+        .sum();
+    assert_eq!(decided, 5);
 
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert_eq!(errors[0]["id"], "broken-line");

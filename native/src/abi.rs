@@ -402,6 +402,24 @@ extern "C" {
         id: *mut usize,
     ) -> u32;
 
+    /// Defines a histogram while the configuration is created.
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_histogram(
+        config: ConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_len: usize,
+        id: *mut usize,
+    ) -> u32;
+
+    /// Records one histogram value from a stream.
+    pub fn envoy_dynamic_module_callback_http_filter_record_histogram_value(
+        filter: FilterEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
+
     /// Adds to a counter from a stream.
     pub fn envoy_dynamic_module_callback_http_filter_increment_counter(
         filter: FilterEnvoyPtr,

@@ -13,6 +13,7 @@ use crate::host::log;
 use crate::identity::DEFAULT_PAYLOAD_HEADER;
 use crate::metrics::Metrics;
 use crate::sync::Sync;
+use mcp_guard_flow::metric_names::FetchResult;
 
 /// Envoy's config pointer, usable from the main thread whichever thread
 /// holds this struct (Envoy guarantees it outlives the module config).
@@ -129,7 +130,7 @@ impl Shared {
                     log_level::ERROR,
                     &format!("bundle from {source} does not compile, kept the active one: {e}"),
                 );
-                Metrics::bump_config(self.envoy, self.metrics.bundle_rejected);
+                self.metrics.count_fetch(self.envoy, FetchResult::Rejected);
                 false
             }
         }
@@ -139,7 +140,7 @@ impl Shared {
         let (name, version) = (policy.bundle().name.clone(), policy.bundle().version);
         let active = Arc::new(ActivePolicy::new(policy, etag));
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Some(active);
-        self.metrics.set_version(self.envoy, version);
+        self.metrics.set_policy(self.envoy, &name, version);
         log(
             log_level::INFO,
             &format!("activated bundle {name}@{version} from {source}"),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
 use mcp_guard_flow::token_exchange::CalloutAnswer;
-use mcp_guard_flow::{Exchange, Next};
+use mcp_guard_flow::{Exchange, Next, Side};
 
 use crate::abi::{
     self, body_status, header_type, headers_status, log_level, trailers_status, EnvoyBuffer,
@@ -384,7 +384,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     guard(filter, s, headers_status::STOP_ITERATION, |s| {
         s.metadata = read_identity(filter, &s.shared.payload_header);
         with_host(filter, s, false, |x, h| {
-            headers_status(x.on_request_headers(h, end_of_stream))
+            headers_status(x.timed(h, Side::Request, |x, h| {
+                x.on_request_headers(h, end_of_stream)
+            }))
         })
     })
 }
@@ -408,7 +410,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
             abi::body_type::RECEIVED_REQUEST,
         );
         with_host(filter, s, true, |x, h| {
-            body_status(x.on_request_body(h, size, end_of_stream))
+            body_status(x.timed(h, Side::Request, |x, h| {
+                x.on_request_body(h, size, end_of_stream)
+            }))
         })
     })
 }
@@ -426,7 +430,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, trailers_status::STOP_ITERATION, |s| {
         with_host(filter, s, false, |x, h| {
-            trailers_status(x.on_request_trailers(h))
+            trailers_status(x.timed(h, Side::Request, |x, h| x.on_request_trailers(h)))
         })
     })
 }
@@ -445,7 +449,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, headers_status::STOP_ITERATION, |s| {
         with_host(filter, s, false, |x, h| {
-            headers_status(x.on_response_headers(h, end_of_stream))
+            headers_status(x.timed(h, Side::Response, |x, h| {
+                x.on_response_headers(h, end_of_stream)
+            }))
         })
     })
 }
@@ -469,7 +475,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
             abi::body_type::RECEIVED_RESPONSE,
         );
         with_host(filter, s, true, |x, h| {
-            body_status(x.on_response_body(h, size, end_of_stream))
+            body_status(x.timed(h, Side::Response, |x, h| {
+                x.on_response_body(h, size, end_of_stream)
+            }))
         })
     })
 }
@@ -487,7 +495,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
     let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, trailers_status::STOP_ITERATION, |s| {
         with_host(filter, s, false, |x, h| {
-            trailers_status(x.on_response_trailers(h))
+            trailers_status(x.timed(h, Side::Response, |x, h| x.on_response_trailers(h)))
         })
     })
 }
@@ -507,6 +515,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, (), |s| {
         s.exchange.on_stream_done();
+        with_host(filter, s, false, |x, h| x.finish_timing(h));
         let node = s.shared.chain_node.clone();
         with_host(filter, s, false, |exchange, host| {
             crate::trail::with_chain(&node, |chain| exchange.on_log(host, Some(chain)));
@@ -561,7 +570,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
             CalloutAnswer::default()
         };
         with_host(filter, s, false, |x, h| {
-            x.on_callout_answer(h, callout_id, &answer)
+            x.timed(h, Side::Request, |x, h| {
+                x.on_callout_answer(h, callout_id, &answer)
+            })
         });
     });
 }

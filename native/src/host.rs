@@ -10,6 +10,7 @@ use mcp_guard_flow::{Host, Level, Side};
 
 use crate::abi::{self, body_type, header_type, EnvoyBuffer, EnvoyHeader, ModuleBuffer};
 use crate::metrics::Metrics;
+use mcp_guard_flow::timing::Durations;
 
 /// Filter-state key of the decision record
 /// (`%FILTER_STATE(mcp_guard.decision:PLAIN)%` in the access log).
@@ -198,22 +199,6 @@ fn drain_all(filter: Filter, kind: u32) -> bool {
         }
 }
 
-/// Bytes the exchange counts per decision.
-pub fn count(filter: Filter, id: Option<usize>, by: u64) {
-    if let (Some(id), true) = (id, by > 0) {
-        // SAFETY: no labels; `id` was defined by this stream's config.
-        let _ = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                filter.0,
-                id,
-                std::ptr::null_mut(),
-                0,
-                by,
-            )
-        };
-    }
-}
-
 /// Writes a line to Envoy's log.
 pub fn log(level: u32, message: &str) {
     // SAFETY: the message outlives the call; Envoy's logger is thread-safe.
@@ -392,20 +377,24 @@ impl Host for NativeHost<'_> {
         now_ms()
     }
 
+    fn now_ns(&mut self) -> u64 {
+        now_ns()
+    }
+
+    fn record_durations(&mut self, durations: &Durations) {
+        self.metrics.record_durations(self.filter, durations);
+    }
+
     fn count_decision(&mut self, decision: &Decision) {
-        for id in self.metrics.decision_ids(decision) {
-            count(self.filter, id, 1);
-        }
+        self.metrics.count_decision(self.filter, decision);
     }
 
     fn count_redactions(&mut self, report: &PiiReport) {
-        for (id, by) in self.metrics.redaction_ids(report) {
-            count(self.filter, id, by);
-        }
+        self.metrics.count_redactions(self.filter, report);
     }
 
     fn count_refusal(&mut self) {
-        count(self.filter, self.metrics.pii_blocked, 1);
+        self.metrics.count_pii_blocked(self.filter);
     }
 
     fn log(&mut self, level: Level, message: &str) {
@@ -462,7 +451,7 @@ impl Host for NativeHost<'_> {
     }
 
     fn count_tool_pin_mismatch(&mut self) {
-        count(self.filter, self.metrics.tool_pin_mismatch, 1);
+        self.metrics.count_tool_pin_mismatch(self.filter);
     }
 }
 
@@ -492,4 +481,11 @@ impl NativeHost<'_> {
             None
         }
     }
+}
+
+/// The process's monotonic clock in nanoseconds, for durations.
+pub fn now_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

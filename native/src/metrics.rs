@@ -1,149 +1,216 @@
-//! The filter's counters and gauge, under the same names as the wasm
-//! filter's; Envoy shows them as `<metrics_namespace>.<name>`
-//! (`dynamicmodulescustom.` unless the filter config sets another).
+//! The filter's metrics, under the same names and labels as the wasm
+//! filter's ([`mcp_guard_flow::metric_names`]).
+//!
+//! The dynamic-modules ABI (v0.2.0, Envoy 1.40) lets a module define
+//! counters, gauges and histograms only while its configuration is created
+//! (afterwards Envoy answers `Frozen`), but each may carry label names: a
+//! labelled metric is a "vec" whose label values are given at every
+//! increment and become real Envoy stat tags. So every metric is defined
+//! up front in [`Metrics::define`], with its label names, and no
+//! combination needs to be predefined; Envoy shows them as
+//! `<metrics_namespace>.<name>` with tags in `/stats` and with labels in
+//! `/stats/prometheus` (`dynamicmodulescustom` unless the filter config
+//! sets another namespace). The label values come from closed sets except
+//! the policy name, which is sanitized and bounded.
 
-use mcp_guard_engine::pii::{PiiReport, PiiType};
-use mcp_guard_engine::{Decision, Effect, Reason};
+use std::sync::{Mutex, PoisonError};
+
+use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::Decision;
+use mcp_guard_flow::metric_names::{self as names, label_value, FetchResult};
+use mcp_guard_flow::timing::Durations;
 
 use crate::abi::{self, ModuleBuffer};
 use crate::config::ConfigPtr;
+use crate::host::Filter;
+
+/// What kind of metric to define.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
 
 /// Ids of every metric, defined once per filter configuration; `None` for
 /// one Envoy refused (counting then skips it rather than failing).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Option<usize>,
-    allowed: Option<usize>,
-    denied: Option<usize>,
-    unauthenticated: Option<usize>,
-    no_policy: Option<usize>,
-    bad_request: Option<usize>,
+    decisions: Option<usize>,
     redactions: Option<usize>,
-    pii_by_type: Vec<Option<usize>>,
-    /// Bodies refused for what they held or could not show.
-    pub pii_blocked: Option<usize>,
-    /// Pinned tools seen changed, or calls to one denied.
-    pub tool_pin_mismatch: Option<usize>,
-    /// Failed bundle fetches.
-    pub bundle_fetch_failures: Option<usize>,
-    /// Fetched bundles that failed validation.
-    pub bundle_rejected: Option<usize>,
-    /// The active bundle version (gauge).
-    pub policy_version: Option<usize>,
+    pii_blocked: Option<usize>,
+    tool_pin_mismatch: Option<usize>,
+    bundle_fetches: Option<usize>,
+    policy_info: Option<usize>,
+    decision_duration: Option<usize>,
+    scrub_duration: Option<usize>,
+    /// Label values of the `mcp_policy_info` series now at 1.
+    active_info: Mutex<Option<[String; 2]>>,
 }
 
-fn define(config: ConfigPtr, name: &str, gauge: bool) -> Option<usize> {
+/// Borrowed label strings as the ABI's buffer array.
+fn buffers(values: &[&str]) -> Vec<ModuleBuffer> {
+    values
+        .iter()
+        .map(|v| ModuleBuffer::of(v.as_bytes()))
+        .collect()
+}
+
+fn define(config: ConfigPtr, kind: Kind, name: &str, labels: &[&str]) -> Option<usize> {
     let mut id = 0usize;
     let name = ModuleBuffer::of(name.as_bytes());
+    let mut labels = buffers(labels);
+    let (ptr, len) = (labels.as_mut_ptr(), labels.len());
     // SAFETY: called from the config-new hook with Envoy's live config;
-    // no labels; `id` is a live local.
+    // the name and label buffers outlive the call; `id` is a live local.
     let result = unsafe {
-        if gauge {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
-                config.0,
-                name,
-                std::ptr::null_mut(),
-                0,
-                &mut id,
-            )
-        } else {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
-                config.0,
-                name,
-                std::ptr::null_mut(),
-                0,
-                &mut id,
-            )
+        match kind {
+            Kind::Counter => abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+                config.0, name, ptr, len, &mut id,
+            ),
+            Kind::Gauge => abi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
+                config.0, name, ptr, len, &mut id,
+            ),
+            Kind::Histogram => {
+                abi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
+                    config.0, name, ptr, len, &mut id,
+                )
+            }
         }
     };
     (result == abi::METRICS_SUCCESS).then_some(id)
 }
 
+/// Adds to a counter from a stream.
+fn count(filter: Filter, id: Option<usize>, labels: &[&str], by: u64) {
+    if let (Some(id), true) = (id, by > 0) {
+        let mut labels = buffers(labels);
+        // SAFETY: `filter` is this hook's live stream; the label buffers
+        // outlive the call; `id` was defined by this stream's config with
+        // as many label names.
+        let _ = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                filter.0,
+                id,
+                labels.as_mut_ptr(),
+                labels.len(),
+                by,
+            )
+        };
+    }
+}
+
+fn observe(filter: Filter, id: Option<usize>, value: u64) {
+    if let Some(id) = id {
+        // SAFETY: as in `count`; no labels.
+        let _ = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                filter.0,
+                id,
+                std::ptr::null_mut(),
+                0,
+                value,
+            )
+        };
+    }
+}
+
 impl Metrics {
     /// Defines every metric (only possible inside the config-new hook).
     pub fn define(config: ConfigPtr) -> Self {
-        let counter = |name: &str| define(config, name, false);
+        let m = |kind, name, labels: &[&str]| define(config, kind, name, labels);
         Self {
-            requests: counter("mcp_requests_total"),
-            allowed: counter("mcp_allowed_total"),
-            denied: counter("mcp_denied_total"),
-            unauthenticated: counter("mcp_unauthenticated_total"),
-            no_policy: counter("mcp_no_policy_total"),
-            bad_request: counter("mcp_bad_request_total"),
-            redactions: counter("mcp_redactions_total"),
-            pii_by_type: PiiType::ALL
-                .iter()
-                .map(|ty| {
-                    let name = serde_json::to_value(ty)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    counter(&format!("mcp_pii_{name}_total"))
-                })
-                .collect(),
-            pii_blocked: counter("mcp_pii_blocked_total"),
-            tool_pin_mismatch: counter("mcp_tool_pin_mismatch_total"),
-            bundle_fetch_failures: counter("mcp_bundle_fetch_failures_total"),
-            bundle_rejected: counter("mcp_bundle_rejected_total"),
-            policy_version: define(config, "mcp_policy_version", true),
+            decisions: m(Kind::Counter, names::DECISIONS, &names::DECISION_LABELS),
+            redactions: m(Kind::Counter, names::REDACTIONS, &names::REDACTION_LABELS),
+            pii_blocked: m(Kind::Counter, names::PII_BLOCKED, &[]),
+            tool_pin_mismatch: m(Kind::Counter, names::TOOL_PIN_MISMATCH, &[]),
+            bundle_fetches: m(Kind::Counter, names::BUNDLE_FETCHES, &names::FETCH_LABELS),
+            policy_info: m(Kind::Gauge, names::POLICY_INFO, &names::POLICY_LABELS),
+            decision_duration: m(Kind::Histogram, names::DECISION_DURATION, &[]),
+            scrub_duration: m(Kind::Histogram, names::SCRUB_DURATION, &[]),
+            active_info: Mutex::new(None),
         }
     }
 
-    /// The counters one decision adds 1 to.
-    pub fn decision_ids(&self, decision: &Decision) -> [Option<usize>; 2] {
-        let second = match (decision.effect, decision.reason) {
-            (Effect::Allow, _) => self.allowed,
-            (_, Reason::MissingToken | Reason::InvalidToken) => self.unauthenticated,
-            (_, Reason::NoPolicy) => self.no_policy,
-            (_, Reason::BodyTooLarge | Reason::InvalidBody | Reason::InvalidRequest) => {
-                self.bad_request
-            }
-            _ => self.denied,
-        };
-        [self.requests, second]
+    /// Counts one decided request by outcome and reason.
+    pub fn count_decision(&self, filter: Filter, decision: &Decision) {
+        let labels = names::decision_labels(decision);
+        count(filter, self.decisions, &labels, 1);
     }
 
-    /// The counters a scrub report adds to, with the amounts.
-    pub fn redaction_ids(&self, report: &PiiReport) -> Vec<(Option<usize>, u64)> {
-        let mut out = vec![(self.redactions, report.total() as u64)];
-        for (ty, count) in report.iter() {
-            if count > 0 {
-                let id = self.pii_by_type.get(ty.index()).copied().flatten();
-                out.push((id, count as u64));
-            }
+    /// Counts values replaced, per PII type.
+    pub fn count_redactions(&self, filter: Filter, report: &PiiReport) {
+        for (ty, n) in report.iter().filter(|(_, n)| *n > 0) {
+            count(filter, self.redactions, &[&names::pii_label(ty)], n as u64);
         }
-        out
     }
 
-    /// Adds to a counter outside any stream (main thread).
-    pub fn bump_config(config: ConfigPtr, id: Option<usize>) {
-        if let Some(id) = id {
-            // SAFETY: `config` is live while its configuration exists.
+    /// Counts a body refused for what it held or could not show.
+    pub fn count_pii_blocked(&self, filter: Filter) {
+        count(filter, self.pii_blocked, &[], 1);
+    }
+
+    /// Counts a pinned tool seen changed, or a call to one denied.
+    pub fn count_tool_pin_mismatch(&self, filter: Filter) {
+        count(filter, self.tool_pin_mismatch, &[], 1);
+    }
+
+    /// Records one exchange's time in the filter.
+    pub fn record_durations(&self, filter: Filter, durations: &Durations) {
+        if let Some(us) = durations.decision_us {
+            observe(filter, self.decision_duration, us);
+        }
+        if let Some(us) = durations.scrub_us {
+            observe(filter, self.scrub_duration, us);
+        }
+    }
+
+    /// Counts one bundle fetch by how it ended (outside any stream).
+    pub fn count_fetch(&self, config: ConfigPtr, result: FetchResult) {
+        if let Some(id) = self.bundle_fetches {
+            let mut labels = buffers(&[result.as_str()]);
+            // SAFETY: `config` is live while its configuration exists; the
+            // label buffer outlives the call.
             let _ = unsafe {
                 abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
                     config.0,
                     id,
-                    std::ptr::null_mut(),
-                    0,
+                    labels.as_mut_ptr(),
+                    labels.len(),
                     1,
                 )
             };
         }
     }
 
-    /// Publishes the active bundle version.
-    pub fn set_version(&self, config: ConfigPtr, version: u64) {
-        if let Some(id) = self.policy_version {
-            // SAFETY: as in `bump_config`.
+    fn set_info(&self, config: ConfigPtr, labels: &[String; 2], value: u64) {
+        if let Some(id) = self.policy_info {
+            let mut labels = buffers(&[labels[0].as_str(), labels[1].as_str()]);
+            // SAFETY: as in `count_fetch`.
             let _ = unsafe {
                 abi::envoy_dynamic_module_callback_http_filter_config_set_gauge(
                     config.0,
                     id,
-                    std::ptr::null_mut(),
-                    0,
-                    version,
+                    labels.as_mut_ptr(),
+                    labels.len(),
+                    value,
                 )
             };
         }
+    }
+
+    /// Publishes the active bundle: its `mcp_policy_info` series goes to
+    /// 1, the one it replaced to 0.
+    pub fn set_policy(&self, config: ConfigPtr, name: &str, version: u64) {
+        let labels = [label_value(name), version.to_string()];
+        let previous = self
+            .active_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(labels.clone());
+        if let Some(previous) = previous.filter(|p| *p != labels) {
+            self.set_info(config, &previous, 0);
+        }
+        self.set_info(config, &labels, 1);
     }
 }

@@ -28,7 +28,7 @@ use mcp_guard_flow::control::ControlRequest;
 use crate::abi::{self, log_level, ModuleBuffer, ModuleHeader};
 use crate::config::{ConfigError, Shared};
 use crate::host::log;
-use crate::metrics::Metrics;
+use mcp_guard_flow::metric_names::FetchResult;
 
 /// Response header with the served version (covered by the signature).
 const VERSION_HEADER: &str = "x-bundle-version";
@@ -265,7 +265,7 @@ impl Sync {
         ) {
             Ok(id) => f.in_flight = Some(id),
             Err(code) => {
-                Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
+                shared.metrics.count_fetch(shared.envoy, FetchResult::Error);
                 log(
                     log_level::WARN,
                     &format!("bundle fetch not dispatched (callout status {code})"),
@@ -325,9 +325,14 @@ impl Sync {
 fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
     match (answer.completed, answer.header(":status")) {
         (true, Some("200")) => {}
-        (true, Some("304")) => return Fetched::Same,
+        (true, Some("304")) => {
+            shared
+                .metrics
+                .count_fetch(shared.envoy, FetchResult::NotModified);
+            return Fetched::Same;
+        }
         (_, status) => {
-            Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
+            shared.metrics.count_fetch(shared.envoy, FetchResult::Error);
             log(
                 log_level::WARN,
                 &format!("bundle fetch failed (status {status:?}); keeping the active bundle"),
@@ -351,6 +356,9 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
     );
     match checked {
         Ok(Accepted::Same) => {
+            shared
+                .metrics
+                .count_fetch(shared.envoy, FetchResult::NotModified);
             if let (None, Some(version)) = (&f.status, active_version) {
                 f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
             }
@@ -360,6 +368,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
             let version = bundle.version;
             let etag = answer.header("etag").map(str::to_owned);
             if shared.activate(*bundle, etag, "control service") {
+                shared.metrics.count_fetch(shared.envoy, FetchResult::Ok);
                 f.status = Some(StatusReport::new(&f.instance, Some(version), None, None));
                 Fetched::New
             } else {
@@ -367,7 +376,9 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
             }
         }
         Err(rejection) => {
-            Metrics::bump_config(shared.envoy, shared.metrics.bundle_rejected);
+            shared
+                .metrics
+                .count_fetch(shared.envoy, FetchResult::Rejected);
             log(
                 log_level::ERROR,
                 &format!(

@@ -244,7 +244,8 @@ impl Envoy {
         Err(StackError::Timeout("Envoy listener".into()))
     }
 
-    /// The value of one admin `/stats` entry, e.g. `wasmcustom.mcp_requests_total`.
+    /// The value of one admin `/stats` entry, e.g. `wasmcustom.mcp_pii_blocked_total` (labelled metrics:
+    /// [`crate::prometheus`]).
     pub fn stat(&self, name: &str) -> Option<u64> {
         let text = crate::http::get_text(&format!("http://{}/stats?filter=^{}$", self.admin, name))
             .ok()?;

@@ -6,6 +6,7 @@ pub mod envoy;
 pub mod h2;
 pub mod http;
 pub mod paths;
+pub mod prometheus;
 pub mod stack;
 pub mod tamper;
 pub mod target;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use mcp_guard_e2e::http::{send, Reply};
+use mcp_guard_e2e::prometheus;
 use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target, DEMO_BUNDLE};
 use serde_json::Value;
 
@@ -113,7 +114,10 @@ fn bundles_flow_from_push_to_every_worker_and_failures_never_replace_them_on(tar
         statuses(&stack, &alice).iter().all(|s| *s == 403),
         "v2 still enforced"
     );
-    assert!(stack.stat("mcp_bundle_rejected_total").unwrap_or(0) >= 1);
+    let rejected = prometheus::scrape(&stack.envoy.admin)
+        .unwrap()
+        .sum("mcp_bundle_fetches_total", &[("result", "rejected")]);
+    assert!(rejected >= 1.0, "{rejected}");
     stack.tamper.set(false);
     stack
         .wait_for_version(3, WORKERS, Duration::from_secs(5))

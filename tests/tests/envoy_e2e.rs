@@ -7,6 +7,7 @@
 
 use mcp_guard_demo_upstream::{CHAT_REPLY, DEMO_CARD, DEMO_EMAIL, DEMO_PHONE};
 use mcp_guard_e2e::http::{send, Reply};
+use mcp_guard_e2e::prometheus;
 use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target};
 use serde_json::Value;
 
@@ -232,9 +233,11 @@ fn a_forged_payload_header_grants_nothing(stack: &Stack) {
 
 fn decisions_are_counted_in_envoy_stats(stack: &Stack) {
     chat(stack, None);
-    let count = stack.stat("mcp_unauthenticated_total").unwrap_or(0);
-    assert!(count >= 1, "counter is {count}");
-    assert!(stack.stat("mcp_requests_total").unwrap_or(0) >= count);
+    let samples = prometheus::scrape(&stack.envoy.admin).unwrap();
+    let labels = [("outcome", "deny"), ("reason", "missing_token")];
+    let count = samples.sum("mcp_decisions_total", &labels);
+    assert!(count >= 1.0, "counter is {count}");
+    assert!(samples.sum("mcp_decisions_total", &[]) >= count);
 }
 
 fn mcp(stack: &Stack, token: &str, body: Value, extra: &[(&str, &str)]) -> Reply {

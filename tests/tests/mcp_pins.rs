@@ -7,6 +7,7 @@
 
 use mcp_guard_demo_upstream::rug_pull::{RUG_PULLED_DESCRIPTION, RUG_PULL_SESSION_HEADER};
 use mcp_guard_e2e::http::{send, Reply};
+use mcp_guard_e2e::prometheus;
 use mcp_guard_e2e::{target, tokens, Stack, StackOptions, Target};
 use mcp_guard_engine::pins::tool_digest;
 use serde_json::{json, Value};
@@ -155,7 +156,10 @@ fn on(target: &Target) {
         assert_eq!(denied.header("x-demo-upstream"), None);
     }
     assert_eq!(mismatches(), 1 + CALLS_AFTER_PULL);
-    assert!(stack.stat("mcp_denied_total").unwrap_or(0) >= CALLS_AFTER_PULL);
+    let denied = prometheus::scrape(&stack.envoy.admin)
+        .unwrap()
+        .sum("mcp_decisions_total", &[("outcome", "deny")]);
+    assert!(denied >= CALLS_AFTER_PULL as f64, "{denied}");
     // Both workers took some of those calls (each request opens its own
     // connection), so the memory was read across workers.
     let after = worker_connections(&stack);

@@ -63,7 +63,7 @@ pub fn run() -> Result<(), String> {
          cargo run -q -p mcp-guard-cli -- push --server http://127.0.0.1:{control} --token-file {token_file} policies/demo.json\n\
          cargo run -q -p mcp-guard-cli -- history --server http://127.0.0.1:{control} demo\n\n\
          Decisions land in the access log: tail -f {log}\n\
-         Stats: curl -s http://{admin}/stats | grep wasmcustom\n\
+         Metrics: curl -s http://{admin}/stats/prometheus | grep ^mcp_\n\
          Tokens are valid for 12 hours. Press Ctrl-C to stop.",
         listener = stack.url(""),
         admin = stack.envoy.admin,
