@@ -155,10 +155,12 @@ pub fn wait(
                     "rolled out {bundle} v{pushed}: {n} live proxy(ies) enforce it after {took:.1}s"
                 ))
             }
-            Verdict::Rejected(who) => return Err(format!(
+            Verdict::Rejected(who) => {
+                return Err(format!(
                 "{bundle} v{pushed} was rejected by {}; they keep enforcing their active version",
                 who.join(", ")
-            )),
+            ))
+            }
             // Proxies that long-poll are live before the push: none at the
             // first look means nothing enforces the bundle.
             Verdict::NoLive if first => {
