@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// How often `--wait-rollout` asks for the table.
-const POLL_EVERY: Duration = Duration::from_millis(500);
+const POLL_EVERY: Duration = Duration::from_millis(250);
 
 /// Default `--rollout-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -210,9 +210,27 @@ fn the_status_table_shows_who_enforces_what_on(target: &Target) {
         r["state"] == "synced"
     });
     assert_eq!(
-        (&row["active"], &row["rejected"]),
-        (&3.into(), &Value::Null)
+        (&row["active"], &row["rejected"], &row["last_error"]),
+        (&3.into(), &Value::Null, &Value::Null),
+        "a good fetch clears the error"
     );
+    // The table as the CLI prints it.
+    let listed = Command::new(paths::cli_path())
+        .args(["status", "--server"])
+        .arg(format!("http://127.0.0.1:{}", stack.control_port))
+        .output()
+        .expect("cli runs");
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&instance))
+        .unwrap_or_else(|| panic!("{instance} not listed:\n{text}"));
+    assert!(
+        line.starts_with("demo") && line.contains(" synced "),
+        "{text}"
+    );
+    eprintln!("{text}");
     assert_eq!(chat(&stack, &alice), 403);
     assert_eq!(chat(&stack, &llm_user), 200);
 }
