@@ -49,6 +49,17 @@ impl LastError {
         }
     }
 
+    /// A fetch that failed before any bundle check: `answered` when the
+    /// service (or Envoy on its behalf) sent a status other than 200/304,
+    /// else it was not sent, reset or timed out.
+    pub fn failed_fetch(answered: bool) -> Self {
+        if answered {
+            LastError::FetchStatus
+        } else {
+            LastError::FetchUnreachable
+        }
+    }
+
     /// The code back from its text; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
@@ -166,6 +177,8 @@ mod tests {
                 Some(LastError::Rejected(code))
             );
         }
+        assert_eq!(LastError::failed_fetch(true), LastError::FetchStatus);
+        assert_eq!(LastError::failed_fetch(false), LastError::FetchUnreachable);
         for error in [LastError::FetchStatus, LastError::FetchUnreachable] {
             assert_eq!(LastError::parse(error.as_str()), Some(error));
         }

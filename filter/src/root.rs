@@ -46,7 +46,8 @@ struct Fetcher {
     reported: Option<StatusReport>,
     /// A report on its way: call token and content.
     report_in_flight: Option<(u32, StatusReport)>,
-    /// This Envoy's pod (Istio's `node.metadata.NAME`), when known.
+    /// This Envoy's pod (Istio's `node.metadata.NAME`), when Envoy
+    /// answers that property at configuration.
     pod: Option<String>,
     /// What went wrong on the last fetch, sent with the next one.
     last_error: Option<LastError>,
@@ -215,11 +216,7 @@ impl GuardRoot {
             other => {
                 self.metrics.record_fetch_failure();
                 if let Some(f) = &mut self.fetcher {
-                    f.last_error = Some(if other.is_some() {
-                        LastError::FetchStatus
-                    } else {
-                        LastError::FetchUnreachable
-                    });
+                    f.last_error = Some(LastError::failed_fetch(other.is_some()));
                 }
                 log(
                     LogLevel::Warn,

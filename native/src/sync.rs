@@ -347,11 +347,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
         (true, Some("304")) => return Fetched::Same,
         (completed, status) => {
             Metrics::bump_config(shared.envoy, shared.metrics.bundle_fetch_failures);
-            f.last_error = Some(if completed && status.is_some() {
-                LastError::FetchStatus
-            } else {
-                LastError::FetchUnreachable
-            });
+            f.last_error = Some(LastError::failed_fetch(completed && status.is_some()));
             log(
                 log_level::WARN,
                 &format!("bundle fetch failed (status {status:?}); keeping the active bundle"),
