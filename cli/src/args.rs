@@ -15,9 +15,10 @@ USAGE:
                       --request REQUEST.json [--json]
     mcp-guard schema
     mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG]
+                   [--wait-rollout [--rollout-timeout SECONDS]]
     mcp-guard get --server URL NAME [--version V]
     mcp-guard history --server URL NAME
-    mcp-guard status --server URL NAME
+    mcp-guard status --server URL [--json] [NAME]
     mcp-guard rollback --server URL --token-file FILE NAME --to V
     mcp-guard pins --url MCP-URL [--token TOKEN]
     mcp-guard keygen
@@ -39,10 +40,19 @@ COMMANDS:
                {name, version, etag, digest}. With --if-match, only if the
                current version still has that ETag. Exit 1 when refused (the
                issues are printed), 2 on usage or connection errors.
+               With --wait-rollout, then polls /v1/status until every live
+               proxy of the bundle enforces the new version (exit 0, prints
+               how long), a proxy rejects it (names it and the reason), no
+               live proxy polls the bundle, or --rollout-timeout (default
+               120 s) passes: exit 4 in those three cases.
     get        Print the latest bundle, or version V.
     history    Print the version list (version, etag, digest, stored_at,
                source, by).
-    status     Print what the filters report for bundle NAME: each Envoy's
+    status     Without NAME: the sync table of every proxy polling the service
+               (bundle, instance, pod, active and latest version, state
+               synced/behind/rejected/stale, last error, last seen), as
+               columns or --json. Identity headers are unauthenticated hints.
+               With NAME: what the filters report for bundle NAME: each Envoy's
                active version or the version it rejected and why (bad
                signature, wrong name, rollback, ...), and a `rejected` list
                of versions with the number of instances refusing each.

@@ -17,6 +17,7 @@ mod pins;
 mod remote;
 mod render;
 mod request;
+mod rollout;
 mod schema;
 mod time;
 mod token;
@@ -33,6 +34,9 @@ use mcp_guard_engine::Effect;
 const EXIT_USAGE: u8 = 2;
 /// Exit code of `explain` when the request is denied.
 const EXIT_DENIED: u8 = 3;
+/// Exit status of `push --wait-rollout` when the pushed version did not
+/// roll out (refused by a proxy, timed out, or no live proxy).
+const EXIT_ROLLOUT: u8 = 4;
 
 fn main() -> ExitCode {
     let argv: Result<Vec<String>, _> = std::env::args_os()
@@ -122,6 +126,10 @@ fn run(command: Command) -> u8 {
             Err(e @ remote::RemoteError::Refused(_)) => {
                 eprintln!("mcp-guard: {e}");
                 1
+            }
+            Err(e @ remote::RemoteError::Rollout(_)) => {
+                eprintln!("mcp-guard: {e}");
+                EXIT_ROLLOUT
             }
             Err(e) => {
                 eprintln!("mcp-guard: {e}");

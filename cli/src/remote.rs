@@ -30,6 +30,9 @@ pub enum Remote {
         file: PathBuf,
         /// Only store if the current version has this ETag.
         if_match: Option<String>,
+        /// `--wait-rollout`: then wait up to this long until every live
+        /// proxy enforces the pushed version.
+        wait_rollout: Option<Duration>,
     },
     /// Print a bundle (latest or one version).
     Get {
@@ -47,13 +50,17 @@ pub enum Remote {
         /// Bundle name.
         name: String,
     },
-    /// Print what filters report: each instance's active or rejected
-    /// version, and the rejected versions with their reasons.
+    /// Without a name: the sync table of every polling proxy
+    /// (`GET /v1/status`), as text or `--json`. With a name: what that
+    /// bundle's filters report (each instance's active or rejected
+    /// version, the rejected versions with their reasons).
     Status {
         /// Service base URL.
         server: String,
         /// Bundle name.
-        name: String,
+        name: Option<String>,
+        /// Print the table as JSON.
+        json: bool,
     },
     /// Store an older version's content as the new latest.
     Rollback {
@@ -85,6 +92,9 @@ pub enum RemoteError {
     /// The service refused: status and its explanation, already rendered.
     #[error("{0}")]
     Refused(String),
+    /// The push was stored but did not roll out (`--wait-rollout`).
+    #[error("{0}")]
+    Rollout(String),
 }
 
 /// Parses the arguments of `push`, `get`, `history`, `rollback`, `status`.
@@ -94,6 +104,9 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
     let mut if_match = None;
     let mut version = None;
     let mut to = None;
+    let mut wait_rollout = false;
+    let mut rollout_timeout = None;
+    let mut json = false;
     let mut positional = Vec::new();
     let mut args = rest.into_iter();
     while let Some(arg) = args.next() {
@@ -119,6 +132,17 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
                 let v = v.parse().map_err(|_| ArgsError::Unexpected(v))?;
                 set_once(&mut to, v, "--to")?
             }
+            "--wait-rollout" if command == "push" && flag.inline.is_none() => wait_rollout = true,
+            "--rollout-timeout" if command == "push" => {
+                let v = value("--rollout-timeout")?;
+                let secs: u64 = v.parse().map_err(|_| ArgsError::Unexpected(v))?;
+                set_once(
+                    &mut rollout_timeout,
+                    Duration::from_secs(secs),
+                    "--rollout-timeout",
+                )?
+            }
+            "--json" if command == "status" && flag.inline.is_none() => json = true,
             "--help" | "-h" => return Err(ArgsError::UnknownOption(arg)),
             s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
             _ => positional.push(arg),
@@ -130,10 +154,23 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
         "push" => "bundle file",
         _ => "bundle name",
     };
-    let target = positional.next().ok_or(ArgsError::Missing(what))?;
+    let first = positional.next();
     if let Some(extra) = positional.next() {
         return Err(ArgsError::Unexpected(extra));
     }
+    if command == "status" {
+        return Ok(Remote::Status {
+            server,
+            name: first,
+            json,
+        });
+    }
+    if rollout_timeout.is_some() && !wait_rollout {
+        return Err(ArgsError::Missing(
+            "--wait-rollout (with --rollout-timeout)",
+        ));
+    }
+    let target = first.ok_or(ArgsError::Missing(what))?;
     let token = |t: Option<PathBuf>| t.ok_or(ArgsError::Missing("--token-file FILE"));
     Ok(match command {
         "push" => Remote::Push {
@@ -141,6 +178,8 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
             token_file: token(token_file)?,
             file: target.into(),
             if_match,
+            wait_rollout: wait_rollout
+                .then(|| rollout_timeout.unwrap_or(crate::rollout::DEFAULT_TIMEOUT)),
         },
         "get" => Remote::Get {
             server,
@@ -148,10 +187,6 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
             version,
         },
         "history" => Remote::History {
-            server,
-            name: target,
-        },
-        "status" => Remote::Status {
             server,
             name: target,
         },
@@ -178,6 +213,7 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
             token_file,
             file,
             if_match,
+            wait_rollout,
         } => {
             let token = read_token(token_file)?;
             let bundle = std::fs::read(file).map_err(|source| RemoteError::Read {
@@ -201,7 +237,13 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
             if let Some(tag) = if_match {
                 request = request.header("if-match", &quote(tag));
             }
-            finish(request.send(&bundle[..]))?
+            let (status, body) = finish(request.send(&bundle[..]))?;
+            match wait_rollout {
+                Some(timeout) if (200..300).contains(&status) => {
+                    return rollout(&agent, server, &name, &body, *timeout);
+                }
+                _ => (status, body),
+            }
         }
         Remote::Get {
             server,
@@ -219,11 +261,28 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
                 .get(url(server, &format!("/v1/bundles/{name}/versions")))
                 .call(),
         )?,
-        Remote::Status { server, name } => finish(
+        Remote::Status {
+            server,
+            name: Some(name),
+            ..
+        } => finish(
             agent
                 .get(url(server, &format!("/v1/bundles/{name}/status")))
                 .call(),
         )?,
+        Remote::Status {
+            server,
+            name: None,
+            json,
+        } => {
+            let (status, body) = finish(agent.get(url(server, "/v1/status")).call())?;
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(table) if status == 200 && !json => {
+                    return Ok(crate::rollout::render(&table).into_bytes())
+                }
+                _ => (status, body),
+            }
+        }
         Remote::Rollback {
             server,
             token_file,
@@ -249,6 +308,40 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
         Ok(body)
     } else {
         Err(RemoteError::Refused(explain(status, &body)))
+    }
+}
+
+/// After a stored push: prints its answer, then waits for the rollout of
+/// the version it names.
+fn rollout(
+    agent: &ureq::Agent,
+    server: &str,
+    name: &str,
+    pushed: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, RemoteError> {
+    use std::io::Write as _;
+    let version = serde_json::from_slice::<Value>(pushed)
+        .ok()
+        .and_then(|v| v.get("version").and_then(Value::as_u64))
+        .ok_or_else(|| RemoteError::Transport("push answer without a version".into()))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(pushed);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
+    let table_url = format!("{}/v1/status?bundle={name}", server.trim_end_matches('/'));
+    let fetch = || -> Result<Value, String> {
+        let (status, body) = finish(agent.get(&table_url).call()).map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(explain(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("not a status table: {e}"))
+    };
+    match crate::rollout::wait(fetch, name, version, timeout) {
+        Ok(line) => Ok(format!("{line}\n").into_bytes()),
+        Err(why) => Err(RemoteError::Rollout(why)),
     }
 }
 
@@ -339,6 +432,50 @@ mod tests {
                 token_file: "t".into(),
                 file: "b.json".into(),
                 if_match: Some("\"e\"".into()),
+                wait_rollout: None,
+            })
+        );
+        assert_eq!(
+            parse(
+                "push",
+                args(&[
+                    "--server",
+                    "s",
+                    "--token-file",
+                    "t",
+                    "--wait-rollout",
+                    "--rollout-timeout=7",
+                    "b.json"
+                ])
+            ),
+            Ok(Remote::Push {
+                server: "s".into(),
+                token_file: "t".into(),
+                file: "b.json".into(),
+                if_match: None,
+                wait_rollout: Some(Duration::from_secs(7)),
+            })
+        );
+        assert!(parse(
+            "push",
+            args(&[
+                "--server",
+                "s",
+                "--token-file",
+                "t",
+                "--rollout-timeout",
+                "7",
+                "b.json"
+            ])
+        )
+        .is_err());
+        assert!(parse("status", args(&["--server", "s", "--wait-rollout"])).is_err());
+        assert_eq!(
+            parse("status", args(&["--server", "s", "--json"])),
+            Ok(Remote::Status {
+                server: "s".into(),
+                name: None,
+                json: true,
             })
         );
         assert_eq!(
@@ -368,7 +505,8 @@ mod tests {
             parse("status", args(&["--server", "s", "demo"])),
             Ok(Remote::Status {
                 server: "s".into(),
-                name: "demo".into(),
+                name: Some("demo".into()),
+                json: false,
             })
         );
         assert!(matches!(

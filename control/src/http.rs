@@ -16,6 +16,7 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 use mcp_guard_engine::bundle::{BundleIssue, MAX_BUNDLE_BYTES};
+use mcp_guard_engine::fleet::PollIdentity;
 use mcp_guard_engine::report::{ReportState, StatusReport, MAX_REPORT_BYTES};
 use mcp_guard_engine::signing::{self, SIGNATURE_HEADER};
 use mcp_guard_engine::Bundle;
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Tokens};
 use crate::discovery::{self, Mode};
+use crate::fleet::Fleet;
 use crate::log;
 use crate::metrics::Metrics;
 use crate::name::BundleName;
@@ -60,6 +62,8 @@ pub struct App {
     pub ready: AtomicBool,
     /// What filters report about the versions they were served.
     pub status: StatusBoard,
+    /// Who polls which bundle, from the identity headers of each fetch.
+    pub fleet: Fleet,
 }
 
 impl App {
@@ -71,6 +75,7 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             ready: AtomicBool::new(true),
             status: StatusBoard::default(),
+            fleet: Fleet::default(),
         }
     }
 }
@@ -138,7 +143,10 @@ where
             response
         }
         "/v1/keys" if readable => keys(app),
-        "/healthz" | "/readyz" | "/metrics" | "/v1/keys" => method_not_allowed("GET, HEAD"),
+        "/v1/status" if readable => fleet_status(app, &query),
+        "/healthz" | "/readyz" | "/metrics" | "/v1/keys" | "/v1/status" => {
+            method_not_allowed("GET, HEAD")
+        }
         _ => {
             let Some(target) = path.strip_prefix(BUNDLES_PATH).and_then(target) else {
                 return error(StatusCode::NOT_FOUND, "not_found", None);
@@ -316,6 +324,43 @@ fn status_view(app: &App, name: &BundleName) -> Response<Body> {
     )
 }
 
+/// `GET /v1/status[?bundle=NAME]`: the sync table (see
+/// [`crate::fleet_view`]). A read like the bundle status page: no token.
+fn fleet_status(app: &App, query: &str) -> Response<Body> {
+    let only = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "bundle")
+        .map(|(_, value)| BundleName::parse(value));
+    let only = match only {
+        None => None,
+        Some(Ok(name)) => Some(name),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, "bad_name", Some(&e.to_string())),
+    };
+    if only.as_ref().is_some_and(|n| app.store.get(n).is_none()) {
+        return error(StatusCode::NOT_FOUND, "not_found", None);
+    }
+    let table = crate::fleet_view::table(
+        &app.store,
+        &app.status,
+        &app.fleet,
+        only.as_ref(),
+        timefmt::now_millis(),
+    );
+    json_response(StatusCode::OK, &table)
+}
+
+/// The value of a header sent exactly once, as text.
+fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    values
+        .next()
+        .is_none()
+        .then(|| first.to_str().ok())
+        .flatten()
+}
+
 /// `GET /v1/bundles/{name}`, with `If-None-Match` and long-poll.
 async fn get_latest(
     app: &App,
@@ -327,6 +372,11 @@ async fn get_latest(
     let (Some(mut changes), Some(first)) = (app.store.subscribe(name), app.store.get(name)) else {
         return error(StatusCode::NOT_FOUND, "not_found", None);
     };
+    if let Some(identity) = PollIdentity::from_headers(|h| single_header(headers, h)) {
+        let wait = requested_wait(query, headers).as_secs();
+        app.fleet
+            .seen(name.as_str(), identity, wait, timefmt::now_millis());
+    }
     let conditions: Vec<&str> = headers
         .get_all(IF_NONE_MATCH)
         .iter()

@@ -22,6 +22,8 @@ pub mod auth;
 pub mod discovery;
 pub mod disk;
 pub mod etag;
+pub mod fleet;
+pub mod fleet_view;
 mod http;
 pub mod keys;
 pub mod log;
@@ -39,6 +41,7 @@ use std::time::Duration;
 
 pub use auth::Tokens;
 pub use etag::ETag;
+pub use fleet::{Fleet, FleetLimits};
 pub use http::{App, BUNDLES_PATH, BUNDLE_VERSION_HEADER, MAX_WAIT_SECS};
 pub use keys::SigningKeys;
 pub use name::{BundleName, NameError, MAX_NAME_LEN};
@@ -58,6 +61,9 @@ pub struct Options {
     pub jwks_refresh: Option<Duration>,
     /// Bounds on the unauthenticated filter status reports.
     pub status_limits: StatusLimits,
+    /// Bounds of the sync table (`GET /v1/status`) and when a silent
+    /// proxy counts as stale.
+    pub fleet_limits: FleetLimits,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -84,6 +90,7 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let app = Arc::new(App {
         status: StatusBoard::new(options.status_limits),
+        fleet: Fleet::new(options.fleet_limits),
         ..App::new(Arc::clone(&store), options.tokens)
     });
     let refresher = options.jwks_refresh.map(|every| {

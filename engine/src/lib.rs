@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod decision;
 pub mod envoy_metadata;
 pub mod envoy_pairs;
+pub mod fleet;
 pub mod inject;
 pub mod jwt;
 pub mod mcp;

@@ -57,6 +57,19 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
+    /// Every code, for parsing them back from text.
+    pub const ALL: [RejectCode; 9] = [
+        RejectCode::Unsigned,
+        RejectCode::MalformedSignature,
+        RejectCode::UnsupportedSignature,
+        RejectCode::UntrustedKey,
+        RejectCode::BadSignature,
+        RejectCode::WrongName,
+        RejectCode::InvalidBundle,
+        RejectCode::VersionMismatch,
+        RejectCode::Rollback,
+    ];
+
     /// The code as it appears in reports, logs and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -14,6 +14,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
 use mcp_guard_engine::audit::DecisionChain;
+use mcp_guard_engine::fleet::{self, LastError, PollIdentity};
 use mcp_guard_engine::report::{self, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
@@ -49,6 +50,11 @@ struct Fetcher {
     reported: Option<StatusReport>,
     /// A report on its way: call token and content.
     report_in_flight: Option<(u32, StatusReport)>,
+    /// This Envoy's pod (Istio's `node.metadata.NAME`), when Envoy
+    /// answers that property at configuration.
+    pod: Option<String>,
+    /// What went wrong on the last fetch, sent with the next one.
+    last_error: Option<LastError>,
 }
 
 /// Response header with the served version (covered by the signature).
@@ -183,13 +189,20 @@ impl GuardRoot {
     fn maybe_fetch(&mut self) {
         let now = now_ms();
         let etag = self.active.as_ref().and_then(|a| a.etag.clone());
+        let active = self.active.as_ref().map(|a| a.policy.bundle().version);
         let Some(f) = &mut self.fetcher else {
             return;
         };
         if f.in_flight.is_some() || now < f.next_fetch_ms {
             return;
         }
-        let request = ControlRequest::fetch(&f.control, etag.as_deref());
+        let identity = PollIdentity {
+            instance: f.instance.clone(),
+            pod: f.pod.clone(),
+            active,
+            last_error: f.last_error,
+        };
+        let request = ControlRequest::fetch(&f.control, etag.as_deref(), Some(&identity));
         let lease_ttl = request.timeout_ms + 4 * f.control.sync_interval_ms.max(10);
         if !sync::acquire_lease(&f.keys, &f.holder, now, lease_ttl) {
             return;
@@ -204,6 +217,7 @@ impl GuardRoot {
             Ok(token) => f.in_flight = Some(token),
             Err(status) => {
                 self.metrics.record_fetch_failure();
+                f.last_error = Some(LastError::FetchUnreachable);
                 f.next_fetch_ms = now + f.backoff_ms;
                 f.backoff_ms = (f.backoff_ms * 2).min(f.control.max_backoff_ms);
                 log(
@@ -216,7 +230,16 @@ impl GuardRoot {
 
     /// Verifies, publishes and activates a fetched bundle.
     fn on_fetch_response(&mut self, body_size: usize) -> Fetched {
-        match host::header(HeaderMap::HttpCallResponse, ":status").as_deref() {
+        let outcome = self.check_fetch_response(body_size);
+        if let (Some(f), Fetched::New | Fetched::Same) = (&mut self.fetcher, &outcome) {
+            f.last_error = None;
+        }
+        outcome
+    }
+
+    fn check_fetch_response(&mut self, body_size: usize) -> Fetched {
+        let status = host::header(HeaderMap::HttpCallResponse, ":status");
+        match status.as_deref() {
             Some("200") => {}
             Some("304") => {
                 self.metrics.record_fetch(FetchResult::NotModified);
@@ -224,6 +247,9 @@ impl GuardRoot {
             }
             other => {
                 self.metrics.record_fetch_failure();
+                if let Some(f) = &mut self.fetcher {
+                    f.last_error = Some(LastError::failed_fetch(other.is_some()));
+                }
                 log(
                     LogLevel::Warn,
                     &format!("bundle fetch failed (status {other:?}); keeping the active bundle"),
@@ -297,6 +323,7 @@ impl GuardRoot {
                     ),
                 );
                 if let Some(f) = &mut self.fetcher {
+                    f.last_error = Some(LastError::Rejected(rejection.code));
                     f.status = Some(StatusReport::new(
                         &f.instance,
                         rejection.version,
@@ -475,6 +502,11 @@ impl RootContext for GuardRoot {
                     .filter(|id| report::valid_instance(id))
                     .unwrap_or_else(|| sync::shared_instance_id(&keys, &format!("envoy-{holder}")))
             });
+            let pod = host::property(&["node", "metadata", "NAME"])
+                .ok()
+                .flatten()
+                .and_then(|name| String::from_utf8(name).ok())
+                .filter(|name| fleet::valid_pod(name));
             let _ =
                 hostcalls::set_tick_period(Duration::from_millis(control.sync_interval_ms.max(10)));
             self.fetcher = Some(Fetcher {
@@ -490,6 +522,8 @@ impl RootContext for GuardRoot {
                 status: None,
                 reported: None,
                 report_in_flight: None,
+                pod,
+                last_error: None,
             });
         }
         true

@@ -2,6 +2,7 @@
 //! one place so the wasm filter and the native module cannot drift apart
 //! (path, long-poll wait, `If-None-Match`, timeout, status-report body).
 
+use mcp_guard_engine::fleet::PollIdentity;
 use mcp_guard_engine::report::StatusReport;
 
 use crate::config::ControlConfig;
@@ -14,6 +15,8 @@ pub struct ControlRequest {
     authority: String,
     etag: Option<String>,
     body: Option<String>,
+    /// Identity headers ([`PollIdentity::headers`]).
+    identity: Vec<(&'static str, String)>,
     /// How long the call may take, milliseconds (the long-poll wait
     /// included).
     pub timeout_ms: u64,
@@ -21,8 +24,13 @@ pub struct ControlRequest {
 
 impl ControlRequest {
     /// The bundle fetch: a long poll (`?wait=`) once a version with an
-    /// ETag is active, a plain fetch before.
-    pub fn fetch(control: &ControlConfig, etag: Option<&str>) -> Self {
+    /// ETag is active, a plain fetch before. It carries `identity` as
+    /// headers unless status reporting is off (`report_status: false`).
+    pub fn fetch(
+        control: &ControlConfig,
+        etag: Option<&str>,
+        identity: Option<&PollIdentity>,
+    ) -> Self {
         let wait = if etag.is_some() {
             control.long_poll_secs
         } else {
@@ -39,6 +47,10 @@ impl ControlRequest {
             authority: control.authority.clone(),
             etag: etag.map(str::to_owned),
             body: None,
+            identity: identity
+                .filter(|_| control.report_status)
+                .map(PollIdentity::headers)
+                .unwrap_or_default(),
             timeout_ms: wait * 1000 + control.timeout_ms,
         }
     }
@@ -51,6 +63,7 @@ impl ControlRequest {
             authority: control.authority.clone(),
             etag: None,
             body: Some(status.to_json()),
+            identity: Vec::new(),
             timeout_ms: control.timeout_ms,
         }
     }
@@ -67,6 +80,9 @@ impl ControlRequest {
         }
         if self.body.is_some() {
             headers.push(("content-type", "application/json"));
+        }
+        for (name, value) in &self.identity {
+            headers.push((name, value.as_str()));
         }
         headers
     }
@@ -92,7 +108,7 @@ mod tests {
 
     #[test]
     fn fetches_long_poll_only_with_an_etag() {
-        let first = ControlRequest::fetch(&control(30), None);
+        let first = ControlRequest::fetch(&control(30), None, None);
         assert_eq!(
             first.headers(),
             [
@@ -102,7 +118,7 @@ mod tests {
             ]
         );
         assert_eq!((first.timeout_ms, first.body()), (500, None));
-        let next = ControlRequest::fetch(&control(30), Some("\"v3\""));
+        let next = ControlRequest::fetch(&control(30), Some("\"v3\""), None);
         assert_eq!(
             next.headers(),
             [
@@ -114,9 +130,36 @@ mod tests {
         );
         assert_eq!(next.timeout_ms, 30_500);
         // Long-polling off: plain polling even with an ETag.
-        let plain = ControlRequest::fetch(&control(0), Some("\"v3\""));
+        let plain = ControlRequest::fetch(&control(0), Some("\"v3\""), None);
         assert_eq!(plain.headers().get(1), Some(&(":path", "/v1/bundles/demo")));
         assert_eq!(plain.timeout_ms, 500);
+    }
+
+    #[test]
+    fn fetches_carry_the_identity_unless_reporting_is_off() {
+        let identity = PollIdentity {
+            instance: "envoy-1".into(),
+            pod: Some("web-0".into()),
+            active: Some(3),
+            last_error: Some(mcp_guard_engine::fleet::LastError::FetchStatus),
+        };
+        let request = ControlRequest::fetch(&control(30), Some("\"v3\""), Some(&identity));
+        let headers = request.headers();
+        assert_eq!(
+            headers.get(4..),
+            Some(
+                &[
+                    ("x-mcp-guard-instance", "envoy-1"),
+                    ("x-mcp-guard-pod", "web-0"),
+                    ("x-mcp-guard-active", "3"),
+                    ("x-mcp-guard-last-error", "fetch_status"),
+                ][..]
+            )
+        );
+        let mut quiet = control(30);
+        quiet.report_status = false;
+        let request = ControlRequest::fetch(&quiet, Some("\"v3\""), Some(&identity));
+        assert_eq!(request.headers().len(), 4, "{:?}", request.headers());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mcp_guard_engine::fleet::{self, LastError, PollIdentity};
 use mcp_guard_engine::report::StatusReport;
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_flow::accept::{self, Accepted, Expected, Served};
@@ -114,6 +115,10 @@ struct Fetcher {
     status: Option<StatusReport>,
     reported: Option<StatusReport>,
     report_in_flight: Option<(u64, StatusReport)>,
+    /// This Envoy's pod (`POD_NAME` in its environment), when known.
+    pod: Option<String>,
+    /// What went wrong on the last fetch, sent with the next one.
+    last_error: Option<LastError>,
 }
 
 /// Sync state of one configuration.
@@ -175,6 +180,10 @@ impl Sync {
                 status: None,
                 reported: None,
                 report_in_flight: None,
+                pod: std::env::var("POD_NAME")
+                    .ok()
+                    .filter(|pod| fleet::valid_pod(pod)),
+                last_error: None,
             }),
             timer: None,
             thread: Mutex::new(None),
@@ -255,7 +264,13 @@ impl Sync {
         if f.in_flight.is_some() {
             return;
         }
-        let request = ControlRequest::fetch(&f.control, etag.as_deref());
+        let identity = PollIdentity {
+            instance: f.instance.clone(),
+            pod: f.pod.clone(),
+            active: active.as_ref().map(|a| a.policy.bundle().version),
+            last_error: f.last_error,
+        };
+        let request = ControlRequest::fetch(&f.control, etag.as_deref(), Some(&identity));
         match callout(
             shared,
             &f.control.cluster,
@@ -266,6 +281,7 @@ impl Sync {
             Ok(id) => f.in_flight = Some(id),
             Err(code) => {
                 shared.metrics.count_fetch(shared.envoy, FetchResult::Error);
+                f.last_error = Some(LastError::FetchUnreachable);
                 log(
                     log_level::WARN,
                     &format!("bundle fetch not dispatched (callout status {code})"),
@@ -299,6 +315,9 @@ impl Sync {
         }
         f.in_flight = None;
         let outcome = fetched(shared, &mut f, answer);
+        if matches!(outcome, Fetched::New | Fetched::Same) {
+            f.last_error = None;
+        }
         let long_polling = shared.active().is_some_and(|a| a.etag.is_some());
         let delay = match outcome {
             Fetched::New | Fetched::Same => {
@@ -331,8 +350,9 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
                 .count_fetch(shared.envoy, FetchResult::NotModified);
             return Fetched::Same;
         }
-        (_, status) => {
+        (completed, status) => {
             shared.metrics.count_fetch(shared.envoy, FetchResult::Error);
+            f.last_error = Some(LastError::failed_fetch(completed && status.is_some()));
             log(
                 log_level::WARN,
                 &format!("bundle fetch failed (status {status:?}); keeping the active bundle"),
@@ -391,6 +411,7 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
                     rejection.detail
                 ),
             );
+            f.last_error = Some(LastError::Rejected(rejection.code));
             f.status = Some(StatusReport::new(
                 &f.instance,
                 rejection.version,

@@ -118,6 +118,12 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
 }
 
 impl Envoy {
+    /// Envoy's process id (the native module's default instance id is
+    /// `envoy-<pid>`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Renders the target's template into `dir` and starts Envoy, returning once
     /// its listener is bound. Envoy runs in its own process group so a
     /// Ctrl-C aimed at the parent does not race its orderly stop.

@@ -39,3 +39,16 @@ pub fn envoy_template() -> PathBuf {
 pub fn envoy_native_template() -> PathBuf {
     workspace_root().join("envoy/envoy-native.yaml.tmpl")
 }
+
+/// The `mcp-guard` CLI: `$MCP_GUARD_CLI`, else next to the test binaries
+/// (`cargo test --workspace` builds it; `cargo build -p mcp-guard-cli`
+/// otherwise).
+pub fn cli_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("MCP_GUARD_CLI") {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("mcp-guard")))
+        .unwrap_or_else(|| workspace_root().join("target/debug/mcp-guard"))
+}

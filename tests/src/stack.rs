@@ -288,6 +288,23 @@ impl Stack {
         control.start_on(port)
     }
 
+    /// Restarts the control service signing with `key` from now on (every
+    /// stored version is re-signed with it at load): with a key the
+    /// filter does not trust, what it serves next is refused.
+    pub fn restart_control_with_key(&mut self, key: SigningKey) -> Result<(), StackError> {
+        let control = self
+            .control
+            .as_mut()
+            .ok_or_else(|| StackError::Missing("control service".into()))?;
+        control.signer = key;
+        self.restart_control()
+    }
+
+    /// The control service's current signing key.
+    pub fn control_key(&self) -> Option<SigningKey> {
+        self.control.as_ref().map(|c| c.signer.clone())
+    }
+
     /// Pushes a bundle to the control service with the stack's token.
     pub fn push(&self, name: &str, json: &str) -> Result<Reply, StackError> {
         let url = format!("http://127.0.0.1:{}/v1/bundles/{name}", self.control_port);
