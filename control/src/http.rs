@@ -22,6 +22,8 @@ use mcp_guard_engine::Bundle;
 use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Tokens};
+use crate::checkpoint_http;
+use crate::checkpoints::{CheckpointBook, CheckpointLimits};
 use crate::discovery::{self, Mode};
 use crate::log;
 use crate::metrics::Metrics;
@@ -60,6 +62,8 @@ pub struct App {
     pub ready: AtomicBool,
     /// What filters report about the versions they were served.
     pub status: StatusBoard,
+    /// Countersigned decision-trail checkpoints.
+    pub checkpoints: Arc<CheckpointBook>,
 }
 
 impl App {
@@ -71,6 +75,10 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             ready: AtomicBool::new(true),
             status: StatusBoard::default(),
+            checkpoints: Arc::new(CheckpointBook::in_memory(
+                crate::keys::generate(),
+                CheckpointLimits::default(),
+            )),
         }
     }
 }
@@ -139,6 +147,7 @@ where
         }
         "/v1/keys" if readable => keys(app),
         "/healthz" | "/readyz" | "/metrics" | "/v1/keys" => method_not_allowed("GET, HEAD"),
+        p if checkpoint_http::owns(p) => checkpoint_http::route(app, request).await,
         _ => {
             let Some(target) = path.strip_prefix(BUNDLES_PATH).and_then(target) else {
                 return error(StatusCode::NOT_FOUND, "not_found", None);
@@ -749,7 +758,7 @@ fn add_bundle_headers(headers: &mut HeaderMap, bundle: &StoredBundle) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = with_body(status, Bytes::from(body.to_string()));
     response
         .headers_mut()
@@ -758,7 +767,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 }
 
 /// A JSON error: `{"error": code}`, plus a message when there is more to say.
-fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body> {
     let body = match message {
         Some(message) => json!({ "error": code, "message": message }),
         None => json!({ "error": code }),
@@ -767,7 +776,7 @@ fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body
 }
 
 /// 405 with the methods the path does allow.
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None);
     response
         .headers_mut()
