@@ -46,6 +46,9 @@ pub enum FindingKind {
     CheckpointMismatch,
     /// A checkpoint whose countersignature does not verify (ignored).
     BadCheckpoint,
+    /// The service refused a checkpoint post for this chain (another hash
+    /// at or beyond a countersigned seq): two parties claim the chain.
+    CheckpointConflict,
 }
 
 impl FindingKind {
@@ -59,6 +62,7 @@ impl FindingKind {
             FindingKind::Truncated => "truncated",
             FindingKind::CheckpointMismatch => "checkpoint mismatch",
             FindingKind::BadCheckpoint => "bad checkpoint",
+            FindingKind::CheckpointConflict => "checkpoint conflict",
         }
     }
 }
@@ -155,6 +159,25 @@ impl Report {
     /// No finding at all.
     pub fn ok(&self) -> bool {
         self.findings.is_empty()
+    }
+
+    /// Adds a conflict the service recorded (`GET /v1/checkpoints`), if
+    /// its chain is one of the logs' chains: someone posted another head
+    /// for it, so either the proxy's log was rewritten and re-checkpointed,
+    /// or a forger raced the proxy (the proxy's later posts were refused).
+    pub fn add_conflict(&mut self, chain: &str, seq: u64, detail: String) {
+        let Some(summary) = self.chains.iter_mut().find(|c| c.chain == chain) else {
+            return;
+        };
+        summary.findings += 1;
+        self.findings.push(Finding {
+            kind: FindingKind::CheckpointConflict,
+            file: None,
+            line: None,
+            chain: Some(chain.to_owned()),
+            seq: Some(seq),
+            detail,
+        });
     }
 }
 
