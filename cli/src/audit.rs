@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mcp_guard_engine::audit::checkpoint::{parse_list, Countersigned};
 use mcp_guard_engine::audit::query::{query, Filter};
-use mcp_guard_engine::audit::{verify_with, LogFile, Report};
+use mcp_guard_engine::audit::{verify_with, Finding, FindingKind, LogFile, Report};
 use mcp_guard_engine::signing::{self, VerifyingKey};
 use serde_json::{json, Value};
 
@@ -252,6 +252,8 @@ fn key(text: &str) -> Result<VerifyingKey, AuditError> {
 struct Fetched {
     checkpoints: Vec<Countersigned>,
     conflicts: Vec<Value>,
+    /// Conflicts the service refused but could not keep (its cap).
+    not_kept: u64,
 }
 
 fn get_json(url: &str) -> Result<Value, AuditError> {
@@ -290,6 +292,10 @@ fn fetch(server: &str) -> Result<Fetched, AuditError> {
     Ok(Fetched {
         checkpoints,
         conflicts,
+        not_kept: all
+            .get("conflicts_not_kept")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     })
 }
 
@@ -298,6 +304,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
     let logs = read_logs(&args.files)?;
     let mut keys: Vec<VerifyingKey> = args.keys.iter().map(|k| key(k)).collect::<Result<_, _>>()?;
     let mut notes = Vec::new();
+    let mut not_kept = 0;
     let (checkpoints, conflicts) = match &args.source {
         Source::None => {
             notes.push("no checkpoints given: only the chains are checked; a rewritten or cut chain cannot be told from a genuine one".to_string());
@@ -332,6 +339,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
                 keys.push(fetched);
             }
             let fetched = fetch(server)?;
+            not_kept = fetched.not_kept;
             (fetched.checkpoints, fetched.conflicts)
         }
     };
@@ -344,6 +352,19 @@ pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
             seq,
             format!("the service refused a post for this chain: {c}"),
         );
+    }
+    if not_kept > 0 {
+        // Which chains they were about is lost: none can be ruled out.
+        report.findings.push(Finding {
+            kind: FindingKind::CheckpointConflict,
+            file: None,
+            line: None,
+            chain: None,
+            seq: None,
+            detail: format!(
+                "the service refused {not_kept} more checkpoint post(s) than it could keep; any chain may be contested"
+            ),
+        });
     }
     let code = u8::from(!report.ok());
     let out = if args.json {

@@ -9,6 +9,7 @@
 //! the previous one. Everything is held in memory: about the size of the
 //! records in the logs.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -188,14 +189,15 @@ struct Anchor {
     received_at: u64,
 }
 
-/// One record as found.
+/// One record as found; the hashed bytes borrowed from the file when the
+/// line is the record.
 #[derive(Debug)]
-struct Entry {
+struct Entry<'a> {
     file: usize,
     line: usize,
     seq: u64,
     hash: [u8; 32],
-    prefix: String,
+    prefix: Cow<'a, str>,
     text_len: usize,
 }
 
@@ -214,7 +216,7 @@ pub fn verify_with(
 ) -> Report {
     let mut report = Report::default();
     let mut damaged = Vec::new();
-    let mut chains: Vec<(String, Vec<Entry>)> = Vec::new();
+    let mut chains: Vec<(String, Vec<Entry<'_>>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for (f, file) in files.iter().enumerate() {
         let mut summary = FileSummary {
@@ -258,25 +260,45 @@ pub fn verify_with(
                 LineRecord::Record(text) => text,
             };
             summary.records += 1;
-            let sealed = match parse(&text) {
-                Ok(s) => s,
+            let parsed = match &text {
+                Cow::Borrowed(t) => parse(t).map(|s| {
+                    (
+                        s.chain,
+                        s.seq,
+                        s.hash,
+                        Cow::Borrowed(s.prefix),
+                        s.text.len(),
+                    )
+                }),
+                Cow::Owned(t) => parse(t).map(|s| {
+                    (
+                        s.chain,
+                        s.seq,
+                        s.hash,
+                        Cow::Owned(s.prefix.to_owned()),
+                        s.text.len(),
+                    )
+                }),
+            };
+            let (chain, seq, hash, prefix, text_len) = match parsed {
+                Ok(p) => p,
                 Err(why) => {
                     damaged.push(finding(files, f, n, None, None, why));
                     continue;
                 }
             };
-            let slot = *index.entry(sealed.chain.clone()).or_insert_with(|| {
-                chains.push((sealed.chain.clone(), Vec::new()));
+            let slot = *index.entry(chain.clone()).or_insert_with(|| {
+                chains.push((chain, Vec::new()));
                 chains.len() - 1
             });
             if let Some((_, entries)) = chains.get_mut(slot) {
                 entries.push(Entry {
                     file: f,
                     line: n,
-                    seq: sealed.seq,
-                    hash: sealed.hash,
-                    prefix: sealed.prefix.to_owned(),
-                    text_len: sealed.text.len(),
+                    seq,
+                    hash,
+                    prefix,
+                    text_len,
                 });
             }
         }
@@ -371,23 +393,36 @@ fn walk(
     };
     // 1. Repeats: of several records with one seq, the one the next
     //    record links to is the chain's (else the first); others inserted.
-    let mut by_seq: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        by_seq.entry(e.seq).or_default().push(i);
-    }
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    // Stable: within one seq, file order.
+    order.sort_by_key(|&i| entries.get(i).map_or(0, |e| e.seq));
+    let groups: Vec<&[usize]> = order
+        .chunk_by(|&a, &b| entries.get(a).map(|e| e.seq) == entries.get(b).map(|e| e.seq))
+        .collect();
     let mut first: BTreeMap<u64, usize> = BTreeMap::new();
-    for (&seq, list) in &by_seq {
-        let next: Vec<&Entry> = by_seq
-            .get(&(seq + 1))
-            .map(|l| l.iter().filter_map(|&j| entries.get(j)).collect())
-            .unwrap_or_default();
-        let linked = list.iter().copied().find(|&i| {
-            entries.get(i).is_some_and(|e| {
-                next.iter()
-                    .any(|n| link(&e.hash, n.prefix.as_bytes()) == n.hash)
-            })
-        });
-        if let Some(chosen) = linked.or_else(|| list.first().copied()) {
+    for (g, list) in groups.iter().enumerate() {
+        let Some(seq) = list.first().and_then(|&i| entries.get(i)).map(|e| e.seq) else {
+            continue;
+        };
+        let chosen = if list.len() == 1 {
+            list.first().copied()
+        } else {
+            let next: Vec<&Entry> = groups
+                .get(g + 1)
+                .filter(|l| l.first().and_then(|&j| entries.get(j)).map(|e| e.seq) == Some(seq + 1))
+                .map(|l| l.iter().filter_map(|&j| entries.get(j)).collect())
+                .unwrap_or_default();
+            list.iter()
+                .copied()
+                .find(|&i| {
+                    entries.get(i).is_some_and(|e| {
+                        next.iter()
+                            .any(|n| link(&e.hash, n.prefix.as_bytes()) == n.hash)
+                    })
+                })
+                .or_else(|| list.first().copied())
+        };
+        if let Some(chosen) = chosen {
             first.insert(seq, chosen);
         }
     }
