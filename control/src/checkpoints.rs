@@ -468,6 +468,29 @@ mod tests {
     }
 
     #[test]
+    fn a_forger_racing_ahead_leaves_conflicts_not_silence() {
+        // Posts are unauthenticated: someone who read the chain id in a
+        // log posts a fabricated head far ahead. The proxy's genuine
+        // checkpoints below it are refused, but every refusal is kept.
+        let book = CheckpointBook::in_memory(key(), CheckpointLimits::default());
+        assert!(book.submit(&cp("p/w0/n", 100, 'f'), 1).is_ok());
+        for seq in [10, 50, 100] {
+            assert!(matches!(
+                book.submit(&cp("p/w0/n", seq, 'a'), 2),
+                Err(Refused::Conflict(_))
+            ));
+        }
+        let (conflicts, _) = book.conflicts(Some("p/w0/n"));
+        let reasons: Vec<&str> = conflicts.iter().map(|c| c.reason.as_str()).collect();
+        assert_eq!(reasons, ["stale_seq", "stale_seq", "different_hash"]);
+        // Past the forged seq the genuine chain is countersigned again.
+        assert!(matches!(
+            book.submit(&cp("p/w0/n", 101, 'a'), 3),
+            Ok(Accepted::New(_))
+        ));
+    }
+
+    #[test]
     fn bounded() {
         let book = CheckpointBook::in_memory(
             key(),

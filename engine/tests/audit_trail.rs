@@ -402,3 +402,26 @@ fn query_filters_records() {
     assert_eq!(narrow.len(), 2);
     assert_eq!(narrow[1].record["ts"], 1_767_225_615_000u64);
 }
+
+#[test]
+fn a_forged_checkpoint_raises_an_alarm_and_hides_nothing() {
+    // Anyone may post checkpoints, so the service may countersign a forged
+    // one; it can only make a genuine log look tampered, never the reverse.
+    let log = generate();
+    let mut cps = signed(&log.heads);
+    let forged_ahead = Checkpoint {
+        seq: log.heads[0].seq + 3,
+        ..log.heads[0].clone()
+    };
+    let forged_at = Checkpoint {
+        hash: "1".repeat(64),
+        ..log.heads[1].clone()
+    };
+    cps.push(forged_ahead.countersign(9, &key()));
+    cps.push(forged_at.countersign(9, &key()));
+    let report = verify_with(&file(&log.lines), &cps, &[key().verifying_key()]);
+    assert_eq!(
+        kinds(&report),
+        [FindingKind::Truncated, FindingKind::CheckpointMismatch]
+    );
+}

@@ -70,6 +70,12 @@ pub fn extract(line: &str) -> LineRecord<'_> {
             LineRecord::Unrecognised
         };
     }
+    // Fast path for the line that is the record: [`parse`] checks it
+    // strictly anyway. (`"mcp":` cannot occur inside a record: strings
+    // escape their quotes and record members are named otherwise.)
+    if trimmed.ends_with("\"}") && trimmed.contains(HASH_MEMBER) && !trimmed.contains("\"mcp\":") {
+        return LineRecord::Record(Cow::Borrowed(trimmed));
+    }
     let object: StrictObject<'_> = match serde_json::from_str(trimmed) {
         Ok(o) => o,
         Err(e) if looks_like_record(trimmed) => return LineRecord::Damaged(e.to_string()),
