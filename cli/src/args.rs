@@ -20,7 +20,8 @@ USAGE:
     mcp-guard status --server URL NAME
     mcp-guard rollback --server URL --token-file FILE NAME --to V
     mcp-guard pins --url MCP-URL [--token TOKEN]
-    mcp-guard audit verify LOGFILE... [--checkpoints FILE | --server URL] [--key KEY]... [--json]
+    mcp-guard audit verify LOGFILE... [--checkpoints FILE | --server URL] [--key KEY]...
+                           [--rotated] [--json]
     mcp-guard audit query LOGFILE... [--sub S] [--tool T] [--model M] [--decision allow|deny]
                           [--since TIME] [--until TIME] [--json]
     mcp-guard keygen
@@ -66,7 +67,10 @@ COMMANDS:
                --checkpoints reads them from a file and needs --key (file or
                base64/hex; repeat it during a key rotation). Prints one
                `FILE:LINE: KIND: chain C seq N: ...` line per finding and a
-               summary per chain. Exit 0 all chains verify, 1 findings, 2 bad
+               summary per chain. --rotated: the oldest files are gone, so
+               chains may start after seq 1 (the first record left of each
+               is then unprovable unless a checkpoint sits right before it).
+               Exit 0 all chains verify, 1 findings, 2 bad
                input.
     audit query
                Print the decision records that match every filter given

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use mcp_guard_engine::audit::checkpoint::{parse_list, Countersigned};
 use mcp_guard_engine::audit::query::{query, Filter};
-use mcp_guard_engine::audit::{verify_with, Finding, FindingKind, LogFile, Report};
+use mcp_guard_engine::audit::{
+    verify_with_options, Finding, FindingKind, LogFile, Options, Report,
+};
 use mcp_guard_engine::signing::{self, VerifyingKey};
 use serde_json::{json, Value};
 
@@ -43,6 +45,8 @@ pub struct VerifyArgs {
     /// Trusted checkpoint keys (files or base64/hex), several during a
     /// rotation.
     pub keys: Vec<String>,
+    /// The oldest logs were rotated away: chains may start after seq 1.
+    pub rotated: bool,
     /// Print JSON.
     pub json: bool,
 }
@@ -103,9 +107,11 @@ fn parse_verify(mut args: impl Iterator<Item = String>) -> Result<VerifyArgs, Ar
     let mut source = None;
     let mut keys = Vec::new();
     let mut json = false;
+    let mut rotated = false;
     while let Some(arg) = args.next() {
         let flag = Flag::split(&arg);
         match flag.name.as_str() {
+            "--rotated" if flag.inline.is_none() => rotated = true,
             "--checkpoints" => set_once(
                 &mut source,
                 Source::File(flag.value(&mut args, "--checkpoints")?.into()),
@@ -141,6 +147,7 @@ fn parse_verify(mut args: impl Iterator<Item = String>) -> Result<VerifyArgs, Ar
         files,
         source,
         keys,
+        rotated,
         json,
     })
 }
@@ -343,7 +350,10 @@ pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
             (fetched.checkpoints, fetched.conflicts)
         }
     };
-    let mut report = verify_with(&logs, &checkpoints, &keys);
+    let options = Options {
+        rotated: args.rotated,
+    };
+    let mut report = verify_with_options(&logs, &checkpoints, &keys, options);
     for c in &conflicts {
         let chain = c.get("chain").and_then(Value::as_str).unwrap_or_default();
         let seq = c.get("seq").and_then(Value::as_u64).unwrap_or(0);
@@ -400,8 +410,13 @@ fn render(report: &Report, notes: &[String]) -> String {
             (Some(seq), Some(at)) => format!("checkpoint at seq {seq} ({})", rfc3339_ms(at)),
             _ => "no checkpoint".into(),
         };
+        let head = if c.head_missing {
+            " (records before it not given: its own hash unprovable)"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "chain {}: seq {}..={}, {} records, {checkpoint}, {} after it unprovable, {} findings\n",
+            "chain {}: seq {}{head}..={}, {} records, {checkpoint}, {} after it unprovable, {} findings\n",
             c.chain, c.first_seq, c.last_seq, c.records, c.unprovable_tail, c.findings
         ));
     }

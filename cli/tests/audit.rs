@@ -173,6 +173,16 @@ fn verify_and_query() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("checkpoint conflict: chain envoy-1/w0/aa11 seq 6"));
 
+    // The oldest lines rotated away: a finding unless --rotated.
+    write(&log_path, &lines[6..]);
+    let o = mcp_guard(&["audit", "verify", &log_file]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("dropped"), "{}", out(&o));
+    let o = mcp_guard(&["audit", "verify", &log_file, "--rotated"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("its own hash unprovable"), "{}", out(&o));
+    write(&log_path, &lines);
+
     // Bad input: exit 2.
     for bad in [
         vec!["audit", "verify", &log_file, "--checkpoints", &saved],

@@ -17,7 +17,8 @@ use ed25519_dalek::SigningKey;
 use mcp_guard_engine::audit::checkpoint::Countersigned;
 use mcp_guard_engine::audit::query::{query, Filter};
 use mcp_guard_engine::audit::{
-    verify, verify_with, Checkpoint, DecisionChain, FindingKind, LogFile, Report,
+    verify, verify_with, verify_with_options, Checkpoint, DecisionChain, FindingKind, LogFile,
+    Options, Report,
 };
 
 const CHAINS: [&str; 3] = ["proxy-a/w0/9f3c", "proxy-a/w1/9f3c", "proxy-b/w0/17aa"];
@@ -347,7 +348,28 @@ fn rotated_files_are_one_stream_and_a_missing_head_needs_a_checkpoint() {
     assert!(verify_with(&files, &signed(&log.heads), &keys).ok());
     // The older file rotated away: chains start mid-way.
     let report = verify_with(&files[1..], &signed(&log.heads), &keys);
-    assert!(kinds(&report).iter().all(|k| *k == FindingKind::Dropped));
+    assert_eq!(kinds(&report), [FindingKind::Dropped; 3]);
+    assert!(report.chains.iter().all(|c| c.head_missing));
+    // Said to be rotated: no finding, and the rest still checked.
+    let rotated = Options { rotated: true };
+    let report = verify_with_options(&files[1..], &signed(&log.heads), &keys, rotated);
+    assert!(report.ok(), "{:?}", report.findings);
+    let text = String::from_utf8(files[1].bytes.clone()).unwrap();
+    let edit = |at: usize| {
+        let mut bytes = text.clone().into_bytes();
+        bytes[at] = b'-';
+        let f = LogFile {
+            name: "access.log".into(),
+            bytes,
+        };
+        verify_with_options(&[f], &signed(&log.heads), &keys, rotated)
+    };
+    // An edit in the last record is found ...
+    assert!(!edit(text.rfind("tool_").unwrap() + 4).ok());
+    // ... but the first record left of a chain has no predecessor to
+    // recompute from: what a rotated-away head costs, unless a checkpoint
+    // sits right before it.
+    assert!(edit(text.find("tool_").unwrap() + 4).ok());
     assert!(report
         .findings
         .iter()

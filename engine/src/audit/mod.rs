@@ -16,4 +16,6 @@ pub mod verify;
 
 pub use chain::{genesis, ChainHead, DecisionChain, HASH_MEMBER, TRAIL_VERSION};
 pub use checkpoint::{Checkpoint, Countersigned};
-pub use verify::{verify, verify_with, Finding, FindingKind, LogFile, Report};
+pub use verify::{
+    verify, verify_with, verify_with_options, Finding, FindingKind, LogFile, Options, Report,
+};

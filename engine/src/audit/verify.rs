@@ -138,6 +138,10 @@ pub struct ChainSummary {
     pub unprovable_tail: u64,
     /// Findings about this chain.
     pub findings: usize,
+    /// The chain starts after seq 1 with no checkpoint right before: the
+    /// first record present cannot be recomputed (only with
+    /// [`Options::rotated`] is that not a finding).
+    pub head_missing: bool,
 }
 
 /// The verifier's answer.
@@ -206,6 +210,16 @@ pub fn verify(files: &[LogFile]) -> Report {
     verify_with(files, &[], &[])
 }
 
+/// How strict the walk is beyond tampering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The oldest logs were rotated away: a chain that starts after seq 1
+    /// (with no checkpoint right before it) is not a finding. Its first
+    /// record's own hash cannot be recomputed then (its predecessor is
+    /// gone), which the summary says (`head_missing`).
+    pub rotated: bool,
+}
+
 /// Verifies `files` as one stream against countersigned `checkpoints`,
 /// whose signatures must verify with one of `keys` (others are reported as
 /// [`FindingKind::BadCheckpoint`] and ignored).
@@ -213,6 +227,16 @@ pub fn verify_with(
     files: &[LogFile],
     checkpoints: &[Countersigned],
     keys: &[VerifyingKey],
+) -> Report {
+    verify_with_options(files, checkpoints, keys, Options::default())
+}
+
+/// [`verify_with`], with [`Options`].
+pub fn verify_with_options(
+    files: &[LogFile],
+    checkpoints: &[Countersigned],
+    keys: &[VerifyingKey],
+    options: Options,
 ) -> Report {
     let mut report = Report::default();
     let mut damaged = Vec::new();
@@ -339,7 +363,7 @@ pub fn verify_with(
     let empty = BTreeMap::new();
     for (chain, entries) in &chains {
         let cps = anchors.get(chain).unwrap_or(&empty);
-        let (summary, findings) = walk(files, chain, entries, cps);
+        let (summary, findings) = walk(files, chain, entries, cps, options);
         report.chains.push(summary);
         report.findings.extend(findings);
     }
@@ -378,6 +402,7 @@ fn walk(
     chain: &str,
     entries: &[Entry],
     cps: &BTreeMap<u64, Vec<Anchor>>,
+    options: Options,
 ) -> (ChainSummary, Vec<Finding>) {
     let mut out = Vec::new();
     let at = |e: &Entry, kind: FindingKind, detail: String| Finding {
@@ -460,10 +485,15 @@ fn walk(
     let anchor = |seq: u64| cps.get(&seq).and_then(|v| v.first()).map(|a| a.hash);
     // 3. Gaps, including a missing beginning.
     let mut prev_seq: Option<u64> = None;
+    let mut head_missing = false;
     for (&seq, &i) in &first {
         let Some(e) = entries.get(i) else { continue };
         let from = prev_seq.map_or(1, |p| p + 1);
-        if seq > from && !(prev_seq.is_none() && anchor(seq - 1).is_some()) {
+        let anchored = prev_seq.is_none() && anchor(seq - 1).is_some();
+        if prev_seq.is_none() && seq > 1 && !anchored {
+            head_missing = true;
+        }
+        if seq > from && !anchored && !(prev_seq.is_none() && options.rotated) {
             let detail = if prev_seq.is_none() {
                 format!("records 1..={} are not in the logs (rotated away? give the older files, or a checkpoint)", seq - 1)
             } else if seq - 1 == from {
@@ -548,6 +578,7 @@ fn walk(
             None => first.len() as u64,
         },
         findings: out.len(),
+        head_missing,
     };
     (summary, out)
 }
