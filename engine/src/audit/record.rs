@@ -2,8 +2,8 @@
 //!
 //! Two line shapes carry a record: the line *is* the record (Envoy text
 //! format `%FILTER_STATE(wasm.mcp_decision:PLAIN)%`), or the line is a JSON
-//! object whose top-level member `mcp` holds the record, as raw JSON or as
-//! a JSON string of its text. `-`, empty lines and JSON lines without a
+//! object whose top-level member `mcp` holds the record, as raw JSON, as
+//! a JSON string of its text, or as a string of its base64. `-`, empty lines and JSON lines without a
 //! record are skipped. A line that mentions the chain members but cannot be
 //! read is reported, never skipped: a damaged record must not vanish.
 
@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
+use base64::Engine as _;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -88,7 +89,18 @@ pub fn extract(line: &str) -> LineRecord<'_> {
         }
         if text.starts_with('"') {
             return match serde_json::from_str::<String>(text) {
-                Ok(s) => LineRecord::Record(Cow::Owned(s)),
+                Ok(s) if s.starts_with('{') => LineRecord::Record(Cow::Owned(s)),
+                // A bytes-typed filter state may be logged as base64.
+                Ok(s) => match base64::engine::general_purpose::STANDARD
+                    .decode(s.as_bytes())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                {
+                    Some(decoded) if decoded.starts_with('{') => {
+                        LineRecord::Record(Cow::Owned(decoded))
+                    }
+                    _ => LineRecord::Damaged("the mcp member is not a record".into()),
+                },
                 Err(e) => LineRecord::Damaged(e.to_string()),
             };
         }
