@@ -21,6 +21,10 @@ USAGE:
     mcp-guard status --server URL [--json] [NAME]
     mcp-guard rollback --server URL --token-file FILE NAME --to V
     mcp-guard pins --url MCP-URL [--token TOKEN]
+    mcp-guard audit verify LOGFILE... [--checkpoints FILE | --server URL] [--key KEY]...
+                           [--rotated] [--json]
+    mcp-guard audit query LOGFILE... [--sub S] [--tool T] [--model M] [--decision allow|deny]
+                          [--since TIME] [--until TIME] [--json]
     mcp-guard keygen
     mcp-guard hash-token < TOKEN
     mcp-guard help | --help | -h
@@ -63,6 +67,25 @@ COMMANDS:
                pinning each one's current name/description/inputSchema
                (sha256 of their canonical JSON, as the filter computes it).
                Review the tools first: a pin approves what the server shows now.
+    audit verify
+               Check the tamper-evident decision trail in Envoy access logs
+               (several files = one stream, oldest first): every chain's
+               records must run from seq 1 without gap, repeat or reordering,
+               every hash must recompute, and every checkpoint the control
+               service countersigned must match. --server fetches the
+               checkpoints (and the key, trust on first use, unless --key);
+               --checkpoints reads them from a file and needs --key (file or
+               base64/hex; repeat it during a key rotation). Prints one
+               `FILE:LINE: KIND: chain C seq N: ...` line per finding and a
+               summary per chain. --rotated: the oldest files are gone, so
+               chains may start after seq 1 (the first record left of each
+               is then unprovable unless a checkpoint sits right before it).
+               Exit 0 all chains verify, 1 findings, 2 bad
+               input.
+    audit query
+               Print the decision records that match every filter given
+               (TIME: RFC 3339 or ms since the epoch; --until is exclusive).
+               Does not verify: run audit verify first.
     keygen     Print a new Ed25519 signing key as JSON: seed (secret, for
                mcp-guard-control --signing-key), public key, key id.
     hash-token Read a token on stdin; print its SHA-256 for the tokens file.
@@ -97,6 +120,8 @@ pub enum Command {
     Remote(crate::remote::Remote),
     /// `pins`: print tool pins for an MCP server's tools.
     Pins(crate::pins::PinsArgs),
+    /// `audit verify` / `audit query`: the decision trail.
+    Audit(crate::audit::Audit),
     /// `keygen`: print a new signing key.
     Keygen,
     /// `hash-token`: hash a token read on stdin.
@@ -171,6 +196,7 @@ where
         "schema" => no_arguments(rest, Command::Schema),
         "keygen" => no_arguments(rest, Command::Keygen),
         "pins" => crate::pins::parse(rest),
+        "audit" => crate::audit::parse(rest),
         "hash-token" => no_arguments(rest, Command::HashToken),
         "push" | "get" | "history" | "rollback" | "status" => {
             if rest.iter().any(|a| a == "--help" || a == "-h") {

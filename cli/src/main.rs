@@ -4,6 +4,7 @@
 //! - `explain`: "why was I denied?" for one request, rule by rule;
 //! - `schema`: the JSON Schema of bundle format v1;
 //! - `push`, `get`, `history`, `rollback`, `status`: the control service's API;
+//! - `audit verify`, `audit query`: the tamper-evident decision trail;
 //! - `pins`: tool pins for an MCP server's current tools;
 //! - `keygen`, `hash-token`: the service's signing key and push tokens.
 //!
@@ -11,6 +12,7 @@
 //! error, 3 denied.
 
 mod args;
+mod audit;
 mod explain;
 mod keys;
 mod pins;
@@ -88,6 +90,26 @@ fn run(command: Command) -> u8 {
             }
             Err(e) => {
                 eprintln!("mcp-guard keygen: no randomness: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::Audit(audit::Audit::Verify(args)) => match audit::run_verify(&args) {
+            Ok((text, code)) => {
+                print(&text);
+                code
+            }
+            Err(e) => {
+                eprintln!("mcp-guard audit verify: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::Audit(audit::Audit::Query(args)) => match audit::run_query(&args) {
+            Ok(text) => {
+                print(&text);
+                0
+            }
+            Err(e) => {
+                eprintln!("mcp-guard audit query: {e}");
                 EXIT_USAGE
             }
         },

@@ -15,6 +15,7 @@ pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
 pub const USAGE: &str = "\
 usage: mcp-guard-control [--data DIR] [--bundles DIR] [--tokens FILE]
                          [--signing-key FILE] [--next-signing-key FILE]
+                         [--checkpoint-key FILE]
                          [--jwks-refresh SECONDS] [--listen ADDR]
 
 Stores, signs and serves mcp-guard policy bundles (API: control/README.md).
@@ -31,6 +32,9 @@ options:
   --next-signing-key FILE
                         during a key rotation: the key that will replace the
                         current one; versions are signed with both
+  --checkpoint-key FILE Ed25519 seed that countersigns decision-trail
+                        checkpoints (default: DIR/keys/checkpoint.key,
+                        generated on first start; without --data, per run)
   --jwks-refresh SECS   re-fetch issuer keys behind discovery URLs every SECS
                         (default 300; 0 disables)
   --listen ADDR         address to bind, e.g. 127.0.0.1:8090 (default 127.0.0.1:0)
@@ -54,6 +58,8 @@ pub struct Settings {
     pub signing_key: Option<PathBuf>,
     /// Next signing key file, during a rotation.
     pub next_signing_key: Option<PathBuf>,
+    /// Checkpoint countersigning key file.
+    pub checkpoint_key: Option<PathBuf>,
     /// Key refresh period; `None` when disabled.
     pub jwks_refresh: Option<Duration>,
 }
@@ -90,6 +96,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         tokens: None,
         signing_key: None,
         next_signing_key: None,
+        checkpoint_key: None,
         jwks_refresh: Some(Duration::from_secs(DEFAULT_JWKS_REFRESH_SECS)),
     };
     let mut args = args.into_iter();
@@ -113,6 +120,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             "--signing-key" => settings.signing_key = Some(value("--signing-key")?.into()),
             "--next-signing-key" => {
                 settings.next_signing_key = Some(value("--next-signing-key")?.into());
+            }
+            "--checkpoint-key" => {
+                settings.checkpoint_key = Some(value("--checkpoint-key")?.into());
             }
             "--jwks-refresh" => {
                 let secs: u64 = value("--jwks-refresh")?
@@ -146,6 +156,7 @@ mod tests {
             "--signing-key",
             "k",
             "--next-signing-key=n",
+            "--checkpoint-key=c",
             "--jwks-refresh=0",
         ]) else {
             panic!("parses");
@@ -156,6 +167,7 @@ mod tests {
         assert_eq!(s.tokens, Some("t.json".into()));
         assert_eq!(s.signing_key, Some("k".into()));
         assert_eq!(s.next_signing_key, Some("n".into()));
+        assert_eq!(s.checkpoint_key, Some("c".into()));
         assert_eq!(s.jwks_refresh, None);
         let Ok(Command::Serve(s)) = run(&[]) else {
             panic!("parses");

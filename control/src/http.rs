@@ -23,6 +23,8 @@ use mcp_guard_engine::Bundle;
 use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Tokens};
+use crate::checkpoint_http;
+use crate::checkpoints::{CheckpointBook, CheckpointLimits};
 use crate::discovery::{self, Mode};
 use crate::fleet::Fleet;
 use crate::log;
@@ -64,6 +66,8 @@ pub struct App {
     pub status: StatusBoard,
     /// Who polls which bundle, from the identity headers of each fetch.
     pub fleet: Fleet,
+    /// Countersigned decision-trail checkpoints.
+    pub checkpoints: Arc<CheckpointBook>,
 }
 
 impl App {
@@ -76,6 +80,10 @@ impl App {
             ready: AtomicBool::new(true),
             status: StatusBoard::default(),
             fleet: Fleet::default(),
+            checkpoints: Arc::new(CheckpointBook::in_memory(
+                crate::keys::generate(),
+                CheckpointLimits::default(),
+            )),
         }
     }
 }
@@ -147,6 +155,7 @@ where
         "/healthz" | "/readyz" | "/metrics" | "/v1/keys" | "/v1/status" => {
             method_not_allowed("GET, HEAD")
         }
+        p if checkpoint_http::owns(p) => checkpoint_http::route(app, request).await,
         _ => {
             let Some(target) = path.strip_prefix(BUNDLES_PATH).and_then(target) else {
                 return error(StatusCode::NOT_FOUND, "not_found", None);
@@ -799,7 +808,7 @@ fn add_bundle_headers(headers: &mut HeaderMap, bundle: &StoredBundle) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = with_body(status, Bytes::from(body.to_string()));
     response
         .headers_mut()
@@ -808,7 +817,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 }
 
 /// A JSON error: `{"error": code}`, plus a message when there is more to say.
-fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body> {
     let body = match message {
         Some(message) => json!({ "error": code, "message": message }),
         None => json!({ "error": code }),
@@ -817,7 +826,7 @@ fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response<Body
 }
 
 /// 405 with the methods the path does allow.
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None);
     response
         .headers_mut()

@@ -14,11 +14,14 @@
 //! bundle name may be), [`etag`] (tags, conditional requests), [`version`]
 //! (service-owned version numbers), [`store`] (versions in memory),
 //! [`disk`] (files and crash safety), [`keys`] (the signing keys),
-//! [`status`] (what filters report), [`auth`]
+//! [`status`] (what filters report), [`checkpoints`] (countersigned
+//! decision-trail checkpoints), [`auth`]
 //! (push tokens), [`discovery`] (issuer keys by OIDC discovery),
 //! [`metrics`], [`log`]; the HTTP routes and the accept loop are private.
 
 pub mod auth;
+mod checkpoint_http;
+pub mod checkpoints;
 pub mod discovery;
 pub mod disk;
 pub mod etag;
@@ -40,6 +43,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::Tokens;
+pub use checkpoint_http::{CHECKPOINTS_PATH, CHECKPOINT_KEY_PATH};
+pub use checkpoints::{CheckpointBook, CheckpointLimits};
 pub use etag::ETag;
 pub use fleet::{Fleet, FleetLimits};
 pub use http::{App, BUNDLES_PATH, BUNDLE_VERSION_HEADER, MAX_WAIT_SECS};
@@ -64,6 +69,9 @@ pub struct Options {
     /// Bounds of the sync table (`GET /v1/status`) and when a silent
     /// proxy counts as stale.
     pub fleet_limits: FleetLimits,
+    /// The checkpoint book (countersigned decision-trail checkpoints);
+    /// `None`: in memory, with a key for this run only.
+    pub checkpoints: Option<Arc<CheckpointBook>>,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -88,11 +96,15 @@ pub async fn serve_with(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Arc::new(App {
+    let mut app = App {
         status: StatusBoard::new(options.status_limits),
         fleet: Fleet::new(options.fleet_limits),
         ..App::new(Arc::clone(&store), options.tokens)
-    });
+    };
+    if let Some(book) = options.checkpoints {
+        app.checkpoints = book;
+    }
+    let app = Arc::new(app);
     let refresher = options.jwks_refresh.map(|every| {
         let metrics = Arc::clone(&app.metrics);
         tokio::spawn(async move {

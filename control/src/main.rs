@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mcp_guard_control::disk::Disk;
-use mcp_guard_control::{keys, log, BundleStore, LoadError, Options, Tokens};
+use mcp_guard_control::{
+    checkpoints, keys, log, BundleStore, CheckpointBook, CheckpointLimits, LoadError, Options,
+    Tokens,
+};
 use mcp_guard_engine::signing;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -75,6 +78,7 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         rejected.extend(store.seed_dir(seed).map_err(|e| e.to_string())?);
     }
     report(&store, &rejected);
+    let checkpoints = open_checkpoints(&settings, disk.as_ref())?;
     let tokens = match &settings.tokens {
         Some(path) => Tokens::load(path).map_err(|e| e.to_string())?,
         None => Tokens::none(),
@@ -101,6 +105,7 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
     log::info("listening", json!({ "addr": addr.to_string() }));
     let options = Options {
         tokens,
+        checkpoints: Some(checkpoints),
         jwks_refresh: settings.jwks_refresh,
         ..Options::default()
     };
@@ -109,6 +114,31 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     log::info("stopped", serde_json::Value::Null);
     Ok(())
+}
+
+/// The checkpoint book and its key (logged, like the signing key, so
+/// auditors can pin it).
+fn open_checkpoints(
+    settings: &cli::Settings,
+    disk: Option<&Disk>,
+) -> Result<Arc<CheckpointBook>, String> {
+    let (key, origin) = checkpoints::load_key(settings.checkpoint_key.as_deref(), disk)
+        .map_err(|e| e.to_string())?;
+    let public = key.verifying_key();
+    log::info(
+        "checkpoint key",
+        json!({
+            "key_id": signing::key_id(&public),
+            "ed25519": signing::public_key_base64(&public),
+            "origin": origin.as_str(),
+        }),
+    );
+    let limits = CheckpointLimits::default();
+    let book = match disk {
+        Some(disk) => CheckpointBook::open(disk.root(), key, limits).map_err(|e| e.to_string())?,
+        None => CheckpointBook::in_memory(key, limits),
+    };
+    Ok(Arc::new(book))
 }
 
 /// One log line per bundle held and per file skipped.

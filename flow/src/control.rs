@@ -7,6 +7,8 @@ use mcp_guard_engine::report::StatusReport;
 
 use crate::config::ControlConfig;
 
+mod checkpoint;
+
 /// One request to the control service, ready for the host's HTTP call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlRequest {

@@ -1,0 +1,546 @@
+//! `mcp-guard audit verify` and `mcp-guard audit query`: the auditor's view
+//! of the tamper-evident decision trail in Envoy access logs.
+//!
+//! `verify` re-walks every chain and checks it against the checkpoints the
+//! control service countersigned (from a file or fetched from the service);
+//! exit 0 when every chain verifies, 1 on findings, 2 on bad input.
+//! `query` prints the records matching subject, tool, model, decision and
+//! time filters; it does not verify.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mcp_guard_engine::audit::checkpoint::{parse_list, Countersigned};
+use mcp_guard_engine::audit::query::{query, Filter};
+use mcp_guard_engine::audit::{
+    verify_with_options, Finding, FindingKind, LogFile, Options, Report,
+};
+use mcp_guard_engine::signing::{self, VerifyingKey};
+use serde_json::{json, Value};
+
+use crate::args::{set_once, ArgsError, Command, Flag};
+use crate::time;
+
+/// Largest answer read from the service (every checkpoint it holds).
+const MAX_SERVER_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Where trusted checkpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// None: chains only.
+    None,
+    /// A file: `GET /v1/checkpoints` output, a JSON array or JSON lines.
+    File(PathBuf),
+    /// The control service at this URL.
+    Server(String),
+}
+
+/// `audit verify` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyArgs {
+    /// Log files, oldest first.
+    pub files: Vec<PathBuf>,
+    /// Checkpoints.
+    pub source: Source,
+    /// Trusted checkpoint keys (files or base64/hex), several during a
+    /// rotation.
+    pub keys: Vec<String>,
+    /// The oldest logs were rotated away: chains may start after seq 1.
+    pub rotated: bool,
+    /// Print JSON.
+    pub json: bool,
+}
+
+/// `audit query` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryArgs {
+    /// Log files.
+    pub files: Vec<PathBuf>,
+    /// The filter.
+    pub filter: Filter,
+    /// Print JSON lines.
+    pub json: bool,
+}
+
+/// An `audit` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audit {
+    /// `audit verify`.
+    Verify(VerifyArgs),
+    /// `audit query`.
+    Query(QueryArgs),
+}
+
+/// Bad input for `audit`: exit 2.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A file cannot be read.
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    /// The checkpoints are not readable.
+    #[error("checkpoints: {0}")]
+    Checkpoints(String),
+    /// A key is not an Ed25519 public key.
+    #[error("--key {0}: {1}")]
+    Key(String, String),
+    /// The service cannot be asked.
+    #[error("control service: {0}")]
+    Server(String),
+}
+
+/// Parses what follows `audit`.
+pub fn parse(rest: Vec<String>) -> Result<Command, ArgsError> {
+    let mut args = rest.into_iter();
+    let sub = args
+        .next()
+        .ok_or(ArgsError::Missing("verify or query after audit"))?;
+    match sub.as_str() {
+        "verify" => parse_verify(args).map(|a| Command::Audit(Audit::Verify(a))),
+        "query" => parse_query(args).map(|a| Command::Audit(Audit::Query(a))),
+        "--help" | "-h" => Ok(Command::Help),
+        _ => Err(ArgsError::UnknownCommand(format!("audit {sub}"))),
+    }
+}
+
+fn parse_verify(mut args: impl Iterator<Item = String>) -> Result<VerifyArgs, ArgsError> {
+    let mut files = Vec::new();
+    let mut source = None;
+    let mut keys = Vec::new();
+    let mut json = false;
+    let mut rotated = false;
+    while let Some(arg) = args.next() {
+        let flag = Flag::split(&arg);
+        match flag.name.as_str() {
+            "--rotated" if flag.inline.is_none() => rotated = true,
+            "--checkpoints" => set_once(
+                &mut source,
+                Source::File(flag.value(&mut args, "--checkpoints")?.into()),
+                "--checkpoints/--server",
+            )?,
+            "--server" => set_once(
+                &mut source,
+                Source::Server(flag.value(&mut args, "--server")?),
+                "--checkpoints/--server",
+            )?,
+            "--key" => keys.push(flag.value(&mut args, "--key")?),
+            "--json" if flag.inline.is_none() => {
+                if json {
+                    return Err(ArgsError::Repeated("--json"));
+                }
+                json = true;
+            }
+            "--help" | "-h" => return Err(ArgsError::Missing("LOGFILE (see mcp-guard help)")),
+            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
+            _ => files.push(PathBuf::from(arg)),
+        }
+    }
+    if files.is_empty() {
+        return Err(ArgsError::Missing("log files to verify"));
+    }
+    let source = source.unwrap_or(Source::None);
+    if matches!(source, Source::File(_)) && keys.is_empty() {
+        return Err(ArgsError::Missing(
+            "--key (the service's checkpoint key) to trust --checkpoints",
+        ));
+    }
+    Ok(VerifyArgs {
+        files,
+        source,
+        keys,
+        rotated,
+        json,
+    })
+}
+
+/// A time: RFC 3339 or milliseconds since the epoch.
+fn millis(text: &str, flag: &'static str) -> Result<u64, ArgsError> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| ArgsError::Unexpected(format!("{flag} {text}")));
+    }
+    time::parse_rfc3339(text)
+        .map(|s| s.saturating_mul(1000) + fraction_millis(text))
+        .map_err(|_| ArgsError::Unexpected(format!("{flag} {text} (RFC 3339 or ms)")))
+}
+
+/// The milliseconds of an RFC 3339 fraction (`.250` → 250).
+fn fraction_millis(text: &str) -> u64 {
+    let Some(dot) = text.find('.') else { return 0 };
+    let digits: String = text
+        .get(dot + 1..)
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .chain("000".chars())
+        .take(3)
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+fn parse_query(mut args: impl Iterator<Item = String>) -> Result<QueryArgs, ArgsError> {
+    let mut files = Vec::new();
+    let mut filter = Filter::default();
+    let mut json = false;
+    while let Some(arg) = args.next() {
+        let flag = Flag::split(&arg);
+        let mut value = |name: &'static str| flag.value(&mut args, name);
+        match flag.name.as_str() {
+            "--sub" => set_once(&mut filter.sub, value("--sub")?, "--sub")?,
+            "--tool" => set_once(&mut filter.tool, value("--tool")?, "--tool")?,
+            "--model" => set_once(&mut filter.model, value("--model")?, "--model")?,
+            "--decision" => {
+                let d = value("--decision")?;
+                if d != "allow" && d != "deny" {
+                    return Err(ArgsError::Unexpected(format!(
+                        "--decision {d} (allow or deny)"
+                    )));
+                }
+                set_once(&mut filter.decision, d, "--decision")?
+            }
+            "--since" => {
+                let t = millis(&value("--since")?, "--since")?;
+                set_once(&mut filter.since, t, "--since")?
+            }
+            "--until" => {
+                let t = millis(&value("--until")?, "--until")?;
+                set_once(&mut filter.until, t, "--until")?
+            }
+            "--json" if flag.inline.is_none() => {
+                if json {
+                    return Err(ArgsError::Repeated("--json"));
+                }
+                json = true;
+            }
+            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
+            _ => files.push(PathBuf::from(arg)),
+        }
+    }
+    if files.is_empty() {
+        return Err(ArgsError::Missing("log files to query"));
+    }
+    Ok(QueryArgs {
+        files,
+        filter,
+        json,
+    })
+}
+
+fn read_logs(files: &[PathBuf]) -> Result<Vec<LogFile>, AuditError> {
+    files
+        .iter()
+        .map(|p| {
+            std::fs::read(p)
+                .map(|bytes| LogFile {
+                    name: p.display().to_string(),
+                    bytes,
+                })
+                .map_err(|e| AuditError::Read(p.display().to_string(), e))
+        })
+        .collect()
+}
+
+/// A key from a file (if `text` names one) or the text itself.
+fn key(text: &str) -> Result<VerifyingKey, AuditError> {
+    let content = match std::fs::read_to_string(text) {
+        Ok(c) => c,
+        Err(_) => text.to_owned(),
+    };
+    // A saved `GET /v1/checkpoints/key` answer works too.
+    let content = serde_json::from_str::<Value>(&content)
+        .ok()
+        .and_then(|v| v.get("ed25519").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or(content);
+    signing::verifying_key_from_text(content.trim())
+        .map_err(|e| AuditError::Key(text.to_owned(), e.to_string()))
+}
+
+/// What the service holds: checkpoints, conflicts, and its key.
+struct Fetched {
+    checkpoints: Vec<Countersigned>,
+    conflicts: Vec<Value>,
+    /// Conflicts the service refused but could not keep (its cap).
+    not_kept: u64,
+}
+
+fn get_json(url: &str) -> Result<Value, AuditError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| AuditError::Server(format!("{url}: {e}")))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_SERVER_BYTES)
+        .read_to_vec()
+        .map_err(|e| AuditError::Server(format!("{url}: {e}")))?;
+    if status != 200 {
+        return Err(AuditError::Server(format!("{url}: HTTP {status}")));
+    }
+    serde_json::from_slice(&body).map_err(|e| AuditError::Server(format!("{url}: {e}")))
+}
+
+fn fetch(server: &str) -> Result<Fetched, AuditError> {
+    let base = server.trim_end_matches('/');
+    let all = get_json(&format!("{base}/v1/checkpoints"))?;
+    let checkpoints = serde_json::from_value(all.get("checkpoints").cloned().unwrap_or_default())
+        .map_err(|e| AuditError::Checkpoints(e.to_string()))?;
+    let conflicts = all
+        .get("conflicts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Ok(Fetched {
+        checkpoints,
+        conflicts,
+        not_kept: all
+            .get("conflicts_not_kept")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    })
+}
+
+/// Runs `audit verify`: the text (or JSON) to print and the exit code.
+pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
+    let logs = read_logs(&args.files)?;
+    let mut keys: Vec<VerifyingKey> = args.keys.iter().map(|k| key(k)).collect::<Result<_, _>>()?;
+    let mut notes = Vec::new();
+    let mut not_kept = 0;
+    let (checkpoints, conflicts) = match &args.source {
+        Source::None => {
+            notes.push("no checkpoints given: only the chains are checked; a rewritten or cut chain cannot be told from a genuine one".to_string());
+            (Vec::new(), Vec::new())
+        }
+        Source::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| AuditError::Read(path.display().to_string(), e))?;
+            let list = parse_list(&text).map_err(AuditError::Checkpoints)?;
+            notes.push(format!(
+                "checkpoints from {} (a file can omit checkpoints; fetch them from the service with --server for completeness)",
+                path.display()
+            ));
+            (list, Vec::new())
+        }
+        Source::Server(server) => {
+            if keys.is_empty() {
+                let answer = get_json(&format!(
+                    "{}/v1/checkpoints/key",
+                    server.trim_end_matches('/')
+                ))?;
+                let text = answer
+                    .get("ed25519")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let fetched = signing::verifying_key_from_text(text)
+                    .map_err(|e| AuditError::Server(format!("checkpoint key: {e}")))?;
+                notes.push(format!(
+                    "checkpoint key {} fetched from {server}: trust on first use; pin it with --key",
+                    signing::key_id(&fetched)
+                ));
+                keys.push(fetched);
+            }
+            let fetched = fetch(server)?;
+            not_kept = fetched.not_kept;
+            (fetched.checkpoints, fetched.conflicts)
+        }
+    };
+    let options = Options {
+        rotated: args.rotated,
+    };
+    let mut report = verify_with_options(&logs, &checkpoints, &keys, options);
+    for c in &conflicts {
+        let chain = c.get("chain").and_then(Value::as_str).unwrap_or_default();
+        let seq = c.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        report.add_conflict(
+            chain,
+            seq,
+            format!("the service refused a post for this chain: {c}"),
+        );
+    }
+    if not_kept > 0 {
+        // Which chains they were about is lost: none can be ruled out.
+        report.findings.push(Finding {
+            kind: FindingKind::CheckpointConflict,
+            file: None,
+            line: None,
+            chain: None,
+            seq: None,
+            detail: format!(
+                "the service refused {not_kept} more checkpoint post(s) than it could keep; any chain may be contested"
+            ),
+        });
+    }
+    let code = u8::from(!report.ok());
+    let out = if args.json {
+        let mut value = json!(report);
+        if let Some(o) = value.as_object_mut() {
+            o.insert("ok".into(), json!(report.ok()));
+            o.insert("notes".into(), json!(notes));
+            o.insert(
+                "keys".into(),
+                json!(keys.iter().map(signing::key_id).collect::<Vec<_>>()),
+            );
+        }
+        serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+    } else {
+        render(&report, &notes)
+    };
+    Ok((out, code))
+}
+
+/// `2026-01-01T00:00:00.250Z` for milliseconds.
+fn rfc3339_ms(ms: u64) -> String {
+    let s = time::format_rfc3339(ms / 1000);
+    format!("{}.{:03}Z", s.trim_end_matches('Z'), ms % 1000)
+}
+
+fn render(report: &Report, notes: &[String]) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        out.push_str(&format!("{f}\n"));
+    }
+    for c in &report.chains {
+        let checkpoint = match (c.checkpoint_seq, c.checkpoint_received_at) {
+            (Some(seq), Some(at)) => format!("checkpoint at seq {seq} ({})", rfc3339_ms(at)),
+            _ => "no checkpoint".into(),
+        };
+        let head = if c.head_missing {
+            " (records before it not given: its own hash unprovable)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "chain {}: seq {}{head}..={}, {} records, {checkpoint}, {} after it unprovable, {} findings\n",
+            c.chain, c.first_seq, c.last_seq, c.records, c.unprovable_tail, c.findings
+        ));
+    }
+    for f in &report.files {
+        out.push_str(&format!(
+            "file {}: {} lines, {} records, {} without a record, {} unrecognised\n",
+            f.name, f.lines, f.records, f.skipped, f.unrecognised
+        ));
+    }
+    if !report.checkpointed_chains_absent.is_empty() {
+        out.push_str(&format!(
+            "note: {} checkpointed chain(s) have no record in these logs: {}\n",
+            report.checkpointed_chains_absent.len(),
+            report.checkpointed_chains_absent.join(", ")
+        ));
+    }
+    for n in notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out.push_str(&format!(
+        "{}: {} chain(s), {} trusted checkpoint(s), {} finding(s)\n",
+        if report.ok() { "OK" } else { "FAILED" },
+        report.chains.len(),
+        report.trusted_checkpoints,
+        report.findings.len()
+    ));
+    out
+}
+
+/// Runs `audit query`: what to print.
+pub fn run_query(args: &QueryArgs) -> Result<String, AuditError> {
+    let logs = read_logs(&args.files)?;
+    let mut out = String::new();
+    for m in query(&logs, &args.filter) {
+        if args.json {
+            out.push_str(&m.record.to_string());
+            out.push('\n');
+            continue;
+        }
+        let s = |k: &str| {
+            m.record
+                .get(k)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_else(|| "-".into())
+        };
+        let ts = m
+            .record
+            .get("ts")
+            .and_then(Value::as_u64)
+            .map_or_else(|| "-".into(), rfc3339_ms);
+        out.push_str(&format!(
+            "{ts} {} sub={} tool={} model={} method={} reason={} rule={} status={} chain={} seq={} ({}:{})\n",
+            s("decision"),
+            s("sub"),
+            s("mcp_target"),
+            s("model"),
+            s("mcp_method"),
+            s("reason"),
+            s("rule"),
+            s("status"),
+            s("chain"),
+            s("seq"),
+            m.file,
+            m.line
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Command, ArgsError> {
+        crate::args::parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_verify_and_query() {
+        let Ok(Command::Audit(Audit::Verify(v))) = args(&[
+            "audit",
+            "verify",
+            "a.log",
+            "b.log",
+            "--server=http://x",
+            "--json",
+        ]) else {
+            panic!("verify")
+        };
+        assert_eq!(v.files, [PathBuf::from("a.log"), PathBuf::from("b.log")]);
+        assert_eq!(v.source, Source::Server("http://x".into()));
+        assert!(v.json && v.keys.is_empty());
+        assert!(matches!(
+            args(&["audit", "verify", "a", "--checkpoints", "c"]),
+            Err(ArgsError::Missing(_))
+        ));
+        assert!(matches!(
+            args(&[
+                "audit",
+                "verify",
+                "a",
+                "--checkpoints",
+                "c",
+                "--server",
+                "s"
+            ]),
+            Err(ArgsError::Repeated(_))
+        ));
+        let Ok(Command::Audit(Audit::Query(q))) = args(&[
+            "audit",
+            "query",
+            "a.log",
+            "--since",
+            "2026-01-01T00:00:01.5Z",
+            "--until=1767225700000",
+            "--decision",
+            "deny",
+        ]) else {
+            panic!("query")
+        };
+        assert_eq!(q.filter.since, Some(1_767_225_601_500));
+        assert_eq!(q.filter.until, Some(1_767_225_700_000));
+        assert!(args(&["audit", "query", "a", "--since", "yesterday"]).is_err());
+        assert!(args(&["audit", "query", "a", "--decision", "maybe"]).is_err());
+        assert!(args(&["audit", "frob"]).is_err());
+    }
+}
