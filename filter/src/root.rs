@@ -18,6 +18,7 @@ use mcp_guard_engine::fleet::{self, LastError, PollIdentity};
 use mcp_guard_engine::report::{self, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
+use mcp_guard_flow::checkpoints::{CheckpointAnswer, CheckpointSchedule};
 use mcp_guard_flow::control::ControlRequest;
 
 use crate::accept::{self, Accepted, Expected, Served};
@@ -71,6 +72,8 @@ pub struct GuardRoot {
     /// configuration with a fresh boot nonce): every stream seals its
     /// record into it when Envoy logs the stream.
     chain: Option<Rc<RefCell<DecisionChain>>>,
+    /// When this VM's chain head goes to the control service next.
+    checkpoints: CheckpointSchedule,
 }
 
 fn log(level: LogLevel, message: &str) {
@@ -97,6 +100,70 @@ impl GuardRoot {
             fetcher: None,
             exchange_secret: None,
             chain: None,
+            checkpoints: CheckpointSchedule::default(),
+        }
+    }
+
+    /// Posts this VM's chain head to the control service to be
+    /// countersigned, when due (new records, interval passed, none in
+    /// flight).
+    fn maybe_checkpoint(&mut self) {
+        let (Some(f), Some(chain)) = (&self.fetcher, &self.chain) else {
+            return;
+        };
+        let Ok(head) = chain.try_borrow().map(|c| c.head().clone()) else {
+            return;
+        };
+        let now = now_ms();
+        if !self
+            .checkpoints
+            .due(&head, now, f.control.checkpoint_interval_ms)
+        {
+            return;
+        }
+        let Some(request) = ControlRequest::checkpoint(&f.control, &head) else {
+            return;
+        };
+        match hostcalls::dispatch_http_call(
+            &f.control.cluster,
+            request.headers(),
+            request.body(),
+            vec![],
+            Duration::from_millis(request.timeout_ms),
+        ) {
+            Ok(token) => self.checkpoints.posted(u64::from(token), &head, now),
+            Err(e) => {
+                self.checkpoints.not_sent(now);
+                log(
+                    LogLevel::Debug,
+                    &format!("checkpoint not dispatched: {e:?}"),
+                );
+            }
+        }
+    }
+
+    /// Handles the answer to a checkpoint post; `false` if `token_id` is
+    /// not one.
+    fn on_checkpoint_response(&mut self, token_id: u32) -> bool {
+        let status = host::header(HeaderMap::HttpCallResponse, ":status")
+            .and_then(|s| s.parse::<u32>().ok());
+        match self.checkpoints.answered(u64::from(token_id), status) {
+            None => false,
+            Some(CheckpointAnswer::Countersigned) => true,
+            Some(CheckpointAnswer::Conflict) => {
+                log(
+                    LogLevel::Error,
+                    "checkpoint refused (409): the control service holds another head for this decision chain",
+                );
+                true
+            }
+            Some(CheckpointAnswer::Failed) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("checkpoint not countersigned (status {status:?})"),
+                );
+                true
+            }
         }
     }
 
@@ -404,7 +471,7 @@ impl Context for GuardRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        if self.on_report_response(token_id) {
+        if self.on_report_response(token_id) || self.on_checkpoint_response(token_id) {
             return;
         }
         if self.fetcher.as_ref().and_then(|f| f.in_flight) != Some(token_id) {
@@ -532,6 +599,7 @@ impl RootContext for GuardRoot {
     fn on_tick(&mut self) {
         self.pull_shared();
         self.maybe_fetch();
+        self.maybe_checkpoint();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

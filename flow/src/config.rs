@@ -93,6 +93,16 @@ pub struct ControlConfig {
     /// Accept unsigned bundles: for local demos only.
     #[serde(default)]
     pub allow_unsigned: bool,
+    /// How often each decision chain's head is sent to the control
+    /// service to be countersigned (`POST /v1/checkpoints`) when it has
+    /// new records; 0 turns checkpoints off. Records after the last
+    /// countersigned checkpoint are the trail's unprovable tail.
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_interval_ms: u64,
+}
+
+fn default_checkpoint_ms() -> u64 {
+    10_000
 }
 
 fn default_true() -> bool {

@@ -11,6 +11,7 @@
 
 pub mod accept;
 pub mod active;
+pub mod checkpoints;
 pub mod config;
 pub mod content;
 pub mod control;

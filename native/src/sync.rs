@@ -15,6 +15,7 @@
 //! so one fetch per configuration replaces the wasm filter's lease among
 //! per-worker VMs. The last good policy stays on any failure.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use mcp_guard_flow::control::ControlRequest;
 use crate::abi::{self, log_level, ModuleBuffer, ModuleHeader};
 use crate::config::{ConfigError, Shared};
 use crate::host::log;
+use mcp_guard_flow::checkpoints::{CheckpointAnswer, CheckpointSchedule};
 use mcp_guard_flow::metric_names::FetchResult;
 
 /// Response header with the served version (covered by the signature).
@@ -115,6 +117,8 @@ struct Fetcher {
     status: Option<StatusReport>,
     reported: Option<StatusReport>,
     report_in_flight: Option<(u64, StatusReport)>,
+    /// Checkpoint pace per decision chain (one chain per worker thread).
+    checkpoints: BTreeMap<String, CheckpointSchedule>,
     /// This Envoy's pod (`POD_NAME` in its environment), when known.
     pod: Option<String>,
     /// What went wrong on the last fetch, sent with the next one.
@@ -180,6 +184,7 @@ impl Sync {
                 status: None,
                 reported: None,
                 report_in_flight: None,
+                checkpoints: BTreeMap::new(),
                 pod: std::env::var("POD_NAME")
                     .ok()
                     .filter(|pod| fleet::valid_pod(pod)),
@@ -261,7 +266,14 @@ impl Sync {
         let active = shared.active();
         let etag = active.as_ref().and_then(|a| a.etag.clone());
         let mut f = self.fetcher();
+        maybe_checkpoint(shared, &mut f);
+        let checkpoint_ms = f.control.checkpoint_interval_ms;
         if f.in_flight.is_some() {
+            // A long poll is out: come back for the next checkpoint.
+            drop(f);
+            if checkpoint_ms > 0 {
+                self.arm(checkpoint_ms);
+            }
             return;
         }
         let identity = PollIdentity {
@@ -278,7 +290,13 @@ impl Sync {
             request.body().unwrap_or_default(),
             request.timeout_ms,
         ) {
-            Ok(id) => f.in_flight = Some(id),
+            Ok(id) => {
+                f.in_flight = Some(id);
+                drop(f);
+                if checkpoint_ms > 0 {
+                    self.arm(checkpoint_ms);
+                }
+            }
             Err(code) => {
                 shared.metrics.count_fetch(shared.envoy, FetchResult::Error);
                 f.last_error = Some(LastError::FetchUnreachable);
@@ -297,6 +315,9 @@ impl Sync {
     /// A callout finished (main thread).
     pub fn on_answer(&self, shared: &Shared, id: u64, answer: &Answer) {
         let mut f = self.fetcher();
+        if checkpoint_answered(&mut f, id, answer) {
+            return;
+        }
         if f.report_in_flight.as_ref().map(|(t, _)| *t) == Some(id) {
             let sent = f.report_in_flight.take().map(|(_, s)| s);
             let code = answer.header(":status");
@@ -450,6 +471,62 @@ fn maybe_report(shared: &Shared, f: &mut Fetcher) {
             &format!("status report not dispatched (callout status {code})"),
         ),
     }
+}
+
+/// Posts the head of every decision chain of this process that is due
+/// (see [`CheckpointSchedule`]).
+fn maybe_checkpoint(shared: &Shared, f: &mut Fetcher) {
+    let now = crate::host::now_ms();
+    for head in crate::trail::heads() {
+        let interval = f.control.checkpoint_interval_ms;
+        let schedule = f.checkpoints.entry(head.chain.clone()).or_default();
+        if !schedule.due(&head, now, interval) {
+            continue;
+        }
+        let Some(request) = ControlRequest::checkpoint(&f.control, &head) else {
+            continue;
+        };
+        match callout(
+            shared,
+            &f.control.cluster,
+            &request.headers(),
+            request.body().unwrap_or_default(),
+            request.timeout_ms,
+        ) {
+            Ok(id) => schedule.posted(id, &head, now),
+            Err(code) => {
+                schedule.not_sent(now);
+                log(
+                    log_level::DEBUG,
+                    &format!("checkpoint not dispatched (callout status {code})"),
+                );
+            }
+        }
+    }
+}
+
+/// Handles a checkpoint answer; `false` when `id` is no checkpoint post.
+fn checkpoint_answered(f: &mut Fetcher, id: u64, answer: &Answer) -> bool {
+    let status = answer
+        .completed
+        .then(|| answer.header(":status").and_then(|s| s.parse::<u32>().ok()))
+        .flatten();
+    for schedule in f.checkpoints.values_mut() {
+        match schedule.answered(id, status) {
+            None => continue,
+            Some(CheckpointAnswer::Countersigned) => {}
+            Some(CheckpointAnswer::Conflict) => log(
+                log_level::ERROR,
+                "checkpoint refused (409): the control service holds another head for this decision chain",
+            ),
+            Some(CheckpointAnswer::Failed) => log(
+                log_level::WARN,
+                &format!("checkpoint not countersigned (status {status:?})"),
+            ),
+        }
+        return true;
+    }
+    false
 }
 
 /// Sends one request to `cluster` from the configuration; the callout id.

@@ -57,6 +57,8 @@ pub struct StackOptions {
     /// Extra top-level fields of the plugin configuration (e.g.
     /// `token_exchange`), merged next to `control`.
     pub plugin_extra: serde_json::Map<String, serde_json::Value>,
+    /// Extra members of the plugin configuration's `control` section.
+    pub control_extra: serde_json::Map<String, serde_json::Value>,
     /// Serve the ingress listener over mutual TLS.
     pub downstream_tls: Option<DownstreamTls>,
 }
@@ -75,6 +77,7 @@ impl Default for StackOptions {
             target: Target::wasm(),
             token_port: None,
             plugin_extra: serde_json::Map::new(),
+            control_extra: serde_json::Map::new(),
             downstream_tls: None,
         }
     }
@@ -238,6 +241,9 @@ impl Stack {
                 "public_keys": [signing::public_key_base64(&control.signer.verifying_key())],
             }
         });
+        if let Some(control) = plugin_config["control"].as_object_mut() {
+            control.extend(options.control_extra.clone());
+        }
         if let Some(config) = plugin_config.as_object_mut() {
             config.extend(options.plugin_extra.clone());
         }
