@@ -6,6 +6,7 @@
 //! `mcp-guard-flow`, decisions and scrubbing in `mcp-guard-engine`.
 
 pub mod calls;
+pub mod chain;
 pub mod host;
 pub mod metrics;
 pub mod root;

@@ -2,10 +2,8 @@
 //! control service (see [`crate::sync`]) and creates one stream context per
 //! request.
 
-use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +11,6 @@ use crate::calls as hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
-use mcp_guard_engine::audit::DecisionChain;
 use mcp_guard_engine::fleet::{self, LastError, PollIdentity};
 use mcp_guard_engine::report::{self, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
@@ -22,6 +19,7 @@ use mcp_guard_flow::checkpoints::{CheckpointAnswer, CheckpointSchedule};
 use mcp_guard_flow::control::ControlRequest;
 
 use crate::accept::{self, Accepted, Expected, Served};
+use crate::chain::{ChainSlot, SharedChain};
 use crate::config::{ControlConfig, PluginConfig};
 use crate::host::{self, now_ms, HeaderMap};
 use crate::metrics::Metrics;
@@ -71,7 +69,7 @@ pub struct GuardRoot {
     /// This VM's decision chain (one per worker VM, started at the first
     /// configuration with a fresh boot nonce): every stream seals its
     /// record into it when Envoy logs the stream.
-    chain: Option<Rc<RefCell<DecisionChain>>>,
+    chain: Option<SharedChain>,
     /// When this VM's chain head goes to the control service next.
     checkpoints: CheckpointSchedule,
 }
@@ -111,7 +109,7 @@ impl GuardRoot {
         let (Some(f), Some(chain)) = (&self.fetcher, &self.chain) else {
             return;
         };
-        let Ok(head) = chain.try_borrow().map(|c| c.head().clone()) else {
+        let Some(head) = chain.try_borrow().ok().and_then(|c| c.head().cloned()) else {
             return;
         };
         let now = now_ms();
@@ -165,26 +163,6 @@ impl GuardRoot {
                 true
             }
         }
-    }
-
-    /// Starts this VM's decision chain: id = instance (configured, or
-    /// Envoy's node id) / boot nonce, so two VMs or two boots never share
-    /// a chain.
-    fn start_chain(&mut self, instance: Option<&str>) {
-        if self.chain.is_some() {
-            return;
-        }
-        let node = instance.map(str::to_owned).unwrap_or_else(|| {
-            host::property(&["node", "id"])
-                .ok()
-                .flatten()
-                .and_then(|id| String::from_utf8(id).ok())
-                .filter(|id| !id.is_empty())
-                .unwrap_or_else(|| "envoy".to_owned())
-        });
-        let nonce = RandomState::new().hash_one((now_ms(), &node));
-        let id = format!("{node}/{nonce:016x}");
-        self.chain = Some(Rc::new(RefCell::new(DecisionChain::new(&id))));
     }
 
     /// Activates a bundle if it is newer than the active one.
@@ -528,12 +506,10 @@ impl RootContext for GuardRoot {
             }
         };
         self.exchange_secret = config.exchange_secret();
-        self.start_chain(
-            config
-                .control
-                .as_ref()
-                .and_then(|c| c.instance_id.as_deref()),
-        );
+        if self.chain.is_none() {
+            let instance = config.control.as_ref().and_then(|c| c.instance_id.clone());
+            self.chain = Some(ChainSlot::shared(instance));
+        }
         if let Some(inline) = &config.bundle {
             match Bundle::parse(inline.get().as_bytes()) {
                 Ok(bundle) => {
@@ -562,18 +538,18 @@ impl RootContext for GuardRoot {
             let holder = format!("{:016x}", RandomState::new().hash_one(now_ms()));
             let keys = SharedKeys::new(&control.bundle);
             let instance = control.instance_id.clone().unwrap_or_else(|| {
-                host::property(&["node", "id"])
-                    .ok()
-                    .flatten()
-                    .and_then(|id| String::from_utf8(id).ok())
+                crate::chain::node_id()
                     .filter(|id| report::valid_instance(id))
                     .unwrap_or_else(|| sync::shared_instance_id(&keys, &format!("envoy-{holder}")))
             });
-            let pod = host::property(&["node", "metadata", "NAME"])
-                .ok()
-                .flatten()
-                .and_then(|name| String::from_utf8(name).ok())
-                .filter(|name| fleet::valid_pod(name));
+            let pod = [
+                &["xds", "node", "metadata", "NAME"][..],
+                &["node", "metadata", "NAME"][..],
+            ]
+            .into_iter()
+            .find_map(|path| host::property(path).ok().flatten())
+            .and_then(|name| String::from_utf8(name).ok())
+            .filter(|name| fleet::valid_pod(name));
             let _ =
                 hostcalls::set_tick_period(Duration::from_millis(control.sync_interval_ms.max(10)));
             self.fetcher = Some(Fetcher {

@@ -2,15 +2,12 @@
 //! callback to the host-independent exchange state machine
 //! ([`mcp_guard_flow::Exchange`]), with the proxy as its [`Host`].
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use mcp_guard_engine::audit::DecisionChain;
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
@@ -21,6 +18,7 @@ use mcp_guard_flow::timing::Durations;
 use mcp_guard_flow::token_exchange::CalloutAnswer;
 use mcp_guard_flow::{ActivePolicy, Exchange, Host, Level, Next, Side};
 
+use crate::chain::SharedChain;
 use crate::host::{self, Buffer, HeaderMap, LogLevel};
 use crate::metrics::Metrics;
 
@@ -234,7 +232,7 @@ fn action(next: Next) -> Action {
 pub struct GuardStream {
     exchange: Exchange,
     metrics: Metrics,
-    chain: Option<Rc<RefCell<DecisionChain>>>,
+    chain: Option<SharedChain>,
 }
 
 impl GuardStream {
@@ -243,7 +241,7 @@ impl GuardStream {
         policy: Option<Arc<ActivePolicy>>,
         metrics: Metrics,
         exchange_secret: Option<Arc<str>>,
-        chain: Option<Rc<RefCell<DecisionChain>>>,
+        chain: Option<SharedChain>,
     ) -> Self {
         Self {
             exchange: Exchange::new(policy).with_exchange_secret(exchange_secret),
@@ -300,12 +298,9 @@ impl HttpContext for GuardStream {
         let mut host = ProxyHost {
             metrics: &self.metrics,
         };
-        match &self.chain {
-            Some(chain) => match chain.try_borrow_mut() {
-                Ok(mut chain) => self.exchange.on_log(&mut host, Some(&mut chain)),
-                Err(_) => self.exchange.on_log(&mut host, None),
-            },
-            None => self.exchange.on_log(&mut host, None),
+        match self.chain.as_ref().map(|c| c.try_borrow_mut()) {
+            Some(Ok(mut slot)) => self.exchange.on_log(&mut host, Some(slot.chain())),
+            _ => self.exchange.on_log(&mut host, None),
         }
     }
 

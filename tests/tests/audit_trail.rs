@@ -65,6 +65,12 @@ fn trail_on(target: &Target) {
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["mcp"].clone())
         .collect();
     records_are_complete_and_tell_who_did_what(&records);
+    if matches!(target, Target::Wasm(_)) {
+        // Chains are named after Envoy's node id, one per worker VM.
+        assert!(records.iter().all(|r| r["chain"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("mcp-guard-demo/"))));
+    }
     flat_keys_match_the_records(&stack, &records);
 
     let (checkpoints, key) = wait_for_checkpoints(&stack, &records);
