@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use crate::rate::TokenBucket;
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 use mcp_guard_engine::audit::checkpoint::{Checkpoint, Countersigned};
 use mcp_guard_engine::signing::{self, SigningKey, VerifyingKey};
@@ -118,19 +118,13 @@ struct State {
     conflict_file: Option<File>,
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// The countersigned checkpoints of every chain, and the conflicts.
 #[derive(Debug)]
 pub struct CheckpointBook {
     key: SigningKey,
     limits: CheckpointLimits,
     state: Mutex<State>,
-    bucket: Mutex<Bucket>,
+    bucket: TokenBucket,
 }
 
 /// Why the book could not be opened.
@@ -283,10 +277,7 @@ impl CheckpointBook {
                 file,
                 conflict_file,
             }),
-            bucket: Mutex::new(Bucket {
-                tokens: limits.burst,
-                at: Instant::now(),
-            }),
+            bucket: TokenBucket::new(limits.per_second, limits.burst),
         }
     }
 
@@ -296,17 +287,7 @@ impl CheckpointBook {
     }
 
     fn admit(&self) -> bool {
-        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.at).as_secs_f64() * self.limits.per_second;
-        bucket.tokens = (bucket.tokens + refill).min(self.limits.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.try_take()
     }
 
     /// Countersigns `cp` (already parsed and checked) received at `now_ms`,

@@ -11,8 +11,8 @@
 //! their row). Nothing here changes what is served.
 
 use std::collections::{BTreeMap, HashMap};
+use crate::rate::TokenBucket;
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 use mcp_guard_engine::fleet::{LastError, PollIdentity};
 use mcp_guard_engine::report::{RejectCode, ReportState};
@@ -139,18 +139,12 @@ pub fn judge(
     }
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// Every polling proxy's row, per bundle.
 #[derive(Debug)]
 pub struct Fleet {
     limits: FleetLimits,
     rows: Mutex<HashMap<String, BTreeMap<String, Row>>>,
-    bucket: Mutex<Bucket>,
+    bucket: TokenBucket,
 }
 
 impl Default for Fleet {
@@ -165,10 +159,7 @@ impl Fleet {
         Self {
             limits,
             rows: Mutex::new(HashMap::new()),
-            bucket: Mutex::new(Bucket {
-                tokens: limits.new_burst,
-                at: Instant::now(),
-            }),
+            bucket: TokenBucket::new(limits.new_per_second, limits.new_burst),
         }
     }
 
@@ -178,17 +169,7 @@ impl Fleet {
     }
 
     fn admit_new(&self) -> bool {
-        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.at).as_secs_f64() * self.limits.new_per_second;
-        bucket.tokens = (bucket.tokens + refill).min(self.limits.new_burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.try_take()
     }
 
     /// A fetch of bundle `name` (which the caller checked the store holds)

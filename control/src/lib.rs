@@ -32,6 +32,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod name;
+pub mod rate;
 mod server;
 pub mod status;
 pub mod store;

@@ -10,8 +10,8 @@
 //! changes what is served.
 
 use std::collections::{BTreeMap, HashMap};
+use crate::rate::TokenBucket;
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 use mcp_guard_engine::report::StatusReport;
 
@@ -53,18 +53,12 @@ pub enum Refused {
     RateLimited,
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// The latest report of each instance, per bundle.
 #[derive(Debug)]
 pub struct StatusBoard {
     limits: StatusLimits,
     reports: Mutex<HashMap<String, BTreeMap<String, Received>>>,
-    bucket: Mutex<Bucket>,
+    bucket: TokenBucket,
 }
 
 impl Default for StatusBoard {
@@ -79,26 +73,13 @@ impl StatusBoard {
         Self {
             limits,
             reports: Mutex::new(HashMap::new()),
-            bucket: Mutex::new(Bucket {
-                tokens: limits.burst,
-                at: Instant::now(),
-            }),
+            bucket: TokenBucket::new(limits.per_second, limits.burst),
         }
     }
 
     /// Takes one token from the global bucket.
     fn admit(&self) -> bool {
-        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.at).as_secs_f64() * self.limits.per_second;
-        bucket.tokens = (bucket.tokens + refill).min(self.limits.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.try_take()
     }
 
     /// Records `report` for bundle `name` (which the caller checked the
