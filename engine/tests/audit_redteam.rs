@@ -37,3 +37,30 @@ fn repeated_records_at_the_last_seq_are_reported_not_a_crash() {
         report.findings
     );
 }
+
+#[test]
+fn a_hostile_checkpoint_list_cannot_write_to_the_terminal() {
+    use mcp_guard_engine::audit::{verify_with, Countersigned};
+    let entry = |chain: &str, key: &str| Countersigned {
+        chain: chain.into(),
+        seq: 1,
+        hash: "0".repeat(64),
+        received_at: 1,
+        key: key.into(),
+        ed25519: String::new(),
+    };
+    let list = [
+        entry("x\u{1b}]0;owned\u{7}\n", "k"),
+        entry("x", "k\u{1b}[2J\u{202e}"),
+    ];
+    let report = verify_with(&[], &list, &[]);
+    assert_eq!(report.findings.len(), 2, "{:?}", report.findings);
+    for f in &report.findings {
+        assert_eq!(f.kind, FindingKind::BadCheckpoint);
+        let text = f.to_string();
+        assert!(
+            !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{text:?}"
+        );
+    }
+}

@@ -354,9 +354,9 @@ pub fn verify_with_options(
                 kind: FindingKind::BadCheckpoint,
                 file: None,
                 line: None,
-                chain: Some(cp.chain.clone()),
+                chain: Some(shown(&cp.chain)),
                 seq: Some(cp.seq),
-                detail: format!("{e}; ignored"),
+                detail: shown(&format!("{e}; ignored")),
             }),
         }
     }
@@ -376,6 +376,21 @@ pub fn verify_with_options(
     report.checkpointed_chains_absent = absent;
     report.findings.extend(bad);
     report
+}
+
+/// `text` safe to print: control and bidi characters as `\u{..}`. An
+/// untrusted checkpoint list (a file, a hostile service) reaches the
+/// auditor's terminal through its refused entries' chain ids and key ids.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn finding(
