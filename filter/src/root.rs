@@ -183,7 +183,7 @@ impl GuardRoot {
                 .unwrap_or_else(|| "envoy".to_owned())
         });
         let nonce = RandomState::new().hash_one((now_ms(), &node));
-        let id = format!("{node}/{nonce:016x}");
+        let id = mcp_guard_engine::audit::chain::chain_id(&node, nonce);
         self.chain = Some(Rc::new(RefCell::new(DecisionChain::new(&id))));
     }
 
