@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mcp_guard_engine::audit::checkpoint::{parse_list, Countersigned};
-use mcp_guard_engine::audit::query::{query, Filter};
+use mcp_guard_engine::audit::query::{query, Filter, Match};
 use mcp_guard_engine::audit::{
     verify_with_options, Finding, FindingKind, LogFile, Options, Report,
 };
@@ -446,6 +446,70 @@ fn render(report: &Report, notes: &[String]) -> String {
     out
 }
 
+/// A value from a record as one shell-safe token: plain text as is;
+/// anything else (empty, whitespace, `=`, quotes, controls, terminal
+/// escapes, bidi and other invisible characters) JSON-quoted with those
+/// characters as `\\u` escapes. Record values are client-controlled (tool
+/// and model names), so one must not forge a field, a line or a terminal
+/// sequence in the auditor's output.
+fn token(value: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || c.is_whitespace()
+            || matches!(c, '=' | '"' | '\\')
+            || matches!(c as u32, 0x00ad | 0x061c | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb)
+    };
+    if !value.is_empty() && !value.chars().any(unsafe_char) {
+        return value.to_owned();
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+            out.push(c);
+        } else if unsafe_char(c) && c != '=' && c != ' ' {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One `audit query` match as a text line.
+fn render_match(m: &Match) -> String {
+    let s = |k: &str| {
+        m.record.get(k).map_or_else(
+            || "-".into(),
+            |v| token(&v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+        )
+    };
+    let ts = m
+        .record
+        .get("ts")
+        .and_then(Value::as_u64)
+        .map_or_else(|| "-".into(), rfc3339_ms);
+    format!(
+        "{ts} {} sub={} tool={} model={} method={} reason={} rule={} status={} chain={} seq={} ({}:{})\n",
+        s("decision"),
+        s("sub"),
+        s("mcp_target"),
+        s("model"),
+        s("mcp_method"),
+        s("reason"),
+        s("rule"),
+        s("status"),
+        s("chain"),
+        s("seq"),
+        token(&m.file),
+        m.line
+    )
+}
+
 /// Runs `audit query`: what to print.
 pub fn run_query(args: &QueryArgs) -> Result<String, AuditError> {
     let logs = read_logs(&args.files)?;
@@ -456,32 +520,7 @@ pub fn run_query(args: &QueryArgs) -> Result<String, AuditError> {
             out.push('\n');
             continue;
         }
-        let s = |k: &str| {
-            m.record
-                .get(k)
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .unwrap_or_else(|| "-".into())
-        };
-        let ts = m
-            .record
-            .get("ts")
-            .and_then(Value::as_u64)
-            .map_or_else(|| "-".into(), rfc3339_ms);
-        out.push_str(&format!(
-            "{ts} {} sub={} tool={} model={} method={} reason={} rule={} status={} chain={} seq={} ({}:{})\n",
-            s("decision"),
-            s("sub"),
-            s("mcp_target"),
-            s("model"),
-            s("mcp_method"),
-            s("reason"),
-            s("rule"),
-            s("status"),
-            s("chain"),
-            s("seq"),
-            m.file,
-            m.line
-        ));
+        out.push_str(&render_match(&m));
     }
     Ok(out)
 }
@@ -492,6 +531,42 @@ mod tests {
 
     fn args(list: &[&str]) -> Result<Command, ArgsError> {
         crate::args::parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn query_text_cannot_forge_fields_lines_or_terminal_sequences() {
+        // A caller picks its tool and model names: the record escapes them
+        // as JSON, and the text output must not decode them back into
+        // newlines, `key=value` pairs or escape sequences.
+        let record = json!({
+            "decision": "deny",
+            "sub": "alice",
+            "mcp_target": "t\n2026-01-01T00:00:00.000Z allow sub=admin tool=x",
+            "model": "m sub=admin",
+            "mcp_method": "\u{1b}]0;pwned\u{7}\u{1b}[2J",
+            "reason": "tool \u{202e}nimda",
+            "rule": "",
+            "chain": "n1",
+            "seq": 3
+        });
+        let line = render_match(&Match {
+            file: "a.log".into(),
+            line: 1,
+            record,
+        });
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.ends_with('\n'));
+        assert!(
+            !line.contains('\u{1b}') && !line.contains('\u{7}'),
+            "{line}"
+        );
+        assert!(!line.contains('\u{202e}'), "{line}");
+        assert!(line.starts_with("- deny sub=alice tool=\""), "{line}");
+        assert!(line.contains(" model=\"m sub=admin\" "), "{line}");
+        assert!(line.contains("tool=\"t\\u000a2026"), "{line}");
+        assert!(line.contains("rule=\"\" "), "{line}");
+        assert!(line.contains("reason=\"tool \\u202enimda\""), "{line}");
+        assert!(line.contains(" chain=n1 seq=3 (a.log:1)"), "{line}");
     }
 
     #[test]

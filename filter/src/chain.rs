@@ -42,7 +42,7 @@ impl ChainSlot {
                 .or_else(node_id)
                 .unwrap_or_else(|| "envoy".to_owned());
             let nonce = RandomState::new().hash_one((host::now_ms(), &node));
-            DecisionChain::new(&format!("{node}/{nonce:016x}"))
+            DecisionChain::new(&mcp_guard_engine::audit::chain::chain_id(&node, nonce))
         })
     }
 

@@ -3,8 +3,11 @@
 //! ask it on every timer tick, so the wasm filter and the native module
 //! post at the same pace.
 //!
-//! Only the current head is ever posted: a failed post is replaced by the
-//! next head, never retried (the service refuses an older head after a
+//! Only the current head is ever posted: a failed post (no answer, 429,
+//! 5xx) is followed, an interval later, by the head as it is then — the
+//! same one again when the chain is quiet, else never the head of a quiet
+//! chain would be countersigned after one lost post. A 409 is not retried
+//! (the service refuses an older head after a
 //! newer one, and records the refusal as a conflict).
 
 use mcp_guard_engine::audit::ChainHead;
@@ -16,7 +19,8 @@ pub struct CheckpointSchedule {
     posted_seq: u64,
     /// When it was posted, ms since the epoch.
     posted_ms: u64,
-    /// The post waiting for its answer: (host call id, seq).
+    /// The post waiting for its answer: (host call id, the `posted_seq`
+    /// before it, restored if the post fails).
     in_flight: Option<(u64, u64)>,
 }
 
@@ -28,7 +32,8 @@ pub enum CheckpointAnswer {
     /// 409: the service holds another hash at or beyond this seq for the
     /// chain — someone else claims this chain id, or a post came late.
     Conflict,
-    /// Anything else (network, 429, 5xx): the next head will be posted.
+    /// Anything else (network, 429, 5xx): the head is posted again at the
+    /// next interval, whether or not the chain grew.
     Failed,
 }
 
@@ -44,7 +49,7 @@ impl CheckpointSchedule {
 
     /// Notes a post sent for `head` under host call `id`.
     pub fn posted(&mut self, id: u64, head: &ChainHead, now_ms: u64) {
-        self.in_flight = Some((id, head.seq));
+        self.in_flight = Some((id, self.posted_seq));
         self.posted_seq = head.seq;
         self.posted_ms = now_ms;
     }
@@ -59,22 +64,27 @@ impl CheckpointSchedule {
     /// `None` when `id` is not this schedule's post.
     pub fn answered(&mut self, id: u64, status: Option<u32>) -> Option<CheckpointAnswer> {
         match self.in_flight {
-            Some((pending, _)) if pending == id => {
+            Some((pending, before)) if pending == id => {
                 self.in_flight = None;
                 Some(match status {
                     Some(200 | 201) => CheckpointAnswer::Countersigned,
                     Some(409) => CheckpointAnswer::Conflict,
-                    _ => CheckpointAnswer::Failed,
+                    _ => {
+                        self.posted_seq = before;
+                        CheckpointAnswer::Failed
+                    }
                 })
             }
             _ => None,
         }
     }
 
-    /// A post whose answer never came (the host dropped the call): let
-    /// the next head go.
+    /// A post whose answer never came (the host dropped the call): the
+    /// head goes again at the next interval.
     pub fn abandon(&mut self) {
-        self.in_flight = None;
+        if let Some((_, before)) = self.in_flight.take() {
+            self.posted_seq = before;
+        }
     }
 }
 
@@ -113,6 +123,33 @@ mod tests {
         assert!(
             s.due(&head(11), 80_000, 10_000),
             "a failed post is replaced by the next head"
+        );
+    }
+
+    #[test]
+    fn a_quiet_chain_whose_post_failed_is_posted_again() {
+        // The last records before traffic stops: one lost post (the
+        // service down, or its rate limit drained by a flood) must not
+        // leave them unprovable for good.
+        let mut s = CheckpointSchedule::default();
+        s.posted(1, &head(5), 10_000);
+        assert_eq!(s.answered(1, Some(429)), Some(CheckpointAnswer::Failed));
+        assert!(!s.due(&head(5), 15_000, 10_000), "not before the interval");
+        assert!(s.due(&head(5), 20_000, 10_000), "the same head again");
+        s.posted(2, &head(5), 20_000);
+        s.abandon();
+        assert!(s.due(&head(5), 30_000, 10_000), "after a dropped call too");
+        s.posted(3, &head(5), 30_000);
+        assert_eq!(
+            s.answered(3, Some(201)),
+            Some(CheckpointAnswer::Countersigned)
+        );
+        assert!(!s.due(&head(5), 90_000, 10_000), "countersigned: done");
+        s.posted(4, &head(6), 90_000);
+        assert_eq!(s.answered(4, Some(409)), Some(CheckpointAnswer::Conflict));
+        assert!(
+            !s.due(&head(6), 200_000, 10_000),
+            "a refused head is not pressed on the service"
         );
     }
 }

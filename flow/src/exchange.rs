@@ -848,10 +848,19 @@ impl Exchange {
         }
         if let Some(scanner) = self.policy.as_ref().and_then(|a| a.policy.scanner()) {
             let mut out = Vec::new();
+            let record = &mut self.record;
+            let (mcp_method, mcp_target) = match record.mcp_call.as_mut() {
+                Some((method, target)) => (Some(method), target.as_mut()),
+                None => (None, None),
+            };
+            // Every member the caller chooses (headers, path, body).
             for field in [
-                self.record.path.as_mut(),
-                self.record.mcp_call.as_mut().and_then(|c| c.1.as_mut()),
-                self.record.model.as_mut(),
+                record.path.as_mut(),
+                record.request_id.as_mut(),
+                mcp_method,
+                mcp_target,
+                record.model.as_mut(),
+                record.tool_pin.as_mut(),
             ]
             .into_iter()
             .flatten()

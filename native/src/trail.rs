@@ -25,7 +25,7 @@ pub fn with_chain<T>(node: &str, f: impl FnOnce(&mut DecisionChain) -> T) -> T {
         let mut slot = cell.borrow_mut();
         let chain = slot.get_or_insert_with(|| {
             let nonce = RandomState::new().hash_one((node, std::process::id()));
-            DecisionChain::new(&format!("{node}/{nonce:016x}"))
+            DecisionChain::new(&mcp_guard_engine::audit::chain::chain_id(node, nonce))
         });
         let out = f(chain);
         let head = chain.head().clone();

@@ -104,3 +104,36 @@ fn request_line_hardening_is_in_the_template_and_the_istio_example() {
         assert!(live(&istio), "istio/wasmplugin.yaml lacks `{setting}`");
     }
 }
+
+#[test]
+fn no_access_log_writes_the_query_string() {
+    // Queries carry tokens (`?access_token=`, signed URLs): the decision
+    // record drops them, and so must every access log Envoy writes.
+    for path in [paths::envoy_template(), paths::envoy_native_template()] {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let live: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        for forbidden in [
+            "%REQ(:PATH)%",
+            "%REQ(:path)%",
+            "%PATH%",
+            "%REQ(X-ENVOY-ORIGINAL-PATH",
+        ] {
+            assert!(
+                !live.iter().any(|l| l.contains(forbidden)),
+                "{} logs {forbidden}",
+                path.display()
+            );
+        }
+        if live.iter().any(|l| l.contains("%REQ_WITHOUT_QUERY(")) {
+            assert!(
+                live.iter()
+                    .any(|l| l.trim() == "- name: envoy.formatter.req_without_query"),
+                "{} uses REQ_WITHOUT_QUERY without its formatter",
+                path.display()
+            );
+        }
+    }
+}

@@ -74,6 +74,21 @@ pub fn sanitize_chain_id(raw: &str) -> String {
         .collect()
 }
 
+/// The id of one VM's (worker's) chain: the proxy's `node` id and a random
+/// boot `nonce`, as `node/nonce`. The node part is cut so the nonce always
+/// survives [`MAX_CHAIN_ID_LEN`]: a long node id (Istio's carry the pod
+/// name and namespace) must not make every worker and every boot share
+/// one chain (their records would verify as inserted and reordered, and
+/// their checkpoints conflict).
+pub fn chain_id(node: &str, nonce: u64) -> String {
+    let suffix = format!("/{nonce:016x}");
+    let node = sanitize_chain_id(node);
+    let keep = MAX_CHAIN_ID_LEN.saturating_sub(suffix.len());
+    // Sanitized: ASCII only, so any byte index is a char boundary.
+    let node = node.get(..keep.min(node.len())).unwrap_or_default();
+    format!("{node}{suffix}")
+}
+
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -138,6 +153,22 @@ impl DecisionChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_node_id_keeps_the_nonce() {
+        let node = "sidecar~10.0.0.1~".to_owned() + &"p".repeat(300);
+        let a = chain_id(&node, 1);
+        let b = chain_id(&node, 2);
+        assert_ne!(a, b);
+        assert_ne!(
+            DecisionChain::new(&a).head().chain,
+            DecisionChain::new(&b).head().chain
+        );
+        assert_eq!(a.len(), MAX_CHAIN_ID_LEN);
+        assert_eq!(sanitize_chain_id(&a), a);
+        assert!(a.ends_with("/0000000000000001"), "{a}");
+        assert_eq!(chain_id("n1 x", 255), "n1_x/00000000000000ff");
+    }
 
     #[test]
     fn sealed_records_chain_and_parse() {

@@ -207,7 +207,7 @@ impl<'de> Deserialize<'de> for StrictObject<'de> {
                 let mut members = Vec::new();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     if !seen.insert(key.clone()) {
-                        return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+                        return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
                     }
                     let value: &'de RawValue = map.next_value()?;
                     members.push((key, value));
@@ -254,6 +254,19 @@ mod tests {
             assert_eq!(extract(skip), LineRecord::Skipped, "{skip}");
         }
         assert_eq!(extract("GET / 200"), LineRecord::Unrecognised);
+    }
+
+    #[test]
+    fn a_damage_report_does_not_echo_control_characters() {
+        // The log is attacker-writable; its keys reach the auditor's
+        // terminal through `audit verify`'s findings.
+        let mut chain = DecisionChain::new("n1");
+        let rec = chain.seal("{\"decision\":\"allow\"");
+        let key = "\\u001b]0;x\\u0007\\n";
+        let dup = rec.replacen('{', &format!("{{\"{key}\":1,\"{key}\":2,"), 1);
+        let why = parse(&dup).unwrap_err();
+        assert!(why.contains("duplicate"), "{why}");
+        assert!(!why.chars().any(char::is_control), "{why:?}");
     }
 
     #[test]

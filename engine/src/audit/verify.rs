@@ -156,7 +156,9 @@ pub struct Report {
     /// Checkpoints whose countersignature verified.
     pub trusted_checkpoints: usize,
     /// Chains that have checkpoints but no record in the logs (other
-    /// proxies, older logs, or a whole chain removed).
+    /// proxies, older logs, or a whole chain removed). One whose node's
+    /// log runs on past its countersignature is also a `dropped` finding
+    /// (unless [`Options::rotated`]).
     pub checkpointed_chains_absent: Vec<String>,
 }
 
@@ -216,7 +218,8 @@ pub struct Options {
     /// The oldest logs were rotated away: a chain that starts after seq 1
     /// (with no checkpoint right before it) is not a finding. Its first
     /// record's own hash cannot be recomputed then (its predecessor is
-    /// gone), which the summary says (`head_missing`).
+    /// gone), which the summary says (`head_missing`). Nor is a
+    /// checkpointed chain of a logged node that has no record left.
     pub rotated: bool,
 }
 
@@ -354,9 +357,9 @@ pub fn verify_with_options(
                 kind: FindingKind::BadCheckpoint,
                 file: None,
                 line: None,
-                chain: Some(cp.chain.clone()),
+                chain: Some(shown(&cp.chain)),
                 seq: Some(cp.seq),
-                detail: format!("{e}; ignored"),
+                detail: shown(&format!("{e}; ignored")),
             }),
         }
     }
@@ -373,9 +376,90 @@ pub fn verify_with_options(
         .cloned()
         .collect();
     absent.sort();
+    if !options.rotated {
+        report
+            .findings
+            .extend(vanished_chains(files, &chains, &anchors, &absent));
+    }
     report.checkpointed_chains_absent = absent;
     report.findings.extend(bad);
     report
+}
+
+/// `text` safe to print: control and bidi characters as `\u{..}`. An
+/// untrusted checkpoint list (a file, a hostile service) reaches the
+/// auditor's terminal through its refused entries' chain ids and key ids.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The node part of a chain id (`node/nonce`).
+fn node_of(chain: &str) -> &str {
+    chain.rsplit_once('/').map_or(chain, |(node, _)| node)
+}
+
+/// A record's `ts` (sealed records start with it).
+fn record_ts(prefix: &str) -> Option<u64> {
+    let rest = prefix.strip_prefix("{\"ts\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest.get(..end)?.parse().ok()
+}
+
+/// Checkpointed chains with no record in the logs although the logs of
+/// their node go on past the countersignature: a worker's whole chain
+/// removed from a log that is otherwise there. (Chains of other nodes
+/// are only listed; `--rotated` logs may lack any chain's early part.)
+fn vanished_chains(
+    files: &[LogFile],
+    chains: &[(String, Vec<Entry<'_>>)],
+    anchors: &HashMap<String, BTreeMap<u64, Vec<Anchor>>>,
+    absent: &[String],
+) -> Vec<Finding> {
+    let mut last_ts: HashMap<&str, (u64, &Entry<'_>)> = HashMap::new();
+    for (chain, entries) in chains {
+        for e in entries {
+            let Some(ts) = record_ts(&e.prefix) else {
+                continue;
+            };
+            let slot = last_ts.entry(node_of(chain)).or_insert((ts, e));
+            if ts > slot.0 {
+                *slot = (ts, e);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for chain in absent {
+        let Some(&(ts, e)) = last_ts.get(node_of(chain)) else {
+            continue;
+        };
+        let Some((seq, at)) = anchors.get(chain).and_then(|cps| {
+            cps.iter()
+                .flat_map(|(seq, list)| list.iter().map(move |a| (*seq, a.received_at)))
+                .filter(|(_, at)| *at <= ts)
+                .max_by_key(|(seq, _)| *seq)
+        }) else {
+            continue;
+        };
+        out.push(Finding {
+            kind: FindingKind::Dropped,
+            file: files.get(e.file).map(|f| f.name.clone()),
+            line: None,
+            chain: Some(chain.clone()),
+            seq: Some(seq),
+            detail: format!(
+                "records 1..={seq} of this chain were countersigned at {at} ms, while its node's log ran on (to {ts} ms), but none is in the logs"
+            ),
+        });
+    }
+    out
 }
 
 fn finding(
