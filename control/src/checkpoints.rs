@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use crate::rate::TokenBucket;
 use std::sync::{Mutex, PoisonError};
 
 use mcp_guard_engine::audit::checkpoint::{Checkpoint, Countersigned};
@@ -29,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::disk::{self, Disk};
 use crate::keys::{self, KeyFileError, KeyOrigin};
+use crate::rate::TokenBucket;
 
 /// File of countersigned checkpoints, under `DIR/checkpoints/`.
 pub const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";

@@ -11,13 +11,13 @@
 //! their row). Nothing here changes what is served.
 
 use std::collections::{BTreeMap, HashMap};
-use crate::rate::TokenBucket;
 use std::sync::{Mutex, PoisonError};
 
 use mcp_guard_engine::fleet::{LastError, PollIdentity};
 use mcp_guard_engine::report::{RejectCode, ReportState};
 use serde::Serialize;
 
+use crate::rate::TokenBucket;
 use crate::status::Received;
 
 /// Bounds of the table.

@@ -10,9 +10,9 @@
 //! changes what is served.
 
 use std::collections::{BTreeMap, HashMap};
-use crate::rate::TokenBucket;
 use std::sync::{Mutex, PoisonError};
 
+use crate::rate::TokenBucket;
 use mcp_guard_engine::report::StatusReport;
 
 /// Bounds of the board.
