@@ -64,18 +64,6 @@ fn wait_row(stack: &Stack, instance: &str, what: &str, ok: impl Fn(&Value) -> bo
     }
 }
 
-/// The first row to appear.
-fn wait_any_row(stack: &Stack) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(row) = table(stack)["instances"].get(0) {
-            return row.clone();
-        }
-        assert!(Instant::now() < deadline, "no proxy polled");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `mcp-guard push --wait-rollout` as a real process.
 fn push_and_wait(stack: &Stack, dir: &Path, bundle: &str, note: &str) -> (Output, Duration) {
     let file = dir.join(format!("{note}.json"));
