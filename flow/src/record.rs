@@ -34,6 +34,9 @@ pub const FLAT_KEYS: [&str; 6] = [
 /// Longest request path copied into a record (query string never).
 const MAX_PATH_CHARS: usize = 256;
 
+/// Longest peer SPIFFE ID copied into a record.
+const MAX_PEER_CHARS: usize = 256;
+
 /// Longest request id copied into a record.
 const MAX_REQUEST_ID_CHARS: usize = 64;
 
@@ -165,16 +168,10 @@ impl AuditRecord {
             push_bounded(&mut out, "path", path, MAX_PATH_CHARS);
         }
         if let Some(sub) = &self.subject {
-            out.push_str(",\"sub\":");
-            let end = sub
-                .char_indices()
-                .nth(MAX_SUBJECT_CHARS)
-                .map_or(sub.len(), |(i, _)| i);
-            push_json_string(&mut out, sub.get(..end).unwrap_or(sub));
+            push_bounded(&mut out, "sub", sub, MAX_SUBJECT_CHARS);
         }
         if let Some(peer) = &self.peer {
-            out.push_str(",\"peer\":");
-            push_json_string(&mut out, peer);
+            push_bounded(&mut out, "peer", peer, MAX_PEER_CHARS);
         }
         match &self.policy {
             Some((name, version)) => {
@@ -281,5 +278,22 @@ impl AuditRecord {
     /// ignored because logging must never change the traffic outcome.
     pub fn publish(&self, host: &mut impl crate::Host) {
         host.publish_record(&self.to_json());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_chosen_members_are_bounded() {
+        let record = AuditRecord {
+            subject: Some("s".repeat(1000)),
+            peer: Some(format!("spiffe://td/{}", "p".repeat(1000))),
+            ..AuditRecord::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
+        assert_eq!(v["sub"].as_str().map(str::len), Some(MAX_SUBJECT_CHARS));
+        assert_eq!(v["peer"].as_str().map(str::len), Some(MAX_PEER_CHARS));
     }
 }
