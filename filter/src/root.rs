@@ -16,7 +16,7 @@ use mcp_guard_engine::report::{self, StatusReport};
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_engine::{Bundle, Policy};
 use mcp_guard_flow::checkpoints::{CheckpointAnswer, CheckpointSchedule};
-use mcp_guard_flow::control::ControlRequest;
+use mcp_guard_flow::control::{status_text, ControlRequest};
 
 use crate::accept::{self, Accepted, Expected, Served};
 use crate::chain::{ChainSlot, SharedChain};
@@ -158,7 +158,10 @@ impl GuardRoot {
             Some(CheckpointAnswer::Failed) => {
                 log(
                     LogLevel::Warn,
-                    &format!("checkpoint not countersigned (status {status:?})"),
+                    &format!(
+                        "checkpoint not countersigned (status {})",
+                        status_text(status.as_ref())
+                    ),
                 );
                 true
             }
@@ -297,7 +300,10 @@ impl GuardRoot {
                 }
                 log(
                     LogLevel::Warn,
-                    &format!("bundle fetch failed (status {other:?}); keeping the active bundle"),
+                    &format!(
+                        "bundle fetch failed (status {}); keeping the active bundle",
+                        status_text(other.as_ref())
+                    ),
                 );
                 return Fetched::Failed;
             }
@@ -428,7 +434,10 @@ impl GuardRoot {
         } else {
             log(
                 LogLevel::Warn,
-                &format!("status report not accepted (status {code:?}); will resend"),
+                &format!(
+                    "status report not accepted (status {}); will resend",
+                    status_text(code.as_ref())
+                ),
             );
         }
         true

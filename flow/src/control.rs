@@ -95,6 +95,12 @@ impl ControlRequest {
     }
 }
 
+/// An answer's HTTP status for an operator's log line: `503`, or `no
+/// answer` (never a Rust debug form such as `Some("503")`).
+pub fn status_text<T: std::fmt::Display>(status: Option<T>) -> String {
+    status.map_or_else(|| "no answer".to_owned(), |s| s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +185,11 @@ mod tests {
         );
         assert_eq!(r.body(), Some(status.to_json().as_bytes()));
         assert_eq!(r.timeout_ms, 500);
+    }
+
+    #[test]
+    fn statuses_read_as_text_in_logs() {
+        assert_eq!(status_text(Some("503")), "503");
+        assert_eq!(status_text(None::<u32>), "no answer");
     }
 }

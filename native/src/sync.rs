@@ -25,7 +25,7 @@ use mcp_guard_engine::report::StatusReport;
 use mcp_guard_engine::signing::{self, VerifyingKey, SIGNATURE_HEADER};
 use mcp_guard_flow::accept::{self, Accepted, Expected, Served};
 use mcp_guard_flow::config::ControlConfig;
-use mcp_guard_flow::control::ControlRequest;
+use mcp_guard_flow::control::{status_text, ControlRequest};
 
 use crate::abi::{self, log_level, ModuleBuffer, ModuleHeader};
 use crate::config::{ConfigError, Shared};
@@ -326,7 +326,10 @@ impl Sync {
             } else {
                 log(
                     log_level::WARN,
-                    &format!("status report not accepted (status {code:?}); will resend"),
+                    &format!(
+                        "status report not accepted (status {}); will resend",
+                        status_text(code.as_ref())
+                    ),
                 );
             }
             return;
@@ -376,7 +379,10 @@ fn fetched(shared: &Shared, f: &mut Fetcher, answer: &Answer) -> Fetched {
             f.last_error = Some(LastError::failed_fetch(completed && status.is_some()));
             log(
                 log_level::WARN,
-                &format!("bundle fetch failed (status {status:?}); keeping the active bundle"),
+                &format!(
+                    "bundle fetch failed (status {}); keeping the active bundle",
+                    status_text(status.as_ref())
+                ),
             );
             return Fetched::Failed;
         }
@@ -521,7 +527,7 @@ fn checkpoint_answered(f: &mut Fetcher, id: u64, answer: &Answer) -> bool {
             ),
             Some(CheckpointAnswer::Failed) => log(
                 log_level::WARN,
-                &format!("checkpoint not countersigned (status {status:?})"),
+                &format!("checkpoint not countersigned (status {})", status_text(status.as_ref())),
             ),
         }
         return true;
