@@ -843,35 +843,9 @@ impl Exchange {
     /// the bundle's scanner finds in its free-text members, sealed into the
     /// VM's `chain` and published with the flat keys. Once per exchange.
     pub fn on_log(&mut self, host: &mut impl Host, chain: Option<&mut DecisionChain>) {
-        if self.record.sealed {
-            return;
-        }
-        if let Some(scanner) = self.policy.as_ref().and_then(|a| a.policy.scanner()) {
-            let mut out = Vec::new();
-            let record = &mut self.record;
-            let (mcp_method, mcp_target) = match record.mcp_call.as_mut() {
-                Some((method, target)) => (Some(method), target.as_mut()),
-                None => (None, None),
-            };
-            // Every member the caller chooses (headers, path, body).
-            for field in [
-                record.path.as_mut(),
-                record.request_id.as_mut(),
-                mcp_method,
-                mcp_target,
-                record.model.as_mut(),
-                record.tool_pin.as_mut(),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                out.clear();
-                if scanner.scrub_text(field.as_bytes(), &mut out).total() > 0 {
-                    *field = String::from_utf8_lossy(&out).into_owned();
-                }
-            }
-        }
-        self.record.seal_and_publish(host, chain);
+        let scanner = self.policy.as_ref().and_then(|a| a.policy.scanner());
+        self.record
+            .seal_and_publish(host, chain, scanner.map(|s| &**s));
     }
 
     /// The stream ended (completed or reset): a pending exchange is

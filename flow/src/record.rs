@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use mcp_guard_engine::audit::DecisionChain;
 use mcp_guard_engine::decision::push_json_string;
-use mcp_guard_engine::pii::PiiReport;
+use mcp_guard_engine::pii::{PiiReport, Scanner};
 use mcp_guard_engine::Decision;
 
 /// Filter-state key the record is written under (Envoy prefixes `wasm.`).
@@ -243,18 +243,49 @@ impl AuditRecord {
         ]
     }
 
-    /// Completes the record when Envoy logs the stream (status, time),
-    /// seals it into `chain` and publishes it with the flat keys. Once per
+    /// Replaces personal data `scanner` finds in every member the caller
+    /// chooses (headers, path, body): the trail must never carry it.
+    fn scrub_caller_members(&mut self, scanner: &Scanner) {
+        let (mcp_method, mcp_target) = match self.mcp_call.as_mut() {
+            Some((method, target)) => (Some(method), target.as_mut()),
+            None => (None, None),
+        };
+        let mut out = Vec::new();
+        for field in [
+            self.path.as_mut(),
+            self.request_id.as_mut(),
+            mcp_method,
+            mcp_target,
+            self.model.as_mut(),
+            self.tool_pin.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.clear();
+            if scanner.scrub_text(field.as_bytes(), &mut out).total() > 0 {
+                *field = String::from_utf8_lossy(&out).into_owned();
+            }
+        }
+    }
+
+    /// Completes the record when Envoy logs the stream (status, time,
+    /// caller-chosen members scrubbed with the bundle's `scanner`), seals
+    /// it into `chain` and publishes it with the flat keys. Once per
     /// exchange: a second call (periodic logging) changes nothing.
     pub fn seal_and_publish(
         &mut self,
         host: &mut impl crate::Host,
         chain: Option<&mut DecisionChain>,
+        scanner: Option<&Scanner>,
     ) {
         if self.sealed {
             return;
         }
         self.sealed = true;
+        if let Some(scanner) = scanner {
+            self.scrub_caller_members(scanner);
+        }
         let (status, details) = host.logged_response();
         self.status = status;
         self.details = details.map(|d| bounded(&d, MAX_NAME_CHARS).to_owned());

@@ -515,9 +515,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     let (s, filter) = unsafe { (stream(stream_ptr), Filter::from_raw(filter)) };
     guard(filter, s, (), |s| {
         s.exchange.on_stream_done();
-        with_host(filter, s, false, |x, h| x.finish_timing(h));
         let node = s.shared.chain_node.clone();
         with_host(filter, s, false, |exchange, host| {
+            exchange.finish_timing(host);
             crate::trail::with_chain(&node, |chain| exchange.on_log(host, Some(chain)));
         });
     });
