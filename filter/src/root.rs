@@ -66,6 +66,9 @@ pub struct GuardRoot {
     fetcher: Option<Fetcher>,
     /// Client secret for the bundle's token exchange (plugin configuration).
     exchange_secret: Option<Arc<str>>,
+    /// Envoy holds headers while bodies are read (plugin configuration
+    /// `headers_stop_iteration`).
+    held_headers: bool,
     /// This VM's decision chain (one per worker VM, started at the first
     /// configuration with a fresh boot nonce): every stream seals its
     /// record into it when Envoy logs the stream.
@@ -97,6 +100,7 @@ impl GuardRoot {
             active: None,
             fetcher: None,
             exchange_secret: None,
+            held_headers: false,
             chain: None,
             checkpoints: CheckpointSchedule::default(),
         }
@@ -515,6 +519,15 @@ impl RootContext for GuardRoot {
             }
         };
         self.exchange_secret = config.exchange_secret();
+        self.held_headers = config.headers_stop_iteration;
+        log(
+            LogLevel::Info,
+            if self.held_headers {
+                "bodies are read with headers held (Envoy allow_on_headers_stop_iteration on)"
+            } else {
+                "bodies are read with headers released, bodies held (no headers_stop_iteration: Istio WasmPlugin mode)"
+            },
+        );
         if self.chain.is_none() {
             let instance = config.control.as_ref().and_then(|c| c.instance_id.clone());
             self.chain = Some(ChainSlot::shared(instance));
@@ -593,6 +606,7 @@ impl RootContext for GuardRoot {
             self.active.clone(),
             self.metrics.clone(),
             self.exchange_secret.clone(),
+            self.held_headers,
             self.chain.clone(),
         )))
     }

@@ -241,10 +241,13 @@ impl GuardStream {
         policy: Option<Arc<ActivePolicy>>,
         metrics: Metrics,
         exchange_secret: Option<Arc<str>>,
+        held_headers: bool,
         chain: Option<SharedChain>,
     ) -> Self {
         Self {
-            exchange: Exchange::new(policy).with_exchange_secret(exchange_secret),
+            exchange: Exchange::new(policy)
+                .with_exchange_secret(exchange_secret)
+                .with_held_headers(held_headers),
             metrics,
             chain,
         }
@@ -282,6 +285,9 @@ impl Context for GuardStream {
     /// The stream ended (completed or reset): a pending exchange's answer
     /// is ignored from now on.
     fn on_done(&mut self) -> bool {
+        if self.exchange.waited_for_body_in_vain() {
+            warn_body_never_came();
+        }
         self.exchange.on_stream_done();
         let mut host = ProxyHost {
             metrics: &self.metrics,
@@ -358,5 +364,34 @@ impl HttpContext for GuardStream {
             self.exchange
                 .timed(&mut host, Side::Response, |x, h| x.on_response_trailers(h)),
         )
+    }
+}
+
+thread_local! {
+    /// When [`warn_body_never_came`] last wrote its line (ns).
+    static BODY_WARNED_AT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Says, at most once a minute per VM, that a request paused at its
+/// headers never got its body: the plugin configuration says
+/// `headers_stop_iteration` but Envoy does not hold headers (or clients
+/// gave up before sending one). Bounded so clients cannot flood the log.
+fn warn_body_never_came() {
+    const EVERY_NS: u64 = 60_000_000_000;
+    let now = host::now_ns();
+    let due = BODY_WARNED_AT.with(|at| {
+        let due = at
+            .get()
+            .is_none_or(|last| now.saturating_sub(last) >= EVERY_NS);
+        if due {
+            at.set(Some(now));
+        }
+        due
+    });
+    if due {
+        host::log(
+            LogLevel::Warn,
+            "a request held at its headers ended without its body reaching the filter: if Envoy's allow_on_headers_stop_iteration is off, remove headers_stop_iteration from the plugin configuration",
+        );
     }
 }

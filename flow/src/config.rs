@@ -29,6 +29,15 @@ pub struct PluginConfig {
     /// from the control service can read it.
     #[serde(default)]
     pub token_exchange: Option<TokenExchangeClient>,
+    /// Set to `true` when (and only when) Envoy's Wasm `PluginConfig`
+    /// sets `allow_on_headers_stop_iteration: true`: the filter then holds
+    /// request and response headers while it reads a body, so nothing of
+    /// an undecided request reaches the upstream. Off (the default, and
+    /// all an Istio `WasmPlugin` can do), Envoy never delivers a body to
+    /// a filter that paused at headers, so the filter lets headers go on
+    /// and holds the body instead ([`crate::Exchange::with_held_headers`]).
+    #[serde(default)]
+    pub headers_stop_iteration: bool,
 }
 
 /// Client credentials for token exchange.

@@ -15,6 +15,12 @@
 //! ([`crate::mcp_headers`]) is `Verifying` until its body is shown to
 //! make the same call.
 //!
+//! When the host does not hold headers while a body is read (an Istio
+//! `WasmPlugin`: [`Exchange::with_held_headers`]), `AwaitingBody` lets the
+//! headers go first, made ready for the upstream, and holds only the body;
+//! the decision at its end is the same, and an answer arriving before it
+//! is refused.
+//!
 //! Response side: `Start` → `Pass` | `Held` | `Streaming` | `Refused`.
 //! Bodies the scanner reads are held (headers too, so a refusal can still
 //! change the status) and finished at the body's end or at trailers;
@@ -176,6 +182,19 @@ pub struct Exchange {
     admitted: bool,
     /// Time spent in callbacks, per side ([`Exchange::timed`]).
     timing: Timing,
+    /// The host holds headers while the flow reads a body
+    /// ([`Exchange::with_held_headers`]).
+    held_headers: bool,
+    /// The request's headers went upstream before its decision (headers
+    /// not held): its body is held, and the upstream answering before
+    /// the decision is refused.
+    request_released: bool,
+    /// The response's headers went to the client before its body was
+    /// read (headers not held): a refusal replaces the body.
+    response_released: bool,
+    /// The response's content type, read at its headers (a released
+    /// header map cannot be read later).
+    response_content_type: Option<String>,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -242,7 +261,26 @@ impl Exchange {
             scope_challenge: None,
             admitted: false,
             timing: Timing::default(),
+            held_headers: true,
+            request_released: false,
+            response_released: false,
+            response_content_type: None,
         }
+    }
+
+    /// Whether the host holds a side's headers while the flow reads its
+    /// body (Envoy's proxy-wasm `allow_on_headers_stop_iteration`, the
+    /// native module). When it does not (an Istio `WasmPlugin`: Envoy
+    /// turns a pause at headers into "stop all" and never delivers the
+    /// body), the flow lets headers go on — ready for the upstream, the
+    /// client's token already out — and holds the body instead: the
+    /// upstream never gets a byte of a denied body (Envoy resets it when
+    /// the denial's local reply is sent), an answer that comes before the
+    /// decision is refused, and a response refused after its headers left
+    /// gets the refusal as its body. Default: held.
+    pub fn with_held_headers(mut self, held: bool) -> Self {
+        self.held_headers = held;
+        self
     }
 
     /// The client secret the bundle's `token_exchange` authenticates with
@@ -263,6 +301,14 @@ impl Exchange {
             self.request,
             RequestState::Forwarded | RequestState::Answered
         )
+    }
+
+    /// The request waited at its headers for a body that never came to
+    /// the filter: what a proxy that does not hold headers
+    /// (`allow_on_headers_stop_iteration` off) does to a flow told it
+    /// does. Also a client that sent headers and gave up; the shim warns.
+    pub fn waited_for_body_in_vain(&self) -> bool {
+        self.held_headers && self.request == RequestState::AwaitingBody && self.request_len == 0
     }
 
     /// Whether the request was allowed upstream.
@@ -497,7 +543,10 @@ impl Exchange {
                 host.remove_header(Side::Request, "content-length");
             }
             self.request = RequestState::AwaitingBody;
-            return Next::Pause;
+            if self.held_headers {
+                return Next::Pause;
+            }
+            return self.release_request_headers(host, &active);
         }
         let decision = self.evaluate(host, &active, None);
         self.admit_and_enforce(host, &active, decision)
@@ -741,7 +790,9 @@ impl Exchange {
         decision: Decision,
     ) -> Next {
         if decision.effect == Effect::Allow {
-            self.admit(host, active);
+            if !self.admitted {
+                self.admit(host, active);
+            }
             // Last: the exchanged token is the final word on
             // `Authorization` for the upstream.
             if let Some(section) = &active.policy.bundle().token_exchange {
@@ -766,6 +817,34 @@ impl Exchange {
             }
         }
         self.enforce(host, decision)
+    }
+
+    /// Headers not held: the request's headers go upstream before the
+    /// body decides, so they are made ready for the upstream now (what
+    /// [`Exchange::admit`] does for an allowed request, none of which
+    /// depends on the body), and the body is held to its end. A bundle
+    /// that exchanges tokens cannot set the upstream's token after the
+    /// headers left: refused (503) rather than forwarded with none.
+    fn release_request_headers(
+        &mut self,
+        host: &mut impl Host,
+        active: &Arc<ActivePolicy>,
+    ) -> Next {
+        if active.policy.bundle().token_exchange.is_some() {
+            host.log(
+                Level::Warn,
+                "token exchange on a body decision needs headers_stop_iteration (Envoy allow_on_headers_stop_iteration)",
+            );
+            host.remove_header(Side::Request, "authorization");
+            let d = Decision::deny(Reason::TokenExchangeFailed).with_detail("headers_not_held");
+            return self.enforce(host, d);
+        }
+        self.admit(host, active);
+        // Whatever the body turns out to call, its answer may have to be
+        // read (list answers, pins): it must come uncompressed.
+        host.remove_header(Side::Request, "accept-encoding");
+        self.request_released = true;
+        Next::Continue
     }
 
     /// An allowed request's headers: injected claims in, and
@@ -902,6 +981,14 @@ impl Exchange {
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_verification");
             }
+            RequestState::AwaitingBody if self.request_released => {
+                // The headers went upstream, the body is still held: the
+                // upstream answered a request nobody decided (one that
+                // answers on headers alone, while the client keeps the
+                // body open). Never passed on, and the body never leaves.
+                self.request = RequestState::Answered;
+                return self.refuse_response_now(host, "response_before_decision");
+            }
             RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
                 // Nothing was forwarded: this is the proxy's own answer
                 // (a timeout, a reset upstream of us). It carries no
@@ -923,6 +1010,7 @@ impl Exchange {
         }
         let headers = host.headers(Side::Response);
         let content_type = find_header(&headers, "content-type").map(str::to_owned);
+        self.response_content_type.clone_from(&content_type);
         let encoding = find_header(&headers, "content-encoding").map(str::to_owned);
         let safe = self
             .settings()
@@ -989,12 +1077,12 @@ impl Exchange {
                 }
                 host.remove_header(Side::Response, "content-length");
                 self.response = ResponseState::Held(Held::Text(mode));
-                Next::Pause
+                self.hold_response_body()
             }
             ContentClass::Sniff => {
                 host.remove_header(Side::Response, "content-length");
                 self.response = ResponseState::Held(Held::Sniff);
-                Next::Pause
+                self.hold_response_body()
             }
             ContentClass::Opaque if safe && !lists => {
                 self.record.scrub_note = Some("safe_type_not_scanned");
@@ -1004,6 +1092,17 @@ impl Exchange {
             }
             ContentClass::Opaque => self.refuse_response_now(host, "unscannable_content"),
         }
+    }
+
+    /// A response whose body is read whole: its headers are held too when
+    /// the host can; otherwise they go on now (without `content-length`)
+    /// and only the body is held.
+    fn hold_response_body(&mut self) -> Next {
+        if self.held_headers {
+            return Next::Pause;
+        }
+        self.response_released = true;
+        Next::Continue
     }
 
     /// Refuses a response whose headers have not left yet with a 502
@@ -1158,7 +1257,7 @@ impl Exchange {
             None if size == 0 => Vec::new(),
             _ => return self.refuse_held(host, size, "body_unreadable"),
         };
-        let content_type = host.header(Side::Response, "content-type");
+        let content_type = self.response_content_type.clone();
         let safe = self
             .settings()
             .is_some_and(|p| is_listed_safe(&p.safe_content_types, content_type.as_deref()));
@@ -1247,6 +1346,16 @@ impl Exchange {
     fn refuse_held(&mut self, host: &mut impl Host, size: usize, reason: &'static str) -> Next {
         let body = reply::refusal_body(reason, &self.request_id);
         self.record.scrub_note = Some(reason);
+        if self.response_released {
+            // The status already left: the refusal is the whole body.
+            if host.replace_body(Side::Response, size, &body) {
+                self.response = ResponseState::Refused;
+                host.count_refusal();
+                return Next::Continue;
+            }
+            // Envoy resets a stream whose answer has started.
+            return self.refuse_response_now(host, reason);
+        }
         if host.replace_body(Side::Response, size, &body) {
             host.set_header(Side::Response, ":status", "502");
             host.set_header(Side::Response, "content-type", "application/json");

@@ -6,7 +6,11 @@
 //!
 //! * headers `Continue` releases the headers; `Pause` (StopIteration) holds
 //!   them, yet body callbacks are still delivered (Envoy >= 1.35 with
-//!   `allow_on_headers_stop_iteration`);
+//!   `allow_on_headers_stop_iteration`). Without that flag
+//!   (`PluginOptions::headers_stop_iteration` false, an Istio `WasmPlugin`)
+//!   a pause at headers stops the whole direction: data and trailers are
+//!   buffered with no callback until a resume, which releases the headers
+//!   and then delivers the buffered body and trailers to the filter;
 //! * body `Continue` releases held headers and everything buffered as one
 //!   chunk; `Pause` (StopIterationAndBuffer) keeps the data buffered, so the
 //!   next callback sees the total size and `get_buffer_bytes` the whole body;
@@ -192,6 +196,12 @@ impl Vm {
                 message: message.into(),
             });
         }
+        if d.stopped_all {
+            // Envoy buffers it at this filter without a callback.
+            d.body.extend_from_slice(chunk);
+            d.end_received = end_of_stream;
+            return Ok(Action::NotCalled);
+        }
         let action = self.body_raw(id, side, chunk, end_of_stream)?;
         self.pump()?;
         Ok(action)
@@ -228,6 +238,9 @@ impl Vm {
         d.trailers = trailers;
         d.trailers_received = true;
         d.end_received = true;
+        if d.stopped_all {
+            return Ok(Action::NotCalled);
+        }
         let raw = self.call(id, side.trailers_export(), &[id, count])?;
         let action = Action::from_raw(raw);
         if action == Action::Continue {
@@ -257,14 +270,49 @@ impl Vm {
             &[id, count, end_of_stream.into()],
         )?;
         let action = Action::from_raw(raw);
+        let stop_all = !self.state().headers_stop_iteration;
         let d = self.live_dir(id, side)?;
         if action == Action::Continue {
             d.headers_gone = true;
             release(d);
         } else {
             d.headers_held = true;
+            d.stopped_all = stop_all && !end_of_stream;
         }
         Ok(action)
+    }
+
+    /// Resumes a direction stopped at its headers without
+    /// `allow_on_headers_stop_iteration`, as Envoy's filter manager does:
+    /// the headers go on to the next filter, then what was buffered meanwhile
+    /// is delivered to this filter — the body (ending the stream unless
+    /// trailers came), then the trailers.
+    fn resume_stopped_all(&mut self, id: u32, side: Side) -> Result<(), HostError> {
+        let d = self.live_dir(id, side)?;
+        d.stopped_all = false;
+        d.headers_held = false;
+        d.headers_gone = true;
+        if d.sent_headers.is_none() {
+            d.sent_headers = Some(d.headers.clone());
+        }
+        let has_trailers = d.trailers_received;
+        let body_end = d.end_received && !has_trailers;
+        if !d.body.is_empty() || body_end {
+            let action = self.body_raw(id, side, &[], body_end)?;
+            if action != Action::Continue || blocked(self.stream_checked(id)?) {
+                return Ok(());
+            }
+        }
+        if has_trailers {
+            let count = self.live_dir(id, side)?.trailers.len() as u32;
+            let raw = self.call(id, side.trailers_export(), &[id, count])?;
+            if Action::from_raw(raw) == Action::Continue {
+                let d = self.live_dir(id, side)?;
+                d.trailers_gone = true;
+                release(d);
+            }
+        }
+        Ok(())
     }
 
     fn body_raw(
@@ -322,7 +370,12 @@ impl Vm {
                 let ignored = stream.reset
                     || (side == Side::Request && stream.local_reply.is_some())
                     || !dir(stream, side).headers_received;
-                if !ignored {
+                if ignored {
+                    continue;
+                }
+                if dir(stream, side).stopped_all {
+                    self.resume_stopped_all(id, side)?;
+                } else {
                     release(dir(stream, side));
                 }
                 continue;

@@ -49,6 +49,13 @@ pub struct PluginOptions {
     /// Shared data to use instead of a fresh store: pass another plugin's
     /// [`Plugin::shared_data_handle`] to simulate several worker VMs.
     pub shared_data: Option<SharedDataHandle>,
+    /// Envoy's Wasm `allow_on_headers_stop_iteration`. On (the default),
+    /// a pause at headers holds them and body callbacks still come. Off
+    /// (what an Istio `WasmPlugin` gives), a pause at headers stops the
+    /// whole direction: data and trailers are buffered without callbacks
+    /// until the filter resumes, then the buffered body is delivered to
+    /// the filter after the headers went on.
+    pub headers_stop_iteration: bool,
 }
 
 impl Default for PluginOptions {
@@ -63,6 +70,7 @@ impl Default for PluginOptions {
             random_seed: 0x6d63_702d_6775_6172,
             known_clusters: None,
             shared_data: None,
+            headers_stop_iteration: true,
         }
     }
 }
@@ -130,6 +138,7 @@ impl Plugin {
             metrics: Default::default(),
             shared: options.shared_data.clone().unwrap_or_default(),
             rng: Rng::new(options.random_seed),
+            headers_stop_iteration: options.headers_stop_iteration,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);

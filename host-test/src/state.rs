@@ -89,6 +89,10 @@ pub(crate) struct Direction {
     pub complete: bool,
     /// The filter called `proxy_continue_stream` for this direction.
     pub resume_requested: bool,
+    /// Headers paused without `allow_on_headers_stop_iteration`: Envoy
+    /// stops the whole direction (StopAllIterationAndWatermark) and
+    /// buffers data and trailers without calling the filter.
+    pub stopped_all: bool,
 }
 
 impl Direction {
@@ -166,6 +170,8 @@ pub(crate) struct HostState {
     pub metrics: Metrics,
     pub shared: SharedDataHandle,
     pub rng: Rng,
+    /// Envoy's `allow_on_headers_stop_iteration` ([`crate::PluginOptions`]).
+    pub headers_stop_iteration: bool,
 }
 
 impl HostState {

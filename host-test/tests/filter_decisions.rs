@@ -10,7 +10,7 @@ fn demo_plugin() -> Plugin {
     let bundle: Value = serde_json::from_str(DEMO_BUNDLE).unwrap();
     Host::from_env()
         .unwrap_or_else(|e| panic!("{e}"))
-        .plugin(json!({ "bundle": bundle }).to_string())
+        .plugin(json!({ "bundle": bundle, "headers_stop_iteration": true }).to_string())
         .expect("filter starts")
 }
 
@@ -213,6 +213,7 @@ fn a_bad_fetched_bundle_is_rejected_and_the_last_good_one_stays() {
         .unwrap()
         .plugin(
             json!({"bundle": serde_json::from_str::<Value>(DEMO_BUNDLE).unwrap(),
+                       "headers_stop_iteration": true,
                        "control": {"cluster": "control", "bundle": "demo", "allow_unsigned": true}})
             .to_string(),
         )
@@ -259,8 +260,9 @@ fn a_newer_fetched_bundle_takes_over_for_new_requests() {
     let plugin = Host::from_env()
         .unwrap()
         .plugin(
-            json!({"control": {"cluster": "control", "bundle": "demo", "allow_unsigned": true}})
-                .to_string(),
+            json!({"headers_stop_iteration": true,
+                   "control": {"cluster": "control", "bundle": "demo", "allow_unsigned": true}})
+            .to_string(),
         )
         .unwrap();
     plugin.tick().unwrap();

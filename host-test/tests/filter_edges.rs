@@ -13,7 +13,7 @@ fn demo_plugin() -> Plugin {
     let bundle: Value = serde_json::from_str(DEMO_BUNDLE).unwrap();
     Host::from_env()
         .unwrap_or_else(|e| panic!("{e}"))
-        .plugin(json!({ "bundle": bundle }).to_string())
+        .plugin(json!({ "bundle": bundle, "headers_stop_iteration": true }).to_string())
         .expect("filter starts")
 }
 

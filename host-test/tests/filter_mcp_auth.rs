@@ -21,7 +21,10 @@ fn host() -> Host {
 }
 
 /// One VM configured with `config` (the whole plugin configuration).
-fn plugin(config: Value) -> Plugin {
+/// The filter as the Envoy templates run it: headers held while bodies
+/// are read (`allow_on_headers_stop_iteration`, the harness default).
+fn plugin(mut config: Value) -> Plugin {
+    config["headers_stop_iteration"] = json!(true);
     host().plugin(config.to_string()).expect("filter starts")
 }
 
@@ -606,7 +609,7 @@ fn pin(tool: &Value) -> String {
 
 /// Two worker VMs of one process (one shared-data store).
 fn pinned_workers() -> (Plugin, Plugin) {
-    let config = json!({"bundle": {
+    let config = json!({"headers_stop_iteration": true, "bundle": {
         "name": "pins", "version": 1,
         "rules": [{"id": "mcp", "effect": "allow", "when": {"path": {"exact": "/mcp"}}}],
         "pii": {"enabled": false},

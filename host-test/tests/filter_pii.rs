@@ -13,7 +13,7 @@ fn plugin_with(pii: Value) -> Plugin {
     });
     Host::from_env()
         .unwrap_or_else(|e| panic!("{e}"))
-        .plugin(json!({ "bundle": bundle }).to_string())
+        .plugin(json!({ "bundle": bundle, "headers_stop_iteration": true }).to_string())
         .expect("filter starts")
 }
 

@@ -37,7 +37,7 @@ fn bundle() -> Value {
 fn plugin_for(bundle: Value) -> Plugin {
     Host::from_env()
         .unwrap_or_else(|e| panic!("{e}"))
-        .plugin(json!({ "bundle": bundle }).to_string())
+        .plugin(json!({ "bundle": bundle, "headers_stop_iteration": true }).to_string())
         .expect("filter starts")
 }
 

@@ -27,6 +27,9 @@ pub struct EnvoySettings {
     /// Port of the OAuth token endpoint (cluster `mcp_guard_token`; a
     /// closed port when the stack runs none).
     pub token_port: u16,
+    /// Envoy's `allow_on_headers_stop_iteration` on the Wasm filter
+    /// (false: as an Istio `WasmPlugin` runs it).
+    pub headers_stop_iteration: bool,
     /// Worker threads.
     pub concurrency: u32,
     /// Serve the ingress listener over mutual TLS (workload identity
@@ -107,6 +110,14 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
         )
         .replace("{{CONTROL_PORT}}", &settings.control_port.to_string())
         .replace("{{TOKEN_PORT}}", &settings.token_port.to_string())
+        .replace(
+            "{{HEADERS_STOP_ITERATION}}",
+            if settings.headers_stop_iteration {
+                "true"
+            } else {
+                "false"
+            },
+        )
         .replace(
             "{{DOWNSTREAM_TLS}}",
             &settings

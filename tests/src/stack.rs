@@ -61,6 +61,11 @@ pub struct StackOptions {
     pub control_extra: serde_json::Map<String, serde_json::Value>,
     /// Serve the ingress listener over mutual TLS.
     pub downstream_tls: Option<DownstreamTls>,
+    /// Run the wasm filter as an Istio `WasmPlugin` would: Envoy's
+    /// `allow_on_headers_stop_iteration` off and no
+    /// `headers_stop_iteration` in the plugin configuration. Default
+    /// false: the shipped template (both on).
+    pub istio_mode: bool,
 }
 
 impl Default for StackOptions {
@@ -77,6 +82,7 @@ impl Default for StackOptions {
             target: Target::wasm(),
             token_port: None,
             plugin_extra: serde_json::Map::new(),
+            istio_mode: false,
             control_extra: serde_json::Map::new(),
             downstream_tls: None,
         }
@@ -245,6 +251,9 @@ impl Stack {
             control.extend(options.control_extra.clone());
         }
         if let Some(config) = plugin_config.as_object_mut() {
+            if !options.istio_mode {
+                config.insert("headers_stop_iteration".into(), true.into());
+            }
             config.extend(options.plugin_extra.clone());
         }
         let settings = EnvoySettings {
@@ -255,6 +264,7 @@ impl Stack {
             h2_upstream_port: options.h2_upstream_port.unwrap_or(CLOSED_PORT),
             control_port: proxy_port,
             token_port: options.token_port.unwrap_or(CLOSED_PORT),
+            headers_stop_iteration: !options.istio_mode,
             concurrency: options.concurrency,
             downstream_tls: options.downstream_tls.clone(),
         };

@@ -24,6 +24,7 @@ fn validate(target: &Target, plugin_config: &str, name: &str) -> (bool, String, 
         h2_upstream_port: 3,
         control_port: 2,
         token_port: 4,
+        headers_stop_iteration: true,
         concurrency: 1,
         downstream_tls: None,
     };

@@ -255,9 +255,11 @@ pub fn bundle(rules: usize, scrub_requests: bool) -> Value {
     })
 }
 
-/// The plugin configuration: the bundle inline, no control service.
+/// The plugin configuration: the bundle inline, no control service;
+/// headers held while bodies are read, as the filter's Envoy sets
+/// `allow_on_headers_stop_iteration` (the native module ignores it).
 pub fn plugin_config(g: &Guard) -> String {
-    json!({"bundle": bundle(g.rules, g.scrub_requests)}).to_string()
+    json!({"bundle": bundle(g.rules, g.scrub_requests), "headers_stop_iteration": true}).to_string()
 }
 
 #[cfg(test)]
