@@ -139,6 +139,7 @@ Push it (REGISTRY = your registry/repository prefix; any one tool):
 Pin it in the WasmPlugin:
   url: oci://REGISTRY/mcp-guard:{version}
   sha256: {manifest}
+(or pin in the URL alone: url: oci://REGISTRY/mcp-guard@sha256:{manifest})
 ",
         module = image.module_sha256,
     )
