@@ -44,12 +44,12 @@ fn cluster(name: &str, port: u16) -> Value {
                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}})
 }
 
-fn wasm_filter(name: &str, path: &Path, configuration: Option<String>) -> Value {
+fn wasm_filter(name: &str, path: &Path, configuration: Option<String>, held: bool) -> Value {
     let mut config = json!({
         "name": name, "root_id": name,
         "vm_config": {"vm_id": name, "runtime": "envoy.wasm.runtime.v8",
                       "code": {"local": {"filename": path.display().to_string()}}},
-        "allow_on_headers_stop_iteration": true
+        "allow_on_headers_stop_iteration": held
     });
     if let Some(value) = configuration {
         config["configuration"] =
@@ -153,12 +153,13 @@ fn http_filters(v: &Variant, inputs: &Inputs) -> Vec<Value> {
         filters.extend(envoy_mcp_filters());
     }
     if v.noop_wasm {
-        filters.push(wasm_filter("noop", &inputs.noop_wasm, None));
+        filters.push(wasm_filter("noop", &inputs.noop_wasm, None, true));
     }
     if let Some(g) = &v.guard {
         let config = variants::plugin_config(g);
         filters.push(match g.runtime {
-            Runtime::Wasm => wasm_filter("mcp-guard", &inputs.wasm, Some(config)),
+            Runtime::Wasm => wasm_filter("mcp-guard", &inputs.wasm, Some(config), true),
+            Runtime::WasmIstio => wasm_filter("mcp-guard", &inputs.wasm, Some(config), false),
             Runtime::Native => json!({"name": "mcp-guard", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
                 "dynamic_module_config": {"name": NATIVE_MODULE},

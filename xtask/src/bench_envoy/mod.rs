@@ -502,9 +502,9 @@ mod tests {
     fn default_run_skips_only_native_variants() {
         let o = parse_options(&[]).unwrap();
         let (chosen, _) = select(&o, false).unwrap();
-        assert_eq!(chosen.len(), 13);
+        assert_eq!(chosen.len(), 15);
         assert!(chosen
             .iter()
-            .all(|v| v.guard.is_none_or(|g| g.runtime == Runtime::Wasm)));
+            .all(|v| v.guard.is_none_or(|g| g.runtime != Runtime::Native)));
     }
 }

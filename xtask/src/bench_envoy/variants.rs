@@ -35,6 +35,9 @@ impl Answer {
 pub enum Runtime {
     /// proxy-wasm module in V8 (`MCP_GUARD_WASM`).
     Wasm,
+    /// The same module as an Istio `WasmPlugin` runs it: Envoy's
+    /// `allow_on_headers_stop_iteration` off, headers released, bodies held.
+    WasmIstio,
     /// Envoy dynamic module (`MCP_GUARD_NATIVE`, a `libmcp_guard_native.so`).
     Native,
 }
@@ -166,6 +169,18 @@ pub fn all() -> Vec<Variant> {
             baseline: "A-MCP",
             ..base("G-MCP", "A-MCP + mcp-guard, 100 rules")
         },
+        // As a plain Istio WasmPlugin (no allow_on_headers_stop_iteration).
+        Variant {
+            guard: guard(100, false, Runtime::WasmIstio),
+            answer: Answer::Mcp,
+            baseline: "A-MCP",
+            ..base("G-MCP-istio", "G-MCP, headers released (Istio WasmPlugin)")
+        },
+        Variant {
+            guard: guard(100, false, Runtime::WasmIstio),
+            answer: Answer::Pii,
+            ..base("B-istio", "B, headers released (Istio WasmPlugin)")
+        },
         // The same filter as an Envoy dynamic module (MCP_GUARD_NATIVE).
         Variant {
             guard: guard(100, false, Native),
@@ -259,7 +274,8 @@ pub fn bundle(rules: usize, scrub_requests: bool) -> Value {
 /// headers held while bodies are read, as the filter's Envoy sets
 /// `allow_on_headers_stop_iteration` (the native module ignores it).
 pub fn plugin_config(g: &Guard) -> String {
-    json!({"bundle": bundle(g.rules, g.scrub_requests), "headers_stop_iteration": true}).to_string()
+    let held = g.runtime != Runtime::WasmIstio;
+    json!({"bundle": bundle(g.rules, g.scrub_requests), "headers_stop_iteration": held}).to_string()
 }
 
 #[cfg(test)]
