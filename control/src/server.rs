@@ -6,11 +6,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::{HeaderValue, CONNECTION, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::{self, App};
 use crate::log;
@@ -25,11 +28,31 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Connections past the limit answered `503` at once; more than this many
+/// (a flood, or clients too slow to send a request) are closed unanswered,
+/// so refusing never costs more than a few descriptors.
+const REFUSALS_IN_FLIGHT: usize = 32;
+
+/// How long a refused client may take to send its request.
+const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Seconds a refused client is asked to wait before it retries.
+const REFUSAL_RETRY_AFTER: &str = "5";
+
+/// At most one "connection limit reached" line per this period.
+const FULL_LOG_PERIOD: Duration = Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `shutdown` completes; then stops
 /// accepting, answers waiting long-polls with 304 and drains.
+///
+/// With `max_connections`, a connection past the limit is answered `503`
+/// with `Retry-After` and closed: every waiting long-poll holds one
+/// connection, and without a cap they would take the last descriptors
+/// the store needs to write a push.
 pub(crate) async fn run(
     listener: TcpListener,
     app: Arc<App>,
+    max_connections: Option<usize>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     // Fails only if the socket is unusable; better to say so up front.
@@ -39,6 +62,12 @@ pub(crate) async fn run(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    let capacity = max_connections.map(|n| Arc::new(Semaphore::new(n)));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
+    let mut last_full_log: Option<tokio::time::Instant> = None;
+    if let Some(n) = max_connections {
+        app.metrics.set_max_connections(n);
+    }
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -54,12 +83,32 @@ pub(crate) async fn run(
                 }
             },
         };
+        let permit = match &capacity {
+            None => None,
+            Some(capacity) => match Arc::clone(capacity).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    app.metrics.refuse_connection();
+                    if last_full_log.is_none_or(|at| at.elapsed() >= FULL_LOG_PERIOD) {
+                        last_full_log = Some(tokio::time::Instant::now());
+                        log::warn(
+                            "connection limit reached: new connections get 503",
+                            serde_json::json!({"max_connections": max_connections}),
+                        );
+                    }
+                    refuse(stream, &refusals);
+                    continue;
+                }
+            },
+        };
+        let open = app.metrics.connection();
         let app = Arc::clone(&app);
         let service = service_fn(move |request| http::handle(Arc::clone(&app), request));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away mid-request is not this server's error.
             let _ = connection.await;
+            drop((permit, open));
         });
     }
     drop(listener);
@@ -75,6 +124,42 @@ pub(crate) async fn run(
         );
     }
     Ok(())
+}
+
+/// Answers a connection past the limit with `503` and closes it; when
+/// too many refusals are already in progress, closes it unanswered.
+fn refuse(stream: TcpStream, refusals: &Arc<Semaphore>) {
+    let Ok(permit): Result<OwnedSemaphorePermit, _> = Arc::clone(refusals).try_acquire_owned()
+    else {
+        return;
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(REFUSAL_READ_TIMEOUT)
+        .keep_alive(false);
+    let service = service_fn(|_request| async {
+        Ok::<_, std::convert::Infallible>(over_capacity())
+    });
+    tokio::spawn(async move {
+        let _ = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+        drop(permit);
+    });
+}
+
+/// `503 {"error":"over_capacity"}` with `Retry-After` and `Connection: close`.
+fn over_capacity() -> hyper::Response<http::Body> {
+    let mut response = http::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "over_capacity",
+        Some("this replica holds as many connections as it may; retry later"),
+    );
+    let headers = response.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from_static(REFUSAL_RETRY_AFTER));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Errors that concern one connection only; the next accept may succeed.
