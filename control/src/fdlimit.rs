@@ -28,10 +28,7 @@ impl FdLimit {
     /// How many connections to serve at once: `asked` if given, never
     /// more than the soft limit minus [`RESERVED_FDS`].
     pub fn max_connections(&self, asked: Option<usize>) -> usize {
-        let ceiling = self
-            .soft
-            .saturating_sub(RESERVED_FDS)
-            .max(MIN_CONNECTIONS);
+        let ceiling = self.soft.saturating_sub(RESERVED_FDS).max(MIN_CONNECTIONS);
         let ceiling = usize::try_from(ceiling).unwrap_or(usize::MAX);
         asked.map_or(ceiling, |asked| asked.min(ceiling))
     }
@@ -80,8 +77,10 @@ pub fn raise() -> Result<FdLimit, FdLimitError> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported).into())
 }
 
-/// `RLIM_INFINITY` and friends as a number (saturating).
+/// `RLIM_INFINITY` and friends as a number (saturating). `rlim_t` is
+/// `u64` on most targets but not all, hence the conversion.
 #[cfg(unix)]
+#[allow(clippy::useless_conversion)]
 fn as_u64(value: libc::rlim_t) -> u64 {
     u64::try_from(value).unwrap_or(u64::MAX)
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use mcp_guard_control::disk::Disk;
 use mcp_guard_control::{
-    checkpoints, fdlimit, keys, log, BundleStore, CheckpointBook, CheckpointLimits, LoadError, Options,
-    Tokens,
+    checkpoints, fdlimit, keys, log, BundleStore, CheckpointBook, CheckpointLimits, LoadError,
+    Options, Tokens,
 };
 use mcp_guard_engine::signing;
 use serde_json::json;

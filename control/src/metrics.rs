@@ -173,7 +173,7 @@ impl Metrics {
              # HELP mcp_guard_control_connections_max Connection limit (0: none but the open-file limit).\n\
              # TYPE mcp_guard_control_connections_max gauge\n\
              mcp_guard_control_connections_max {}\n\
-             # HELP mcp_guard_control_connections_refused_total Connections answered 503 (or closed) because the limit was reached.\n\
+             # HELP mcp_guard_control_connections_refused_total Connections refused past the connection limit: long-polls answered 503, or closed when the overflow lane was full.\n\
              # TYPE mcp_guard_control_connections_refused_total counter\n\
              mcp_guard_control_connections_refused_total {}",
             self.connections.load(Ordering::Relaxed),

@@ -28,27 +28,34 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Connections past the limit answered `503` at once; more than this many
-/// (a flood, or clients too slow to send a request) are closed unanswered,
-/// so refusing never costs more than a few descriptors.
-const REFUSALS_IN_FLIGHT: usize = 32;
+/// Connections past the limit served at once in the overflow lane (one
+/// request each: a push, a scrape, a probe is answered, a long-poll gets
+/// `503`); more than this many (a flood, or slow clients) are closed
+/// unanswered, so the lane never costs more than a few descriptors.
+const OVERFLOW_IN_FLIGHT: usize = 64;
 
-/// How long a refused client may take to send its request.
-const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client in the overflow lane may take to send its headers.
+const OVERFLOW_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one overflow-lane connection may last in all.
+const OVERFLOW_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Seconds a refused client is asked to wait before it retries.
 const REFUSAL_RETRY_AFTER: &str = "5";
 
-/// At most one "connection limit reached" line per this period.
+/// At most one "connection limit reached" (or "accept failed") line per
+/// this period.
 const FULL_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` completes; then stops
 /// accepting, answers waiting long-polls with 304 and drains.
 ///
-/// With `max_connections`, a connection past the limit is answered `503`
-/// with `Retry-After` and closed: every waiting long-poll holds one
-/// connection, and without a cap they would take the last descriptors
-/// the store needs to write a push.
+/// With `max_connections`, a connection past the limit goes to the
+/// overflow lane: one request, then close; a long-poll there is answered
+/// `503` with `Retry-After`, anything else (a push, a scrape, a probe) is
+/// served. Every waiting long-poll holds one connection, and without a
+/// cap they would take the last descriptors the store needs to write the
+/// very push they wait for.
 pub(crate) async fn run(
     listener: TcpListener,
     app: Arc<App>,
@@ -63,8 +70,10 @@ pub(crate) async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let capacity = max_connections.map(|n| Arc::new(Semaphore::new(n)));
-    let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
+    let overflow = Arc::new(Semaphore::new(OVERFLOW_IN_FLIGHT));
     let mut last_full_log: Option<tokio::time::Instant> = None;
+    let mut last_accept_log: Option<tokio::time::Instant> = None;
+    let mut accept_failures_unlogged: u64 = 0;
     if let Some(n) = max_connections {
         app.metrics.set_max_connections(n);
     }
@@ -76,7 +85,21 @@ pub(crate) async fn run(
                 Ok((stream, _peer)) => stream,
                 Err(e) => {
                     if !is_per_connection(&e) {
-                        log::error("accept failed", serde_json::json!({"error": e.to_string()}));
+                        // Out of descriptors this repeats every backoff:
+                        // one line per period, with how many were not logged.
+                        if last_accept_log.is_none_or(|at| at.elapsed() >= FULL_LOG_PERIOD) {
+                            last_accept_log = Some(tokio::time::Instant::now());
+                            log::error(
+                                "accept failed",
+                                serde_json::json!({
+                                    "error": e.to_string(),
+                                    "failures_not_logged": accept_failures_unlogged,
+                                }),
+                            );
+                            accept_failures_unlogged = 0;
+                        } else {
+                            accept_failures_unlogged += 1;
+                        }
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                     continue;
@@ -88,15 +111,14 @@ pub(crate) async fn run(
             Some(capacity) => match Arc::clone(capacity).try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    app.metrics.refuse_connection();
                     if last_full_log.is_none_or(|at| at.elapsed() >= FULL_LOG_PERIOD) {
                         last_full_log = Some(tokio::time::Instant::now());
                         log::warn(
-                            "connection limit reached: new connections get 503",
+                            "connection limit reached: new long-polls get 503",
                             serde_json::json!({"max_connections": max_connections}),
                         );
                     }
-                    refuse(stream, &refusals);
+                    overflow_lane(stream, &overflow, &app);
                     continue;
                 }
             },
@@ -126,25 +148,34 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Answers a connection past the limit with `503` and closes it; when
-/// too many refusals are already in progress, closes it unanswered.
-fn refuse(stream: TcpStream, refusals: &Arc<Semaphore>) {
-    let Ok(permit): Result<OwnedSemaphorePermit, _> = Arc::clone(refusals).try_acquire_owned()
-    else {
+/// Serves one request of a connection past the limit, then closes it:
+/// a long-poll is refused with `503`, anything else is answered. When the
+/// lane is full the connection is closed unanswered.
+fn overflow_lane(stream: TcpStream, lane: &Arc<Semaphore>, app: &Arc<App>) {
+    let Ok(permit): Result<OwnedSemaphorePermit, _> = Arc::clone(lane).try_acquire_owned() else {
+        app.metrics.refuse_connection();
         return;
     };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(REFUSAL_READ_TIMEOUT)
+        .header_read_timeout(OVERFLOW_READ_TIMEOUT)
         .keep_alive(false);
-    let service = service_fn(|_request| async {
-        Ok::<_, std::convert::Infallible>(over_capacity())
+    let app = Arc::clone(app);
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let app = Arc::clone(&app);
+        async move {
+            if http::asks_to_wait(&request) {
+                app.metrics.refuse_connection();
+                Ok(over_capacity())
+            } else {
+                http::handle(app, request).await
+            }
+        }
     });
     tokio::spawn(async move {
-        let _ = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .await;
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let _ = tokio::time::timeout(OVERFLOW_DEADLINE, connection).await;
         drop(permit);
     });
 }

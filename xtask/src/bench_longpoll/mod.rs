@@ -199,6 +199,22 @@ async fn waiting(scrapes: &mut [Admin]) -> Result<f64, String> {
     Ok(total)
 }
 
+/// Connections the replicas refused past their limit, by their counter.
+async fn refused(scrapes: &mut [Admin]) -> Result<f64, String> {
+    let mut total = 0.0;
+    for admin in scrapes.iter_mut() {
+        let page = admin
+            .call(Method::GET, "/metrics", None, Bytes::new())
+            .await?;
+        total += stats::metric(
+            &String::from_utf8_lossy(&page.body),
+            "mcp_guard_control_connections_refused_total",
+        )
+        .unwrap_or(0.0);
+    }
+    Ok(total)
+}
+
 fn sum(readings: &[Reading]) -> Reading {
     readings.iter().fold(Reading::default(), |a, r| Reading {
         rss_kib: a.rss_kib + r.rss_kib,
@@ -223,9 +239,20 @@ fn ms(d: Duration) -> f64 {
 /// One round; its figures as JSON.
 async fn round(o: &Options, store: &Store, binary: &Path, dir: &Path) -> Result<Value, String> {
     let (tokens, key) = write_credentials(dir)?;
+    // Squeezed: the replica's open-file limit leaves room for all but a
+    // tenth of the polls once it has kept its reserve for the store.
+    let overflow = if o.squeeze { (o.polls / 10).max(20) } else { 0 };
+    let fd_limit = (o.polls - overflow) as u64 + mcp_guard_control::fdlimit::RESERVED_FDS;
     let mut replicas = Vec::with_capacity(o.replicas);
     for index in 0..o.replicas {
-        replicas.push(Replica::start(binary, index, store, &tokens, &key, dir)?);
+        replicas.push(Replica::start(
+            binary,
+            index,
+            store,
+            (&tokens, &key),
+            dir,
+            o.squeeze.then_some(fd_limit),
+        )?);
     }
     // Opened before the load: they still work when the replica is out of
     // descriptors.
@@ -253,16 +280,6 @@ async fn round(o: &Options, store: &Store, binary: &Path, dir: &Path) -> Result<
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let base = read_all(&replicas)?;
-    let overflow = if o.squeeze {
-        (o.polls / 10).max(20)
-    } else {
-        0
-    };
-    let fd_limit = base.fds + (o.polls - overflow) as u64;
-    if o.squeeze {
-        replicas[0].limit_fds(fd_limit)?;
-    }
-
     let wait = mcp_guard_control::MAX_WAIT_SECS;
     let path: Arc<str> = format!("{}?wait={wait}", bundle_path()).into();
     let connects = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
@@ -312,10 +329,12 @@ async fn round(o: &Options, store: &Store, binary: &Path, dir: &Path) -> Result<
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded = read_all(&replicas)?;
     let accept_errors_before = replicas[0].log_lines_with("accept failed");
+    let refused_before = refused(&mut scrapes).await?;
     let hold = Duration::from_secs(if o.squeeze { 3 } else { 0 });
     tokio::time::sleep(hold).await;
     let held = read_all(&replicas)?;
     let accept_errors_hold = replicas[0].log_lines_with("accept failed") - accept_errors_before;
+    let limit_lines = replicas[0].log_lines_with("connection limit reached");
     let answered_early = progress.done.load(Ordering::Relaxed);
 
     let push_sent = Instant::now();
@@ -402,6 +421,8 @@ async fn round(o: &Options, store: &Store, binary: &Path, dir: &Path) -> Result<
             "fd_limit": fd_limit,
             "polls_beyond_limit": overflow,
             "accept_error_log_lines_in_3s": accept_errors_hold,
+            "limit_reached_log_lines": limit_lines,
+            "refused_by_server_before_push": refused_before,
             "cpu_percent_while_full": held.cpu_us.saturating_sub(loaded.cpu_us) as f64
                 / hold.as_micros().max(1) as f64 * 100.0,
         })),
@@ -425,12 +446,21 @@ const ROWS: &[(&str, &str)] = &[
     ("push sent -> answer p99 (ms)", "/latency_ms/p99"),
     ("push sent -> answer max (ms)", "/latency_ms/max"),
     ("push sent -> all answered (ms)", "/all_answered_ms"),
-    ("push ack -> all answered (ms)", "/all_answered_after_ack_ms"),
+    (
+        "push ack -> all answered (ms)",
+        "/all_answered_after_ack_ms",
+    ),
     ("answered before the push ack", "/answered_before_ack"),
     ("answered with the new version", "/answered_new_version"),
     ("server CPU for the fan-out (ms)", "/fanout_cpu_ms"),
-    ("accept errors logged in 3 s full", "/squeeze/accept_error_log_lines_in_3s"),
-    ("server CPU while full (%)", "/squeeze/cpu_percent_while_full"),
+    (
+        "accept errors logged in 3 s full",
+        "/squeeze/accept_error_log_lines_in_3s",
+    ),
+    (
+        "server CPU while full (%)",
+        "/squeeze/cpu_percent_while_full",
+    ),
 ];
 
 /// The median of each row over the rounds.
@@ -554,7 +584,14 @@ mod tests {
         let o = parse_options(&[]).unwrap();
         assert_eq!((o.polls, o.rounds, o.replicas), (10_000, 1, 1));
         let o = parse_options(&args(&[
-            "--polls", "1000", "--rounds", "3", "--replicas", "2", "--store", "postgres://x",
+            "--polls",
+            "1000",
+            "--rounds",
+            "3",
+            "--replicas",
+            "2",
+            "--store",
+            "postgres://x",
         ]))
         .unwrap();
         assert_eq!((o.polls, o.rounds, o.replicas), (1000, 3, 2));

@@ -66,16 +66,36 @@ pub struct Reading {
 
 impl Replica {
     /// Starts replica `index` of `binary` over `store`; files go to `dir`.
+    /// With `fd_limit`, the process starts with that open-file limit (soft
+    /// and hard), as under a tight `ulimit -n`.
     pub fn start(
         binary: &Path,
         index: usize,
         store: &Store,
-        tokens: &Path,
-        key: &Path,
+        credentials: (&Path, &Path),
         dir: &Path,
+        fd_limit: Option<u64>,
     ) -> Result<Self, String> {
+        let (tokens, key) = credentials;
         let log = dir.join(format!("control-{index}.log"));
         let mut command = Command::new(binary);
+        if let Some(limit) = fd_limit {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe and only changes the
+            // child's own limit before it runs the binary.
+            unsafe {
+                command.pre_exec(move || {
+                    let new = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         command
             .args(["--listen", "127.0.0.1:0", "--jwks-refresh", "0"])
             .arg("--tokens")
@@ -136,26 +156,6 @@ impl Replica {
             fds,
             cpu_us: procs::cpu_micros(pid)?,
         })
-    }
-
-    /// Sets the process's open-file limit (soft and hard) to `limit`, as
-    /// a tight `ulimit -n` would; for the near-the-limit scenario.
-    pub fn limit_fds(&self, limit: u64) -> Result<(), String> {
-        let pid = libc::pid_t::try_from(self.pid()).map_err(|e| e.to_string())?;
-        let new = libc::rlimit {
-            rlim_cur: limit,
-            rlim_max: limit,
-        };
-        // SAFETY: prlimit reads `new` and writes nothing (old is null); it
-        // targets our own child, which has not been reaped.
-        let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(format!(
-                "prlimit: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(())
     }
 
     /// Log lines containing `needle` so far.

@@ -56,12 +56,10 @@ pub fn listening_addr(output: &str) -> Option<std::net::SocketAddr> {
 
 /// The value of an unlabelled gauge or counter in a Prometheus text page.
 pub fn metric(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (key, value) = l.split_once(' ')?;
-            (key == name).then(|| value.trim().parse().ok()).flatten()
-        })
+    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok()).flatten()
+    })
 }
 
 /// A `Key:   123 kB` field of `/proc/PID/status` or `smaps_rollup`, in KiB.
@@ -109,10 +107,7 @@ mod tests {
     #[test]
     fn reads_service_and_proc_output() {
         let out = "something\nlistening on 127.0.0.1:4321\n";
-        assert_eq!(
-            listening_addr(out),
-            Some("127.0.0.1:4321".parse().unwrap())
-        );
+        assert_eq!(listening_addr(out), Some("127.0.0.1:4321".parse().unwrap()));
         assert_eq!(listening_addr("listening on nowhere"), None);
         let page = "# HELP mcp_guard_control_long_polls_waiting x\n\
                     # TYPE mcp_guard_control_long_polls_waiting gauge\n\
