@@ -328,6 +328,10 @@ async fn round(o: &Options, store: &Store, binary: &Path, dir: &Path) -> Result<
     let ramp = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded = read_all(&replicas)?;
+    let per_replica: Vec<Value> = replicas
+        .iter()
+        .map(|r| r.read().map(|reading| reading_json(&reading)))
+        .collect::<Result<_, _>>()?;
     let accept_errors_before = replicas[0].log_lines_with("accept failed");
     let refused_before = refused(&mut scrapes).await?;
     let hold = Duration::from_secs(if o.squeeze { 3 } else { 0 });
@@ -400,6 +404,7 @@ async fn round(o: &Options, store: &Store, binary: &Path, dir: &Path) -> Result<
         "parked": parked,
         "base": reading_json(&base),
         "loaded": reading_json(&loaded),
+        "loaded_per_replica": per_replica,
         "rss_bytes_per_poll": per_poll(loaded.rss_kib, base.rss_kib),
         "pss_bytes_per_poll": per_poll(loaded.pss_kib, base.pss_kib),
         "fds_per_poll": (parked > 0.0).then(|| loaded.fds.saturating_sub(base.fds) as f64 / parked),
