@@ -38,7 +38,7 @@ const OVERFLOW_IN_FLIGHT: usize = 64;
 const OVERFLOW_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long one overflow-lane connection may last in all.
-const OVERFLOW_DEADLINE: Duration = Duration::from_secs(30);
+const OVERFLOW_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Seconds a refused client is asked to wait before it retries.
 const REFUSAL_RETRY_AFTER: &str = "5";
