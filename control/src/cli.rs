@@ -16,7 +16,8 @@ pub const USAGE: &str = "\
 usage: mcp-guard-control [--data DIR] [--bundles DIR] [--tokens FILE]
                          [--signing-key FILE] [--next-signing-key FILE]
                          [--checkpoint-key FILE]
-                         [--jwks-refresh SECONDS] [--listen ADDR]
+                         [--jwks-refresh SECONDS] [--max-connections N]
+                         [--listen ADDR]
 
 Stores, signs and serves mcp-guard policy bundles (API: control/README.md).
 
@@ -37,6 +38,10 @@ options:
                         generated on first start; without --data, per run)
   --jwks-refresh SECS   re-fetch issuer keys behind discovery URLs every SECS
                         (default 300; 0 disables)
+  --max-connections N   connections served at once (each waiting long-poll
+                        holds one); past it new ones get 503 + Retry-After.
+                        Default and ceiling: the open-file limit (raised to
+                        the hard limit at start) minus 128 kept for the store
   --listen ADDR         address to bind, e.g. 127.0.0.1:8090 (default 127.0.0.1:0)
   -h, --help            print this help
 
@@ -62,6 +67,8 @@ pub struct Settings {
     pub checkpoint_key: Option<PathBuf>,
     /// Key refresh period; `None` when disabled.
     pub jwks_refresh: Option<Duration>,
+    /// Connection limit asked for; `None`: from the open-file limit.
+    pub max_connections: Option<usize>,
 }
 
 /// What the command line asks for.
@@ -98,6 +105,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         next_signing_key: None,
         checkpoint_key: None,
         jwks_refresh: Some(Duration::from_secs(DEFAULT_JWKS_REFRESH_SECS)),
+        max_connections: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -130,6 +138,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
                     .map_err(|_| CliError::BadValue("--jwks-refresh", "a number of seconds"))?;
                 settings.jwks_refresh = (secs > 0).then(|| Duration::from_secs(secs));
             }
+            "--max-connections" => {
+                let n: usize = value("--max-connections")?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(CliError::BadValue("--max-connections", "a positive number"))?;
+                settings.max_connections = Some(n);
+            }
             _ => return Err(CliError::Unexpected(arg)),
         }
     }
@@ -158,6 +174,7 @@ mod tests {
             "--next-signing-key=n",
             "--checkpoint-key=c",
             "--jwks-refresh=0",
+            "--max-connections=500",
         ]) else {
             panic!("parses");
         };
@@ -169,11 +186,13 @@ mod tests {
         assert_eq!(s.next_signing_key, Some("n".into()));
         assert_eq!(s.checkpoint_key, Some("c".into()));
         assert_eq!(s.jwks_refresh, None);
+        assert_eq!(s.max_connections, Some(500));
         let Ok(Command::Serve(s)) = run(&[]) else {
             panic!("parses");
         };
         assert_eq!(s.listen, DEFAULT_LISTEN);
         assert_eq!(s.jwks_refresh, Some(Duration::from_secs(300)));
+        assert_eq!(s.max_connections, None);
         assert_eq!(run(&["-h"]), Ok(Command::Help));
     }
 
@@ -192,5 +211,11 @@ mod tests {
             run(&["--jwks-refresh", "soon"]),
             Err(CliError::BadValue(..))
         ));
+        for bad in ["0", "-1", "many"] {
+            assert!(matches!(
+                run(&["--max-connections", bad]),
+                Err(CliError::BadValue("--max-connections", _))
+            ));
+        }
     }
 }

@@ -428,6 +428,15 @@ async fn get_latest(
     }
 }
 
+/// Whether `request` is a long-poll: a read of a bundle that asks to
+/// wait. The overflow lane refuses these (they would hold a connection
+/// past the limit) and serves everything else.
+pub(crate) fn asks_to_wait<B>(request: &Request<B>) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && request.uri().path().starts_with(BUNDLES_PATH)
+        && !requested_wait(request.uri().query().unwrap_or_default(), request.headers()).is_zero()
+}
+
 /// How long the client will wait: `?wait=N` or `Prefer: wait=N` (RFC
 /// 7240), capped at [`MAX_WAIT_SECS`]; zero when not asked.
 fn requested_wait(query: &str, headers: &HeaderMap) -> Duration {
@@ -928,6 +937,52 @@ mod tests {
         assert!(h[SIGNATURE_HEADER]
             .to_str()
             .is_ok_and(|s| s.starts_with("v=2; key=")));
+    }
+
+    #[test]
+    fn long_polls_are_told_apart() {
+        let request = |method: Method, uri: &str, prefer: Option<&str>| {
+            let mut r = Request::builder().method(method).uri(uri);
+            if let Some(p) = prefer {
+                r = r.header("prefer", p);
+            }
+            r.body(()).expect("request")
+        };
+        assert!(asks_to_wait(&request(
+            Method::GET,
+            "/v1/bundles/demo?wait=30",
+            None
+        )));
+        assert!(asks_to_wait(&request(
+            Method::HEAD,
+            "/v1/bundles/demo?wait=1",
+            None
+        )));
+        assert!(asks_to_wait(&request(
+            Method::GET,
+            "/v1/bundles/demo",
+            Some("wait=5")
+        )));
+        assert!(!asks_to_wait(&request(
+            Method::GET,
+            "/v1/bundles/demo",
+            None
+        )));
+        assert!(!asks_to_wait(&request(
+            Method::GET,
+            "/v1/bundles/demo?wait=0",
+            None
+        )));
+        assert!(!asks_to_wait(&request(
+            Method::PUT,
+            "/v1/bundles/demo?wait=30",
+            None
+        )));
+        assert!(!asks_to_wait(&request(
+            Method::GET,
+            "/metrics?wait=30",
+            None
+        )));
     }
 
     #[test]

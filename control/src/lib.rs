@@ -25,6 +25,7 @@ pub mod checkpoints;
 pub mod discovery;
 pub mod disk;
 pub mod etag;
+pub mod fdlimit;
 pub mod fleet;
 pub mod fleet_view;
 mod http;
@@ -73,6 +74,10 @@ pub struct Options {
     /// The checkpoint book (countersigned decision-trail checkpoints);
     /// `None`: in memory, with a key for this run only.
     pub checkpoints: Option<Arc<CheckpointBook>>,
+    /// Connections served at once (each waiting long-poll holds one);
+    /// past it a new connection is answered `503` with `Retry-After`.
+    /// `None`: no limit but the process's open-file limit.
+    pub max_connections: Option<usize>,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -119,7 +124,7 @@ pub async fn serve_with(
             }
         })
     });
-    let result = server::run(listener, app, shutdown).await;
+    let result = server::run(listener, app, options.max_connections, shutdown).await;
     if let Some(refresher) = refresher {
         refresher.abort();
     }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use mcp_guard_control::disk::Disk;
 use mcp_guard_control::{
-    checkpoints, keys, log, BundleStore, CheckpointBook, CheckpointLimits, LoadError, Options,
-    Tokens,
+    checkpoints, fdlimit, keys, log, BundleStore, CheckpointBook, CheckpointLimits, LoadError,
+    Options, Tokens,
 };
 use mcp_guard_engine::signing;
 use serde_json::json;
@@ -40,6 +40,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(settings: cli::Settings) -> Result<(), String> {
+    let max_connections = open_file_limit(settings.max_connections);
     let disk = match &settings.data {
         Some(dir) => {
             Some(Disk::open(dir).map_err(|e| format!("data directory {}: {e}", dir.display()))?)
@@ -107,6 +108,7 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         tokens,
         checkpoints: Some(checkpoints),
         jwks_refresh: settings.jwks_refresh,
+        max_connections,
         ..Options::default()
     };
     mcp_guard_control::serve_with(listener, Arc::new(store), options, shutdown)
@@ -114,6 +116,45 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     log::info("stopped", serde_json::Value::Null);
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one and logs it with the
+/// connection limit that follows: each waiting long-poll holds a
+/// descriptor, so this bounds how many filters the replica can carry.
+fn open_file_limit(asked: Option<usize>) -> Option<usize> {
+    match fdlimit::raise() {
+        Ok(limit) => {
+            let max = limit.max_connections(asked);
+            let message = if limit.before < limit.soft {
+                "raised the open-file limit to the hard limit"
+            } else {
+                "open-file limit"
+            };
+            log::info(
+                message,
+                json!({
+                    "from": limit.before,
+                    "soft": limit.soft,
+                    "hard": limit.hard,
+                    "max_connections": max,
+                }),
+            );
+            if asked.is_some_and(|asked| asked > max) {
+                log::warn(
+                    "--max-connections exceeds what the open-file limit allows; lowered",
+                    json!({ "asked": asked, "max_connections": max }),
+                );
+            }
+            Some(max)
+        }
+        Err(e) => {
+            log::warn(
+                "cannot read or raise the open-file limit",
+                json!({ "error": e.to_string() }),
+            );
+            asked
+        }
+    }
 }
 
 /// The checkpoint book and its key (logged, like the signing key, so

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::store::BundleStore;
@@ -36,6 +36,19 @@ pub struct Metrics {
     rotations: Counter,
     reports: Counter,
     waiting: AtomicI64,
+    connections: AtomicI64,
+    max_connections: AtomicI64,
+    refused_connections: AtomicU64,
+}
+
+/// Counts a connection as open for as long as it lives.
+#[derive(Debug)]
+pub struct Open(Arc<Metrics>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Counts a long-poll as waiting for as long as it lives.
@@ -82,6 +95,23 @@ impl Metrics {
     pub fn waiting(self: &Arc<Self>) -> Waiting {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         Waiting(Arc::clone(self))
+    }
+
+    /// Marks one connection as open until the guard is dropped.
+    pub fn connection(self: &Arc<Self>) -> Open {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        Open(Arc::clone(self))
+    }
+
+    /// Records the connection limit, exported as a gauge.
+    pub fn set_max_connections(&self, max: usize) {
+        self.max_connections
+            .store(i64::try_from(max).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts a connection refused because the limit was reached.
+    pub fn refuse_connection(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -137,6 +167,21 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP mcp_guard_control_connections_open Client connections open.\n\
+             # TYPE mcp_guard_control_connections_open gauge\n\
+             mcp_guard_control_connections_open {}\n\
+             # HELP mcp_guard_control_connections_max Connection limit (0: none but the open-file limit).\n\
+             # TYPE mcp_guard_control_connections_max gauge\n\
+             mcp_guard_control_connections_max {}\n\
+             # HELP mcp_guard_control_connections_refused_total Connections refused past the connection limit: long-polls answered 503, or closed when the overflow lane was full.\n\
+             # TYPE mcp_guard_control_connections_refused_total counter\n\
+             mcp_guard_control_connections_refused_total {}",
+            self.connections.load(Ordering::Relaxed),
+            self.max_connections.load(Ordering::Relaxed),
+            self.refused_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP mcp_guard_control_bundle_version Latest stored version of each bundle.\n\
              # TYPE mcp_guard_control_bundle_version gauge"
         );
@@ -173,7 +218,17 @@ mod tests {
         metrics.push("created");
         metrics.serve(304);
         let guard = metrics.waiting();
+        let open = metrics.connection();
+        metrics.set_max_connections(9);
+        metrics.refuse_connection();
         let text = metrics.render(&store);
+        assert!(text.contains("mcp_guard_control_connections_open 1\n"));
+        assert!(text.contains("mcp_guard_control_connections_max 9\n"));
+        assert!(text.contains("mcp_guard_control_connections_refused_total 1\n"));
+        drop(open);
+        assert!(metrics
+            .render(&store)
+            .contains("mcp_guard_control_connections_open 0\n"));
         assert!(text.contains("mcp_guard_control_pushes_total{result=\"created\"} 2"));
         assert!(text.contains("mcp_guard_control_serves_total{status=\"304\"} 1"));
         assert!(text.contains("mcp_guard_control_long_polls_waiting 1"));

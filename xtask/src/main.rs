@@ -2,6 +2,7 @@
 //! needs nothing but rustup, cargo and python3.
 
 mod bench_envoy;
+mod bench_longpoll;
 mod demo;
 mod fuzz;
 mod oci;
@@ -25,6 +26,11 @@ tasks:
               load benchmark in real Envoy (wrk + nginx on loopback): mcp-guard
               vs router only, jwt_authn, native RBAC, a no-op wasm filter;
               writes docs/bench/envoy.{md,json,svg} (not part of CI)
+  bench-longpoll [--polls N] [--rounds R] [--squeeze] [--replicas K --store URL]
+              N concurrent long-polls (default 10000) on one release control
+              service: memory and fds per waiting poll, push -> answer latency;
+              --squeeze sets its fd limit just below N; writes
+              target/bench-longpoll/*.json (not part of CI)
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
   build-native
               build target/native-release/libmcp_guard_native.so (Envoy dynamic module)
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
         "bench" => steps::bench(std::env::args().skip(2).collect()),
         "bench-v8" => steps::bench_v8(),
         "bench-envoy" => bench_envoy::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "bench-longpoll" => bench_longpoll::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "build-wasm" => steps::build_wasm().map(|_| ()),
         "build-native" => steps::build_native().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),

@@ -12,7 +12,7 @@ mod checks;
 mod envoy;
 mod load;
 mod payloads;
-mod procs;
+pub(crate) mod procs;
 mod report;
 mod upstream;
 mod variants;
