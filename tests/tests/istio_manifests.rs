@@ -658,6 +658,62 @@ fn istio_kinds_parse_into_the_typed_models() {
     }
 }
 
+/// Validates Istio resources with `istio/validate/validate.mjs`: the
+/// schemas of Istio's CRDs (Istio 1.29.2's `crd-all.gen.yaml`, compiled by
+/// the npm package `@kubernetes-models/istio` 3.0.1, installed by `cargo
+/// xtask envoy`). One line per resource: `ok …` or `error …: MESSAGE`.
+fn istio_crd_validate(docs: &[&Value]) -> Vec<String> {
+    let script = paths::workspace_root().join("istio/validate/validate.mjs");
+    assert!(
+        paths::workspace_root()
+            .join("istio/validate/node_modules/@kubernetes-models/istio")
+            .is_dir(),
+        "the Istio CRD schemas are not installed: run `cargo xtask envoy` \
+         (npm ci --prefix istio/validate)"
+    );
+    let node = std::env::var_os("MCP_GUARD_NODE").unwrap_or_else(|| "node".into());
+    let mut child = Command::new(node)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node (the machine's Node.js) runs the Istio schema check");
+    serde_json::to_writer(child.stdin.take().unwrap(), &docs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "validate.mjs failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn istio_kinds_validate_against_the_schemas_of_istios_crds() {
+    let rendered = all();
+    let docs: Vec<&Value> = rendered
+        .iter()
+        .flat_map(|(_, list)| list)
+        .filter(|d| d["apiVersion"].as_str().unwrap().contains("istio.io/"))
+        .collect();
+    assert!(docs.len() >= 10);
+    let lines = istio_crd_validate(&docs);
+    assert_eq!(lines.len(), docs.len(), "{lines:?}");
+    let errors: Vec<_> = lines.iter().filter(|l| !l.starts_with("ok ")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // The schemas catch wrong values and types.
+    let base = render("istio/base");
+    let mut open = (*one(&base, "WasmPlugin")).clone();
+    open["spec"]["failStrategy"] = Value::from("FAIL_OPN");
+    let mut phase = (*one(&base, "WasmPlugin")).clone();
+    phase["spec"]["phase"] = Value::from("AUTHORIZATION");
+    let mut jwks = (*one(&base, "RequestAuthentication")).clone();
+    jwks["spec"]["jwtRules"][0]["jwksUri"] = Value::from(5);
+    let lines = istio_crd_validate(&[&open, &phase, &jwks]);
+    assert!(lines.iter().all(|l| l.starts_with("error ")), "{lines:?}");
+}
+
 // --- What the filter attachment must be --------------------------------
 
 fn wasmplugin(docs: &[Value]) -> istio::Resource<istio::WasmPlugin> {

@@ -188,11 +188,32 @@ pub fn ensure_envoy() -> Result<PathBuf, String> {
     Ok(envoy)
 }
 
-/// Installs `istio/requirements.txt` (kubernetes-validate, the schemas
-/// `tests/tests/istio_manifests.rs` checks the Istio layout against) into
-/// `./.venv` unless it is importable there.
+/// Installs what `tests/tests/istio_manifests.rs` validates the Istio
+/// layout with, unless present: `istio/requirements.txt`
+/// (kubernetes-validate, the Kubernetes schemas) into `./.venv`, and
+/// `istio/validate/package-lock.json` (the schemas of Istio's CRDs) into
+/// `istio/validate/node_modules` with the machine's npm.
 fn ensure_manifest_validator() -> Result<(), String> {
-    let python = paths::workspace_root().join(".venv/bin/python");
+    let root = paths::workspace_root();
+    if !root
+        .join("istio/validate/node_modules/@kubernetes-models/istio")
+        .is_dir()
+    {
+        eprintln!("xtask: installing istio/validate/package-lock.json");
+        run(
+            "npm",
+            &[
+                "ci",
+                "--prefix",
+                "istio/validate",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ],
+            &[],
+        )?;
+    }
+    let python = root.join(".venv/bin/python");
     let present = Command::new(&python)
         .args(["-c", "import kubernetes_validate"])
         .output()
