@@ -923,6 +923,112 @@ fn the_envoyfilter_variant_sets_the_envoy_flag_and_tells_the_filter() {
     assert_eq!(dr.spec.traffic_policy.tls.mode, istio::TlsMode::Simple);
 }
 
+/// What the EnvoyFilters put into the sidecar's inbound listener, as a
+/// bootstrap the pinned Envoy checks with `--mode validate`: the
+/// request-line patch merged into the HTTP connection manager, the Wasm
+/// filter inserted before the router, and the clusters the patches name
+/// (Istio creates them; here static placeholders).
+fn inbound_bootstrap(docs: &[Value]) -> Value {
+    let mut hcm = serde_json::json!({
+        "stat_prefix": "inbound",
+        "route_config": {"virtual_hosts": [{"name": "model", "domains": ["*"],
+            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "model"}}]}]},
+        "http_filters": [],
+    });
+    let mut clusters = vec!["model".to_owned()];
+    for ef in of_kind(docs, "EnvoyFilter") {
+        let ef = istio::parse::<istio::EnvoyFilter>(ef).unwrap();
+        for p in ef.spec.config_patches {
+            match p.apply_to {
+                istio::ApplyTo::NetworkFilter => {
+                    for (k, v) in p.patch.value["typed_config"].as_object().unwrap() {
+                        hcm[k] = v.clone();
+                    }
+                }
+                istio::ApplyTo::HttpFilter => {
+                    let config = &p.patch.value["typed_config"]["config"];
+                    for pointer in ["/vm_config/code/remote/http_uri/cluster"] {
+                        if let Some(c) = config.pointer(pointer).and_then(Value::as_str) {
+                            clusters.push(c.to_owned());
+                        }
+                    }
+                    let control: Value =
+                        serde_json::from_str(config["configuration"]["value"].as_str().unwrap())
+                            .unwrap();
+                    clusters.push(control["control"]["cluster"].as_str().unwrap().to_owned());
+                    hcm["http_filters"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(p.patch.value);
+                }
+            }
+        }
+    }
+    hcm["http_filters"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
+    let clusters: Vec<Value> = clusters
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            serde_json::json!({"name": name, "type": "STATIC", "load_assignment": {
+                "cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
+                    {"socket_address": {"address": "127.0.0.1", "port_value": i + 1}}}}]}]}})
+        })
+        .collect();
+    serde_json::json!({"static_resources": {
+        "listeners": [{"name": "inbound", "address": {"socket_address":
+            {"address": "127.0.0.1", "port_value": 0}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                "typed_config": hcm}]}]}],
+        "clusters": clusters}})
+}
+
+/// `envoy --mode validate` on a bootstrap: (accepted, Envoy's output).
+fn envoy_validate(bootstrap: &Value, name: &str) -> (bool, String) {
+    let path = std::env::temp_dir().join(format!(
+        "mcp-guard-istio-{name}-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, bootstrap.to_string()).unwrap();
+    let out = Command::new(paths::envoy_path())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&path)
+        .output()
+        .expect("envoy runs (MCP_GUARD_ENVOY, or `cargo xtask envoy`)");
+    let _ = std::fs::remove_file(&path);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn the_pinned_envoy_accepts_what_the_envoyfilters_patch_in() {
+    let docs = render("istio/envoyfilter-alternative");
+    let bootstrap = inbound_bootstrap(&docs);
+    let filters = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"];
+    assert_eq!(filters.as_array().unwrap().len(), 2, "{filters}");
+    let (ok, log) = envoy_validate(&bootstrap, "ok");
+    assert!(ok && log.contains("OK"), "{log}");
+    // Envoy refuses a misspelt field in either patch: the check is real.
+    let text = bootstrap.to_string();
+    for (from, to) in [
+        (
+            "allow_on_headers_stop_iteration",
+            "allow_on_header_stop_iteration",
+        ),
+        ("\"REJECT_REQUEST\"", "\"REJECT\""),
+    ] {
+        assert!(text.contains(from));
+        let bad: Value = serde_json::from_str(&text.replace(from, to)).unwrap();
+        let (ok, log) = envoy_validate(&bad, "bad");
+        assert!(!ok, "{to}: {log}");
+    }
+}
+
 // --- The control service ----------------------------------------------
 
 fn containers(d: &Value) -> Vec<&Value> {
