@@ -9,6 +9,7 @@ import * as istio from "@kubernetes-models/istio";
 const MODELS = {
   "extensions.istio.io/v1alpha1/WasmPlugin": istio.extensionsIstioIo.v1alpha1.WasmPlugin,
   "security.istio.io/v1/RequestAuthentication": istio.securityIstioIo.v1.RequestAuthentication,
+  "security.istio.io/v1/PeerAuthentication": istio.securityIstioIo.v1.PeerAuthentication,
   "networking.istio.io/v1alpha3/EnvoyFilter": istio.networkingIstioIo.v1alpha3.EnvoyFilter,
   "networking.istio.io/v1/ServiceEntry": istio.networkingIstioIo.v1.ServiceEntry,
   "networking.istio.io/v1/DestinationRule": istio.networkingIstioIo.v1.DestinationRule,

@@ -374,6 +374,29 @@ mod istio {
         pub jwt_rules: Vec<JwtRule>,
     }
 
+    /// <https://istio.io/latest/docs/reference/config/security/peer_authentication/>
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PeerAuthentication {
+        pub selector: Selector,
+        pub mtls: Mtls,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Mtls {
+        pub mode: MtlsMode,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum MtlsMode {
+        Unset,
+        Disable,
+        Permissive,
+        Strict,
+    }
+
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct JwtRule {
@@ -614,6 +637,7 @@ fn parse_istio(doc: &Value) -> Result<(), String> {
     match kind(doc) {
         "WasmPlugin" => istio::parse::<istio::WasmPlugin>(doc).map(drop),
         "RequestAuthentication" => istio::parse::<istio::RequestAuthentication>(doc).map(drop),
+        "PeerAuthentication" => istio::parse::<istio::PeerAuthentication>(doc).map(drop),
         "EnvoyFilter" => {
             let ef = istio::parse::<istio::EnvoyFilter>(doc)?;
             for p in &ef.spec.config_patches {
@@ -1216,6 +1240,11 @@ fn the_control_service_runs_with_real_flags_shared_keys_and_a_budget() {
             );
         }
         assert_eq!(one(&docs, "PodDisruptionBudget")["spec"]["minAvailable"], 1);
+        // Only mesh workloads (mTLS) reach the control service.
+        let pa =
+            istio::parse::<istio::PeerAuthentication>(one(&docs, "PeerAuthentication")).unwrap();
+        assert_eq!(pa.spec.mtls.mode, istio::MtlsMode::Strict, "{layout}");
+        assert_eq!(pa.spec.selector.match_labels, pod_labels, "{layout}");
         let port = &one(&docs, "Service")["spec"]["ports"][0];
         assert_eq!(port["appProtocol"], "http", "{layout}");
         let listen_port = flags["--listen"].rsplit(':').next().unwrap();
