@@ -163,6 +163,54 @@ fn the_renderer_applies_each_feature_and_refuses_what_it_cannot_render() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+/// Every YAML file of the layout.
+fn yaml_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.ends_with("node_modules") {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_scalar_reads_differently_in_yaml_1_1_and_1_2() {
+    // kubectl reads YAML 1.1 (`on`, `yes`, `0440` are a bool and an octal
+    // number), this renderer 1.2 (a string and a decimal): such a value
+    // would mean one thing in the cluster and another in these tests.
+    let mut files = Vec::new();
+    yaml_files(&paths::workspace_root().join("istio"), &mut files);
+    assert!(files.len() >= 15, "{files:?}");
+    let ambiguous = [
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split(" #").next().unwrap_or_default();
+            if code.trim_start().starts_with('#') {
+                continue;
+            }
+            let Some((_, value)) = code.split_once(": ").or_else(|| code.split_once("- ")) else {
+                continue;
+            };
+            let value = value.trim();
+            let octal = value.len() > 1
+                && value.starts_with('0')
+                && value.bytes().all(|b| b.is_ascii_digit());
+            assert!(
+                !ambiguous.contains(&value) && !octal,
+                "{}:{}: `{value}` differs between YAML 1.1 and 1.2: quote it",
+                file.display(),
+                i + 1
+            );
+        }
+    }
+}
+
 // --- Kubernetes kinds: kubernetes-validate schemas -----------------------
 
 /// The Python with `kubernetes-validate`: `MCP_GUARD_PYTHON`, else the
