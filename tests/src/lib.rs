@@ -5,6 +5,7 @@
 pub mod envoy;
 pub mod h2;
 pub mod http;
+pub mod kustomize;
 pub mod paths;
 pub mod prometheus;
 pub mod stack;

