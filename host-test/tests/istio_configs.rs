@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mcp_guard_engine::signing::{self, SigningKey};
-use mcp_guard_host_test::{Host, HttpCallResponse, Plugin};
+use mcp_guard_host_test::{Host, HttpCallResponse, Plugin, PluginOptions};
 use serde_json::{json, Value};
 
 const LAYOUTS: &[&str] = &[
@@ -58,28 +58,18 @@ fn configs(layout: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Starts the module on a configuration. The EnvoyFilter variant's
-/// `headers_stop_iteration` key is new in the filter; a module built
-/// before it refuses the key as unknown, and then runs without it (said
-/// on stderr) so the rest is still checked.
+/// Starts the module on a configuration, in the Envoy it is written
+/// for: a configuration that says `headers_stop_iteration` (the
+/// EnvoyFilter alternative) in an Envoy that holds headers, any other (a
+/// WasmPlugin's) in one that does not.
 fn start(host: &Host, at: &str, config: &str) -> Plugin {
-    match host.plugin(config) {
-        Ok(plugin) => plugin,
-        Err(e)
-            if e.to_string()
-                .contains("unknown field `headers_stop_iteration`") =>
-        {
-            eprintln!("{at}: this module predates headers_stop_iteration; checked without it");
-            let mut value: Value = serde_json::from_str(config).unwrap();
-            value
-                .as_object_mut()
-                .unwrap()
-                .remove("headers_stop_iteration");
-            host.plugin(value.to_string())
-                .unwrap_or_else(|e| panic!("{at}: the filter refuses its configuration: {e}"))
-        }
-        Err(e) => panic!("{at}: the filter refuses its configuration: {e}"),
-    }
+    let value: Value = serde_json::from_str(config).unwrap();
+    let options = PluginOptions {
+        headers_stop_iteration: value["headers_stop_iteration"] == json!(true),
+        ..PluginOptions::default()
+    };
+    host.plugin_with(config, options)
+        .unwrap_or_else(|e| panic!("{at}: the filter refuses its configuration: {e}"))
 }
 
 /// The status of a chat completion with these verified claims (`None`:

@@ -199,6 +199,11 @@ fn ensure_manifest_validator() -> Result<(), String> {
         .join("istio/validate/node_modules/@kubernetes-models/istio")
         .is_dir()
     {
+        if Command::new("npm").arg("--version").output().is_err() {
+            eprintln!("xtask: npm not found; trying apt-get install nodejs npm");
+            run("apt-get", &["update", "-qq"], &[])?;
+            run("apt-get", &["install", "-y", "-qq", "nodejs", "npm"], &[])?;
+        }
         eprintln!("xtask: installing istio/validate/package-lock.json");
         run(
             "npm",
