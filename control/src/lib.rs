@@ -13,7 +13,8 @@
 //! The HTTP contract is in `control/README.md`. Modules: [`name`] (what a
 //! bundle name may be), [`etag`] (tags, conditional requests), [`version`]
 //! (service-owned version numbers), [`store`] (versions in memory),
-//! [`disk`] (files and crash safety), [`keys`] (the signing keys),
+//! [`disk`] (files and crash safety), [`pg`] (the store shared by
+//! replicas on PostgreSQL), [`keys`] (the signing keys),
 //! [`status`] (what filters report), [`checkpoints`] (countersigned
 //! decision-trail checkpoints), [`auth`]
 //! (push tokens), [`discovery`] (issuer keys by OIDC discovery),
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod name;
+pub mod pg;
 pub mod rate;
 mod server;
 pub mod status;
@@ -53,8 +55,8 @@ pub use keys::SigningKeys;
 pub use name::{BundleName, NameError, MAX_NAME_LEN};
 pub use status::{StatusBoard, StatusLimits};
 pub use store::{
-    BundleStore, Commit, CommitError, DirLoad, LoadError, RejectReason, Source, StoreError,
-    StoredBundle,
+    Absorbed, BundleStore, Commit, CommitError, DirLoad, LoadError, RejectReason, SharedLog,
+    Source, StoreError, StoredBundle, StoredRow,
 };
 
 /// How a service instance runs, beyond its bundles.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use bytes::Bytes;
 use mcp_guard_engine::bundle::MAX_BUNDLE_BYTES;
@@ -257,6 +257,61 @@ pub enum CommitError {
     /// The version could not be made durable; nothing was stored.
     #[error("cannot write the bundle: {0}")]
     Io(#[from] io::Error),
+    /// The shared store ([`SharedLog`]) cannot take writes now (database
+    /// down, or behind this instance); reads keep being served.
+    #[error("the shared store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A durable log of versions shared by several service instances (the
+/// PostgreSQL store, [`crate::pg`]). When one is attached
+/// ([`BundleStore::attach`]), [`BundleStore::commit`] goes through it:
+/// the log assigns the version, checks `If-Match` against its own latest
+/// (not this instance's cache) and makes the version durable before the
+/// commit returns; the in-memory map stays the read path.
+pub trait SharedLog: Send + Sync + std::fmt::Debug {
+    /// Commits one version (blocking; called where [`BundleStore::commit`]
+    /// is) and returns it as now held in `store`'s cache.
+    fn commit(
+        &self,
+        store: &BundleStore,
+        commit: Commit<'_>,
+    ) -> Result<Arc<StoredBundle>, CommitError>;
+
+    /// `Ok` while writes can be taken, else why not.
+    fn writable(&self) -> Result<(), String>;
+}
+
+/// A version as kept in a shared store: what [`BundleStore::restore`]
+/// checks before anything of it is served.
+#[derive(Debug)]
+pub struct StoredRow {
+    /// The version number of the row.
+    pub version: u64,
+    /// The bundle bytes, exactly as served.
+    pub bytes: Vec<u8>,
+    /// The `x-bundle-signature` written by the instance that committed it.
+    pub signature: String,
+    /// `sha256:<hex>` of the bytes, as recorded.
+    pub digest: String,
+    /// Milliseconds since the Unix epoch.
+    pub stored_at: u64,
+    /// How it came to be, as text.
+    pub source: String,
+    /// Token id or actor.
+    pub by: String,
+}
+
+/// What [`BundleStore::absorb`] did with a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absorbed {
+    /// It is now held (and, if newest, announced).
+    Added,
+    /// The same version with the same digest was already held.
+    Known,
+    /// A different version with this number is already held (and was
+    /// served): the shared store was rewound or tampered with. Kept out.
+    Diverged,
 }
 
 /// The result of loading a seed directory into a new in-memory store.
@@ -311,6 +366,7 @@ pub struct BundleStore {
     signer: SigningKeys,
     disk: Option<Disk>,
     closing: watch::Sender<bool>,
+    shared: OnceLock<Arc<dyn SharedLog>>,
 }
 
 impl Default for BundleStore {
@@ -341,6 +397,7 @@ impl BundleStore {
             signer,
             disk: None,
             closing: watch::channel(false).0,
+            shared: OnceLock::new(),
         }
     }
 
@@ -533,7 +590,13 @@ impl BundleStore {
     /// Stores a new version: checks `If-Match`, assigns `latest + 1`,
     /// validates, signs, makes it durable, then makes it visible and wakes
     /// long-polls. Blocking (file I/O); call from a blocking context.
+    ///
+    /// With a [`SharedLog`] attached, the log does all of this against the
+    /// shared database instead, and the version enters the cache from it.
     pub fn commit(&self, commit: Commit<'_>) -> Result<Arc<StoredBundle>, CommitError> {
+        if let Some(shared) = self.shared.get() {
+            return shared.commit(self, commit);
+        }
         let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let latest = self.get(commit.name);
         if let Some(condition) = commit.if_match {
@@ -543,8 +606,18 @@ impl BundleStore {
             }
         }
         let version = latest.as_ref().map_or(1, |b| b.version + 1);
+        let stored = self.prepare(&commit, version)?;
+        self.persist(&stored)?;
+        let stored = Arc::new(stored);
+        self.publish(commit.name.clone(), Arc::clone(&stored));
+        Ok(stored)
+    }
+
+    /// The version `version` of `commit`: its content with the version
+    /// written in, validated and signed, not yet stored anywhere.
+    pub fn prepare(&self, commit: &Commit<'_>, version: u64) -> Result<StoredBundle, CommitError> {
         let bytes = set_version(commit.content, version)?;
-        let stored = StoredBundle::new(
+        StoredBundle::new(
             commit.name.clone(),
             Bytes::from(bytes),
             &self.signer,
@@ -554,11 +627,101 @@ impl BundleStore {
             RejectReason::Invalid(e) => CommitError::Invalid(e),
             RejectReason::NameMismatch { declared } => CommitError::NameMismatch { declared },
             other => CommitError::Io(io::Error::other(other.to_string())),
-        })?;
-        self.persist(&stored)?;
-        let stored = Arc::new(stored);
-        self.publish(commit.name.clone(), Arc::clone(&stored));
-        Ok(stored)
+        })
+    }
+
+    /// Attaches the shared log all later commits go through; `false` if
+    /// one was attached already (it stays).
+    pub fn attach(&self, shared: Arc<dyn SharedLog>) -> bool {
+        self.shared.set(shared).is_ok()
+    }
+
+    /// Whether a commit could be taken now: always with a local store;
+    /// with a [`SharedLog`], only while it is reachable.
+    pub fn writable(&self) -> Result<(), String> {
+        self.shared.get().map_or(Ok(()), |shared| shared.writable())
+    }
+
+    /// Checks a version read from a shared store before it may be served:
+    /// size, recorded digest, the engine's validation, the name and
+    /// version inside the bundle, and the signature against this
+    /// instance's own keys (a row nobody holding the key wrote is never
+    /// served, whoever can write the table). Nothing is re-signed, so every
+    /// instance serves the same bytes and signature.
+    pub fn restore(&self, name: &BundleName, row: StoredRow) -> Result<StoredBundle, RejectReason> {
+        if row.bytes.len() > MAX_BUNDLE_BYTES {
+            return Err(RejectReason::TooLarge {
+                size: row.bytes.len() as u64,
+            });
+        }
+        if row.digest != digest_of(&row.bytes) {
+            return Err(RejectReason::Corrupt(
+                "content does not match its recorded digest".into(),
+            ));
+        }
+        let source = Source::parse(&row.source)
+            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", row.source)))?;
+        let bundle = Bundle::parse(&row.bytes).map_err(RejectReason::Invalid)?;
+        if bundle.name != name.as_str() {
+            return Err(RejectReason::NameMismatch {
+                declared: bundle.name,
+            });
+        }
+        if bundle.version != row.version {
+            return Err(RejectReason::Corrupt(format!(
+                "bundle says version {}, its row says {}",
+                bundle.version, row.version
+            )));
+        }
+        let trusted: Vec<VerifyingKey> = self.signer.public().into_iter().map(|(k, _)| k).collect();
+        let signed = Signed {
+            name: name.as_str(),
+            version: row.version,
+            bytes: &row.bytes,
+        };
+        mcp_guard_engine::signing::verify(&signed, row.signature.as_str(), &trusted).map_err(
+            |e| RejectReason::Corrupt(format!("signature does not verify with this service's keys: {e}")),
+        )?;
+        let bytes = Bytes::from(row.bytes);
+        Ok(StoredBundle {
+            name: name.clone(),
+            version: row.version,
+            etag: ETag::of(&bytes),
+            digest: row.digest,
+            signature: row.signature,
+            bytes,
+            stored_at: row.stored_at,
+            source,
+            by: row.by,
+        })
+    }
+
+    /// Takes a version committed elsewhere (a shared store) into the
+    /// cache. Versions only ever add: one already held is never replaced,
+    /// so an instance never serves a version older than one it served, nor
+    /// two contents under one number. Long-polls are woken when it is the
+    /// newest.
+    pub fn absorb(&self, stored: Arc<StoredBundle>) -> Absorbed {
+        let mut bundles = self.bundles.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = bundles.entry(stored.name.clone()).or_insert_with(Entry::new);
+        match entry
+            .versions
+            .binary_search_by_key(&stored.version, |b| b.version)
+        {
+            Ok(i) => match entry.versions.get(i) {
+                Some(held) if held.digest == stored.digest => Absorbed::Known,
+                _ => Absorbed::Diverged,
+            },
+            Err(i) => {
+                let version = stored.version;
+                let newest = i == entry.versions.len();
+                entry.versions.insert(i, stored);
+                if newest {
+                    entry.latest.send_replace(version);
+                }
+                Absorbed::Added
+            }
+        }
     }
 
     /// Writes a version to disk when the store is persistent.
