@@ -89,7 +89,7 @@ impl std::fmt::Debug for StoreUrl {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// Serve with these settings.
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Print [`USAGE`] and exit.
     Help,
 }
@@ -183,7 +183,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             _ => return Err(CliError::Unexpected(arg)),
         }
     }
-    Ok(Command::Serve(settings))
+    Ok(Command::Serve(Box::new(settings)))
 }
 
 #[cfg(test)]
@@ -254,7 +254,10 @@ mod tests {
         let Ok(Command::Serve(s)) = run(&["--store=postgres://u:pw@h:5432/d"]) else {
             panic!("parses");
         };
-        assert_eq!(s.postgres, Some(StoreUrl("postgres://u:pw@h:5432/d".into())));
+        assert_eq!(
+            s.postgres,
+            Some(StoreUrl("postgres://u:pw@h:5432/d".into()))
+        );
         assert_eq!(s.data, None);
         assert!(!format!("{s:?}").contains("pw"), "Debug hides the URL");
         assert_eq!(

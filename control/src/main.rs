@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match cli::parse(std::env::args().skip(1)) {
-        Ok(cli::Command::Serve(settings)) => settings,
+        Ok(cli::Command::Serve(settings)) => *settings,
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
             return ExitCode::SUCCESS;

@@ -680,7 +680,11 @@ impl BundleStore {
             bytes: &row.bytes,
         };
         mcp_guard_engine::signing::verify(&signed, row.signature.as_str(), &trusted).map_err(
-            |e| RejectReason::Corrupt(format!("signature does not verify with this service's keys: {e}")),
+            |e| {
+                RejectReason::Corrupt(format!(
+                    "signature does not verify with this service's keys: {e}"
+                ))
+            },
         )?;
         let bytes = Bytes::from(row.bytes);
         Ok(StoredBundle {
@@ -703,7 +707,9 @@ impl BundleStore {
     /// newest.
     pub fn absorb(&self, stored: Arc<StoredBundle>) -> Absorbed {
         let mut bundles = self.bundles.write().unwrap_or_else(PoisonError::into_inner);
-        let entry = bundles.entry(stored.name.clone()).or_insert_with(Entry::new);
+        let entry = bundles
+            .entry(stored.name.clone())
+            .or_insert_with(Entry::new);
         match entry
             .versions
             .binary_search_by_key(&stored.version, |b| b.version)
@@ -913,5 +919,133 @@ mod tests {
             Some(v4.etag().clone())
         );
         assert!(store.get_version(&demo, 6).is_none());
+    }
+
+    /// A row as another replica with the same key would have written it.
+    fn row_from(store: &BundleStore, version: u64, note: &str) -> StoredRow {
+        let content = format!(r#"{{"name":"demo","version":1,"description":"{note}"}}"#);
+        let stored = store
+            .prepare(
+                &Commit {
+                    name: &name("demo"),
+                    content: content.as_bytes(),
+                    source: Source::Push,
+                    by: "t",
+                    if_match: None,
+                },
+                version,
+            )
+            .expect("valid");
+        StoredRow {
+            version,
+            bytes: stored.bytes().to_vec(),
+            signature: stored.signature().to_owned(),
+            digest: stored.digest().to_owned(),
+            stored_at: 1,
+            source: "push".into(),
+            by: "t".into(),
+        }
+    }
+
+    #[test]
+    fn restore_serves_rows_unchanged_and_refuses_what_was_not_signed_here() {
+        let key = crate::keys::generate();
+        let writer = BundleStore::in_memory(key.clone());
+        let reader = BundleStore::in_memory(key);
+        let demo = name("demo");
+        let row = row_from(&writer, 2, "a");
+        let (bytes, signature) = (row.bytes.clone(), row.signature.clone());
+        let restored = reader.restore(&demo, row).expect("good row");
+        assert_eq!(restored.bytes().as_ref(), bytes.as_slice());
+        assert_eq!(
+            restored.signature(),
+            signature,
+            "served as signed, not re-signed"
+        );
+        assert_eq!(restored.version(), 2);
+
+        let corrupt = |change: &dyn Fn(&mut StoredRow)| {
+            let mut row = row_from(&writer, 2, "a");
+            change(&mut row);
+            reader.restore(&demo, row).expect_err("refused")
+        };
+        // Signed by a key this replica does not hold.
+        let stranger = BundleStore::new();
+        let foreign = row_from(&stranger, 2, "a");
+        assert!(matches!(
+            reader.restore(&demo, foreign),
+            Err(RejectReason::Corrupt(_))
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.signature = "v=2; key=x; ed25519=AAAA".into()),
+            RejectReason::Corrupt(_)
+        ));
+        // Bytes changed after signing (digest fixed up to match).
+        assert!(matches!(
+            corrupt(&|r| {
+                r.bytes = br#"{"name":"demo","version":2,"description":"b"}"#.to_vec();
+                r.digest = digest_of(&r.bytes);
+            }),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.digest = "sha256:00".into()),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.version = 3),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.source = "magic".into()),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| {
+                r.bytes = vec![b' '; MAX_BUNDLE_BYTES + 1];
+                r.digest = digest_of(&r.bytes);
+            }),
+            RejectReason::TooLarge { .. }
+        ));
+        assert!(matches!(
+            reader.restore(&name("other"), row_from(&writer, 2, "a")),
+            Err(RejectReason::NameMismatch { .. })
+        ));
+        assert!(reader.get(&demo).is_none(), "restore alone serves nothing");
+    }
+
+    #[test]
+    fn absorb_only_moves_forward_and_keeps_what_was_served() {
+        let store = BundleStore::new();
+        let demo = name("demo");
+        let restored = |v: u64, note: &str| {
+            Arc::new(
+                store
+                    .restore(&demo, row_from(&store, v, note))
+                    .expect("good"),
+            )
+        };
+        assert_eq!(store.absorb(restored(2, "a")), Absorbed::Added);
+        let mut changes = store.subscribe(&demo).expect("known");
+        assert_eq!(store.absorb(restored(3, "b")), Absorbed::Added);
+        assert!(changes.has_changed().unwrap_or(false), "long-polls woken");
+        assert_eq!(*changes.borrow_and_update(), 3);
+        assert_eq!(store.absorb(restored(3, "b")), Absorbed::Known);
+        assert_eq!(store.absorb(restored(3, "other")), Absorbed::Diverged);
+        assert_eq!(
+            store.get(&demo).map(|b| b.digest().to_owned()),
+            Some(restored(3, "b").digest().to_owned())
+        );
+        // A late older version fills the history without moving latest.
+        assert_eq!(store.absorb(restored(1, "z")), Absorbed::Added);
+        assert!(!changes.has_changed().unwrap_or(true));
+        assert_eq!(store.get(&demo).map(|b| b.version()), Some(3));
+        let versions: Vec<u64> = store
+            .history(&demo)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.version())
+            .collect();
+        assert_eq!(versions, [1, 2, 3]);
     }
 }

@@ -37,7 +37,8 @@ impl ControlProcess {
                 bin.display()
             ));
         }
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let log_file =
+            std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut child = Command::new(&bin)
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
@@ -55,8 +56,13 @@ impl ControlProcess {
             // Keep draining so the process never blocks on a full pipe.
             for _ in lines {}
         });
-        let line = receiver.recv_timeout(Duration::from_secs(30)).ok().flatten();
-        let addr = line.as_deref().and_then(|l| l.strip_prefix("listening on "));
+        let line = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .ok()
+            .flatten();
+        let addr = line
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on "));
         match addr {
             Some(addr) => Ok(Self {
                 addr: addr.trim().to_owned(),

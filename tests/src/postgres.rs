@@ -37,7 +37,8 @@ pub fn bin_dir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
     })
 }
 
@@ -71,13 +72,23 @@ impl Postgres {
             as_postgres_user,
         };
         if as_postgres_user {
-            run(Command::new("chown").arg("-R").arg("postgres:").arg(&pg.dir))?;
+            run(Command::new("chown")
+                .arg("-R")
+                .arg("postgres:")
+                .arg(&pg.dir))?;
         }
         let data = pg.data_dir();
         pg.server_command("initdb", |c| {
-            c.arg("-D")
-                .arg(&data)
-                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+            c.arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]);
         })?;
         pg.start_server()?;
         Ok(pg)
@@ -97,7 +108,9 @@ impl Postgres {
     pub fn stop(&self) -> Result<(), String> {
         let data = self.data_dir();
         self.server_command("pg_ctl", |c| {
-            c.arg("-D").arg(&data).args(["-m", "fast", "-w", "-t", "20", "stop"]);
+            c.arg("-D")
+                .arg(&data)
+                .args(["-m", "fast", "-w", "-t", "20", "stop"]);
         })
         .map(drop)
     }
@@ -110,7 +123,16 @@ impl Postgres {
     /// Runs one SQL script with `psql` (as the superuser); its stdout.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
         let output = run(Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .args(["-U", "postgres", "-d", "postgres", "-c", sql]))?;
@@ -148,7 +170,11 @@ impl Postgres {
     }
 
     /// Runs `program` from the bin dir, as `postgres` when we are root.
-    fn server_command(&self, program: &str, args: impl FnOnce(&mut Command)) -> Result<Output, String> {
+    fn server_command(
+        &self,
+        program: &str,
+        args: impl FnOnce(&mut Command),
+    ) -> Result<Output, String> {
         let path = self.bin.join(program);
         let mut command = if self.as_postgres_user {
             let mut c = Command::new("runuser");
@@ -178,7 +204,9 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data_dir();
         let stopped = self.server_command("pg_ctl", |c| {
-            c.arg("-D").arg(&data).args(["-m", "immediate", "-w", "-t", "10", "stop"]);
+            c.arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "-t", "10", "stop"]);
         });
         if stopped.is_err() {
             if let Some(pid) = self.pid() {

@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "ha-push-token";
 const BUNDLE: &str = "ha";
+const SECRET: &str = "not-a-real-secret-7f3a";
 
 fn bundle(note: &str) -> String {
     json!({ "name": BUNDLE, "version": 1, "description": note }).to_string()
@@ -53,13 +54,19 @@ impl Bed {
         std::fs::create_dir_all(&seeds).expect("temp dir");
         let signer = keys::generate();
         std::fs::write(dir.join("signing.key"), signing::seed_base64(&signer)).expect("key");
-        let tokens = json!({"tokens": [{"id": "ha", "sha256": token_digest_hex(TOKEN), "bundles": ["*"]}]});
+        let tokens =
+            json!({"tokens": [{"id": "ha", "sha256": token_digest_hex(TOKEN), "bundles": ["*"]}]});
         std::fs::write(dir.join("tokens.json"), tokens.to_string()).expect("tokens");
         std::fs::write(seeds.join(format!("{BUNDLE}.json")), bundle("seed")).expect("seed");
         let path = |p: &Path| p.display().to_string();
+        // Trust authentication ignores the password: it is here to prove
+        // it is never logged.
+        let url = pg
+            .url()
+            .replace("postgres@", &format!("postgres:{SECRET}@"));
         let args = vec![
             "--store".into(),
-            pg.url(),
+            url,
             "--signing-key".into(),
             path(&dir.join("signing.key")),
             "--tokens".into(),
@@ -151,7 +158,10 @@ fn entry(listed: &Value, v: u64) -> Value {
 fn assert_intact(r: &ControlProcess, key: &VerifyingKey, forged: u64) {
     let listed = history(r);
     let versions = listed["versions"].as_array().expect("versions").clone();
-    let numbers: Vec<u64> = versions.iter().filter_map(|v| v["version"].as_u64()).collect();
+    let numbers: Vec<u64> = versions
+        .iter()
+        .filter_map(|v| v["version"].as_u64())
+        .collect();
     let expected: Vec<u64> = (1..=numbers.last().copied().unwrap_or(0))
         .filter(|v| *v != forged)
         .collect();
@@ -236,8 +246,14 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
         assert_eq!(reply.json()["version"], version);
         for poller in pollers {
             let (at, answer) = poller.join().expect("poller");
-            assert_eq!(answer.status, 200, "long-poll answered with the new version");
-            assert_eq!(answer.header("x-bundle-version"), Some(version.to_string().as_str()));
+            assert_eq!(
+                answer.status, 200,
+                "long-poll answered with the new version"
+            );
+            assert_eq!(
+                answer.header("x-bundle-version"),
+                Some(version.to_string().as_str())
+            );
             samples.push(at.saturating_duration_since(pushed_at));
         }
     }
@@ -266,13 +282,22 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
                 let body = bundle(&format!("race {round} from {i}"));
                 std::thread::spawn(move || {
                     barrier.wait();
-                    send("PUT", &url, Some(TOKEN), &[("if-match", &etag)], Some(&body))
-                        .expect("push completes")
-                        .status
+                    send(
+                        "PUT",
+                        &url,
+                        Some(TOKEN),
+                        &[("if-match", &etag)],
+                        Some(&body),
+                    )
+                    .expect("push completes")
+                    .status
                 })
             })
             .collect();
-        let mut statuses: Vec<u16> = racers.into_iter().map(|t| t.join().expect("racer")).collect();
+        let mut statuses: Vec<u16> = racers
+            .into_iter()
+            .map(|t| t.join().expect("racer"))
+            .collect();
         statuses.sort();
         assert_eq!(statuses, [201, 412, 412], "round {round}: exactly one wins");
         version += 1;
@@ -294,9 +319,15 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     let seed_text: Value = serde_json::from_str(&first.body).expect("json");
     for r in replicas {
         let now: Value = latest(r).json();
-        assert_eq!(now["description"], seed_text["description"], "v1 content back");
+        assert_eq!(
+            now["description"], seed_text["description"],
+            "v1 content back"
+        );
         assert_eq!(history(r), history(&r1), "identical history");
-        assert_eq!(history(r)["versions"][version as usize - 1]["source"], "rollback");
+        assert_eq!(
+            history(r)["versions"][version as usize - 1]["source"],
+            "rollback"
+        );
     }
 
     // 4. A row forged straight into the table (no signing key) is never
@@ -317,7 +348,9 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
             Some(version.to_string().as_str()),
             "forged row not served"
         );
-        assert!(r.log_text().contains("refused a version from the shared store"));
+        assert!(r
+            .log_text()
+            .contains("refused a version from the shared store"));
     }
     let after_forgery = push(&r3, &bundle("after forgery"), None).expect("push");
     assert_eq!(after_forgery.status, 201, "{}", after_forgery.body);
@@ -330,10 +363,19 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     let pusher = std::thread::spawn(move || {
         let mut acked = Vec::new();
         for i in 0.. {
-            match send("PUT", &url, Some(TOKEN), &[], Some(&bundle(&format!("loop {i}")))) {
+            match send(
+                "PUT",
+                &url,
+                Some(TOKEN),
+                &[],
+                Some(&bundle(&format!("loop {i}"))),
+            ) {
                 Ok(reply) if reply.status == 201 => {
                     let v = reply.json();
-                    acked.push((v["version"].as_u64().unwrap_or(0), v["digest"].as_str().unwrap_or("").to_owned()));
+                    acked.push((
+                        v["version"].as_u64().unwrap_or(0),
+                        v["digest"].as_str().unwrap_or("").to_owned(),
+                    ));
                 }
                 Ok(reply) => panic!("push refused: {} {}", reply.status, reply.body),
                 Err(_) => return acked,
@@ -344,7 +386,10 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     std::thread::sleep(Duration::from_millis(400));
     r3.kill9();
     let acked = pusher.join().expect("pusher");
-    assert!(acked.len() >= 3, "pushes were acknowledged before the kill: {acked:?}");
+    assert!(
+        acked.len() >= 3,
+        "pushes were acknowledged before the kill: {acked:?}"
+    );
     let highest = acked.iter().map(|(v, _)| *v).max().unwrap_or(0);
     // A push in flight at the kill may have committed without its answer.
     std::thread::sleep(Duration::from_millis(300));
@@ -353,14 +398,21 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
         .header("x-bundle-version")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert!(end == highest || end == highest + 1, "end {end}, acked up to {highest}");
+    assert!(
+        end == highest || end == highest + 1,
+        "end {end}, acked up to {highest}"
+    );
     converge(&survivors, end);
     for r in survivors {
         let listed = history(r);
         for (v, digest) in &acked {
             let row = entry(&listed, *v);
             assert_eq!(row["version"], *v);
-            assert_eq!(row["digest"].as_str(), Some(digest.as_str()), "acked v{v} intact");
+            assert_eq!(
+                row["digest"].as_str(),
+                Some(digest.as_str()),
+                "acked v{v} intact"
+            );
         }
         assert_intact(r, &bed.key, forged_version);
     }
@@ -385,7 +437,10 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     for (r, tag) in replicas.iter().zip(&tags) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while get(r, "/readyz/writes", &[]).status != 503 {
-            assert!(Instant::now() < deadline, "readiness for writes never dropped");
+            assert!(
+                Instant::now() < deadline,
+                "readiness for writes never dropped"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(get(r, "/healthz", &[]).status, 200, "liveness stays up");
@@ -403,14 +458,18 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
         assert_eq!(refused.status, 503, "{}", refused.body);
         assert_eq!(refused.json()["error"], "store_unavailable");
         assert!(refused.header("retry-after").is_some());
-        assert!(!refused.body.contains("postgres://postgres@127.0.0.1:0"));
+        assert!(!refused.body.contains(SECRET));
     }
     pg.start_again().expect("start postgres again");
     let restarted = Instant::now();
     for r in replicas {
         let deadline = Instant::now() + Duration::from_secs(10);
         while get(r, "/readyz/writes", &[]).status != 200 {
-            assert!(Instant::now() < deadline, "no reconnect; log:\n{}", r.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "no reconnect; log:\n{}",
+                r.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(r.log_text().contains("shared store reconnected"));
@@ -429,12 +488,28 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     let after = push(&r2, &bundle("after restart"), None).expect("push");
     assert_eq!(after.status, 201, "{}", after.body);
     version += 1;
-    assert_eq!(poller.join().expect("poller").header("x-bundle-version"), Some(version.to_string().as_str()));
+    assert_eq!(
+        poller.join().expect("poller").header("x-bundle-version"),
+        Some(version.to_string().as_str())
+    );
     converge(&replicas, version);
     for r in replicas {
         assert_intact(r, &bed.key, forged_version);
         assert_eq!(history(r), history(&r1));
-        assert!(!r.log_text().contains("password"));
+        let log = r.log_text();
+        assert!(!log.contains(SECRET), "the password is never logged");
+        assert!(
+            log.contains(&format!("\"store\":\"{}\"", pg.url())),
+            "redacted URL logged"
+        );
+        assert!(
+            log.lines()
+                .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+            "JSON lines"
+        );
+    }
+    if std::env::var_os("MCP_GUARD_HA_DUMP").is_some() {
+        eprintln!("{}", r1.log_text());
     }
     eprintln!("whole HA run: {:?}", started.elapsed());
 }

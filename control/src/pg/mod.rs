@@ -173,11 +173,7 @@ impl PgStore {
             }),
         );
         store.attach(Arc::clone(&pg) as Arc<dyn SharedLog>);
-        tokio::spawn(supervise(
-            Arc::clone(&pg),
-            Arc::downgrade(store),
-            session,
-        ));
+        tokio::spawn(supervise(Arc::clone(&pg), Arc::downgrade(store), session));
         Ok(pg)
     }
 
@@ -211,7 +207,7 @@ impl PgStore {
         &self,
         store: &BundleStore,
     ) -> Result<(Client, Session, Synced), ConnectError> {
-        let db = |e: tokio_postgres::Error| ConnectError::Db(e.to_string());
+        let db = |e: tokio_postgres::Error| ConnectError::Db(describe(&e));
         let (mut client, mut connection) = self.target.config().connect(NoTls).await.map_err(db)?;
         let (sender, notifications) = mpsc::channel(QUEUE);
         let overflow = Arc::new(AtomicBool::new(false));
@@ -225,7 +221,7 @@ impl PgStore {
                         }
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return e.to_string(),
+                    Some(Err(e)) => return describe(&e),
                     None => return "connection closed".to_owned(),
                 }
             }
@@ -323,9 +319,7 @@ impl PgStore {
                 let size: i32 = row.get(1);
                 let version = u64::try_from(version).unwrap_or(0);
                 let checked = match row.get::<_, Option<Vec<u8>>>(2) {
-                    None => Err(format!(
-                        "is {size} bytes, the limit is {MAX_BUNDLE_BYTES}"
-                    )),
+                    None => Err(format!("is {size} bytes, the limit is {MAX_BUNDLE_BYTES}")),
                     Some(bytes) => {
                         let stored_at: i64 = row.get(5);
                         store
@@ -382,14 +376,16 @@ impl PgStore {
         let Some(client) = guard.as_mut() else {
             return Err(CommitError::Unavailable(self.down_reason()));
         };
-        let outcome =
-            tokio::time::timeout(COMMIT_TIMEOUT, self.transact(client, store, commit, create_only))
-                .await;
+        let outcome = tokio::time::timeout(
+            COMMIT_TIMEOUT,
+            self.transact(client, store, commit, create_only),
+        )
+        .await;
         let stored = match outcome {
             Ok(Ok(stored)) => stored,
             Ok(Err(TxError::Commit(e))) => return Err(e),
             Ok(Err(TxError::Db(e))) => {
-                let reason = format!("database error: {e}");
+                let reason = format!("database error: {}", describe(&e));
                 if client.is_closed() {
                     *guard = None;
                     self.set_down(Some(reason.clone()));
@@ -542,6 +538,20 @@ impl SharedLog for PgStore {
     }
 }
 
+/// An error with its causes (`tokio_postgres::Error` shows only its kind,
+/// "db error", at the top): e.g. the server's message or the refused
+/// connection. None of them holds the password.
+fn describe(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Why one connection attempt failed.
 enum ConnectError {
     Db(String),
@@ -614,7 +624,7 @@ async fn supervise(pg: Arc<PgStore>, store: Weak<BundleStore>, mut session: Sess
                 }
                 Err(ConnectError::Db(e)) => {
                     pg.set_down(Some(e.clone()));
-                    if attempt.is_power_of_two() || attempt % 64 == 0 {
+                    if attempt.is_power_of_two() || attempt.is_multiple_of(64) {
                         log::warn(
                             "shared store still unreachable",
                             json!({
@@ -680,11 +690,11 @@ async fn listen(pg: &PgStore, store: &Weak<BundleStore>, session: &mut Session) 
         };
         if let Err(e) = pg.sync(client, &store, only).await {
             if client.is_closed() {
-                return Some(e.to_string());
+                return Some(describe(&e));
             }
             log::warn(
                 "cannot read new versions from the shared store",
-                json!({ "store": pg.target.to_string(), "error": e.to_string() }),
+                json!({ "store": pg.target.to_string(), "error": describe(&e) }),
             );
         }
     }
@@ -704,7 +714,10 @@ mod tests {
 
     #[test]
     fn payloads_only_name_bundles_to_reread() {
-        assert_eq!(wanted(["demo:4", "demo:5", "other:1"]), names(&["demo", "other"]));
+        assert_eq!(
+            wanted(["demo:4", "demo:5", "other:1"]),
+            names(&["demo", "other"])
+        );
         // The version is ignored; the name alone is fine too.
         assert_eq!(wanted(["demo"]), names(&["demo"]));
         // Anything odd: re-read everything rather than trust it.

@@ -129,11 +129,7 @@ fn scrub(text: &str, url: &str) -> String {
         }
     }
     if let Some((_, query)) = url.split_once('?') {
-        secrets.extend(
-            query
-                .split('&')
-                .filter_map(|p| p.strip_prefix("password=")),
-        );
+        secrets.extend(query.split('&').filter_map(|p| p.strip_prefix("password=")));
     }
     for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
         text = text.replace(secret, "***");
@@ -171,9 +167,7 @@ mod tests {
             Target::parse("postgres://a@h/d?sslmode=require", None).err(),
             Some(TargetError::TlsRequired)
         );
-        let err = Target::parse("postgres://a:topsecret@h:notaport/d", None)
-            .err()
-            .expect("bad port");
+        let err = Target::parse("postgres://a:topsecret@h:notaport/d", None).expect_err("bad port");
         assert!(matches!(err, TargetError::Syntax(_)));
         assert!(!err.to_string().contains("topsecret"), "{err}");
     }
