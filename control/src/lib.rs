@@ -75,6 +75,9 @@ pub struct Options {
     /// The checkpoint book (countersigned decision-trail checkpoints);
     /// `None`: in memory, with a key for this run only.
     pub checkpoints: Option<Arc<CheckpointBook>>,
+    /// The shared PostgreSQL store the bundles live in, if any: the sync
+    /// table is shared through it too.
+    pub shared: Option<Arc<pg::PgStore>>,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -121,9 +124,15 @@ pub async fn serve_with(
             }
         })
     });
+    let fleet = options
+        .shared
+        .map(|pg| tokio::spawn(pg::fleet::share(pg, Arc::clone(&app))));
     let result = server::run(listener, app, shutdown).await;
     if let Some(refresher) = refresher {
         refresher.abort();
+    }
+    if let Some(fleet) = fleet {
+        fleet.abort();
     }
     result
 }

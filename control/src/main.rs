@@ -124,6 +124,7 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         tokens,
         checkpoints: Some(checkpoints),
         jwks_refresh: settings.jwks_refresh,
+        shared,
         ..Options::default()
     };
     mcp_guard_control::serve_with(listener, store, options, shutdown)

@@ -217,6 +217,17 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
         assert_eq!(history(r), history(&r1));
     }
     assert_eq!(history(&r1)["versions"].as_array().map(Vec::len), Some(1));
+    // A proxy polls replica 1 only; the sync table on the others shows it
+    // (checked at the end).
+    let polled = get(
+        &r1,
+        &format!("/v1/bundles/{BUNDLE}"),
+        &[
+            ("x-mcp-guard-instance", "envoy-ha-1"),
+            ("x-mcp-guard-active", "1"),
+        ],
+    );
+    assert_eq!(polled.status, 200);
 
     // 1. Propagation: a push on one replica answers long-polls on the others.
     let replicas = [&r1, &r2, &r3];
@@ -507,6 +518,22 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
                 .all(|l| serde_json::from_str::<Value>(l).is_ok()),
             "JSON lines"
         );
+    }
+    for r in [&r2, &r3] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let table = get(r, "/v1/status", &[]).json();
+            let row = table["instances"]
+                .as_array()
+                .and_then(|rows| rows.iter().find(|row| row["instance"] == "envoy-ha-1"))
+                .cloned();
+            if let Some(row) = row {
+                assert_eq!(row["bundle"], BUNDLE, "{row}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "sync table not shared: {table}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     if std::env::var_os("MCP_GUARD_HA_DUMP").is_some() {
         eprintln!("{}", r1.log_text());

@@ -18,10 +18,15 @@
 //! ([`RESYNC_EVERY`]) covers a missed one too. The cache only grows, so a
 //! replica never serves a version older than one it served.
 //!
+//! The sync table (`GET /v1/status`) is shared through the database as
+//! well ([`fleet`]), so any replica shows every proxy whichever replica it
+//! polls.
+//!
 //! While the database is unreachable, reads and long-polls are served from
 //! the cache, commits fail with [`CommitError::Unavailable`] (HTTP 503),
 //! and the connection is retried with bounded backoff.
 
+pub mod fleet;
 mod schema;
 mod target;
 

@@ -38,6 +38,17 @@ CREATE TABLE IF NOT EXISTS mcp_guard_versions (
     by_actor text NOT NULL,
     PRIMARY KEY (name, version)
 );
+CREATE TABLE IF NOT EXISTS mcp_guard_fleet (
+    bundle text NOT NULL,
+    instance text NOT NULL,
+    pod text,
+    active bigint,
+    last_error text,
+    wait_secs bigint NOT NULL,
+    last_seen bigint NOT NULL,
+    PRIMARY KEY (bundle, instance)
+);
+CREATE INDEX IF NOT EXISTS mcp_guard_fleet_last_seen ON mcp_guard_fleet (last_seen);
 ";
 
 /// Why the schema cannot be used.
