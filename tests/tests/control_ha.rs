@@ -233,7 +233,12 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     let replicas = [&r1, &r2, &r3];
     let mut samples = Vec::new();
     let mut version = 1;
-    for round in 0..15 {
+    // More rounds for a finer p99: MCP_GUARD_HA_ROUNDS=100.
+    let rounds: usize = std::env::var("MCP_GUARD_HA_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
+    for round in 0..rounds {
         let etag = latest(&r1).header("etag").unwrap_or_default().to_owned();
         let pusher = replicas[round % 3];
         let pollers: Vec<_> = (0..3)
@@ -455,6 +460,9 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(get(r, "/healthz", &[]).status, 200, "liveness stays up");
+        assert!(get(r, "/metrics", &[])
+            .body
+            .contains("mcp_guard_control_store_writable 0"));
         assert_eq!(get(r, "/readyz", &[]).status, 200, "reads stay ready");
         let now = latest(r);
         assert_eq!(now.status, 200, "served from cache");
@@ -534,6 +542,24 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
             assert!(Instant::now() < deadline, "sync table not shared: {table}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+    // 7. The database rewound (an older backup restored): replicas keep
+    // the newest version they served and refuse to reuse its number.
+    pg.psql(&format!(
+        "BEGIN; DELETE FROM mcp_guard_versions WHERE name = '{BUNDLE}' AND version = {version}; \
+         UPDATE mcp_guard_bundles SET latest = {} WHERE name = '{BUNDLE}'; COMMIT;",
+        version - 1
+    ))
+    .expect("rewind");
+    let refused = push(&r1, &bundle("on a rewound database"), None).expect("answered");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("rewound"), "{}", refused.body);
+    for r in replicas {
+        assert_eq!(
+            latest(r).header("x-bundle-version"),
+            Some(version.to_string().as_str()),
+            "never serves older than it served"
+        );
     }
     if std::env::var_os("MCP_GUARD_HA_DUMP").is_some() {
         eprintln!("{}", r1.log_text());

@@ -377,7 +377,11 @@ impl PgStore {
         commit: &Commit<'_>,
         create_only: bool,
     ) -> Result<Option<Arc<StoredBundle>>, CommitError> {
-        let mut guard = self.client.lock().await;
+        let Ok(mut guard) = tokio::time::timeout(COMMIT_TIMEOUT, self.client.lock()).await else {
+            return Err(CommitError::Unavailable(format!(
+                "the database connection stayed busy for {COMMIT_TIMEOUT:?}"
+            )));
+        };
         let Some(client) = guard.as_mut() else {
             return Err(CommitError::Unavailable(self.down_reason()));
         };
@@ -693,7 +697,16 @@ async fn listen(pg: &PgStore, store: &Weak<BundleStore>, session: &mut Session) 
             Wanted::All => None,
             Wanted::Some(names) => Some(names),
         };
-        if let Err(e) = pg.sync(client, &store, only).await {
+        let synced = tokio::time::timeout(COMMIT_TIMEOUT, pg.sync(client, &store, only)).await;
+        let Ok(synced) = synced else {
+            // A database that stops answering (a partition without a
+            // reset): give the connection up and reconnect.
+            *guard = None;
+            return Some(format!(
+                "no answer from the database within {COMMIT_TIMEOUT:?}"
+            ));
+        };
+        if let Err(e) = synced {
             if client.is_closed() {
                 return Some(describe(&e));
             }

@@ -20,6 +20,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// database that vanished without closing is noticed.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
 
+/// Between keepalive probes, and how many go unanswered before the
+/// connection counts as lost: a silent partition is noticed within about
+/// 10 + 5 × 3 = 25 s.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
+
 /// A URL that does not name a PostgreSQL database.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
@@ -63,6 +69,8 @@ impl Target {
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
             .application_name("mcp-guard-control");
         let shown = show(&config);
         Ok(Self { config, shown })
