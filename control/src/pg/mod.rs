@@ -62,8 +62,8 @@ pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration:
 /// Notifications queued before the listener falls back to re-reading all.
 const QUEUE: usize = 256;
 
-/// Rows read per query while catching up.
-const PAGE: i64 = 256;
+/// Rows read per query while catching up (at most 32 × 8 MiB in memory).
+const PAGE: i64 = 32;
 
 /// Why the shared store could not be opened at start.
 #[derive(Debug, thiserror::Error)]
