@@ -85,9 +85,22 @@ impl Bed {
     }
 
     fn replica(&mut self) -> ControlProcess {
+        let args = self.args.clone();
+        self.replica_with(args)
+    }
+
+    fn replica_with(&mut self, args: Vec<String>) -> ControlProcess {
         self.spawned += 1;
         let log = self.dir.join(format!("replica-{}.log", self.spawned));
-        ControlProcess::start(&self.args, log).expect("replica starts")
+        ControlProcess::start(&args, log).expect("replica starts")
+    }
+
+    /// A key file in the bed's directory; its public half.
+    fn key_file(&self, file: &str) -> (String, VerifyingKey) {
+        let key = keys::generate();
+        let path = self.dir.join(file);
+        std::fs::write(&path, signing::seed_base64(&key)).expect("key");
+        (path.display().to_string(), key.verifying_key())
     }
 }
 
@@ -554,7 +567,37 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    // 7. The database rewound (an older backup restored): replicas keep
+    // 7. Signing-key rotation: a replica started with --next-signing-key
+    // countersigns every stored version, so one started later with the
+    // next key alone (promoted) still serves the whole history.
+    let (next_file, next_key) = bed.key_file("next.key");
+    let mut rotating = bed.args.clone();
+    rotating.extend(["--next-signing-key".to_string(), next_file.clone()]);
+    let mut r4 = bed.replica_with(rotating);
+    assert!(
+        r4.log_text().contains("countersigned stored versions"),
+        "{}",
+        r4.log_text()
+    );
+    r4.kill9();
+    let promoted: Vec<String> = bed
+        .args
+        .iter()
+        .map(|a| {
+            if a.ends_with("signing.key") {
+                next_file.clone()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let r5 = bed.replica_with(promoted);
+    assert_eq!(history(&r5), history(&r1), "whole history kept");
+    assert_intact(&r5, &next_key, forged_version);
+    assert_eq!(latest(&r5).body, latest(&r1).body);
+    drop(r5);
+
+    // 8. The database rewound (an older backup restored): replicas keep
     // the newest version they served and refuse to reuse its number.
     pg.psql(&format!(
         "BEGIN; DELETE FROM mcp_guard_versions WHERE name = '{BUNDLE}' AND version = {version}; \

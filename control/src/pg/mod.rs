@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use mcp_guard_engine::bundle::MAX_BUNDLE_BYTES;
+use mcp_guard_engine::signing::{self, Signed};
 use serde_json::json;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -167,6 +168,19 @@ impl PgStore {
                 }
             }
         };
+        let mut client = client;
+        let countersigned = pg.countersign(&mut client, store).await;
+        match countersigned {
+            Ok(0) => {}
+            Ok(count) => log::info(
+                "countersigned stored versions with the next signing key",
+                json!({ "store": pg.target.to_string(), "versions": count }),
+            ),
+            Err(e) => log::warn(
+                "cannot countersign stored versions with the next signing key",
+                json!({ "store": pg.target.to_string(), "error": describe(&e) }),
+            ),
+        }
         *pg.client.lock().await = Some(client);
         pg.set_down(None);
         log::info(
@@ -180,6 +194,55 @@ impl PgStore {
         store.attach(Arc::clone(&pg) as Arc<dyn SharedLog>);
         tokio::spawn(supervise(Arc::clone(&pg), Arc::downgrade(store), session));
         Ok(pg)
+    }
+
+    /// During a key rotation (a next key is configured): adds the next
+    /// key's signature to every stored version that lacks it, so versions
+    /// stored before the rotation still verify once the next key is
+    /// promoted and the old one dropped (replicas verify rows with their
+    /// own keys only). Only rows this replica verified (it holds the
+    /// current key) are countersigned, each with a compare-and-set on the
+    /// old signature. The cache keeps the old header until the next
+    /// restart; filters trusting either key accept both.
+    async fn countersign(
+        &self,
+        client: &mut Client,
+        store: &BundleStore,
+    ) -> Result<usize, tokio_postgres::Error> {
+        let keys = store.signing_keys();
+        let Some(next) = keys.next().map(|k| k.verifying_key()) else {
+            return Ok(0);
+        };
+        let mut count = 0;
+        for latest in store.list() {
+            let Ok(name) = BundleName::parse(latest.name()) else {
+                continue;
+            };
+            for version in store.history(&name).unwrap_or_default() {
+                let signed = Signed {
+                    name: name.as_str(),
+                    version: version.version(),
+                    bytes: version.bytes(),
+                };
+                if signing::verify(&signed, version.signature(), &[next]).is_ok() {
+                    continue;
+                }
+                let header = keys.sign(&signed);
+                count += client
+                    .execute(
+                        "UPDATE mcp_guard_versions SET signature = $4
+                         WHERE name = $1 AND version = $2 AND signature = $3",
+                        &[
+                            &name.as_str(),
+                            &i64::try_from(version.version()).unwrap_or(i64::MAX),
+                            &version.signature(),
+                            &header,
+                        ],
+                    )
+                    .await?;
+            }
+        }
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 
     /// The redacted database URL, for logs.
