@@ -7,14 +7,19 @@
 //! - concurrent pushes with one `If-Match` to different replicas: exactly
 //!   one wins, the others get 412, versions stay gapless;
 //! - a rollback on one replica is seen by all, histories identical;
-//! - a row written straight into the table without the signing key is
-//!   never served;
+//! - a row written straight into the table without the signing key, or
+//!   over the size limit, is never served;
 //! - a replica killed with SIGKILL in the middle of pushes loses no
 //!   acknowledged push, leaves nothing half-written, and a new replica
 //!   catches up at start;
 //! - PostgreSQL stopped: replicas keep serving (GET, long-poll) the last
 //!   version, pushes fail with 503, `/readyz/writes` says so; started
-//!   again, they reconnect by themselves and a push reaches all.
+//!   again, they reconnect by themselves and a push reaches all;
+//! - a replica started with `--next-signing-key` countersigns the history,
+//!   so a replica on the promoted key alone serves all of it;
+//! - a rewound database (older backup): no replica serves older than it
+//!   served, pushes are refused;
+//! - the sync table is shared, the password in the URL is never logged.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -167,8 +172,8 @@ fn entry(listed: &Value, v: u64) -> Value {
 
 /// Every version in the history is served, whole, with a digest that
 /// matches and a signature that verifies with the shared key; the
-/// numbers are gapless but for the `forged` one, which is never served.
-fn assert_intact(r: &ControlProcess, key: &VerifyingKey, forged: u64) {
+/// numbers are gapless but for the `forged` ones, which are never served.
+fn assert_intact(r: &ControlProcess, key: &VerifyingKey, forged: &[u64]) {
     let listed = history(r);
     let versions = listed["versions"].as_array().expect("versions").clone();
     let numbers: Vec<u64> = versions
@@ -176,7 +181,7 @@ fn assert_intact(r: &ControlProcess, key: &VerifyingKey, forged: u64) {
         .filter_map(|v| v["version"].as_u64())
         .collect();
     let expected: Vec<u64> = (1..=numbers.last().copied().unwrap_or(0))
-        .filter(|v| *v != forged)
+        .filter(|v| !forged.contains(v))
         .collect();
     assert_eq!(numbers, expected, "gapless history but for the forged row");
     for v in &versions {
@@ -389,9 +394,33 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
             "forged row not served"
         );
     }
+    // An oversized row (the size CHECK dropped first) is refused without
+    // its bytes ever being transferred.
+    let oversized = version + 2;
+    pg.psql(&format!(
+        "BEGIN; ALTER TABLE mcp_guard_versions DROP CONSTRAINT mcp_guard_versions_bytes_check; \
+         INSERT INTO mcp_guard_versions VALUES ('{BUNDLE}', {oversized}, decode(repeat('20', 9437184), 'hex'), 'x', 'sha256:00', 0, 'push', 'intruder'); \
+         UPDATE mcp_guard_bundles SET latest = {oversized} WHERE name = '{BUNDLE}'; SELECT pg_notify('mcp_guard_bundles', '{BUNDLE}:{oversized}'); COMMIT;"
+    ))
+    .expect("oversized row");
+    for r in replicas {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !r
+            .log_text()
+            .contains("is 9437184 bytes, the limit is 8388608")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "oversized row not refused; log:\n{}",
+                r.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let forged_versions = [forged_version, oversized];
     let after_forgery = push(&r3, &bundle("after forgery"), None).expect("push");
     assert_eq!(after_forgery.status, 201, "{}", after_forgery.body);
-    version += 2;
+    version += 3;
     assert_eq!(after_forgery.json()["version"], version);
     converge(&replicas, version);
 
@@ -454,7 +483,7 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
                 "acked v{v} intact"
             );
         }
-        assert_intact(r, &bed.key, forged_version);
+        assert_intact(r, &bed.key, &forged_versions);
     }
     eprintln!(
         "kill -9 during a push loop: {} pushes acknowledged, all present on the survivors",
@@ -537,7 +566,7 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     );
     converge(&replicas, version);
     for r in replicas {
-        assert_intact(r, &bed.key, forged_version);
+        assert_intact(r, &bed.key, &forged_versions);
         assert_eq!(history(r), history(&r1));
         let log = r.log_text();
         assert!(!log.contains(SECRET), "the password is never logged");
@@ -593,7 +622,7 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
         .collect();
     let r5 = bed.replica_with(promoted);
     assert_eq!(history(&r5), history(&r1), "whole history kept");
-    assert_intact(&r5, &next_key, forged_version);
+    assert_intact(&r5, &next_key, &forged_versions);
     assert_eq!(latest(&r5).body, latest(&r1).body);
     drop(r5);
 
