@@ -13,7 +13,8 @@ pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
 
 /// One-screen help, printed for `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: mcp-guard-control [--data DIR] [--bundles DIR] [--tokens FILE]
+usage: mcp-guard-control [--store file:DIR | --store postgres://USER@HOST:PORT/DB]
+                         [--data DIR] [--bundles DIR] [--tokens FILE]
                          [--signing-key FILE] [--next-signing-key FILE]
                          [--checkpoint-key FILE]
                          [--jwks-refresh SECONDS] [--max-connections N]
@@ -22,9 +23,17 @@ usage: mcp-guard-control [--data DIR] [--bundles DIR] [--tokens FILE]
 Stores, signs and serves mcp-guard policy bundles (API: control/README.md).
 
 options:
-  --data DIR            persistent store: every version under DIR/bundles, the
+  --store file:DIR      persistent store: every version under DIR/bundles, the
                         signing key in DIR/keys (generated on first start).
-                        Without it, bundles live in memory only.
+                        Without a store, bundles live in memory only.
+  --store postgres://USER@HOST:PORT/DB
+                        shared store for several replicas: versions and history
+                        in PostgreSQL (tables created at start), pushes to any
+                        replica reach every replica's long-polls. Needs
+                        --signing-key (the same key file on every replica).
+                        Password: in the URL or $MCP_GUARD_STORE_PASSWORD;
+                        it is never logged.
+  --data DIR            the same as --store file:DIR
   --bundles DIR         seed: import DIR/<name>.json as version 1 of every
                         bundle the store does not have yet
   --tokens FILE         push tokens: {\"tokens\":[{\"id\",\"sha256\",\"bundles\":[globs]}]};
@@ -55,6 +64,8 @@ pub struct Settings {
     pub listen: String,
     /// Data directory, for a persistent store.
     pub data: Option<PathBuf>,
+    /// PostgreSQL URL of a shared store (`--store postgres://…`).
+    pub postgres: Option<StoreUrl>,
     /// Seed directory of bundle files.
     pub bundles: Option<PathBuf>,
     /// Tokens file.
@@ -71,11 +82,21 @@ pub struct Settings {
     pub max_connections: Option<usize>,
 }
 
+/// A database URL, which may hold a password: its `Debug` form hides it.
+#[derive(PartialEq, Eq)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreUrl(<redacted>)")
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// Serve with these settings.
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Print [`USAGE`] and exit.
     Help,
 }
@@ -92,6 +113,9 @@ pub enum CliError {
     /// An argument this program does not know.
     #[error("unexpected argument {0:?}")]
     Unexpected(String),
+    /// Two flags that cannot go together.
+    #[error("{0}")]
+    Conflict(&'static str),
 }
 
 /// Parses the arguments after the program name.
@@ -99,6 +123,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
     let mut settings = Settings {
         listen: DEFAULT_LISTEN.to_owned(),
         data: None,
+        postgres: None,
         bundles: None,
         tokens: None,
         signing_key: None,
@@ -122,7 +147,32 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--listen" => settings.listen = value("--listen")?,
-            "--data" => settings.data = Some(value("--data")?.into()),
+            "--data" => {
+                if settings.data.is_some() || settings.postgres.is_some() {
+                    return Err(CliError::Conflict("give one --store (or --data)"));
+                }
+                settings.data = Some(value("--data")?.into());
+            }
+            "--store" => {
+                if settings.data.is_some() || settings.postgres.is_some() {
+                    return Err(CliError::Conflict("give one --store (or --data)"));
+                }
+                // The value is never echoed: it may hold a password.
+                let store = value("--store")?;
+                if let Some(dir) = store.strip_prefix("file:") {
+                    if dir.is_empty() {
+                        return Err(CliError::BadValue("--store", "file:DIR with a directory"));
+                    }
+                    settings.data = Some(dir.into());
+                } else if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+                    settings.postgres = Some(StoreUrl(store));
+                } else {
+                    return Err(CliError::BadValue(
+                        "--store",
+                        "file:DIR or postgres://USER@HOST:PORT/DB",
+                    ));
+                }
+            }
             "--bundles" => settings.bundles = Some(value("--bundles")?.into()),
             "--tokens" => settings.tokens = Some(value("--tokens")?.into()),
             "--signing-key" => settings.signing_key = Some(value("--signing-key")?.into()),
@@ -149,7 +199,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             _ => return Err(CliError::Unexpected(arg)),
         }
     }
-    Ok(Command::Serve(settings))
+    Ok(Command::Serve(Box::new(settings)))
 }
 
 #[cfg(test)]
@@ -217,5 +267,38 @@ mod tests {
                 Err(CliError::BadValue("--max-connections", _))
             ));
         }
+    }
+
+    #[test]
+    fn store_urls() {
+        let Ok(Command::Serve(s)) = run(&["--store", "file:/var/lib/g"]) else {
+            panic!("parses");
+        };
+        assert_eq!(s.data, Some("/var/lib/g".into()));
+        assert_eq!(s.postgres, None);
+        let Ok(Command::Serve(s)) = run(&["--store=postgres://u:pw@h:5432/d"]) else {
+            panic!("parses");
+        };
+        assert_eq!(
+            s.postgres,
+            Some(StoreUrl("postgres://u:pw@h:5432/d".into()))
+        );
+        assert_eq!(s.data, None);
+        assert!(!format!("{s:?}").contains("pw"), "Debug hides the URL");
+        assert_eq!(
+            run(&["--data", "x", "--store", "file:y"]),
+            Err(CliError::Conflict("give one --store (or --data)"))
+        );
+        assert!(matches!(
+            run(&["--store", "postgres://a@h/d", "--data=x"]),
+            Err(CliError::Conflict(_))
+        ));
+        let bad = run(&["--store", "mysql://u:hunter2@h/d"]);
+        assert!(matches!(bad, Err(CliError::BadValue("--store", _))));
+        assert!(!format!("{bad:?}").contains("hunter2"));
+        assert!(matches!(
+            run(&["--store", "file:"]),
+            Err(CliError::BadValue(..))
+        ));
     }
 }

@@ -182,17 +182,7 @@ impl Fleet {
             if !self.admit_new() {
                 return false;
             }
-            if rows.len() >= self.limits.max_instances {
-                let grace = self.limits.grace_ms;
-                let evict = rows
-                    .iter()
-                    .find(|(_, r)| now_ms.saturating_sub(r.last_seen) > r.stale_after_ms(grace))
-                    .or_else(|| rows.iter().min_by_key(|(_, r)| r.last_seen))
-                    .map(|(id, _)| id.clone());
-                if let Some(id) = evict {
-                    rows.remove(&id);
-                }
-            }
+            self.make_room(rows, now_ms);
         }
         rows.insert(
             identity.instance.clone(),
@@ -203,6 +193,55 @@ impl Fleet {
             },
         );
         true
+    }
+
+    /// Evicts a stale row, else the one seen longest ago, when `rows` is
+    /// full.
+    fn make_room(&self, rows: &mut BTreeMap<String, Row>, now_ms: u64) {
+        if rows.len() < self.limits.max_instances {
+            return;
+        }
+        let grace = self.limits.grace_ms;
+        let evict = rows
+            .iter()
+            .find(|(_, r)| now_ms.saturating_sub(r.last_seen) > r.stale_after_ms(grace))
+            .or_else(|| rows.iter().min_by_key(|(_, r)| r.last_seen))
+            .map(|(id, _)| id.clone());
+        if let Some(id) = evict {
+            rows.remove(&id);
+        }
+    }
+
+    /// Rows whose last fetch arrived after `since_ms`, as (bundle, row):
+    /// what a replica shares with the others ([`crate::pg`]).
+    pub fn seen_after(&self, since_ms: u64) -> Vec<(String, Row)> {
+        let all = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        all.iter()
+            .flat_map(|(name, rows)| {
+                rows.values()
+                    .filter(|r| r.last_seen > since_ms)
+                    .map(move |r| (name.clone(), r.clone()))
+            })
+            .collect()
+    }
+
+    /// Takes a row another replica saw (the fetch went there). Kept only
+    /// when newer than the row held for that instance; bounded per bundle
+    /// like [`Self::seen`] but not rate-limited (the replica that saw the
+    /// fetch admitted it). The caller checks the bundle is held.
+    pub fn merge(&self, name: &str, row: Row, now_ms: u64) {
+        let mut all = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        let rows = all.entry(name.to_owned()).or_default();
+        match rows.get(&row.identity.instance) {
+            Some(held) if held.last_seen >= row.last_seen => {}
+            Some(_) => {
+                rows.insert(row.identity.instance.clone(), row);
+            }
+            None => {
+                self.make_room(rows, now_ms);
+                rows.insert(row.identity.instance.clone(), row);
+            }
+        }
     }
 
     /// Every row of `name`, by instance id.
@@ -369,5 +408,42 @@ mod tests {
             .map(|r| r.identity.instance)
             .collect();
         assert_eq!(ids, ["live-old", "new"]);
+    }
+
+    #[test]
+    fn merged_rows_only_replace_older_ones_and_stay_bounded() {
+        let fleet = Fleet::new(FleetLimits {
+            max_instances: 2,
+            ..FleetLimits::default()
+        });
+        let at = |instance: &str, active, last_seen| Row {
+            identity: identity(instance, Some(active), None),
+            wait_secs: 30,
+            last_seen,
+        };
+        assert!(fleet.seen("demo", identity("a", Some(2), None), 30, 100));
+        fleet.merge("demo", at("a", 1, 50), 200);
+        assert_eq!(
+            fleet.rows("demo")[0].identity.active,
+            Some(2),
+            "older row ignored"
+        );
+        fleet.merge("demo", at("a", 3, 150), 200);
+        assert_eq!(
+            fleet.rows("demo")[0].identity.active,
+            Some(3),
+            "newer row taken"
+        );
+        fleet.merge("demo", at("b", 1, 160), 200);
+        fleet.merge("demo", at("c", 1, 170), 200);
+        let mut ids: Vec<String> = fleet
+            .rows("demo")
+            .into_iter()
+            .map(|r| r.identity.instance)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["b", "c"], "bounded: the row seen longest ago left");
+        assert_eq!(fleet.seen_after(165).len(), 1);
+        assert_eq!(fleet.seen_after(0).len(), 2);
     }
 }

@@ -141,6 +141,16 @@ where
                 text(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
             }
         }
+        // Reads are served from memory whatever the store does; this one
+        // says whether writes (push, rollback) can be taken now.
+        "/readyz/writes" if readable => match app.store.writable() {
+            Ok(()) => text(StatusCode::OK, "writable"),
+            Err(reason) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                Some(&reason),
+            ),
+        },
         "/metrics" if readable => {
             let mut response =
                 with_body(StatusCode::OK, Bytes::from(app.metrics.render(&app.store)));
@@ -152,7 +162,7 @@ where
         }
         "/v1/keys" if readable => keys(app),
         "/v1/status" if readable => fleet_status(app, &query),
-        "/healthz" | "/readyz" | "/metrics" | "/v1/keys" | "/v1/status" => {
+        "/healthz" | "/readyz" | "/readyz/writes" | "/metrics" | "/v1/keys" | "/v1/status" => {
             method_not_allowed("GET, HEAD")
         }
         p if checkpoint_http::owns(p) => checkpoint_http::route(app, request).await,
@@ -677,6 +687,24 @@ async fn store_version(
                 Some(&e.to_string()),
             )
         }
+        Ok(Err(CommitError::Unavailable(reason))) => {
+            app.metrics.push("unavailable");
+            log::warn(
+                "write refused: the shared store is unavailable",
+                json!({ "bundle": name.as_str(), "by": by, "reason": reason }),
+            );
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                Some(&format!(
+                    "the version was not stored (reads keep being served): {reason}"
+                )),
+            );
+            response
+                .headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
+            response
+        }
         Ok(Err(CommitError::Io(e))) => {
             app.metrics.push("error");
             log::error(
@@ -884,6 +912,7 @@ mod tests {
         let get = |p: &'static str| call(Method::GET, p);
         assert_eq!(get("/healthz").await.status(), StatusCode::OK);
         assert_eq!(get("/readyz").await.status(), StatusCode::OK);
+        assert_eq!(get("/readyz/writes").await.status(), StatusCode::OK);
         assert_eq!(get("/metrics").await.status(), StatusCode::OK);
         assert_eq!(get("/v1/keys").await.status(), StatusCode::OK);
         assert_eq!(get("/v1/bundles/demo").await.status(), StatusCode::OK);

@@ -13,7 +13,8 @@
 //! The HTTP contract is in `control/README.md`. Modules: [`name`] (what a
 //! bundle name may be), [`etag`] (tags, conditional requests), [`version`]
 //! (service-owned version numbers), [`store`] (versions in memory),
-//! [`disk`] (files and crash safety), [`keys`] (the signing keys),
+//! [`disk`] (files and crash safety), [`pg`] (the store shared by
+//! replicas on PostgreSQL), [`keys`] (the signing keys),
 //! [`status`] (what filters report), [`checkpoints`] (countersigned
 //! decision-trail checkpoints), [`auth`]
 //! (push tokens), [`discovery`] (issuer keys by OIDC discovery),
@@ -33,6 +34,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod name;
+pub mod pg;
 pub mod rate;
 mod server;
 pub mod status;
@@ -54,8 +56,8 @@ pub use keys::SigningKeys;
 pub use name::{BundleName, NameError, MAX_NAME_LEN};
 pub use status::{StatusBoard, StatusLimits};
 pub use store::{
-    BundleStore, Commit, CommitError, DirLoad, LoadError, RejectReason, Source, StoreError,
-    StoredBundle,
+    Absorbed, BundleStore, Commit, CommitError, DirLoad, LoadError, RejectReason, SharedLog,
+    Source, StoreError, StoredBundle, StoredRow,
 };
 
 /// How a service instance runs, beyond its bundles.
@@ -78,6 +80,9 @@ pub struct Options {
     /// past it a new connection is answered `503` with `Retry-After`.
     /// `None`: no limit but the process's open-file limit.
     pub max_connections: Option<usize>,
+    /// The shared PostgreSQL store the bundles live in, if any: the sync
+    /// table is shared through it too.
+    pub shared: Option<Arc<pg::PgStore>>,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -124,9 +129,15 @@ pub async fn serve_with(
             }
         })
     });
+    let fleet = options
+        .shared
+        .map(|pg| tokio::spawn(pg::fleet::share(pg, Arc::clone(&app))));
     let result = server::run(listener, app, options.max_connections, shutdown).await;
     if let Some(refresher) = refresher {
         refresher.abort();
+    }
+    if let Some(fleet) = fleet {
+        fleet.abort();
     }
     result
 }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mcp_guard_control::disk::Disk;
+use mcp_guard_control::pg::{self, PgStore};
 use mcp_guard_control::{
     checkpoints, fdlimit, keys, log, BundleStore, CheckpointBook, CheckpointLimits, LoadError,
     Options, Tokens,
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match cli::parse(std::env::args().skip(1)) {
-        Ok(cli::Command::Serve(settings)) => settings,
+        Ok(cli::Command::Serve(settings)) => *settings,
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -47,6 +48,13 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         }
         None => None,
     };
+    if settings.postgres.is_some() && settings.signing_key.is_none() {
+        return Err(
+            "--store postgres:// needs --signing-key FILE: every replica signs with the same key \
+             and refuses versions signed with another"
+                .into(),
+        );
+    }
     let (current, origin) =
         keys::load(settings.signing_key.as_deref(), disk.as_ref()).map_err(|e| e.to_string())?;
     let next = match &settings.next_signing_key {
@@ -65,18 +73,27 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
             }),
         );
     }
-    let (store, mut rejected) = match &settings.data {
-        Some(dir) => BundleStore::open_with(dir, signer).map_err(|e| e.to_string())?,
-        None => {
+    let (store, mut rejected) = match (&settings.data, &settings.postgres) {
+        (Some(dir), _) => BundleStore::open_with(dir, signer).map_err(|e| e.to_string())?,
+        (None, Some(_)) => (BundleStore::in_memory_with(signer), Vec::new()),
+        (None, None) => {
             log::warn(
-                "no --data directory: bundles are kept in memory only",
+                "no --store: bundles are kept in memory only",
                 serde_json::Value::Null,
             );
             (BundleStore::in_memory_with(signer), Vec::new())
         }
     };
+    let store = Arc::new(store);
+    let shared = match &settings.postgres {
+        Some(url) => Some(open_shared(&url.0, &store).await?),
+        None => None,
+    };
     if let Some(seed) = &settings.bundles {
-        rejected.extend(store.seed_dir(seed).map_err(|e| e.to_string())?);
+        match &shared {
+            Some(pg) => rejected.extend(seed_shared(pg, &store, seed).await?),
+            None => rejected.extend(store.seed_dir(seed).map_err(|e| e.to_string())?),
+        }
     }
     report(&store, &rejected);
     let checkpoints = open_checkpoints(&settings, disk.as_ref())?;
@@ -109,9 +126,10 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         checkpoints: Some(checkpoints),
         jwks_refresh: settings.jwks_refresh,
         max_connections,
+        shared,
         ..Options::default()
     };
-    mcp_guard_control::serve_with(listener, Arc::new(store), options, shutdown)
+    mcp_guard_control::serve_with(listener, store, options, shutdown)
         .await
         .map_err(|e| e.to_string())?;
     log::info("stopped", serde_json::Value::Null);
@@ -155,6 +173,48 @@ fn open_file_limit(asked: Option<usize>) -> Option<usize> {
             asked
         }
     }
+}
+
+/// Connects to the shared PostgreSQL store and loads every version from
+/// it. The URL is logged without its password.
+async fn open_shared(url: &str, store: &Arc<BundleStore>) -> Result<Arc<PgStore>, String> {
+    let password = std::env::var(pg::PASSWORD_ENV).ok();
+    let target = pg::Target::parse(url, password.as_deref()).map_err(|e| e.to_string())?;
+    log::info(
+        "shared store",
+        json!({ "store": target.to_string(), "backend": "postgres" }),
+    );
+    PgStore::open(target, store, SHARED_STARTUP_WAIT)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// How long a replica retries an unreachable database at start before it
+/// gives up (and its supervisor restarts it).
+const SHARED_STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Imports the seed directory into the shared store: each bundle the
+/// database does not hold yet becomes its version 1 (once, however many
+/// replicas start together).
+async fn seed_shared(
+    pg: &PgStore,
+    store: &BundleStore,
+    dir: &std::path::Path,
+) -> Result<Vec<LoadError>, String> {
+    let seeds = BundleStore::load_dir(dir).map_err(|e| e.to_string())?;
+    for bundle in seeds.store.list() {
+        let Ok(name) = mcp_guard_control::BundleName::parse(bundle.name()) else {
+            continue;
+        };
+        match pg.seed(store, &name, bundle.bytes()).await {
+            Ok(true) => log::info("seeded bundle", json!({ "bundle": bundle.name() })),
+            Ok(false) => {}
+            Err(e) => {
+                return Err(format!("cannot seed {}: {e}", bundle.name()));
+            }
+        }
+    }
+    Ok(seeds.rejected)
 }
 
 /// The checkpoint book and its key (logged, like the signing key, so

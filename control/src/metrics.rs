@@ -193,6 +193,13 @@ impl Metrics {
                 bundle.version()
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP mcp_guard_control_store_writable 1 while pushes can be stored (0: the shared database is unreachable; reads are served from memory).\n\
+             # TYPE mcp_guard_control_store_writable gauge\n\
+             mcp_guard_control_store_writable {}",
+            u8::from(store.writable().is_ok())
+        );
         out
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use bytes::Bytes;
 use mcp_guard_engine::bundle::MAX_BUNDLE_BYTES;
@@ -257,6 +257,61 @@ pub enum CommitError {
     /// The version could not be made durable; nothing was stored.
     #[error("cannot write the bundle: {0}")]
     Io(#[from] io::Error),
+    /// The shared store ([`SharedLog`]) cannot take writes now (database
+    /// down, or behind this instance); reads keep being served.
+    #[error("the shared store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A durable log of versions shared by several service instances (the
+/// PostgreSQL store, [`crate::pg`]). When one is attached
+/// ([`BundleStore::attach`]), [`BundleStore::commit`] goes through it:
+/// the log assigns the version, checks `If-Match` against its own latest
+/// (not this instance's cache) and makes the version durable before the
+/// commit returns; the in-memory map stays the read path.
+pub trait SharedLog: Send + Sync + std::fmt::Debug {
+    /// Commits one version (blocking; called where [`BundleStore::commit`]
+    /// is) and returns it as now held in `store`'s cache.
+    fn commit(
+        &self,
+        store: &BundleStore,
+        commit: Commit<'_>,
+    ) -> Result<Arc<StoredBundle>, CommitError>;
+
+    /// `Ok` while writes can be taken, else why not.
+    fn writable(&self) -> Result<(), String>;
+}
+
+/// A version as kept in a shared store: what [`BundleStore::restore`]
+/// checks before anything of it is served.
+#[derive(Debug)]
+pub struct StoredRow {
+    /// The version number of the row.
+    pub version: u64,
+    /// The bundle bytes, exactly as served.
+    pub bytes: Vec<u8>,
+    /// The `x-bundle-signature` written by the instance that committed it.
+    pub signature: String,
+    /// `sha256:<hex>` of the bytes, as recorded.
+    pub digest: String,
+    /// Milliseconds since the Unix epoch.
+    pub stored_at: u64,
+    /// How it came to be, as text.
+    pub source: String,
+    /// Token id or actor.
+    pub by: String,
+}
+
+/// What [`BundleStore::absorb`] did with a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absorbed {
+    /// It is now held (and, if newest, announced).
+    Added,
+    /// The same version with the same digest was already held.
+    Known,
+    /// A different version with this number is already held (and was
+    /// served): the shared store was rewound or tampered with. Kept out.
+    Diverged,
 }
 
 /// The result of loading a seed directory into a new in-memory store.
@@ -311,6 +366,7 @@ pub struct BundleStore {
     signer: SigningKeys,
     disk: Option<Disk>,
     closing: watch::Sender<bool>,
+    shared: OnceLock<Arc<dyn SharedLog>>,
 }
 
 impl Default for BundleStore {
@@ -341,6 +397,7 @@ impl BundleStore {
             signer,
             disk: None,
             closing: watch::channel(false).0,
+            shared: OnceLock::new(),
         }
     }
 
@@ -533,7 +590,13 @@ impl BundleStore {
     /// Stores a new version: checks `If-Match`, assigns `latest + 1`,
     /// validates, signs, makes it durable, then makes it visible and wakes
     /// long-polls. Blocking (file I/O); call from a blocking context.
+    ///
+    /// With a [`SharedLog`] attached, the log does all of this against the
+    /// shared database instead, and the version enters the cache from it.
     pub fn commit(&self, commit: Commit<'_>) -> Result<Arc<StoredBundle>, CommitError> {
+        if let Some(shared) = self.shared.get() {
+            return shared.commit(self, commit);
+        }
         let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let latest = self.get(commit.name);
         if let Some(condition) = commit.if_match {
@@ -543,8 +606,18 @@ impl BundleStore {
             }
         }
         let version = latest.as_ref().map_or(1, |b| b.version + 1);
+        let stored = self.prepare(&commit, version)?;
+        self.persist(&stored)?;
+        let stored = Arc::new(stored);
+        self.publish(commit.name.clone(), Arc::clone(&stored));
+        Ok(stored)
+    }
+
+    /// The version `version` of `commit`: its content with the version
+    /// written in, validated and signed, not yet stored anywhere.
+    pub fn prepare(&self, commit: &Commit<'_>, version: u64) -> Result<StoredBundle, CommitError> {
         let bytes = set_version(commit.content, version)?;
-        let stored = StoredBundle::new(
+        StoredBundle::new(
             commit.name.clone(),
             Bytes::from(bytes),
             &self.signer,
@@ -554,11 +627,107 @@ impl BundleStore {
             RejectReason::Invalid(e) => CommitError::Invalid(e),
             RejectReason::NameMismatch { declared } => CommitError::NameMismatch { declared },
             other => CommitError::Io(io::Error::other(other.to_string())),
-        })?;
-        self.persist(&stored)?;
-        let stored = Arc::new(stored);
-        self.publish(commit.name.clone(), Arc::clone(&stored));
-        Ok(stored)
+        })
+    }
+
+    /// Attaches the shared log all later commits go through; `false` if
+    /// one was attached already (it stays).
+    pub fn attach(&self, shared: Arc<dyn SharedLog>) -> bool {
+        self.shared.set(shared).is_ok()
+    }
+
+    /// Whether a commit could be taken now: always with a local store;
+    /// with a [`SharedLog`], only while it is reachable.
+    pub fn writable(&self) -> Result<(), String> {
+        self.shared.get().map_or(Ok(()), |shared| shared.writable())
+    }
+
+    /// Checks a version read from a shared store before it may be served:
+    /// size, recorded digest, the engine's validation, the name and
+    /// version inside the bundle, and the signature against this
+    /// instance's own keys (a row nobody holding the key wrote is never
+    /// served, whoever can write the table). Nothing is re-signed, so every
+    /// instance serves the same bytes and signature.
+    pub fn restore(&self, name: &BundleName, row: StoredRow) -> Result<StoredBundle, RejectReason> {
+        if row.bytes.len() > MAX_BUNDLE_BYTES {
+            return Err(RejectReason::TooLarge {
+                size: row.bytes.len() as u64,
+            });
+        }
+        if row.digest != digest_of(&row.bytes) {
+            return Err(RejectReason::Corrupt(
+                "content does not match its recorded digest".into(),
+            ));
+        }
+        let source = Source::parse(&row.source)
+            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", row.source)))?;
+        let bundle = Bundle::parse(&row.bytes).map_err(RejectReason::Invalid)?;
+        if bundle.name != name.as_str() {
+            return Err(RejectReason::NameMismatch {
+                declared: bundle.name,
+            });
+        }
+        if bundle.version != row.version {
+            return Err(RejectReason::Corrupt(format!(
+                "bundle says version {}, its row says {}",
+                bundle.version, row.version
+            )));
+        }
+        let trusted: Vec<VerifyingKey> = self.signer.public().into_iter().map(|(k, _)| k).collect();
+        let signed = Signed {
+            name: name.as_str(),
+            version: row.version,
+            bytes: &row.bytes,
+        };
+        mcp_guard_engine::signing::verify(&signed, row.signature.as_str(), &trusted).map_err(
+            |e| {
+                RejectReason::Corrupt(format!(
+                    "signature does not verify with this service's keys: {e}"
+                ))
+            },
+        )?;
+        let bytes = Bytes::from(row.bytes);
+        Ok(StoredBundle {
+            name: name.clone(),
+            version: row.version,
+            etag: ETag::of(&bytes),
+            digest: row.digest,
+            signature: row.signature,
+            bytes,
+            stored_at: row.stored_at,
+            source,
+            by: row.by,
+        })
+    }
+
+    /// Takes a version committed elsewhere (a shared store) into the
+    /// cache. Versions only ever add: one already held is never replaced,
+    /// so an instance never serves a version older than one it served, nor
+    /// two contents under one number. Long-polls are woken when it is the
+    /// newest.
+    pub fn absorb(&self, stored: Arc<StoredBundle>) -> Absorbed {
+        let mut bundles = self.bundles.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = bundles
+            .entry(stored.name.clone())
+            .or_insert_with(Entry::new);
+        match entry
+            .versions
+            .binary_search_by_key(&stored.version, |b| b.version)
+        {
+            Ok(i) => match entry.versions.get(i) {
+                Some(held) if held.digest == stored.digest => Absorbed::Known,
+                _ => Absorbed::Diverged,
+            },
+            Err(i) => {
+                let version = stored.version;
+                let newest = i == entry.versions.len();
+                entry.versions.insert(i, stored);
+                if newest {
+                    entry.latest.send_replace(version);
+                }
+                Absorbed::Added
+            }
+        }
     }
 
     /// Writes a version to disk when the store is persistent.
@@ -750,5 +919,133 @@ mod tests {
             Some(v4.etag().clone())
         );
         assert!(store.get_version(&demo, 6).is_none());
+    }
+
+    /// A row as another replica with the same key would have written it.
+    fn row_from(store: &BundleStore, version: u64, note: &str) -> StoredRow {
+        let content = format!(r#"{{"name":"demo","version":1,"description":"{note}"}}"#);
+        let stored = store
+            .prepare(
+                &Commit {
+                    name: &name("demo"),
+                    content: content.as_bytes(),
+                    source: Source::Push,
+                    by: "t",
+                    if_match: None,
+                },
+                version,
+            )
+            .expect("valid");
+        StoredRow {
+            version,
+            bytes: stored.bytes().to_vec(),
+            signature: stored.signature().to_owned(),
+            digest: stored.digest().to_owned(),
+            stored_at: 1,
+            source: "push".into(),
+            by: "t".into(),
+        }
+    }
+
+    #[test]
+    fn restore_serves_rows_unchanged_and_refuses_what_was_not_signed_here() {
+        let key = crate::keys::generate();
+        let writer = BundleStore::in_memory(key.clone());
+        let reader = BundleStore::in_memory(key);
+        let demo = name("demo");
+        let row = row_from(&writer, 2, "a");
+        let (bytes, signature) = (row.bytes.clone(), row.signature.clone());
+        let restored = reader.restore(&demo, row).expect("good row");
+        assert_eq!(restored.bytes().as_ref(), bytes.as_slice());
+        assert_eq!(
+            restored.signature(),
+            signature,
+            "served as signed, not re-signed"
+        );
+        assert_eq!(restored.version(), 2);
+
+        let corrupt = |change: &dyn Fn(&mut StoredRow)| {
+            let mut row = row_from(&writer, 2, "a");
+            change(&mut row);
+            reader.restore(&demo, row).expect_err("refused")
+        };
+        // Signed by a key this replica does not hold.
+        let stranger = BundleStore::new();
+        let foreign = row_from(&stranger, 2, "a");
+        assert!(matches!(
+            reader.restore(&demo, foreign),
+            Err(RejectReason::Corrupt(_))
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.signature = "v=2; key=x; ed25519=AAAA".into()),
+            RejectReason::Corrupt(_)
+        ));
+        // Bytes changed after signing (digest fixed up to match).
+        assert!(matches!(
+            corrupt(&|r| {
+                r.bytes = br#"{"name":"demo","version":2,"description":"b"}"#.to_vec();
+                r.digest = digest_of(&r.bytes);
+            }),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.digest = "sha256:00".into()),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.version = 3),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| r.source = "magic".into()),
+            RejectReason::Corrupt(_)
+        ));
+        assert!(matches!(
+            corrupt(&|r| {
+                r.bytes = vec![b' '; MAX_BUNDLE_BYTES + 1];
+                r.digest = digest_of(&r.bytes);
+            }),
+            RejectReason::TooLarge { .. }
+        ));
+        assert!(matches!(
+            reader.restore(&name("other"), row_from(&writer, 2, "a")),
+            Err(RejectReason::NameMismatch { .. })
+        ));
+        assert!(reader.get(&demo).is_none(), "restore alone serves nothing");
+    }
+
+    #[test]
+    fn absorb_only_moves_forward_and_keeps_what_was_served() {
+        let store = BundleStore::new();
+        let demo = name("demo");
+        let restored = |v: u64, note: &str| {
+            Arc::new(
+                store
+                    .restore(&demo, row_from(&store, v, note))
+                    .expect("good"),
+            )
+        };
+        assert_eq!(store.absorb(restored(2, "a")), Absorbed::Added);
+        let mut changes = store.subscribe(&demo).expect("known");
+        assert_eq!(store.absorb(restored(3, "b")), Absorbed::Added);
+        assert!(changes.has_changed().unwrap_or(false), "long-polls woken");
+        assert_eq!(*changes.borrow_and_update(), 3);
+        assert_eq!(store.absorb(restored(3, "b")), Absorbed::Known);
+        assert_eq!(store.absorb(restored(3, "other")), Absorbed::Diverged);
+        assert_eq!(
+            store.get(&demo).map(|b| b.digest().to_owned()),
+            Some(restored(3, "b").digest().to_owned())
+        );
+        // A late older version fills the history without moving latest.
+        assert_eq!(store.absorb(restored(1, "z")), Absorbed::Added);
+        assert!(!changes.has_changed().unwrap_or(true));
+        assert_eq!(store.get(&demo).map(|b| b.version()), Some(3));
+        let versions: Vec<u64> = store
+            .history(&demo)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.version())
+            .collect();
+        assert_eq!(versions, [1, 2, 3]);
     }
 }

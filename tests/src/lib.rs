@@ -2,11 +2,13 @@
 //! and a real Envoy running the filter, all on free loopback ports. Used by
 //! the end-to-end tests and by `cargo xtask demo`.
 
+pub mod control_process;
 pub mod envoy;
 pub mod h2;
 pub mod http;
 pub mod kustomize;
 pub mod paths;
+pub mod postgres;
 pub mod prometheus;
 pub mod stack;
 pub mod tamper;

@@ -242,10 +242,35 @@ fn ensure_manifest_validator() -> Result<(), String> {
     )
 }
 
+/// Finds the PostgreSQL server binaries the control service's HA tests
+/// run a throwaway cluster with, installing Debian's `postgresql` when
+/// there are none; returns their directory.
+pub fn ensure_postgres() -> Result<PathBuf, String> {
+    if let Some(dir) = mcp_guard_e2e::postgres::bin_dir() {
+        return Ok(dir);
+    }
+    eprintln!("xtask: no PostgreSQL server binaries; trying apt-get install postgresql");
+    run("apt-get", &["update", "-qq"], &[])?;
+    run(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "postgresql",
+        ],
+        &[("DEBIAN_FRONTEND", "noninteractive".into())],
+    )?;
+    mcp_guard_e2e::postgres::bin_dir()
+        .ok_or_else(|| mcp_guard_e2e::postgres::INSTALL_HINT.to_string())
+}
+
 /// Everything CI runs, in order of increasing cost.
 pub fn test_all() -> Result<(), String> {
     let started = Instant::now();
     let envoy = ensure_envoy()?;
+    let postgres = ensure_postgres()?;
     run(&cargo(), &["fmt", "--all", "--check"], &[])?;
     let wasm = build_wasm()?;
     let native = build_native()?;
@@ -280,6 +305,7 @@ pub fn test_all() -> Result<(), String> {
         ("MCP_GUARD_WASM", wasm.display().to_string()),
         ("MCP_GUARD_NATIVE", native.display().to_string()),
         ("MCP_GUARD_ENVOY", envoy.display().to_string()),
+        ("MCP_GUARD_PG_BIN", postgres.display().to_string()),
     ];
     run(&cargo(), &["test", "--workspace"], &envs)?;
     eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
