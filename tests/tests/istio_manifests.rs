@@ -1234,10 +1234,8 @@ fn the_control_service_runs_with_real_flags_shared_keys_and_a_budget() {
                 .split_once('=')
                 .unwrap_or_else(|| panic!("{layout}: {arg}: use --flag=value"));
             flags.insert(flag, value);
-            // `--store` is the PostgreSQL store being added beside this
-            // layout; every other flag is one the parser knows.
             assert!(
-                flag == "--store" || cli.contains(&format!("\"{flag}\" =>")),
+                cli.contains(&format!("\"{flag}\" =>")),
                 "{layout}: mcp-guard-control has no {flag}"
             );
             if value.starts_with('/') {
