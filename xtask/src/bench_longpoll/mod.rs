@@ -47,7 +47,7 @@ const PARK_TIMEOUT: Duration = Duration::from_secs(40);
 const CLIENT_SPARE_FDS: u64 = 256;
 
 const USAGE: &str = "usage: cargo xtask bench-longpoll [--polls N] [--rounds R] \
-[--replicas K --store postgres://...] [--squeeze] [--binary PATH]";
+[--replicas K --store postgres://...|postgres:throwaway] [--squeeze] [--binary PATH]";
 
 /// Command-line options.
 #[derive(Debug, Clone, PartialEq)]
@@ -521,10 +521,20 @@ fn print_table(o: &Options, rounds: &[Value], median: &Value) {
     }
 }
 
+/// `--store` value that starts a throwaway PostgreSQL cluster per round.
+const THROWAWAY_STORE: &str = "postgres:throwaway";
+
 /// Entry point.
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse_options(args)?;
-    let store = Store::choose(o.store.as_deref(), o.replicas)?;
+    // `--store postgres:throwaway`: a fresh PostgreSQL cluster per round
+    // (the tests' helper: temp dir, free loopback port, stopped at the end).
+    let throwaway = o.store.as_deref() == Some(THROWAWAY_STORE);
+    let store = if throwaway {
+        Store::Shared(String::new())
+    } else {
+        Store::choose(o.store.as_deref(), o.replicas)?
+    };
     let limit = raise_own_fd_limit(o.polls as u64 + CLIENT_SPARE_FDS)?;
     let binary = match &o.binary {
         Some(path) => path.clone(),
@@ -539,7 +549,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut rounds = Vec::new();
     for i in 0..o.rounds {
         let dir = out.join(format!("work-{}-{i}", std::process::id()));
+        let database = if throwaway {
+            Some(mcp_guard_e2e::postgres::Postgres::start()?)
+        } else {
+            None
+        };
+        let store = match &database {
+            Some(db) => Store::Shared(db.url()),
+            None => store.clone(),
+        };
         let result = runtime.block_on(round(&o, &store, &binary, &dir));
+        drop(database);
         // The round's replicas are stopped by now; their files are not
         // needed past a failure report.
         let _ = std::fs::remove_dir_all(&dir);
