@@ -830,6 +830,11 @@ impl Exchange {
         host: &mut impl Host,
         active: &Arc<ActivePolicy>,
     ) -> Next {
+        // Headers the rules deny whatever the body says never go upstream:
+        // an upstream may act on a request line before reading a body.
+        if let Some(denied) = self.denied_by_line(host, active) {
+            return self.enforce(host, denied);
+        }
         if active.policy.bundle().token_exchange.is_some() {
             host.log(
                 Level::Warn,
@@ -845,6 +850,26 @@ impl Exchange {
         host.remove_header(Side::Request, "accept-encoding");
         self.request_released = true;
         Next::Continue
+    }
+
+    /// The denial the request's headers already earn, whatever its body
+    /// (the rules with every body condition taken as met,
+    /// [`ActivePolicy::line_policy`]); `None` when some body could be
+    /// allowed.
+    fn denied_by_line(&self, host: &mut impl Host, active: &ActivePolicy) -> Option<Decision> {
+        let line = active.line_policy()?;
+        let headers: Vec<(&str, &str)> = line
+            .header_names()
+            .iter()
+            .filter_map(|name| find_header(&self.headers, name).map(|v| (name.as_str(), v)))
+            .collect();
+        let now = host.now_ms() / 1000;
+        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+            .with_headers(&headers)
+            .with_peer(self.peer.as_ref(), self.workload_only)
+            .at(now);
+        let decision = line.decide(&self.claims, &request);
+        (decision.effect == Effect::Deny).then_some(decision)
     }
 
     /// An allowed request's headers: injected claims in, and
