@@ -157,6 +157,48 @@ fn a_body_ending_in_trailers_is_decided_at_the_trailers() {
     assert_eq!(decision(&stream)["decision"], "allow");
 }
 
+/// Headers the rules deny whatever body follows (a path no rule allows,
+/// a caller without the claims any allow rule asks for) are refused at
+/// once and never reach the upstream: an upstream may act on a request
+/// line before reading a body, and a body must not be a way to send an
+/// undecided request line upstream.
+#[test]
+fn headers_no_body_can_make_allowed_never_leave() {
+    let plugin = istio_plugin();
+    for (who, path) in [
+        (MODEL_USER, "/admin/reset"),
+        (MODEL_USER, "/mcp"),
+        (TOOL_USER, "/v1/chat/completions"),
+    ] {
+        let stream = plugin.stream().unwrap();
+        stream.set_jwt_payload("jwt_payload", claims(who));
+        let action = stream
+            .request_headers(
+                &[
+                    (":method", "POST"),
+                    (":path", path),
+                    (":authority", "model.local"),
+                    ("content-type", "application/json"),
+                    ("authorization", "Bearer client-token"),
+                ],
+                false,
+            )
+            .unwrap();
+        assert_ne!(action, Action::Continue, "{path}: headers held");
+        assert_eq!(stream.local_reply().expect("refused").status, 403);
+        assert!(
+            stream.upstream_request().is_none(),
+            "{path}: nothing went upstream"
+        );
+        stream
+            .request_body(&tool_call("get_weather"), true)
+            .unwrap();
+        assert!(stream.upstream_request().is_none());
+        assert_eq!(decision(&stream)["decision"], "deny");
+        assert!(!stream.stalled());
+    }
+}
+
 #[test]
 fn an_upstream_answering_before_the_decision_is_refused() {
     let plugin = istio_plugin();
