@@ -167,3 +167,178 @@ fn a_dry_run_bundle_is_not_refused_at_the_headers() {
     assert!(ex.forwarded());
     assert_eq!(host.record().unwrap()["decision"], "allow");
 }
+
+/// Drives one allowed GET and its answer; returns what the client got
+/// (status as the response headers say at the end, body bytes passed)
+/// and whether the response headers were changed after they left.
+fn answer_in(
+    held: bool,
+    pii: &Value,
+    content_type: &str,
+    body: &[u8],
+    cuts: &[usize],
+    trailers: bool,
+) -> (String, Vec<u8>, bool, MemoryHost) {
+    let mut b = bundle(json!([{"id": "all", "effect": "allow"}]));
+    b["pii"] = pii.clone();
+    let policy = active(&b);
+    let mut host = host_for("GET", "/x", &json!({"sub": "alice"}));
+    host.request
+        .headers
+        .push(("x-request-id".into(), "r1".into()));
+    let mut ex = Exchange::new(Some(policy)).with_held_headers(held);
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.response.headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), content_type.into()),
+    ];
+    let paused_headers = ex.on_response_headers(&mut host, false) == Next::Pause;
+    if let Some(reply) = host.replies.first() {
+        let reply = (reply.status.to_string(), reply.body.clone());
+        return (reply.0, reply.1, false, host);
+    }
+    assert!(held || !paused_headers, "headers released when not held");
+    let sent_headers = host.response.headers.clone();
+    let mut client = Vec::new();
+    let mut paused = paused_headers;
+    let mut start = 0;
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    for &cut in cuts {
+        if cut > start && cut <= body.len() {
+            pieces.push(&body[start..cut]);
+            start = cut;
+        }
+    }
+    pieces.push(&body[start..]);
+    let last = pieces.len() - 1;
+    for (i, piece) in pieces.iter().enumerate() {
+        if !paused {
+            host.response.body.clear();
+        }
+        host.response.body.extend_from_slice(piece);
+        let eos = i == last && !trailers;
+        let size = host.response.body.len();
+        paused = ex.on_response_body(&mut host, size, eos) == Next::Pause;
+        if !paused {
+            client.extend_from_slice(&host.response.body);
+            host.response.body.clear();
+        }
+    }
+    if trailers {
+        if !paused {
+            host.response.body.clear();
+        }
+        ex.on_response_trailers(&mut host);
+        client.extend_from_slice(&host.response.body);
+    }
+    if let Some(reply) = host.replies.first() {
+        let reply = (reply.status.to_string(), reply.body.clone());
+        return (reply.0, reply.1, false, host);
+    }
+    let changed_after = !held && host.response.headers != sent_headers;
+    let status = host
+        .response
+        .headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    (status, client, changed_after, host)
+}
+
+/// Every answer the held mode passes, the released mode passes with the
+/// same bytes; every answer the held mode refuses (502), the released
+/// mode refuses too, with the refusal as the whole body (its status
+/// left already), and never touches headers that already left.
+#[test]
+fn answers_end_alike_in_both_modes() {
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n-----END RSA PRIVATE KEY-----";
+    let blocked = json!({ "k": key }).to_string();
+    let mail = br#"{"mail":"jane.doe@example.com","n":1}"#.to_vec();
+    let big = json!({"t": "jane.doe@example.com ".repeat(40)}).to_string();
+    let pii_sets = [
+        json!({"enabled": true, "actions": {"private_key": "block"}}),
+        json!({"enabled": true, "actions": {"private_key": "block"}, "max_body_bytes": 256}),
+        json!({"enabled": true, "actions": {"private_key": "block"}, "max_body_bytes": 256,
+               "on_overflow": "stream"}),
+    ];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("application/json", mail.clone()),
+        ("application/json", blocked.clone().into_bytes()),
+        ("application/json", big.clone().into_bytes()),
+        ("text/plain", mail.clone()),
+        ("text/html", blocked.clone().into_bytes()),
+        ("application/octet-stream", vec![0xff, 0, 1, 2]),
+        ("", b"\x00\x01binary".to_vec()),
+        ("", mail.clone()),
+        (
+            "text/event-stream",
+            b"data: jane.doe@example.com\n\n".to_vec(),
+        ),
+    ];
+    let (mut refused, mut passed) = (0, 0);
+    for pii in &pii_sets {
+        for (ct, body) in &cases {
+            for cuts in [vec![], vec![5], vec![1, 2, 30, 200]] {
+                for trailers in [false, true] {
+                    let (h_status, h_body, _, _) = answer_in(true, pii, ct, body, &cuts, trailers);
+                    let (r_status, r_body, changed, _) =
+                        answer_in(false, pii, ct, body, &cuts, trailers);
+                    let what = format!("{pii} {ct} cuts {cuts:?} trailers {trailers}");
+                    assert!(!changed, "headers changed after they left: {what}");
+                    if h_status == "502" {
+                        refused += 1;
+                        let text = String::from_utf8_lossy(&r_body).to_string();
+                        assert!(
+                            r_status == "502" || text.starts_with("{\"error\":\"blocked\""),
+                            "released passed what held refused: {what}: {text}"
+                        );
+                        assert!(
+                            !text.contains("MIIEow") && !text.contains("jane.doe"),
+                            "{what}"
+                        );
+                    } else {
+                        passed += 1;
+                        assert_eq!(h_status, r_status, "{what}");
+                        assert_eq!(h_body, r_body, "{what}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        refused > 20 && passed > 20,
+        "{refused} refused, {passed} passed"
+    );
+}
+
+/// A refusal that replaces the body of an answer whose headers already
+/// left keeps the upstream's content type (`text/html` here): the
+/// request id it echoes must not turn it into markup.
+#[test]
+fn a_refusal_under_a_markup_type_echoes_no_markup() {
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n-----END RSA PRIVATE KEY-----";
+    let mut b = bundle(json!([{"id": "all", "effect": "allow"}]));
+    b["pii"] = json!({"enabled": true, "actions": {"private_key": "block"}});
+    let policy = active(&b);
+    let mut host = host_for("GET", "/x", &json!({"sub": "alice"}));
+    host.request.headers.retain(|(k, _)| k != "x-request-id");
+    host.request
+        .headers
+        .push(("x-request-id".into(), "<script>alert(1)</script>&".into()));
+    let mut ex = released(&policy);
+    assert_eq!(ex.on_request_headers(&mut host, true), Next::Continue);
+    host.response.headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/html".into()),
+    ];
+    assert_eq!(ex.on_response_headers(&mut host, false), Next::Continue);
+    host.response.body = format!("<p>{key}</p>").into_bytes();
+    let n = host.response.body.len();
+    assert_eq!(ex.on_response_body(&mut host, n, true), Next::Continue);
+    let text = String::from_utf8(host.response.body.clone()).unwrap();
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    let refusal: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(refusal["request_id"], "<script>alert(1)</script>&");
+    assert_eq!(refusal["reason"], "pii_blocked");
+}
