@@ -342,3 +342,127 @@ fn a_refusal_under_a_markup_type_echoes_no_markup() {
     assert_eq!(refusal["request_id"], "<script>alert(1)</script>&");
     assert_eq!(refusal["reason"], "pii_blocked");
 }
+
+/// Extra request headers.
+type Headers = Vec<(&'static str, &'static str)>;
+
+/// Runs one request through an exchange; returns (forwarded, replies'
+/// statuses, body that went on, headers changed after they left).
+#[allow(clippy::too_many_arguments)]
+fn request_in(
+    held: bool,
+    policy: &Arc<ActivePolicy>,
+    claims: &Value,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+    cuts: &[usize],
+    trailers: bool,
+) -> (bool, Vec<u32>, Vec<u8>, bool) {
+    let mut host = host_for("POST", path, claims);
+    host.request
+        .headers
+        .push(("content-length".into(), body.len().to_string()));
+    host.request
+        .headers
+        .push(("accept-encoding".into(), "gzip".into()));
+    for (k, v) in extra {
+        host.request.headers.push(((*k).into(), (*v).into()));
+    }
+    let mut ex = Exchange::new(Some(policy.clone())).with_held_headers(held);
+    let at_headers = ex.on_request_headers(&mut host, false);
+    let released = at_headers == Next::Continue;
+    let sent = host.request.headers.clone();
+    let mut paused = at_headers == Next::Pause;
+    let mut start = 0;
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    for &cut in cuts {
+        if cut > start && cut <= body.len() {
+            pieces.push(&body[start..cut]);
+            start = cut;
+        }
+    }
+    pieces.push(&body[start..]);
+    let mut upstream = Vec::new();
+    let last = pieces.len() - 1;
+    for (i, piece) in pieces.iter().enumerate() {
+        if !paused {
+            host.request.body.clear();
+        }
+        host.request.body.extend_from_slice(piece);
+        let eos = i == last && !trailers;
+        let size = host.request.body.len();
+        paused = ex.on_request_body(&mut host, size, eos) == Next::Pause;
+        if !paused {
+            upstream.extend_from_slice(&host.request.body);
+            host.request.body.clear();
+        }
+    }
+    if trailers {
+        if !paused {
+            host.request.body.clear();
+        }
+        paused = ex.on_request_trailers(&mut host) == Next::Pause;
+        if !paused {
+            upstream.extend_from_slice(&host.request.body);
+        }
+    }
+    let changed = released && host.request.headers != sent;
+    let statuses = host.replies.iter().map(|r| r.status).collect();
+    (ex.forwarded() && !paused, statuses, upstream, changed)
+}
+
+/// The same requests in both modes, under bundles that scrub prompts,
+/// inject claims, read MCP headers: the same outcome and the same bytes
+/// upstream, and headers that left are never changed afterwards (the
+/// host could not carry it out).
+#[test]
+fn requests_end_alike_in_both_modes() {
+    let user = json!({"sub": "alice", "tenant": "acme", "roles": ["model-user"]});
+    let mut scrub = bundle(body_rules());
+    scrub["pii"] = json!({"enabled": true, "scrub_requests": true});
+    let mut dry = bundle(body_rules());
+    dry["dry_run"] = json!(true);
+    let bundles = [bundle(body_rules()), scrub, dry];
+    let bodies: Vec<(&str, Vec<u8>, Headers)> = vec![
+        ("/mcp", tool_call("get_weather"), vec![]),
+        ("/mcp", tool_call("drop_x"), vec![]),
+        (
+            "/mcp",
+            tool_call("get_weather"),
+            vec![("mcp-method", "tools/call"), ("mcp-name", "get_weather")],
+        ),
+        (
+            "/mcp",
+            tool_call("other"),
+            vec![("mcp-method", "tools/call"), ("mcp-name", "get_weather")],
+        ),
+        (
+            "/v1/chat",
+            br#"{"model":"demo-1","messages":[{"role":"user","content":"mail jane.doe@example.com"}]}"#
+                .to_vec(),
+            vec![],
+        ),
+        ("/v1/chat", b"not json".to_vec(), vec![]),
+        ("/v1/chat", Vec::new(), vec![]),
+    ];
+    for b in &bundles {
+        let policy = active(b);
+        for (path, body, extra) in &bodies {
+            for cuts in [vec![], vec![3], vec![1, 2, 40]] {
+                for trailers in [false, true] {
+                    let what = format!(
+                        "{} {path} {extra:?} cuts {cuts:?} trailers {trailers}",
+                        b["pii"]
+                    );
+                    let held = request_in(true, &policy, &user, path, extra, body, &cuts, trailers);
+                    let rel = request_in(false, &policy, &user, path, extra, body, &cuts, trailers);
+                    assert!(!rel.3, "headers changed after they left: {what}");
+                    assert_eq!(held.0, rel.0, "{what}");
+                    assert_eq!(held.1, rel.1, "{what}");
+                    assert_eq!(held.2, rel.2, "{what}");
+                }
+            }
+        }
+    }
+}
