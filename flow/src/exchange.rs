@@ -855,7 +855,7 @@ impl Exchange {
     /// The denial the request's headers already earn, whatever its body
     /// (the rules with every body condition taken as met,
     /// [`ActivePolicy::line_policy`]); `None` when some body could be
-    /// allowed.
+    /// allowed, or a scope the caller lacks could allow it.
     fn denied_by_line(&self, host: &mut impl Host, active: &ActivePolicy) -> Option<Decision> {
         let line = active.line_policy()?;
         let headers: Vec<(&str, &str)> = line
@@ -869,7 +869,18 @@ impl Exchange {
             .with_peer(self.peer.as_ref(), self.workload_only)
             .at(now);
         let decision = line.decide(&self.claims, &request);
-        (decision.effect == Effect::Deny).then_some(decision)
+        if decision.effect != Effect::Deny {
+            return None;
+        }
+        // A scope could lift it: the body decides, so the challenge names
+        // the scope its call needs (MCP step-up authorization).
+        if line
+            .scope_challenge(&decision, &self.claims, &request, &[])
+            .is_some()
+        {
+            return None;
+        }
+        Some(decision)
     }
 
     /// An allowed request's headers: injected claims in, and

@@ -12,8 +12,9 @@ use mcp_guard_engine::bundle::{Bundle, RuleEffect};
 use mcp_guard_engine::Policy;
 
 /// The rules with their body conditions taken as met (allow) or left out
-/// (deny), compiled with nothing but rules: no verifier, scanner,
-/// resource metadata, token exchange or pins. `None` when it does not
+/// (deny), compiled without verifier, scanner, token exchange or pins;
+/// the `resource` section stays, so a denial a scope could lift is
+/// known as one. `None` when it does not
 /// compile (the caller then decides at the body as before).
 pub fn compile(bundle: &Bundle) -> Option<Policy> {
     let mut rules = bundle.rules.clone();
@@ -28,7 +29,6 @@ pub fn compile(bundle: &Bundle) -> Option<Policy> {
         rules,
         token_exchange: None,
         tool_pins: None,
-        resource: None,
         ..bundle.clone()
     };
     line.identity.verify = None;

@@ -466,3 +466,63 @@ fn requests_end_alike_in_both_modes() {
         }
     }
 }
+
+/// Under a `resource` section, a caller missing a scope gets the
+/// `insufficient_scope` challenge naming the scope its call needs (MCP
+/// step-up authorization): the released mode must not answer such a
+/// request at its headers with a plain denial that names none.
+#[test]
+fn a_missing_scope_is_challenged_alike_in_both_modes() {
+    let resource = "https://mcp.example.com/mcp";
+    let b = json!({
+        "name": "r", "version": 1,
+        "identity": {"jwt_authn_metadata": "jwt_payload"},
+        "resource": {"resource": resource, "authorization_servers": ["https://auth.example.com"]},
+        "rules": [
+            {"id": "read", "effect": "allow", "when": {
+                "path": {"exact": "/mcp"}, "mcp": {"methods": ["tools/list"]},
+                "claims": [{"claim": "scope", "contains_any": ["tools:read"]}]}},
+            {"id": "write", "effect": "allow", "when": {
+                "path": {"exact": "/mcp"}, "mcp": {"tools": ["delete_*"]},
+                "claims": [{"claim": "scope", "contains_any": ["tools:write"]}]}}
+        ],
+        "pii": {"enabled": false}
+    });
+    let policy = active(&b);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    for body in [list.into_bytes(), tool_call("delete_x")] {
+        let mut answers = Vec::new();
+        for held in [true, false] {
+            let mut host = host_for(
+                "POST",
+                "/mcp",
+                &json!({"sub": "a", "aud": resource, "scope": "openid"}),
+            );
+            let mut ex = Exchange::new(Some(policy.clone())).with_held_headers(held);
+            ex.on_request_headers(&mut host, false);
+            if host.replies.is_empty() {
+                host.request.body = body.clone();
+                let n = body.len();
+                ex.on_request_body(&mut host, n, true);
+            }
+            let reply = host.replies.first().expect("refused").clone();
+            let challenge = reply
+                .headers
+                .iter()
+                .find(|(k, _)| k == "www-authenticate")
+                .map(|(_, v)| v.clone());
+            answers.push((
+                reply.status,
+                challenge,
+                host.record().unwrap()["reason"].clone(),
+            ));
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert_eq!(answers[0].2, "insufficient_scope");
+    }
+    // No scope opens a path no rule names: refused at the headers.
+    let mut host = host_for("POST", "/admin", &json!({"sub": "a", "aud": resource}));
+    let mut ex = released(&policy);
+    assert_eq!(ex.on_request_headers(&mut host, false), Next::Pause);
+    assert_eq!(host.replies[0].status, 403);
+}
