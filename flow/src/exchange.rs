@@ -873,10 +873,17 @@ impl Exchange {
             return None;
         }
         // A scope could lift it: the body decides, so the challenge names
-        // the scope its call needs (MCP step-up authorization).
-        if line
-            .scope_challenge(&decision, &self.claims, &request, &[])
-            .is_some()
+        // the scope its call needs (MCP step-up authorization). A dry-run
+        // rule that would allow it is judged on the body too: the record
+        // of a rule being tried out must say what the rule would do.
+        let dry_run_allows = decision
+            .dry_run
+            .as_ref()
+            .is_some_and(|d| d.effect == Effect::Allow);
+        if dry_run_allows
+            || line
+                .scope_challenge(&decision, &self.claims, &request, &[])
+                .is_some()
         {
             return None;
         }

@@ -526,3 +526,32 @@ fn a_missing_scope_is_challenged_alike_in_both_modes() {
     assert_eq!(ex.on_request_headers(&mut host, false), Next::Pause);
     assert_eq!(host.replies[0].status, 403);
 }
+
+/// A dry-run allow rule being tried out on a path: its record must say
+/// what it would do with the request's body, so the body decides.
+#[test]
+fn a_dry_run_allow_rule_is_judged_on_the_body() {
+    let mut rules = body_rules();
+    rules.as_array_mut().unwrap().push(json!({
+        "id": "try-admin", "effect": "allow", "dry_run": true,
+        "when": {"path": {"exact": "/admin"}, "mcp": {"tools": ["reset"]}}}));
+    let policy = active(&bundle(rules));
+    let user = json!({"sub": "alice"});
+    for (tool, would) in [("reset", true), ("other", false)] {
+        let mut records = Vec::new();
+        for held in [true, false] {
+            let mut host = host_for("POST", "/admin", &user);
+            let mut ex = Exchange::new(Some(policy.clone())).with_held_headers(held);
+            ex.on_request_headers(&mut host, false);
+            if host.replies.is_empty() {
+                host.request.body = tool_call(tool);
+                let n = host.request.body.len();
+                ex.on_request_body(&mut host, n, true);
+            }
+            assert_eq!(host.replies[0].status, 403);
+            records.push(host.record().unwrap());
+        }
+        assert_eq!(records[0]["dry_run"], records[1]["dry_run"], "{tool}");
+        assert_eq!(records[0]["dry_run"].is_null(), !would, "{}", records[0]);
+    }
+}
