@@ -47,6 +47,7 @@ use crate::identity::identify;
 use crate::mcp_headers::{self, HeaderPlan};
 use crate::peer::{workload_caller, Peer};
 use crate::pins;
+use crate::proxy_replies;
 use crate::record::AuditRecord;
 use crate::reply;
 use crate::resource;
@@ -1024,7 +1025,9 @@ impl Exchange {
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_verification");
             }
-            RequestState::AwaitingBody if self.request_released => {
+            RequestState::AwaitingBody
+                if self.request_released && !proxy_replies::is_proxy_own(host) =>
+            {
                 // The headers went upstream, the body is still held: the
                 // upstream answered a request nobody decided (one that
                 // answers on headers alone, while the client keeps the
@@ -1033,9 +1036,10 @@ impl Exchange {
                 return self.refuse_response_now(host, "response_before_decision");
             }
             RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
-                // Nothing was forwarded: this is the proxy's own answer
-                // (a timeout, a reset upstream of us). It carries no
-                // upstream data. The request is answered by it: a later
+                // Nothing was forwarded, or only headers and the proxy
+                // says the answer is its own: a timeout, a reset upstream
+                // of us, an unreachable upstream. It carries no upstream
+                // data. The request is answered by it: a later
                 // decision or exchange answer neither releases it
                 // upstream nor sends a second reply.
                 self.pending = None;

@@ -26,6 +26,7 @@ pub mod memory;
 pub mod metric_names;
 pub mod peer;
 pub mod pins;
+pub mod proxy_replies;
 pub mod record;
 pub mod reply;
 pub mod resource;

@@ -555,3 +555,59 @@ fn a_dry_run_allow_rule_is_judged_on_the_body() {
         assert_eq!(records[0]["dry_run"].is_null(), !would, "{}", records[0]);
     }
 }
+
+/// While a released request's body is held, an answer comes: the
+/// upstream's is refused (502) and counted; Envoy's own (upstream
+/// unreachable, timed out, the body outgrew its buffer) passes with its
+/// status, noted, not counted as a refused body. Either way the body
+/// never goes on.
+#[test]
+fn an_early_answer_is_refused_unless_envoy_made_it() {
+    let policy = active(&bundle(body_rules()));
+    let user = json!({"sub": "alice"});
+    for (details, own) in [
+        (Some("via_upstream"), false),
+        (None, false),
+        (
+            Some("upstream_reset_before_response_started{remote_connection_failure}"),
+            true,
+        ),
+        (Some("request_payload_too_large"), true),
+    ] {
+        let mut host = host_for("POST", "/mcp", &user);
+        let mut ex = released(&policy);
+        assert_eq!(ex.on_request_headers(&mut host, false), Next::Continue);
+        host.request.body = b"{\"jsonrpc\":".to_vec();
+        assert_eq!(ex.on_request_body(&mut host, 11, false), Next::Pause);
+        if let Some(details) = details {
+            host.set_property(&["response", "code_details"], details);
+        }
+        host.response.headers = vec![
+            (":status".into(), "503".into()),
+            ("content-type".into(), "text/plain".into()),
+        ];
+        let next = ex.on_response_headers(&mut host, false);
+        let what = format!("{details:?}");
+        if own {
+            assert_eq!(next, Next::Continue, "{what}");
+            assert!(host.replies.is_empty(), "{what}");
+            assert_eq!(host.counts.refusals, 0, "{what}");
+        } else {
+            assert_eq!(next, Next::Pause, "{what}");
+            assert_eq!(host.replies[0].status, 502, "{what}");
+            assert_eq!(host.counts.refusals, 1, "{what}");
+        }
+        assert_eq!(host.record().unwrap()["scrub"], "response_before_decision");
+        // The rest of the body never goes on.
+        host.request
+            .body
+            .extend_from_slice(&tool_call("get_weather")[11..]);
+        let n = host.request.body.len();
+        assert_eq!(
+            ex.on_request_body(&mut host, n, true),
+            Next::Pause,
+            "{what}"
+        );
+        assert!(!ex.forwarded());
+    }
+}

@@ -247,6 +247,26 @@ fn a_plain_wasm_plugin_decides_on_bodies_without_holding_headers() {
     assert_eq!(denied.status, 403, "{denied:?}");
     assert_eq!(record_of(&stack, "istio-chat-denied")["decision"], "deny");
 
+    // The upstream goes away. While a body is still held, Envoy answers
+    // itself (503, connection failure): that answer passes as Envoy's own
+    // rather than becoming a 502 that blames an upstream that never
+    // answered (and counts as a refused body).
+    drop(upstream);
+    let body = call("search_customers", 11);
+    let (a, b) = body.split_at(body.len() / 2);
+    let (answer, _) = post_h2(
+        &stack,
+        &tool_user("istio-upstream-gone"),
+        Parts {
+            data: vec![a.to_vec(), b.to_vec()],
+            trailers: None,
+            gap: Duration::from_millis(400),
+        },
+    );
+    assert_eq!(answer.status, 503, "{answer:?}");
+    let record = record_of(&stack, "istio-upstream-gone");
+    assert_eq!(record["scrub"], "response_before_decision", "{record}");
+
     assert!(
         !stack.envoy.log_text().contains("panicked"),
         "{}",
