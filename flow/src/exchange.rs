@@ -1018,7 +1018,7 @@ impl Exchange {
                 self.response = ResponseState::Pass;
                 return Next::Continue;
             }
-            RequestState::Verifying => {
+            RequestState::Verifying if !proxy_replies::is_proxy_own(host) => {
                 // The upstream answered a request whose body was never
                 // released: nothing it says was asked for, and the body
                 // is never released now.
@@ -1035,7 +1035,10 @@ impl Exchange {
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_decision");
             }
-            RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
+            RequestState::Start
+            | RequestState::AwaitingBody
+            | RequestState::Verifying
+            | RequestState::Exchanging => {
                 // Nothing was forwarded, or only headers and the proxy
                 // says the answer is its own: a timeout, a reset upstream
                 // of us, an unreachable upstream. It carries no upstream

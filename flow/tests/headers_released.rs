@@ -611,3 +611,37 @@ fn an_early_answer_is_refused_unless_envoy_made_it() {
         assert!(!ex.forwarded());
     }
 }
+
+/// A request allowed on its `Mcp-Method` / `Mcp-Name` headers (which
+/// went upstream, in both modes) while its body is held for the check:
+/// Envoy's own answer passes, the upstream's is refused, and the body
+/// never goes on either way.
+#[test]
+fn an_early_answer_to_a_call_allowed_on_its_headers_is_told_apart_too() {
+    let rules = json!([{"id": "tools", "effect": "allow", "when": {
+        "path": {"exact": "/mcp"}, "mcp": {"tools": ["get_weather"]}}}]);
+    let policy = active(&bundle(rules));
+    for held in [true, false] {
+        for (details, own) in [("via_upstream", false), ("upstream_response_timeout", true)] {
+            let mut host = host_for("POST", "/mcp", &json!({"sub": "alice"}));
+            host.request
+                .headers
+                .push(("mcp-method".into(), "tools/call".into()));
+            host.request
+                .headers
+                .push(("mcp-name".into(), "get_weather".into()));
+            let mut ex = Exchange::new(Some(policy.clone())).with_held_headers(held);
+            assert_eq!(ex.on_request_headers(&mut host, false), Next::Continue);
+            assert!(ex.verifying());
+            host.set_property(&["response", "code_details"], details);
+            host.response.headers = vec![(":status".into(), "504".into())];
+            let next = ex.on_response_headers(&mut host, false);
+            assert_eq!(next == Next::Continue, own, "{details}");
+            assert_eq!(host.replies.len(), usize::from(!own), "{details}");
+            host.request.body = tool_call("get_weather");
+            let n = host.request.body.len();
+            assert_eq!(ex.on_request_body(&mut host, n, true), Next::Pause);
+            assert!(!ex.forwarded());
+        }
+    }
+}
