@@ -1,6 +1,6 @@
 //! The policy an exchange runs under, with what the proxy keeps per policy.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use mcp_guard_engine::jwt::TokenCache;
 use mcp_guard_engine::Policy;
@@ -21,6 +21,10 @@ pub struct ActivePolicy {
     /// Tokens issued by RFC 8693 exchanges under this policy (a new
     /// bundle may name another identity provider or audience).
     exchange_cache: Mutex<ExchangeCache>,
+    /// The rules as the request's headers alone settle them
+    /// ([`crate::line_policy`]), built the first time a host that does
+    /// not hold headers needs it.
+    line_policy: OnceLock<Option<Policy>>,
 }
 
 impl ActivePolicy {
@@ -35,6 +39,7 @@ impl ActivePolicy {
             etag,
             token_cache: Mutex::new(token_cache),
             exchange_cache: Mutex::new(ExchangeCache::default()),
+            line_policy: OnceLock::new(),
         }
     }
 }
@@ -54,5 +59,13 @@ impl ActivePolicy {
         self.exchange_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The rules with every body condition taken as met
+    /// ([`crate::line_policy`]): a denial here is one no body can lift.
+    pub fn line_policy(&self) -> Option<&Policy> {
+        self.line_policy
+            .get_or_init(|| crate::line_policy::compile(self.policy.bundle()))
+            .as_ref()
     }
 }

@@ -47,6 +47,7 @@ use crate::identity::identify;
 use crate::mcp_headers::{self, HeaderPlan};
 use crate::peer::{workload_caller, Peer};
 use crate::pins;
+use crate::proxy_replies;
 use crate::record::AuditRecord;
 use crate::reply;
 use crate::resource;
@@ -830,6 +831,11 @@ impl Exchange {
         host: &mut impl Host,
         active: &Arc<ActivePolicy>,
     ) -> Next {
+        // Headers the rules deny whatever the body says never go upstream:
+        // an upstream may act on a request line before reading a body.
+        if let Some(denied) = self.denied_by_line(host, active) {
+            return self.enforce(host, denied);
+        }
         if active.policy.bundle().token_exchange.is_some() {
             host.log(
                 Level::Warn,
@@ -845,6 +851,44 @@ impl Exchange {
         host.remove_header(Side::Request, "accept-encoding");
         self.request_released = true;
         Next::Continue
+    }
+
+    /// The denial the request's headers already earn, whatever its body
+    /// (the rules with every body condition taken as met,
+    /// [`ActivePolicy::line_policy`]); `None` when some body could be
+    /// allowed, or a scope the caller lacks could allow it.
+    fn denied_by_line(&self, host: &mut impl Host, active: &ActivePolicy) -> Option<Decision> {
+        let line = active.line_policy()?;
+        let headers: Vec<(&str, &str)> = line
+            .header_names()
+            .iter()
+            .filter_map(|name| find_header(&self.headers, name).map(|v| (name.as_str(), v)))
+            .collect();
+        let now = host.now_ms() / 1000;
+        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+            .with_headers(&headers)
+            .with_peer(self.peer.as_ref(), self.workload_only)
+            .at(now);
+        let decision = line.decide(&self.claims, &request);
+        if decision.effect != Effect::Deny {
+            return None;
+        }
+        // A scope could lift it: the body decides, so the challenge names
+        // the scope its call needs (MCP step-up authorization). A dry-run
+        // rule that would allow it is judged on the body too: the record
+        // of a rule being tried out must say what the rule would do.
+        let dry_run_allows = decision
+            .dry_run
+            .as_ref()
+            .is_some_and(|d| d.effect == Effect::Allow);
+        if dry_run_allows
+            || line
+                .scope_challenge(&decision, &self.claims, &request, &[])
+                .is_some()
+        {
+            return None;
+        }
+        Some(decision)
     }
 
     /// An allowed request's headers: injected claims in, and
@@ -974,14 +1018,16 @@ impl Exchange {
                 self.response = ResponseState::Pass;
                 return Next::Continue;
             }
-            RequestState::Verifying => {
+            RequestState::Verifying if !proxy_replies::is_proxy_own(host) => {
                 // The upstream answered a request whose body was never
                 // released: nothing it says was asked for, and the body
                 // is never released now.
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_verification");
             }
-            RequestState::AwaitingBody if self.request_released => {
+            RequestState::AwaitingBody
+                if self.request_released && !proxy_replies::is_proxy_own(host) =>
+            {
                 // The headers went upstream, the body is still held: the
                 // upstream answered a request nobody decided (one that
                 // answers on headers alone, while the client keeps the
@@ -989,10 +1035,14 @@ impl Exchange {
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_decision");
             }
-            RequestState::Start | RequestState::AwaitingBody | RequestState::Exchanging => {
-                // Nothing was forwarded: this is the proxy's own answer
-                // (a timeout, a reset upstream of us). It carries no
-                // upstream data. The request is answered by it: a later
+            RequestState::Start
+            | RequestState::AwaitingBody
+            | RequestState::Verifying
+            | RequestState::Exchanging => {
+                // Nothing was forwarded, or only headers and the proxy
+                // says the answer is its own: a timeout, a reset upstream
+                // of us, an unreachable upstream. It carries no upstream
+                // data. The request is answered by it: a later
                 // decision or exchange answer neither releases it
                 // upstream nor sends a second reply.
                 self.pending = None;

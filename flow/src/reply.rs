@@ -78,9 +78,26 @@ fn refusal_json(reason: &str, request_id: &str) -> String {
     let mut body = String::from("{\"error\":\"blocked\",\"reason\":");
     push_json_string(&mut body, reason);
     body.push_str(",\"request_id\":");
-    push_json_string(&mut body, request_id);
+    push_markup_safe(&mut body, request_id);
     body.push('}');
     body
+}
+
+/// A JSON string with `<`, `>` and `&` escaped too: a refusal that
+/// replaces the body of an answer whose headers already left keeps the
+/// upstream's content type (`text/html`), and the client's request id
+/// must not become markup there.
+fn push_markup_safe(out: &mut String, value: &str) {
+    let mut json = String::with_capacity(value.len() + 2);
+    push_json_string(&mut json, value);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// The JSON body that replaces a refused buffered response.

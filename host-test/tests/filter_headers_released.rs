@@ -157,6 +157,48 @@ fn a_body_ending_in_trailers_is_decided_at_the_trailers() {
     assert_eq!(decision(&stream)["decision"], "allow");
 }
 
+/// Headers the rules deny whatever body follows (a path no rule allows,
+/// a caller without the claims any allow rule asks for) are refused at
+/// once and never reach the upstream: an upstream may act on a request
+/// line before reading a body, and a body must not be a way to send an
+/// undecided request line upstream.
+#[test]
+fn headers_no_body_can_make_allowed_never_leave() {
+    let plugin = istio_plugin();
+    for (who, path) in [
+        (MODEL_USER, "/admin/reset"),
+        (MODEL_USER, "/mcp"),
+        (TOOL_USER, "/v1/chat/completions"),
+    ] {
+        let stream = plugin.stream().unwrap();
+        stream.set_jwt_payload("jwt_payload", claims(who));
+        let action = stream
+            .request_headers(
+                &[
+                    (":method", "POST"),
+                    (":path", path),
+                    (":authority", "model.local"),
+                    ("content-type", "application/json"),
+                    ("authorization", "Bearer client-token"),
+                ],
+                false,
+            )
+            .unwrap();
+        assert_ne!(action, Action::Continue, "{path}: headers held");
+        assert_eq!(stream.local_reply().expect("refused").status, 403);
+        assert!(
+            stream.upstream_request().is_none(),
+            "{path}: nothing went upstream"
+        );
+        stream
+            .request_body(&tool_call("get_weather"), true)
+            .unwrap();
+        assert!(stream.upstream_request().is_none());
+        assert_eq!(decision(&stream)["decision"], "deny");
+        assert!(!stream.stalled());
+    }
+}
+
 #[test]
 fn an_upstream_answering_before_the_decision_is_refused() {
     let plugin = istio_plugin();
@@ -387,4 +429,77 @@ fn a_configuration_that_claims_held_headers_is_named_in_the_log() {
         logs.contains("allow_on_headers_stop_iteration is off"),
         "{logs}"
     );
+}
+
+/// A bundle that exchanges tokens but decides on headers alone: the
+/// request pauses at its headers for the identity provider (Envoy stops
+/// the whole request, the body buffered without a callback), and the
+/// answer lets the headers go with the exchanged token, then the body.
+#[test]
+fn a_token_exchange_decided_at_headers_resumes_with_the_body() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use mcp_guard_host_test::HttpCallResponse;
+    let config = json!({
+        "bundle": {
+            "name": "txchg", "version": 1,
+            "rules": [{"id": "tools", "effect": "allow", "when": {
+                "methods": ["POST"], "path": {"prefix": "/tools/"}}}],
+            "token_exchange": {"cluster": "idp_token", "authority": "idp.local",
+                "path": "/oauth2/token", "audience": "mcp-tools",
+                "client_id": "guard", "timeout_ms": 500}
+        },
+        "token_exchange": {"client_secret": "s3cret"}
+    });
+    let plugin = plugin(config, istio_options());
+    let exp = plugin
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let claims = json!({"sub": "alice", "exp": exp});
+    let token = format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let stream = plugin.stream().unwrap();
+    stream.set_jwt_payload("jwt_payload", claims);
+    let auth = format!("Bearer {token}");
+    let action = stream
+        .request_headers(
+            &[
+                (":method", "POST"),
+                (":path", "/tools/run"),
+                (":authority", "api"),
+                ("authorization", &auth),
+            ],
+            false,
+        )
+        .unwrap();
+    assert_eq!(action, Action::Pause, "held for the identity provider");
+    let body = br#"{"run":"report"}"#;
+    stream.request_body(&body[..5], false).unwrap();
+    stream.request_body(&body[5..], true).unwrap();
+    assert!(
+        stream.upstream_request().is_none(),
+        "nothing before the token"
+    );
+    let calls = stream.pending_http_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let issued = json!({"access_token": "xchg-1", "token_type": "Bearer", "expires_in": 300,
+        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"});
+    plugin
+        .respond_http_call(
+            calls[0].token,
+            &HttpCallResponse::new(200, issued.to_string())
+                .header("content-type", "application/json"),
+        )
+        .unwrap();
+    let upstream = stream.upstream_request().expect("released by the answer");
+    assert_eq!(upstream.header("authorization"), Some("Bearer xchg-1"));
+    assert_eq!(upstream.body, body.to_vec());
+    assert!(upstream.complete);
+    assert!(!stream.stalled());
+    assert_eq!(decision(&stream)["decision"], "allow");
 }

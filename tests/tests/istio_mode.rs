@@ -171,6 +171,37 @@ fn a_plain_wasm_plugin_decides_on_bodies_without_holding_headers() {
         "a denied body reached the upstream"
     );
 
+    // Headers no body can make allowed (a caller no `/h2/mcp` rule
+    // admits): refused at once, and not even the headers reach the
+    // upstream, which may act on a request line before reading a body.
+    let auth = format!("Bearer {}", model_user("istio-line-denied"));
+    let answer = h2::send(
+        stack.envoy.port,
+        "POST",
+        "/h2/mcp",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("x-probe", "line-denied"),
+        ],
+        Parts {
+            data: vec![call("search_customers", 9)],
+            trailers: None,
+            gap: Duration::ZERO,
+        },
+    )
+    .expect("an answer");
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(record_of(&stack, "istio-line-denied")["decision"], "deny");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        upstream
+            .seen()
+            .iter()
+            .all(|m| m.header("x-probe").is_none()),
+        "headers of a request no body could allow reached the upstream"
+    );
+
     // An allowed call: reaches the upstream whole, without the client's
     // token, and its answer is scrubbed although its headers (with the
     // upstream's content-length) had to leave before its body was read.
@@ -215,6 +246,26 @@ fn a_plain_wasm_plugin_decides_on_bodies_without_holding_headers() {
     let denied = chat("istio-chat-denied", "gpt-secret");
     assert_eq!(denied.status, 403, "{denied:?}");
     assert_eq!(record_of(&stack, "istio-chat-denied")["decision"], "deny");
+
+    // The upstream goes away. While a body is still held, Envoy answers
+    // itself (503, connection failure): that answer passes as Envoy's own
+    // rather than becoming a 502 that blames an upstream that never
+    // answered (and counts as a refused body).
+    drop(upstream);
+    let body = call("search_customers", 11);
+    let (a, b) = body.split_at(body.len() / 2);
+    let (answer, _) = post_h2(
+        &stack,
+        &tool_user("istio-upstream-gone"),
+        Parts {
+            data: vec![a.to_vec(), b.to_vec()],
+            trailers: None,
+            gap: Duration::from_millis(400),
+        },
+    );
+    assert_eq!(answer.status, 503, "{answer:?}");
+    let record = record_of(&stack, "istio-upstream-gone");
+    assert_eq!(record["scrub"], "response_before_decision", "{record}");
 
     assert!(
         !stack.envoy.log_text().contains("panicked"),
