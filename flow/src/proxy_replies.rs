@@ -15,8 +15,9 @@
 use crate::host::Host;
 
 /// Response-code details of answers Envoy makes up itself (no upstream
-/// bytes in them). A name matches exactly or followed by `{...}`.
-const PROXY_OWN: [&str; 12] = [
+/// bytes in them), as Envoy's `ResponseCodeDetailValues` names them. A
+/// name matches exactly or followed by `{...}`.
+const PROXY_OWN: [&str; 13] = [
     "upstream_reset_before_response_started",
     "upstream_response_timeout",
     "upstream_per_try_timeout",
@@ -28,7 +29,8 @@ const PROXY_OWN: [&str; 12] = [
     "request_payload_too_large",
     "stream_idle_timeout",
     "request_overall_timeout",
-    "overload_manager",
+    "max_duration_timeout",
+    "overload",
 ];
 
 /// Whether the response now at the filter is Envoy's own answer.
