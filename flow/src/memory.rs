@@ -349,3 +349,51 @@ impl Host for MemoryHost {
         self.counts.tool_pin_mismatches += 1;
     }
 }
+
+/// Delivers a response body cut at `cuts` (then trailers, when asked) to
+/// an exchange as Envoy does — chunks accumulate while the flow pauses,
+/// each callback sees only its own chunk once it continues — and returns
+/// what reached the client. `paused` is whether the exchange paused at
+/// the response headers.
+pub fn deliver_response_body(
+    ex: &mut crate::Exchange,
+    host: &mut MemoryHost,
+    body: &[u8],
+    cuts: &[usize],
+    trailers: bool,
+    paused: bool,
+) -> Vec<u8> {
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    for &cut in cuts {
+        if let Some(piece) = body.get(start..cut).filter(|p| !p.is_empty()) {
+            pieces.push(piece);
+            start = cut;
+        }
+    }
+    pieces.push(body.get(start..).unwrap_or_default());
+    let last = pieces.len().saturating_sub(1);
+    let mut client = Vec::new();
+    let mut paused = paused;
+    for (i, piece) in pieces.iter().enumerate() {
+        if !paused {
+            host.response.body.clear();
+        }
+        host.response.body.extend_from_slice(piece);
+        let eos = i == last && !trailers;
+        let size = host.response.body.len();
+        paused = ex.on_response_body(host, size, eos) == crate::Next::Pause;
+        if !paused {
+            client.extend_from_slice(&host.response.body);
+            host.response.body.clear();
+        }
+    }
+    if trailers {
+        if !paused {
+            host.response.body.clear();
+        }
+        ex.on_response_trailers(host);
+        client.extend_from_slice(&host.response.body);
+    }
+    client
+}

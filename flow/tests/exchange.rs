@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use mcp_guard_engine::Policy;
-use mcp_guard_flow::memory::MemoryHost;
+use mcp_guard_flow::memory::{deliver_response_body, MemoryHost};
 use mcp_guard_flow::{ActivePolicy, Exchange, Next};
 use serde_json::{json, Value};
 
@@ -260,38 +260,7 @@ fn answer(
     if !host.replies.is_empty() {
         return (host, Vec::new());
     }
-    let mut client = Vec::new();
-    let mut paused = held;
-    let mut start = 0;
-    let mut pieces: Vec<&[u8]> = Vec::new();
-    for &cut in cuts {
-        if cut > start && cut <= body.len() {
-            pieces.push(&body[start..cut]);
-            start = cut;
-        }
-    }
-    pieces.push(&body[start..]);
-    let last = pieces.len() - 1;
-    for (i, piece) in pieces.iter().enumerate() {
-        if !paused {
-            host.response.body.clear();
-        }
-        host.response.body.extend_from_slice(piece);
-        let eos = i == last && !trailers;
-        let size = host.response.body.len();
-        paused = ex.on_response_body(&mut host, size, eos) == Next::Pause;
-        if !paused {
-            client.extend_from_slice(&host.response.body);
-            host.response.body.clear();
-        }
-    }
-    if trailers {
-        if !paused {
-            host.response.body.clear();
-        }
-        ex.on_response_trailers(&mut host);
-        client.extend_from_slice(&host.response.body);
-    }
+    let client = deliver_response_body(&mut ex, &mut host, body, cuts, trailers, held);
     (host, client)
 }
 

