@@ -9,6 +9,8 @@
 //! - a server that does not speak TLS at all: "does not support TLS",
 //!   never a plaintext retry;
 //! - `sslmode=disable` against the hostssl-only server: refused by it;
+//! - a server that accepts and stays silent: the connection set-up
+//!   (TLS handshake included) gives up after its limit;
 //! - `require` without a CA: connects, and warns that an active attacker
 //!   is not kept out;
 //! - a certificate for another host name (signed by the right CA):
@@ -298,6 +300,27 @@ fn control_service_speaks_tls_to_postgres_and_refuses_what_it_cannot_verify() {
     let refused = refused.to_string();
     assert!(refused.contains("no encryption"), "{refused}");
     assert!(!refused.contains(SECRET), "{refused}");
+
+    // A server that accepts and stays silent: the set-up is bounded.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca_file}",
+        silent.local_addr().expect("addr").port()
+    );
+    let target = Target::parse(&silent_url, None)
+        .expect("parses")
+        .with_handshake_timeout(Duration::from_millis(200));
+    let stalled = Instant::now();
+    let refused = runtime
+        .block_on(PgStore::open(target, &store, Duration::from_millis(100)))
+        .expect_err("silent server");
+    assert!(refused.to_string().contains("no answer"), "{refused}");
+    assert!(
+        stalled.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stalled.elapsed()
+    );
+    drop(silent);
 
     // require without a CA: encrypted, unverified, and said so.
     let r = bed.start("sslmode=require");

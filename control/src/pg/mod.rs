@@ -292,11 +292,16 @@ impl PgStore {
         store: &BundleStore,
     ) -> Result<(Client, Session, Synced), ConnectError> {
         let db = |e: tokio_postgres::Error| ConnectError::Db(describe(&e));
-        let (mut client, mut connection) = self
-            .target
-            .config()
-            .connect(self.target.tls().connector())
+        let limit = self.target.handshake_timeout();
+        let connecting = self.target.config().connect(self.target.tls().connector());
+        let (mut client, mut connection) = tokio::time::timeout(limit, connecting)
             .await
+            .map_err(|_| {
+                ConnectError::Db(format!(
+                    "no answer to the connection set-up within {} ms",
+                    limit.as_millis()
+                ))
+            })?
             .map_err(|e| match self.target.tls().refusal(&e) {
                 Some(reason) => ConnectError::Tls(reason),
                 None => db(e),

@@ -19,6 +19,12 @@ pub const PASSWORD_ENV: &str = "MCP_GUARD_STORE_PASSWORD";
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a whole connection set-up (TCP, TLS handshake, start-up and
+/// authentication) may take: tokio-postgres bounds only the TCP connect,
+/// and a server (or something in between) that accepts and then stays
+/// silent would otherwise hold a start or a reconnect forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Idle time before TCP keepalives probe a silent connection, so a
 /// database that vanished without closing is noticed.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
@@ -49,6 +55,7 @@ pub enum TargetError {
 pub struct Target {
     config: tokio_postgres::Config,
     tls: Tls,
+    handshake_timeout: Duration,
     shown: String,
 }
 
@@ -88,12 +95,28 @@ impl Target {
             .keepalives_retries(KEEPALIVE_RETRIES)
             .application_name("mcp-guard-control");
         let shown = format!("{}?sslmode={}", show(&config), tls.mode());
-        Ok(Self { config, tls, shown })
+        Ok(Self {
+            config,
+            tls,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            shown,
+        })
     }
 
     /// The connection settings.
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// Longest a connection set-up may take.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    /// The same target with another set-up limit (tests: a silent server).
+    pub fn with_handshake_timeout(mut self, limit: Duration) -> Self {
+        self.handshake_timeout = limit;
+        self
     }
 
     /// The TLS settings (mode, connector, error explanations).
@@ -304,6 +327,11 @@ mod tests {
         // A loopback host reached through a remote hostaddr is remote.
         assert_eq!(
             mode("postgres://a@localhost/d?hostaddr=10.1.2.3").err(),
+            Some(TargetError::Tls(TlsError::ModeMissing))
+        );
+        // A remote host in the query counts too.
+        assert_eq!(
+            mode("postgres://a@localhost/d?host=db.example").err(),
             Some(TargetError::Tls(TlsError::ModeMissing))
         );
         assert_eq!(
