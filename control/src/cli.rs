@@ -32,7 +32,10 @@ options:
                         replica reach every replica's long-polls. Needs
                         --signing-key (the same key file on every replica).
                         Password: in the URL or $MCP_GUARD_STORE_PASSWORD;
-                        it is never logged.
+                        it is never logged. TLS: ?sslmode=verify-full&
+                        sslrootcert=CA.pem (or verify-ca, require, disable;
+                        prefer/allow are refused); a host other than
+                        loopback needs an explicit sslmode.
   --data DIR            the same as --store file:DIR
   --bundles DIR         seed: import DIR/<name>.json as version 1 of every
                         bundle the store does not have yet

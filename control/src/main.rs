@@ -184,6 +184,9 @@ async fn open_shared(url: &str, store: &Arc<BundleStore>) -> Result<Arc<PgStore>
         "shared store",
         json!({ "store": target.to_string(), "backend": "postgres" }),
     );
+    if let Some(warning) = target.tls().warning() {
+        log::warn(warning, json!({ "store": target.to_string() }));
+    }
     PgStore::open(target, store, SHARED_STARTUP_WAIT)
         .await
         .map_err(|e| e.to_string())

@@ -8,6 +8,10 @@
 //! test` does it). PostgreSQL refuses to run as root: as root, every
 //! server command runs as the `postgres` user (`runuser -u postgres --`),
 //! which owns the temp dir.
+//!
+//! [`Postgres::start_tls`] turns TLS on (`ssl = on` with a given server
+//! certificate and key) and lets TCP clients in only over TLS
+//! (`hostssl` lines in pg_hba.conf).
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -55,6 +59,16 @@ impl Postgres {
     /// Creates and starts a cluster; `Err` says why (missing binaries
     /// first of all, with [`INSTALL_HINT`]).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(None)
+    }
+
+    /// Like [`Self::start`], with TLS on (`cert_pem`: the server's chain,
+    /// `key_pem`: its key) and plaintext TCP connections refused.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Result<Self, String> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Result<Self, String> {
         let bin = bin_dir().ok_or(INSTALL_HINT)?;
         // SAFETY: geteuid has no preconditions and cannot fail.
         let as_postgres_user = unsafe { libc::geteuid() } == 0;
@@ -90,8 +104,61 @@ impl Postgres {
                 "--no-sync",
             ]);
         })?;
+        if let Some((cert, key)) = tls {
+            pg.install_cert("server", cert, key)?;
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).map_err(|e| e.to_string())?;
+            text.push_str(
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            );
+            std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+            // TCP only over TLS; the unix socket stays for local tools.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+            )
+            .map_err(|e| e.to_string())?;
+        }
         pg.start_server()?;
         Ok(pg)
+    }
+
+    /// Writes `NAME.crt` and `NAME.key` (key 0600) into the data dir,
+    /// owned by the server's user.
+    fn install_cert(&self, name: &str, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_dir();
+        for (file, text, mode) in [
+            (format!("{name}.crt"), cert_pem, 0o644),
+            (format!("{name}.key"), key_pem, 0o600),
+        ] {
+            let path = data.join(file);
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if self.as_postgres_user {
+                run(Command::new("chown").arg("postgres:").arg(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Switches the running TLS server to another certificate and key
+    /// (stored as `NAME.crt`/`NAME.key`): reloads the configuration and
+    /// waits until new connections use it.
+    pub fn switch_cert(&self, name: &str, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        self.install_cert(name, cert_pem, key_pem)?;
+        self.psql(&format!("ALTER SYSTEM SET ssl_cert_file = '{name}.crt'"))?;
+        self.psql(&format!("ALTER SYSTEM SET ssl_key_file = '{name}.key'"))?;
+        self.psql("SELECT pg_reload_conf()")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.psql("SHOW ssl_cert_file")? != format!("{name}.crt") {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("the server did not switch to {name}.crt"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.

@@ -571,7 +571,7 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
         let log = r.log_text();
         assert!(!log.contains(SECRET), "the password is never logged");
         assert!(
-            log.contains(&format!("\"store\":\"{}\"", pg.url())),
+            log.contains(&format!("\"store\":\"{}?sslmode=disable\"", pg.url())),
             "redacted URL logged"
         );
         assert!(

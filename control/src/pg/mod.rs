@@ -29,6 +29,7 @@
 pub mod fleet;
 mod schema;
 mod target;
+pub mod tls;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +41,7 @@ use mcp_guard_engine::signing::{self, Signed};
 use serde_json::json;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Transaction};
 
 pub use schema::{SchemaError, CHANNEL, SCHEMA_VERSION};
 pub use target::{Target, TargetError, PASSWORD_ENV};
@@ -75,6 +76,15 @@ pub enum OpenError {
         /// The redacted URL.
         target: String,
         /// The last error.
+        reason: String,
+    },
+    /// TLS failed (unknown CA, host name mismatch, no TLS on the
+    /// server): a configuration error, not retried.
+    #[error("{target}: {reason}")]
+    Tls {
+        /// The redacted URL.
+        target: String,
+        /// What failed.
         reason: String,
     },
     /// The tables cannot be used.
@@ -152,6 +162,12 @@ impl PgStore {
             match pg.connect(store).await {
                 Ok(ok) => break ok,
                 Err(ConnectError::Schema(e)) => return Err(e.into()),
+                Err(ConnectError::Tls(reason)) => {
+                    return Err(OpenError::Tls {
+                        target: pg.target.to_string(),
+                        reason,
+                    })
+                }
                 Err(ConnectError::Db(e)) => {
                     if tokio::time::Instant::now() + pause > deadline {
                         return Err(OpenError::Unreachable {
@@ -276,7 +292,20 @@ impl PgStore {
         store: &BundleStore,
     ) -> Result<(Client, Session, Synced), ConnectError> {
         let db = |e: tokio_postgres::Error| ConnectError::Db(describe(&e));
-        let (mut client, mut connection) = self.target.config().connect(NoTls).await.map_err(db)?;
+        let limit = self.target.handshake_timeout();
+        let connecting = self.target.config().connect(self.target.tls().connector());
+        let (mut client, mut connection) = tokio::time::timeout(limit, connecting)
+            .await
+            .map_err(|_| {
+                ConnectError::Db(format!(
+                    "no answer to the connection set-up within {} ms",
+                    limit.as_millis()
+                ))
+            })?
+            .map_err(|e| match self.target.tls().refusal(&e) {
+                Some(reason) => ConnectError::Tls(reason),
+                None => db(e),
+            })?;
         let (sender, notifications) = mpsc::channel(QUEUE);
         let overflow = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&overflow);
@@ -627,6 +656,8 @@ fn describe(e: &tokio_postgres::Error) -> String {
 /// Why one connection attempt failed.
 enum ConnectError {
     Db(String),
+    /// Refused by TLS (fatal at start, retried once running).
+    Tls(String),
     Schema(SchemaError),
 }
 
@@ -694,7 +725,7 @@ async fn supervise(pg: Arc<PgStore>, store: Weak<BundleStore>, mut session: Sess
                     );
                     break session;
                 }
-                Err(ConnectError::Db(e)) => {
+                Err(ConnectError::Db(e) | ConnectError::Tls(e)) => {
                     pg.set_down(Some(e.clone()));
                     if attempt.is_power_of_two() || attempt.is_multiple_of(64) {
                         log::warn(
