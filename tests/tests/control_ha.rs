@@ -17,6 +17,8 @@
 //!   again, they reconnect by themselves and a push reaches all;
 //! - a replica started with `--next-signing-key` countersigns the history,
 //!   so a replica on the promoted key alone serves all of it;
+//! - a replica with a signing key none of the stored versions verifies
+//!   with refuses to start;
 //! - a rewound database (older backup): no replica serves older than it
 //!   served, pushes are refused;
 //! - the sync table is shared, the password in the URL is never logged.
@@ -625,6 +627,40 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     assert_intact(&r5, &next_key, &forged_versions);
     assert_eq!(latest(&r5).body, latest(&r1).body);
     drop(r5);
+    // A replica started with a key no other replica uses verifies nothing
+    // in the database: it refuses to start rather than answer 404 to every
+    // filter and store pushes nobody else serves.
+    let (stranger_file, _) = bed.key_file("stranger.key");
+    let stranger: Vec<String> = bed
+        .args
+        .iter()
+        .map(|a| {
+            if a.ends_with("signing.key") {
+                stranger_file.clone()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let log = bed.dir.join("stranger.log");
+    match ControlProcess::start(&stranger, log) {
+        Ok(r) => panic!(
+            "a replica with a stranger key serves; log:\n{}",
+            r.log_text()
+        ),
+        Err(e) => assert!(
+            e.contains("verifies with this replica's signing keys"),
+            "{e}"
+        ),
+    }
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT latest FROM mcp_guard_bundles WHERE name = '{BUNDLE}'"
+        ))
+        .expect("latest"),
+        version.to_string(),
+        "the stranger stored nothing"
+    );
 
     // 8. The database rewound (an older backup restored): replicas keep
     // the newest version they served and refuse to reuse its number.

@@ -80,6 +80,21 @@ pub enum OpenError {
     /// The tables cannot be used.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// The database holds versions but not one verifies with this
+    /// replica's keys: it was started with another signing key than the
+    /// replicas that wrote them. Serving on would answer 404 for every
+    /// bundle and store pushes no other replica serves.
+    #[error(
+        "none of the {refused} versions in {target} verifies with this replica's signing keys (key ids {keys}): start it with the --signing-key (or --next-signing-key) the other replicas use"
+    )]
+    Untrusted {
+        /// The redacted URL.
+        target: String,
+        /// Versions refused.
+        refused: usize,
+        /// This replica's key ids.
+        keys: String,
+    },
 }
 
 /// Counts of one catch-up read.
@@ -168,6 +183,19 @@ impl PgStore {
                 }
             }
         };
+        if synced.added == 0 && synced.refused > 0 {
+            let keys: Vec<String> = store
+                .signing_keys()
+                .public()
+                .into_iter()
+                .map(|(key, _)| signing::key_id(&key))
+                .collect();
+            return Err(OpenError::Untrusted {
+                target: pg.target.to_string(),
+                refused: synced.refused,
+                keys: keys.join(", "),
+            });
+        }
         let mut client = client;
         let countersigned = pg.countersign(&mut client, store).await;
         match countersigned {
