@@ -19,6 +19,8 @@
 //!   so a replica on the promoted key alone serves all of it;
 //! - a replica with a signing key none of the stored versions verifies
 //!   with refuses to start;
+//! - an invalid bundle name in the table is ignored and logged once, however
+//!   many notifications ask for a re-read;
 //! - a rewound database (older backup): no replica serves older than it
 //!   served, pushes are refused;
 //! - the sync table is shared, the password in the URL is never logged.
@@ -660,6 +662,28 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
         .expect("latest"),
         version.to_string(),
         "the stranger stored nothing"
+    );
+    // A row under an invalid name plus a storm of notifications that ask
+    // for everything to be re-read: ignored, and logged once, not once per
+    // notification.
+    pg.psql("INSERT INTO mcp_guard_bundles VALUES ('../evil', 1)")
+        .expect("invalid name");
+    let invalid = "a bundle with an invalid name";
+    for i in 0..6 {
+        pg.psql(&format!("SELECT pg_notify('mcp_guard_bundles', 'x/{i}')"))
+            .expect("notify");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !r1.log_text().contains(invalid) {
+        assert!(Instant::now() < deadline, "invalid name never looked at");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(r1.log_text().matches(invalid).count(), 1, "logged once");
+    assert_eq!(
+        latest(&r1).header("x-bundle-version"),
+        Some(version.to_string().as_str())
     );
 
     // 8. The database rewound (an older backup restored): replicas keep

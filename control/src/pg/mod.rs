@@ -124,7 +124,13 @@ pub struct PgStore {
     /// Per bundle, the highest version already looked at (taken or
     /// refused), so a refused row is logged once, not on every re-read.
     checked: Mutex<HashMap<BundleName, u64>>,
+    /// Invalid bundle names found in the table, each logged once (a
+    /// notification storm would otherwise log them on every re-read).
+    invalid: Mutex<BTreeSet<String>>,
 }
+
+/// Most invalid names remembered; past it they are no longer logged.
+const MAX_INVALID_LOGGED: usize = 64;
 
 /// One connection's notification feed.
 struct Session {
@@ -160,6 +166,7 @@ impl PgStore {
             client: tokio::sync::Mutex::new(None),
             down: Mutex::new(Some("connecting".into())),
             checked: Mutex::new(HashMap::new()),
+            invalid: Mutex::new(BTreeSet::new()),
         });
         let deadline = tokio::time::Instant::now() + startup_wait;
         let mut pause = BACKOFF.0;
@@ -365,10 +372,12 @@ impl PgStore {
                         let name = match BundleName::parse(&text) {
                             Ok(name) => name,
                             Err(e) => {
-                                log::error(
-                                    "shared store holds a bundle with an invalid name; ignored",
-                                    json!({ "reason": e.to_string() }),
-                                );
+                                if self.first_sight_of_invalid(&text) {
+                                    log::error(
+                                        "shared store holds a bundle with an invalid name; ignored",
+                                        json!({ "reason": e.to_string() }),
+                                    );
+                                }
                                 return None;
                             }
                         };
@@ -602,6 +611,13 @@ impl PgStore {
         let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = checked.entry(name.clone()).or_insert(0);
         *seen = (*seen).max(version);
+    }
+
+    /// Whether `name` (invalid) should be logged: the first time it is
+    /// seen, while fewer than [`MAX_INVALID_LOGGED`] were.
+    fn first_sight_of_invalid(&self, name: &str) -> bool {
+        let mut invalid = self.invalid.lock().unwrap_or_else(PoisonError::into_inner);
+        invalid.len() < MAX_INVALID_LOGGED && invalid.insert(name.to_owned())
     }
 
     fn set_down(&self, reason: Option<String>) {
