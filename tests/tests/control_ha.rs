@@ -681,6 +681,44 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     }
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(r1.log_text().matches(invalid).count(), 1, "logged once");
+    // Someone holds the sync table locked (a maintenance job, a session
+    // left open): the sync-table exchange gives up, and new versions still
+    // reach the replicas at once.
+    std::thread::scope(|scope| {
+        let locker = scope.spawn(|| {
+        pg.psql("BEGIN; LOCK TABLE mcp_guard_fleet IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;")
+    });
+        // Past the next exchange of every replica.
+        std::thread::sleep(Duration::from_millis(2300));
+        let etag = latest(&r1).header("etag").unwrap_or_default().to_owned();
+        let poll_url = r1.url(&format!("/v1/bundles/{BUNDLE}?wait=10"));
+        let poller = std::thread::spawn(move || {
+            let reply =
+                send("GET", &poll_url, None, &[("if-none-match", &etag)], None).expect("long-poll");
+            (Instant::now(), reply)
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        let pushed_at = Instant::now();
+        let during_lock = push(&r2, &bundle("while the sync table is locked"), None).expect("push");
+        assert_eq!(during_lock.status, 201, "{}", during_lock.body);
+        version += 1;
+        let (at, answer) = poller.join().expect("poller");
+        assert_eq!(
+            answer.header("x-bundle-version"),
+            Some(version.to_string().as_str())
+        );
+        let delay = at.saturating_duration_since(pushed_at);
+        eprintln!("propagation while the sync table was locked: {delay:?}");
+        assert!(
+            delay < Duration::from_millis(1500),
+            "stalled {delay:?} behind the lock"
+        );
+        locker
+            .join()
+            .expect("locker")
+            .expect("lock held and released");
+    });
+    converge(&replicas, version);
     assert_eq!(
         latest(&r1).header("x-bundle-version"),
         Some(version.to_string().as_str())

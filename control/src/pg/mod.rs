@@ -797,8 +797,10 @@ async fn listen(pg: &PgStore, store: &Weak<BundleStore>, session: &mut Session) 
         let store = store.upgrade()?;
         let mut guard = pg.client.lock().await;
         let Some(client) = guard.as_mut() else {
-            // A commit gave up on the connection; the driver ends next.
-            continue;
+            // A commit or the sync-table exchange gave up on the
+            // connection: a new one, rather than waiting for the old one
+            // to end (it never does while the database stays silent).
+            return Some(pg.down_reason());
         };
         let only = match &want {
             Wanted::All => None,
