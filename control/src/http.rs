@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Body as HttpBody;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG,
-    IF_MATCH, IF_NONE_MATCH, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderMap, HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION,
+    CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use mcp_guard_engine::bundle::{BundleIssue, MAX_BUNDLE_BYTES};
@@ -23,6 +23,7 @@ use mcp_guard_engine::Bundle;
 use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Tokens};
+use crate::body::{self, BodyError};
 use crate::checkpoint_http;
 use crate::checkpoints::{CheckpointBook, CheckpointLimits};
 use crate::discovery::{self, Mode};
@@ -243,17 +244,14 @@ where
         app.metrics.report("unknown_bundle");
         return error(StatusCode::NOT_FOUND, "not_found", None);
     }
-    let body = match Limited::new(body, MAX_REPORT_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            app.metrics.report("too_large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                Some(&format!("the limit is {MAX_REPORT_BYTES} bytes")),
-            );
+    let body = match body::collect(body, MAX_REPORT_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            if matches!(e, BodyError::TooLarge { .. }) {
+                app.metrics.report("too_large");
+            }
+            return body_error(&e);
         }
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_body", None),
     };
     let report = match StatusReport::parse(&body) {
         Ok(report) => report,
@@ -820,20 +818,35 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            app.metrics.push("too_large");
-            Err(Box::new(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                Some(&format!("the limit is {limit} bytes")),
-            )))
+    body::collect(body, limit).await.map_err(|e| {
+        app.metrics.push(match e {
+            BodyError::TooLarge { .. } => "too_large",
+            BodyError::TimedOut(_) | BodyError::Broken => "error",
+        });
+        Box::new(body_error(&e))
+    })
+}
+
+/// `413 too_large`, `408 body_timeout` or `400 bad_body`.
+pub(crate) fn body_error(e: &BodyError) -> Response<Body> {
+    match e {
+        BodyError::TooLarge { .. } => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            Some(&e.to_string()),
+        ),
+        BodyError::TimedOut(_) => {
+            let mut response = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                Some(&e.to_string()),
+            );
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
         }
-        Err(_) => {
-            app.metrics.push("error");
-            Err(Box::new(error(StatusCode::BAD_REQUEST, "bad_body", None)))
-        }
+        BodyError::Broken => error(StatusCode::BAD_REQUEST, "bad_body", None),
     }
 }
 
@@ -1068,6 +1081,27 @@ mod tests {
             .expect("joined");
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(answer.headers()[BUNDLE_VERSION_HEADER], "9");
+    }
+
+    /// A slowloris: headers of a status report (no token needed), then a
+    /// body that never comes. It used to hold the connection, and its slot
+    /// under the connection limit, for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_arrives_is_given_up() {
+        let app = app();
+        for path in ["/v1/bundles/demo/status", "/v1/checkpoints"] {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .body(crate::body::tests::Withheld)
+                .expect("request");
+            // Paused clock: five minutes pass in no time.
+            let answer = tokio::time::timeout(Duration::from_secs(300), route(&app, request))
+                .await
+                .expect("given up");
+            assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT, "{path}");
+            assert_eq!(answer.headers()[CONNECTION], "close");
+        }
     }
 
     #[test]
