@@ -19,6 +19,8 @@
 //!   so a replica on the promoted key alone serves all of it;
 //! - a replica with a signing key none of the stored versions verifies
 //!   with refuses to start;
+//! - a locked sync table or bundle row: new versions still propagate, a
+//!   push to the locked bundle gives up within the lock timeout;
 //! - an invalid bundle name in the table is ignored and logged once, however
 //!   many notifications ask for a re-read;
 //! - a rewound database (older backup): no replica serves older than it
@@ -686,10 +688,29 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     // reach the replicas at once.
     std::thread::scope(|scope| {
         let locker = scope.spawn(|| {
-        pg.psql("BEGIN; LOCK TABLE mcp_guard_fleet IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;")
-    });
+            pg.psql(concat!(
+                "BEGIN; LOCK TABLE mcp_guard_fleet IN ACCESS EXCLUSIVE MODE; ",
+                "INSERT INTO mcp_guard_bundles VALUES ('locked', 0); ",
+                "SELECT pg_sleep(6); COMMIT;"
+            ))
+        });
         // Past the next exchange of every replica.
         std::thread::sleep(Duration::from_millis(2300));
+        // And a bundle row someone holds locked: its push gives up within
+        // the lock timeout (3 s) instead of stalling the connection.
+        let blocked = scope.spawn(|| {
+            let body = json!({ "name": "locked", "version": 1 }).to_string();
+            let started = Instant::now();
+            let reply = send(
+                "PUT",
+                &r3.url("/v1/bundles/locked"),
+                Some(TOKEN),
+                &[],
+                Some(&body),
+            )
+            .expect("answered");
+            (started.elapsed(), reply)
+        });
         let etag = latest(&r1).header("etag").unwrap_or_default().to_owned();
         let poll_url = r1.url(&format!("/v1/bundles/{BUNDLE}?wait=10"));
         let poller = std::thread::spawn(move || {
@@ -713,6 +734,10 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
             delay < Duration::from_millis(1500),
             "stalled {delay:?} behind the lock"
         );
+        let (took, reply) = blocked.join().expect("blocked push");
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(reply.body.contains("lock timeout"), "{}", reply.body);
+        assert!(took < Duration::from_millis(3600), "waited {took:?}");
         locker
             .join()
             .expect("locker")

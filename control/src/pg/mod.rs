@@ -57,6 +57,12 @@ pub const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// Longest a commit may take before it is abandoned (and answered 503).
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest a commit or a re-read waits for a row or table lock someone
+/// else holds (an operator's open session, a long migration) before it
+/// gives up with an error, keeping the connection: the connection is
+/// shared, so a wait here holds up notifications and the other writes.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// First and longest pause between reconnection attempts.
 pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
 
@@ -359,6 +365,7 @@ impl PgStore {
         only: Option<&BTreeSet<BundleName>>,
     ) -> Result<Synced, tokio_postgres::Error> {
         let tx = client.transaction().await?;
+        set_lock_timeout(&tx).await?;
         let names: Vec<BundleName> = match only {
             Some(names) => names.iter().cloned().collect(),
             None => {
@@ -531,6 +538,7 @@ impl PgStore {
     ) -> Result<Option<StoredBundle>, TxError> {
         let name = commit.name;
         let tx = client.transaction().await?;
+        set_lock_timeout(&tx).await?;
         tx.execute(
             "INSERT INTO mcp_guard_bundles (name, latest) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
             &[&name.as_str()],
@@ -652,6 +660,15 @@ impl SharedLog for PgStore {
             Some(reason) => Err(format!("{}: {reason}", self.target)),
         }
     }
+}
+
+/// Bounds lock waits in `tx` to [`LOCK_TIMEOUT`].
+async fn set_lock_timeout(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}",
+        LOCK_TIMEOUT.as_millis()
+    ))
+    .await
 }
 
 /// An error with its causes (`tokio_postgres::Error` shows only its kind,
