@@ -4,7 +4,6 @@
 //! (the public key that verifies the countersignatures).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Body as HttpBody;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
@@ -88,16 +87,9 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let body = match Limited::new(body, MAX_CHECKPOINT_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                Some(&format!("the limit is {MAX_CHECKPOINT_BYTES} bytes")),
-            );
-        }
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_body", None),
+    let body = match crate::body::collect(body, MAX_CHECKPOINT_BYTES).await {
+        Ok(body) => body,
+        Err(e) => return crate::http::body_error(&e),
     };
     let cp = match Checkpoint::parse(&body) {
         Ok(cp) => cp,

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Body as HttpBody;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG,
-    IF_MATCH, IF_NONE_MATCH, LOCATION, WWW_AUTHENTICATE,
+    HeaderMap, HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION,
+    CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use mcp_guard_engine::bundle::{BundleIssue, MAX_BUNDLE_BYTES};
@@ -23,6 +23,7 @@ use mcp_guard_engine::Bundle;
 use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Tokens};
+use crate::body::{self, BodyError};
 use crate::checkpoint_http;
 use crate::checkpoints::{CheckpointBook, CheckpointLimits};
 use crate::discovery::{self, Mode};
@@ -243,17 +244,14 @@ where
         app.metrics.report("unknown_bundle");
         return error(StatusCode::NOT_FOUND, "not_found", None);
     }
-    let body = match Limited::new(body, MAX_REPORT_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            app.metrics.report("too_large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                Some(&format!("the limit is {MAX_REPORT_BYTES} bytes")),
-            );
+    let body = match body::collect(body, MAX_REPORT_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            if matches!(e, BodyError::TooLarge { .. }) {
+                app.metrics.report("too_large");
+            }
+            return body_error(&e);
         }
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_body", None),
     };
     let report = match StatusReport::parse(&body) {
         Ok(report) => report,
@@ -391,7 +389,11 @@ async fn get_latest(
     let (Some(mut changes), Some(first)) = (app.store.subscribe(name), app.store.get(name)) else {
         return error(StatusCode::NOT_FOUND, "not_found", None);
     };
-    if let Some(identity) = PollIdentity::from_headers(|h| single_header(headers, h)) {
+    let identity = PollIdentity::from_headers(|h| single_header(headers, h));
+    // The version the poller already enforces, as it says: a filter that
+    // got it from another replica, ahead of this one.
+    let holds = identity.as_ref().and_then(|i| i.active);
+    if let Some(identity) = identity {
         let wait = requested_wait(query, headers).as_secs();
         app.fleet
             .seen(name.as_str(), identity, wait, timefmt::now_millis());
@@ -406,12 +408,27 @@ async fn get_latest(
             .iter()
             .any(|c| bundle.etag().matches_if_none_match(c))
     };
-    if !is_current(&first) {
+    // A poller ahead of this replica is never handed the older version as
+    // if it were new: it waits for this replica to catch up.
+    let ahead = holds.filter(|&held| held > first.version());
+    if !is_current(&first) && ahead.is_none() {
         return bundle_response(&first);
     }
+    let behind = |current: &StoredBundle| holds.is_some_and(|held| held > current.version());
+    let unchanged = |current: &StoredBundle| {
+        if behind(current) {
+            return true;
+        }
+        let reference = ahead.unwrap_or(first.version());
+        current.version() == reference && is_current(current)
+    };
+    let answer = |current: &StoredBundle| match holds.filter(|_| behind(current)) {
+        Some(held) => replica_behind(current, held),
+        None => not_modified(current),
+    };
     let wait = requested_wait(query, headers);
     if wait.is_zero() {
-        return not_modified(&first);
+        return answer(&first);
     }
     let _waiting = app.metrics.waiting();
     let mut closing = app.store.closing();
@@ -420,22 +437,42 @@ async fn get_latest(
         let Some(current) = app.store.get(name) else {
             return error(StatusCode::NOT_FOUND, "not_found", None);
         };
-        if current.version() != first.version() || !is_current(&current) {
+        if !unchanged(&current) {
             return bundle_response(&current);
         }
         if *closing.borrow_and_update() {
-            return not_modified(&current);
+            return answer(&current);
         }
         tokio::select! {
             changed = changes.changed() => {
                 if changed.is_err() {
-                    return not_modified(&current);
+                    return answer(&current);
                 }
             }
             _ = closing.changed() => {}
-            () = tokio::time::sleep_until(deadline) => return not_modified(&current),
+            () = tokio::time::sleep_until(deadline) => return answer(&current),
         }
     }
+}
+
+/// 503 `replica_behind`: the poller holds `held`, newer than anything this
+/// replica has yet (another replica served it). Neither a 304 (this
+/// replica's tag is not the poller's) nor the older version; the poller
+/// keeps its bundle and asks again, here or at another replica.
+fn replica_behind(current: &StoredBundle, held: u64) -> Response<Body> {
+    let message = format!(
+        "you hold version {held}; this replica has version {} so far",
+        current.version()
+    );
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "replica_behind",
+        Some(&message),
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Whether `request` is a long-poll: a read of a bundle that asks to
@@ -781,20 +818,35 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            app.metrics.push("too_large");
-            Err(Box::new(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                Some(&format!("the limit is {limit} bytes")),
-            )))
+    body::collect(body, limit).await.map_err(|e| {
+        app.metrics.push(match e {
+            BodyError::TooLarge { .. } => "too_large",
+            BodyError::TimedOut(_) | BodyError::Broken => "error",
+        });
+        Box::new(body_error(&e))
+    })
+}
+
+/// `413 too_large`, `408 body_timeout` or `400 bad_body`.
+pub(crate) fn body_error(e: &BodyError) -> Response<Body> {
+    match e {
+        BodyError::TooLarge { .. } => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            Some(&e.to_string()),
+        ),
+        BodyError::TimedOut(_) => {
+            let mut response = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                Some(&e.to_string()),
+            );
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
         }
-        Err(_) => {
-            app.metrics.push("error");
-            Err(Box::new(error(StatusCode::BAD_REQUEST, "bad_body", None)))
-        }
+        BodyError::Broken => error(StatusCode::BAD_REQUEST, "bad_body", None),
     }
 }
 
@@ -966,6 +1018,90 @@ mod tests {
         assert!(h[SIGNATURE_HEADER]
             .to_str()
             .is_ok_and(|s| s.starts_with("v=2; key=")));
+    }
+
+    /// A filter that got version 8 from replica B polls replica A, which
+    /// still has 7: A must not hand 7 out as new (the filter refuses it as
+    /// a rollback), must not claim 304 with its own tag, and answers once
+    /// it has something newer than 8.
+    #[tokio::test]
+    async fn a_poller_ahead_of_this_replica_is_not_handed_the_older_version() {
+        let app = app();
+        let store = Arc::clone(&app.store);
+        let name = BundleName::parse("demo").expect("valid");
+        let content = br#"{"name":"demo","version":0,"description":"b"}"#;
+        let eight = crate::etag::ETag::of(&crate::version::set_version(content, 8).expect("json"));
+        let poll = |wait: u64, tag: &str, active: Option<&str>| {
+            let mut request = Request::builder()
+                .uri(format!("/v1/bundles/demo?wait={wait}"))
+                .header(IF_NONE_MATCH, tag)
+                .header("x-mcp-guard-instance", "envoy-1");
+            if let Some(active) = active {
+                request = request.header("x-mcp-guard-active", active);
+            }
+            let request = request.body(Empty::<Bytes>::new()).expect("request");
+            let app = Arc::clone(&app);
+            async move { route(&app, request).await }
+        };
+        let tag = eight.as_str().to_owned();
+        // No wait: told this replica is behind, not given version 7.
+        let answer = poll(0, &tag, Some("8")).await;
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(answer.headers().get(ETAG).is_none());
+        // A long-poll runs out the same way.
+        let answer = poll(1, &tag, Some("8")).await;
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Without the version (status reports off) nothing tells it apart.
+        assert_eq!(poll(0, &tag, None).await.status(), StatusCode::OK);
+        // A poller at 7 or below with an unknown tag gets 7.
+        let answer = poll(0, &tag, Some("7")).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.headers()[BUNDLE_VERSION_HEADER], "7");
+
+        // Catching up to the poller's version 8 keeps it waiting; 9 ends it.
+        let waiting = tokio::spawn(poll(10, &tag, Some("8")));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let commit = |note: &'static [u8]| Commit {
+            name: &name,
+            content: note,
+            source: crate::store::Source::Push,
+            by: "test",
+            if_match: None,
+        };
+        let stored = store.commit(commit(content)).expect("stored");
+        assert_eq!(stored.etag(), &eight);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "answered the version it holds");
+        store
+            .commit(commit(br#"{"name":"demo","version":0,"description":"c"}"#))
+            .expect("stored");
+        let answer = tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("answered")
+            .expect("joined");
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.headers()[BUNDLE_VERSION_HEADER], "9");
+    }
+
+    /// A slowloris: headers of a status report (no token needed), then a
+    /// body that never comes. It used to hold the connection, and its slot
+    /// under the connection limit, for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_arrives_is_given_up() {
+        let app = app();
+        for path in ["/v1/bundles/demo/status", "/v1/checkpoints"] {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .body(crate::body::tests::Withheld)
+                .expect("request");
+            // Paused clock: five minutes pass in no time.
+            let answer = tokio::time::timeout(Duration::from_secs(300), route(&app, request))
+                .await
+                .expect("given up");
+            assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT, "{path}");
+            assert_eq!(answer.headers()[CONNECTION], "close");
+        }
     }
 
     #[test]

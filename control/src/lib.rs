@@ -21,6 +21,7 @@
 //! [`metrics`], [`log`]; the HTTP routes and the accept loop are private.
 
 pub mod auth;
+mod body;
 mod checkpoint_http;
 pub mod checkpoints;
 pub mod discovery;

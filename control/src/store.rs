@@ -32,6 +32,11 @@ use crate::version::{set_version, RewriteError};
 /// File extension of bundle files in a seed directory.
 pub const BUNDLE_FILE_EXTENSION: &str = "json";
 
+/// Longest `x-bundle-signature` taken from a shared store: room for
+/// [`mcp_guard_engine::signing::MAX_SIGNATURES`] entries. A longer one
+/// would be served in every response and overflow proxies' header limits.
+pub const MAX_SIGNATURE_HEADER: usize = 1024;
+
 /// How a version came to be, as listed in its history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -643,9 +648,9 @@ impl BundleStore {
     }
 
     /// Checks a version read from a shared store before it may be served:
-    /// size, recorded digest, the engine's validation, the name and
-    /// version inside the bundle, and the signature against this
-    /// instance's own keys (a row nobody holding the key wrote is never
+    /// size, recorded digest, the signature against this instance's own
+    /// keys, then the engine's validation and the name and version inside
+    /// the bundle (a row nobody holding the key wrote is never
     /// served, whoever can write the table). Nothing is re-signed, so every
     /// instance serves the same bytes and signature.
     pub fn restore(&self, name: &BundleName, row: StoredRow) -> Result<StoredBundle, RejectReason> {
@@ -661,18 +666,18 @@ impl BundleStore {
         }
         let source = Source::parse(&row.source)
             .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", row.source)))?;
-        let bundle = Bundle::parse(&row.bytes).map_err(RejectReason::Invalid)?;
-        if bundle.name != name.as_str() {
-            return Err(RejectReason::NameMismatch {
-                declared: bundle.name,
-            });
-        }
-        if bundle.version != row.version {
+        // Served as the x-bundle-signature header: bounded, printable.
+        if row.signature.len() > MAX_SIGNATURE_HEADER
+            || !row
+                .signature
+                .bytes()
+                .all(|b| b == b' ' || b.is_ascii_graphic())
+        {
             return Err(RejectReason::Corrupt(format!(
-                "bundle says version {}, its row says {}",
-                bundle.version, row.version
+                "signature header is not printable text of at most {MAX_SIGNATURE_HEADER} bytes"
             )));
         }
+        // Before the parser: bytes no key holder signed never reach it.
         let trusted: Vec<VerifyingKey> = self.signer.public().into_iter().map(|(k, _)| k).collect();
         let signed = Signed {
             name: name.as_str(),
@@ -686,6 +691,18 @@ impl BundleStore {
                 ))
             },
         )?;
+        let bundle = Bundle::parse(&row.bytes).map_err(RejectReason::Invalid)?;
+        if bundle.name != name.as_str() {
+            return Err(RejectReason::NameMismatch {
+                declared: bundle.name,
+            });
+        }
+        if bundle.version != row.version {
+            return Err(RejectReason::Corrupt(format!(
+                "bundle says version {}, its row says {}",
+                bundle.version, row.version
+            )));
+        }
         let bytes = Bytes::from(row.bytes);
         Ok(StoredBundle {
             name: name.clone(),
@@ -1007,10 +1024,28 @@ mod tests {
             }),
             RejectReason::TooLarge { .. }
         ));
+        // Signed for another name: refused before the parser.
         assert!(matches!(
             reader.restore(&name("other"), row_from(&writer, 2, "a")),
-            Err(RejectReason::NameMismatch { .. })
+            Err(RejectReason::Corrupt(_))
         ));
+        // Bytes nobody signed never reach the bundle parser.
+        let junk = corrupt(&|r| {
+            r.bytes = b"not json".to_vec();
+            r.digest = digest_of(&r.bytes);
+        });
+        assert!(
+            matches!(&junk, RejectReason::Corrupt(why) if why.contains("signature")),
+            "{junk}"
+        );
+        // A genuine signature padded with an entry of an unknown format:
+        // it would verify, and be served in every response.
+        let padded = corrupt(&|r| {
+            r.signature = format!("{}, v=9; x={}", r.signature, "A".repeat(2000));
+        });
+        assert!(matches!(padded, RejectReason::Corrupt(_)), "{padded}");
+        let newline = corrupt(&|r| r.signature = format!("{}\r\nx-evil: 1", r.signature));
+        assert!(matches!(newline, RejectReason::Corrupt(_)), "{newline}");
         assert!(reader.get(&demo).is_none(), "restore alone serves nothing");
     }
 

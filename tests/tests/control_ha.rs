@@ -17,6 +17,12 @@
 //!   again, they reconnect by themselves and a push reaches all;
 //! - a replica started with `--next-signing-key` countersigns the history,
 //!   so a replica on the promoted key alone serves all of it;
+//! - a replica with a signing key none of the stored versions verifies
+//!   with refuses to start;
+//! - a locked sync table or bundle row: new versions still propagate, a
+//!   push to the locked bundle gives up within the lock timeout;
+//! - an invalid bundle name in the table is ignored and logged once, however
+//!   many notifications ask for a re-read;
 //! - a rewound database (older backup): no replica serves older than it
 //!   served, pushes are refused;
 //! - the sync table is shared, the password in the URL is never logged.
@@ -625,6 +631,123 @@ fn replicas_share_one_database_and_survive_crashes_and_outages() {
     assert_intact(&r5, &next_key, &forged_versions);
     assert_eq!(latest(&r5).body, latest(&r1).body);
     drop(r5);
+    // A replica started with a key no other replica uses verifies nothing
+    // in the database: it refuses to start rather than answer 404 to every
+    // filter and store pushes nobody else serves.
+    let (stranger_file, _) = bed.key_file("stranger.key");
+    let stranger: Vec<String> = bed
+        .args
+        .iter()
+        .map(|a| {
+            if a.ends_with("signing.key") {
+                stranger_file.clone()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let log = bed.dir.join("stranger.log");
+    match ControlProcess::start(&stranger, log) {
+        Ok(r) => panic!(
+            "a replica with a stranger key serves; log:\n{}",
+            r.log_text()
+        ),
+        Err(e) => assert!(
+            e.contains("verifies with this replica's signing keys"),
+            "{e}"
+        ),
+    }
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT latest FROM mcp_guard_bundles WHERE name = '{BUNDLE}'"
+        ))
+        .expect("latest"),
+        version.to_string(),
+        "the stranger stored nothing"
+    );
+    // A row under an invalid name plus a storm of notifications that ask
+    // for everything to be re-read: ignored, and logged once, not once per
+    // notification.
+    pg.psql("INSERT INTO mcp_guard_bundles VALUES ('../evil', 1)")
+        .expect("invalid name");
+    let invalid = "a bundle with an invalid name";
+    for i in 0..6 {
+        pg.psql(&format!("SELECT pg_notify('mcp_guard_bundles', 'x/{i}')"))
+            .expect("notify");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !r1.log_text().contains(invalid) {
+        assert!(Instant::now() < deadline, "invalid name never looked at");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(r1.log_text().matches(invalid).count(), 1, "logged once");
+    // Someone holds the sync table locked (a maintenance job, a session
+    // left open): the sync-table exchange gives up, and new versions still
+    // reach the replicas at once.
+    std::thread::scope(|scope| {
+        let locker = scope.spawn(|| {
+            pg.psql(concat!(
+                "BEGIN; LOCK TABLE mcp_guard_fleet IN ACCESS EXCLUSIVE MODE; ",
+                "INSERT INTO mcp_guard_bundles VALUES ('locked', 0); ",
+                "SELECT pg_sleep(6); COMMIT;"
+            ))
+        });
+        // Past the next exchange of every replica.
+        std::thread::sleep(Duration::from_millis(2300));
+        // And a bundle row someone holds locked: its push gives up within
+        // the lock timeout (3 s) instead of stalling the connection.
+        let blocked = scope.spawn(|| {
+            let body = json!({ "name": "locked", "version": 1 }).to_string();
+            let started = Instant::now();
+            let reply = send(
+                "PUT",
+                &r3.url("/v1/bundles/locked"),
+                Some(TOKEN),
+                &[],
+                Some(&body),
+            )
+            .expect("answered");
+            (started.elapsed(), reply)
+        });
+        let etag = latest(&r1).header("etag").unwrap_or_default().to_owned();
+        let poll_url = r1.url(&format!("/v1/bundles/{BUNDLE}?wait=10"));
+        let poller = std::thread::spawn(move || {
+            let reply =
+                send("GET", &poll_url, None, &[("if-none-match", &etag)], None).expect("long-poll");
+            (Instant::now(), reply)
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        let pushed_at = Instant::now();
+        let during_lock = push(&r2, &bundle("while the sync table is locked"), None).expect("push");
+        assert_eq!(during_lock.status, 201, "{}", during_lock.body);
+        version += 1;
+        let (at, answer) = poller.join().expect("poller");
+        assert_eq!(
+            answer.header("x-bundle-version"),
+            Some(version.to_string().as_str())
+        );
+        let delay = at.saturating_duration_since(pushed_at);
+        eprintln!("propagation while the sync table was locked: {delay:?}");
+        assert!(
+            delay < Duration::from_millis(1500),
+            "stalled {delay:?} behind the lock"
+        );
+        let (took, reply) = blocked.join().expect("blocked push");
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(reply.body.contains("lock timeout"), "{}", reply.body);
+        assert!(took < Duration::from_millis(3600), "waited {took:?}");
+        locker
+            .join()
+            .expect("locker")
+            .expect("lock held and released");
+    });
+    converge(&replicas, version);
+    assert_eq!(
+        latest(&r1).header("x-bundle-version"),
+        Some(version.to_string().as_str())
+    );
 
     // 8. The database rewound (an older backup restored): replicas keep
     // the newest version they served and refuse to reuse its number.

@@ -36,6 +36,11 @@ pub const FLEET_RETENTION_MS: u64 = 60 * 60 * 1000;
 /// absorb clock differences between replicas.
 const CLOCK_SLACK_MS: u64 = 10_000;
 
+/// Longest one exchange may wait for a lock or run: it shares the
+/// connection with commits and the listener, so a table someone holds
+/// locked must not stall new versions behind it.
+pub const FLEET_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Most rows read back per period.
 const MAX_READ: i64 = 10_000;
 
@@ -54,16 +59,35 @@ pub async fn share(pg: Arc<PgStore>, app: Arc<App>) {
         };
         rounds += 1;
         let prune = rounds % 150 == 1;
-        match exchange(client, &app, &rows, read, prune).await {
-            Ok(newest) => {
+        // The server gives up on its own (`lock_timeout`,
+        // `statement_timeout`); a database that stops answering at all is
+        // given up here, and the listener reconnects.
+        let outcome = tokio::time::timeout(
+            FLEET_TIMEOUT * 2,
+            exchange(client, &app, &rows, read, prune),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(newest)) => {
                 // Rows seen during the collection are sent again next time.
                 flushed = cutoff.saturating_sub(1);
                 read = read.max(newest);
             }
-            Err(e) => log::warn(
+            Ok(Err(e)) => log::warn(
                 "cannot share the sync table through the shared store",
                 json!({ "store": pg.target.to_string(), "error": describe(&e) }),
             ),
+            Err(_) => {
+                *guard = None;
+                pg.set_down(Some(format!(
+                    "no answer from the database within {:?}",
+                    FLEET_TIMEOUT * 2
+                )));
+                log::warn(
+                    "no answer from the shared store while sharing the sync table; reconnecting",
+                    json!({ "store": pg.target.to_string() }),
+                );
+            }
         }
     }
 }
@@ -78,6 +102,13 @@ async fn exchange(
     prune: bool,
 ) -> Result<u64, tokio_postgres::Error> {
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let millis = FLEET_TIMEOUT.as_millis();
+    let client = client.transaction().await?;
+    client
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = {millis}; SET LOCAL statement_timeout = {millis}"
+        ))
+        .await?;
     if !rows.is_empty() {
         let bundles: Vec<&str> = rows.iter().map(|(b, _)| b.as_str()).collect();
         let instances: Vec<&str> = rows
@@ -151,6 +182,7 @@ async fn exchange(
             app.fleet.merge(bundle.as_str(), checked, now);
         }
     }
+    client.commit().await?;
     Ok(newest)
 }
 

@@ -58,6 +58,12 @@ pub const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// Longest a commit may take before it is abandoned (and answered 503).
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest a commit or a re-read waits for a row or table lock someone
+/// else holds (an operator's open session, a long migration) before it
+/// gives up with an error, keeping the connection: the connection is
+/// shared, so a wait here holds up notifications and the other writes.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// First and longest pause between reconnection attempts.
 pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
 
@@ -90,6 +96,21 @@ pub enum OpenError {
     /// The tables cannot be used.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// The database holds versions but not one verifies with this
+    /// replica's keys: it was started with another signing key than the
+    /// replicas that wrote them. Serving on would answer 404 for every
+    /// bundle and store pushes no other replica serves.
+    #[error(
+        "none of the {refused} versions in {target} verifies with this replica's signing keys (key ids {keys}): start it with the --signing-key (or --next-signing-key) the other replicas use"
+    )]
+    Untrusted {
+        /// The redacted URL.
+        target: String,
+        /// Versions refused.
+        refused: usize,
+        /// This replica's key ids.
+        keys: String,
+    },
 }
 
 /// Counts of one catch-up read.
@@ -119,7 +140,13 @@ pub struct PgStore {
     /// Per bundle, the highest version already looked at (taken or
     /// refused), so a refused row is logged once, not on every re-read.
     checked: Mutex<HashMap<BundleName, u64>>,
+    /// Invalid bundle names found in the table, each logged once (a
+    /// notification storm would otherwise log them on every re-read).
+    invalid: Mutex<BTreeSet<String>>,
 }
+
+/// Most invalid names remembered; past it they are no longer logged.
+const MAX_INVALID_LOGGED: usize = 64;
 
 /// One connection's notification feed.
 struct Session {
@@ -155,6 +182,7 @@ impl PgStore {
             client: tokio::sync::Mutex::new(None),
             down: Mutex::new(Some("connecting".into())),
             checked: Mutex::new(HashMap::new()),
+            invalid: Mutex::new(BTreeSet::new()),
         });
         let deadline = tokio::time::Instant::now() + startup_wait;
         let mut pause = BACKOFF.0;
@@ -184,6 +212,19 @@ impl PgStore {
                 }
             }
         };
+        if synced.added == 0 && synced.refused > 0 {
+            let keys: Vec<String> = store
+                .signing_keys()
+                .public()
+                .into_iter()
+                .map(|(key, _)| signing::key_id(&key))
+                .collect();
+            return Err(OpenError::Untrusted {
+                target: pg.target.to_string(),
+                refused: synced.refused,
+                keys: keys.join(", "),
+            });
+        }
         let mut client = client;
         let countersigned = pg.countersign(&mut client, store).await;
         match countersigned {
@@ -353,6 +394,7 @@ impl PgStore {
         only: Option<&BTreeSet<BundleName>>,
     ) -> Result<Synced, tokio_postgres::Error> {
         let tx = client.transaction().await?;
+        set_lock_timeout(&tx).await?;
         let names: Vec<BundleName> = match only {
             Some(names) => names.iter().cloned().collect(),
             None => {
@@ -366,10 +408,12 @@ impl PgStore {
                         let name = match BundleName::parse(&text) {
                             Ok(name) => name,
                             Err(e) => {
-                                log::error(
-                                    "shared store holds a bundle with an invalid name; ignored",
-                                    json!({ "reason": e.to_string() }),
-                                );
+                                if self.first_sight_of_invalid(&text) {
+                                    log::error(
+                                        "shared store holds a bundle with an invalid name; ignored",
+                                        json!({ "reason": e.to_string() }),
+                                    );
+                                }
                                 return None;
                             }
                         };
@@ -523,6 +567,7 @@ impl PgStore {
     ) -> Result<Option<StoredBundle>, TxError> {
         let name = commit.name;
         let tx = client.transaction().await?;
+        set_lock_timeout(&tx).await?;
         tx.execute(
             "INSERT INTO mcp_guard_bundles (name, latest) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
             &[&name.as_str()],
@@ -605,6 +650,13 @@ impl PgStore {
         *seen = (*seen).max(version);
     }
 
+    /// Whether `name` (invalid) should be logged: the first time it is
+    /// seen, while fewer than [`MAX_INVALID_LOGGED`] were.
+    fn first_sight_of_invalid(&self, name: &str) -> bool {
+        let mut invalid = self.invalid.lock().unwrap_or_else(PoisonError::into_inner);
+        invalid.len() < MAX_INVALID_LOGGED && invalid.insert(name.to_owned())
+    }
+
     fn set_down(&self, reason: Option<String>) {
         *self.down.lock().unwrap_or_else(PoisonError::into_inner) = reason;
     }
@@ -637,6 +689,15 @@ impl SharedLog for PgStore {
             Some(reason) => Err(format!("{}: {reason}", self.target)),
         }
     }
+}
+
+/// Bounds lock waits in `tx` to [`LOCK_TIMEOUT`].
+async fn set_lock_timeout(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}",
+        LOCK_TIMEOUT.as_millis()
+    ))
+    .await
 }
 
 /// An error with its causes (`tokio_postgres::Error` shows only its kind,
@@ -784,8 +845,10 @@ async fn listen(pg: &PgStore, store: &Weak<BundleStore>, session: &mut Session) 
         let store = store.upgrade()?;
         let mut guard = pg.client.lock().await;
         let Some(client) = guard.as_mut() else {
-            // A commit gave up on the connection; the driver ends next.
-            continue;
+            // A commit or the sync-table exchange gave up on the
+            // connection: a new one, rather than waiting for the old one
+            // to end (it never does while the database stays silent).
+            return Some(pg.down_reason());
         };
         let only = match &want {
             Wanted::All => None,
