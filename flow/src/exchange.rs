@@ -186,13 +186,6 @@ pub struct Exchange {
     /// The host holds headers while the flow reads a body
     /// ([`Exchange::with_held_headers`]).
     held_headers: bool,
-    /// The request's headers went upstream before its decision (headers
-    /// not held): its body is held, and the upstream answering before
-    /// the decision is refused.
-    request_released: bool,
-    /// The response's headers went to the client before its body was
-    /// read (headers not held): a refusal replaces the body.
-    response_released: bool,
     /// The response's content type, read at its headers (a released
     /// header map cannot be read later).
     response_content_type: Option<String>,
@@ -208,6 +201,18 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+/// The request headers a policy's rules read (`names`), out of the
+/// headers as read at the headers callback.
+fn rule_headers<'a>(
+    names: &'a [String],
+    headers: &'a [(String, String)],
+) -> Vec<(&'a str, &'a str)> {
+    names
+        .iter()
+        .filter_map(|name| find_header(headers, name).map(|v| (name.as_str(), v)))
+        .collect()
 }
 
 /// Scrubs a whole body in the given mode into `out`.
@@ -263,8 +268,6 @@ impl Exchange {
             admitted: false,
             timing: Timing::default(),
             held_headers: true,
-            request_released: false,
-            response_released: false,
             response_content_type: None,
         }
     }
@@ -735,11 +738,7 @@ impl Exchange {
                 ..BodyAttrs::default()
             },
         };
-        let headers: Vec<(&str, &str)> = policy
-            .header_names()
-            .iter()
-            .filter_map(|name| find_header(&self.headers, name).map(|v| (name.as_str(), v)))
-            .collect();
+        let headers = rule_headers(policy.header_names(), &self.headers);
         let model = match policy.request_model(&attrs, &headers) {
             Ok(model) => model,
             Err(refusal) => return policy.refuse_body(refusal),
@@ -849,7 +848,6 @@ impl Exchange {
         // Whatever the body turns out to call, its answer may have to be
         // read (list answers, pins): it must come uncompressed.
         host.remove_header(Side::Request, "accept-encoding");
-        self.request_released = true;
         Next::Continue
     }
 
@@ -859,11 +857,7 @@ impl Exchange {
     /// allowed, or a scope the caller lacks could allow it.
     fn denied_by_line(&self, host: &mut impl Host, active: &ActivePolicy) -> Option<Decision> {
         let line = active.line_policy()?;
-        let headers: Vec<(&str, &str)> = line
-            .header_names()
-            .iter()
-            .filter_map(|name| find_header(&self.headers, name).map(|v| (name.as_str(), v)))
-            .collect();
+        let headers = rule_headers(line.header_names(), &self.headers);
         let now = host.now_ms() / 1000;
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
             .with_headers(&headers)
@@ -1026,9 +1020,10 @@ impl Exchange {
                 return self.refuse_response_now(host, "response_before_verification");
             }
             RequestState::AwaitingBody
-                if self.request_released && !proxy_replies::is_proxy_own(host) =>
+                if !self.held_headers && !proxy_replies::is_proxy_own(host) =>
             {
-                // The headers went upstream, the body is still held: the
+                // Headers not held: in this state they went upstream
+                // (`release_request_headers`), the body is still held: the
                 // upstream answered a request nobody decided (one that
                 // answers on headers alone, while the client keeps the
                 // body open). Never passed on, and the body never leaves.
@@ -1151,7 +1146,6 @@ impl Exchange {
         if self.held_headers {
             return Next::Pause;
         }
-        self.response_released = true;
         Next::Continue
     }
 
@@ -1396,8 +1390,9 @@ impl Exchange {
     fn refuse_held(&mut self, host: &mut impl Host, size: usize, reason: &'static str) -> Next {
         let body = reply::refusal_body(reason, &self.request_id);
         self.record.scrub_note = Some(reason);
-        if self.response_released {
-            // The status already left: the refusal is the whole body.
+        if !self.held_headers {
+            // A held body's headers already left (`hold_response_body`):
+            // the status went with them, the refusal is the whole body.
             if host.replace_body(Side::Response, size, &body) {
                 self.response = ResponseState::Refused;
                 host.count_refusal();
