@@ -14,7 +14,7 @@ USAGE:
     mcp-guard explain --bundle BUNDLE.json (--claims CLAIMS.json | --token JWT | --token-file FILE)
                       --request REQUEST.json [--json]
     mcp-guard schema
-    mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG]
+    mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG | --create]
                    [--wait-rollout [--rollout-timeout SECONDS]]
     mcp-guard get --server URL NAME [--version V]
     mcp-guard history --server URL NAME
@@ -42,7 +42,9 @@ COMMANDS:
     push       Store BUNDLE.json as the next version of its bundle on the control
                service (the service assigns the version). Prints
                {name, version, etag, digest}. With --if-match, only if the
-               current version still has that ETag. Exit 1 when refused (the
+               current version still has that ETag. The bundle must exist
+               unless --create is given (a mistyped name is refused, not
+               stored as a new bundle). Exit 1 when refused (the
                issues are printed), 2 on usage or connection errors.
                With --wait-rollout, then polls /v1/status until every live
                proxy of the bundle enforces the new version (exit 0, prints
@@ -180,6 +182,9 @@ pub enum ArgsError {
     /// A positional argument where none is expected.
     #[error("unexpected argument `{0}`")]
     Unexpected(String),
+    /// Two options that exclude each other.
+    #[error("`{0}` and `{1}` exclude each other")]
+    Conflict(&'static str, &'static str),
 }
 
 /// Parses the arguments after the program name.
