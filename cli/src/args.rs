@@ -32,8 +32,10 @@ USAGE:
 
 COMMANDS:
     validate   Check bundles with the engine the filter enforces with. Prints
-               `ok: FILE: NAME vVERSION, N rules`, or one `FILE: JSON-PATH: MESSAGE`
-               line per issue. Exit 0 when all are valid, 1 when one is invalid,
+               `ok: FILE: NAME vVERSION, N rules`, or one
+               `FILE:LINE:COLUMN: JSON-PATH: MESSAGE` line per issue, every
+               issue of the file in one run (structural ones from the bundle
+               JSON Schema too). Exit 0 when all are valid, 1 when one is invalid,
                2 when a file cannot be read.
     explain    Decide a request as the filter would and show, rule by rule (deny
                rules first), which conditions held and what the request had.

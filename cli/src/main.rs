@@ -15,6 +15,7 @@ mod args;
 mod audit;
 mod explain;
 mod keys;
+mod locate;
 mod pins;
 mod remote;
 mod render;
