@@ -231,6 +231,28 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
     })
 }
 
+/// Fetches one stored version of a bundle (for `diff`).
+pub fn fetch_version(server: &str, name: &str, version: u64) -> Result<Vec<u8>, RemoteError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .build()
+        .into();
+    let url = format!(
+        "{}/v1/bundles/{name}/versions/{version}",
+        server.trim_end_matches('/')
+    );
+    let (status, body) = finish(agent.get(&url).call())?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(RemoteError::Refused(format!(
+            "{name} v{version} on {server}: {}",
+            explain(status, &body)
+        )))
+    }
+}
+
 /// Runs the command; on success returns what to print on stdout.
 pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()

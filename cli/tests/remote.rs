@@ -247,6 +247,32 @@ fn push_get_history_rollback() {
         .collect();
     assert_eq!(sources, ["push", "push", "rollback"]);
 
+    // diff between stored versions: rule a replaced by rule b.
+    let diff = mcp_guard(&["diff", "--server", &server, "demo", "1", "2"], None);
+    assert_eq!(diff.status.code(), Some(1), "{}", text(&diff.stderr));
+    let table = text(&diff.stdout);
+    assert!(
+        table.contains("-  rules[id=a]")
+            && table.contains("+  rules[id=b]")
+            && table.contains("changes: 1 added, 1 removed"),
+        "{table}"
+    );
+    let same = mcp_guard(
+        &["diff", "--server", &server, "demo", "1", "3", "-o", "json"],
+        None,
+    );
+    assert_eq!(same.status.code(), Some(1), "the version differs");
+    let same: Value = serde_json::from_slice(&same.stdout).expect("json");
+    assert_eq!(same[0]["path"], "version", "{same}");
+    assert_eq!(same.as_array().map(Vec::len), Some(1), "{same}");
+    let absent = mcp_guard(&["diff", "--server", &server, "demo", "1", "9"], None);
+    assert_eq!(absent.status.code(), Some(2));
+    assert!(
+        text(&absent.stderr).contains("demo v9"),
+        "{}",
+        text(&absent.stderr)
+    );
+
     let missing = mcp_guard(&["get", "--server", &server, "nope"], None);
     assert_eq!(missing.status.code(), Some(1));
     let unreachable = mcp_guard(&["get", "--server", "http://127.0.0.1:9", "demo"], None);
