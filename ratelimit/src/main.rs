@@ -22,7 +22,7 @@ struct Args {
     /// HTTP address for /healthz, /readyz and /metrics; "off" for none.
     #[arg(long, default_value = "127.0.0.1:8082")]
     http_listen: String,
-    /// Redis URL: redis://[user:password@]host:port[/db], rediss:// for TLS.
+    /// Redis URL: redis://[user:password@]host:port[/db] (plaintext TCP).
     #[arg(
         long,
         env = "MCP_GUARD_REDIS_URL",

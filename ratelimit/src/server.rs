@@ -19,7 +19,8 @@ use crate::store::{Store, StoreError};
 /// Everything the service is configured with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `redis://host:port/db` (or `rediss://` for TLS).
+    /// `redis://[user:password@]host:port[/db]` (plaintext: inside a mesh
+    /// the sidecar adds mTLS).
     pub redis_url: String,
     /// Bound on every Redis call, connecting included.
     pub redis_timeout: Duration,

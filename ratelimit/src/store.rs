@@ -86,7 +86,7 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// A store for `url` (`redis://host:port/db`, `rediss://` for TLS);
+    /// A store for `url` (`redis://[user:password@]host:port[/db]`);
     /// nothing is connected until the first call, so the service starts
     /// (and answers `UNAVAILABLE`) while Redis is down.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
