@@ -89,13 +89,16 @@ pub async fn serve(
         metrics.clone(),
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The HTTP port outlives the drain, so probes see 503 (not a refused
+    // connection) while calls in flight finish.
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let state = Arc::new(HttpState {
         limiter: limiter.clone(),
         metrics: metrics.clone(),
         draining: false.into(),
     });
     let http_task = http_listener
-        .map(|listener| tokio::spawn(http::serve(listener, state.clone(), stopped.clone())));
+        .map(|listener| tokio::spawn(http::serve(listener, state.clone(), http_stopped)));
     let incoming = ReceiverStream::new(conn::accept(
         grpc,
         config.max_connections,
@@ -133,6 +136,7 @@ pub async fn serve(
         }
     };
     let _ = stop.send(true);
+    let _ = http_stop.send(true);
     if let Some(task) = http_task {
         let _ = task.await;
     }

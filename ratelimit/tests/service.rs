@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{codes, descriptor, request, unique, Service};
+use common::{codes, descriptor, http_get, request, unique, Service};
 use mcp_guard_e2e::ratelimit::RateLimitProcess;
 use mcp_guard_e2e::redis::Redis;
 use mcp_guard_ratelimit::client::Client;
@@ -598,4 +598,93 @@ async fn the_binary_prints_its_ports_serves_and_drains_on_sigterm() {
     let log = process.log_text();
     assert!(log.contains("shutting down"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_answers_unavailable_at_the_timeout() {
+    let redis = Redis::start().unwrap();
+    let service = Service::start(&redis.url(), |c| {
+        c.redis_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let mut client = service.client().await;
+    let user = unique("slow");
+    let call = || {
+        request(
+            vec![descriptor(&[("user", &user)], Some((100, Unit::Hour)))],
+            1,
+        )
+    };
+    assert_eq!(
+        codes(&client.should_rate_limit(call()).await.unwrap()).0,
+        Code::Ok
+    );
+    // Redis holds every write for 1.5 s: alive, but too slow.
+    assert_eq!(
+        redis
+            .command(&["CLIENT", "PAUSE", "1500", "WRITE"])
+            .unwrap(),
+        "+OK"
+    );
+    let started = Instant::now();
+    let error = client.should_rate_limit(call()).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(error.code(), Grpc::Unavailable);
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_millis(1_000),
+        "{took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let answer = client.should_rate_limit(call()).await.unwrap();
+    assert_eq!(codes(&answer).0, Code::Ok);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_calls_in_flight_finish_while_readyz_says_503() {
+    let redis = Redis::start().unwrap();
+    let service = Service::start(&redis.url(), |c| {
+        c.redis_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let mut client = service.client().await;
+    let user = unique("drain");
+    let call = move || {
+        request(
+            vec![descriptor(&[("user", &user)], Some((100, Unit::Hour)))],
+            1,
+        )
+    };
+    assert_eq!(
+        codes(&client.should_rate_limit(call()).await.unwrap()).0,
+        Code::Ok
+    );
+    assert_eq!(
+        redis
+            .command(&["CLIENT", "PAUSE", "1000", "WRITE"])
+            .unwrap(),
+        "+OK"
+    );
+    let in_flight = tokio::spawn({
+        let mut client = client.clone();
+        let request = call();
+        async move { client.should_rate_limit(request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let http = service.http.clone();
+    let stopping = tokio::spawn(service.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = http_get(&http, "/readyz").await;
+    assert_eq!((status, body.as_str()), (503, "shutting down\n"));
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        codes(&answer).0,
+        Code::Ok,
+        "the call in flight was answered"
+    );
+    assert_eq!(answer.statuses[0].limit_remaining, 98);
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -53,13 +53,7 @@ impl Service {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let url = format!("http://{}{path}", self.http);
-        tokio::task::spawn_blocking(move || {
-            let reply = mcp_guard_e2e::http::send("GET", &url, None, &[], None).unwrap();
-            (reply.status, reply.body)
-        })
-        .await
-        .unwrap()
+        http_get(&self.http, path).await
     }
 
     pub async fn stop(mut self) {
@@ -82,6 +76,17 @@ impl Drop for Service {
             task.abort();
         }
     }
+}
+
+/// GET `http://ADDR/path`: status and body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let url = format!("http://{addr}{path}");
+    tokio::task::spawn_blocking(move || {
+        let reply = mcp_guard_e2e::http::send("GET", &url, None, &[], None).unwrap();
+        (reply.status, reply.body)
+    })
+    .await
+    .unwrap()
 }
 
 /// A value no other test (or earlier run against the same Redis) uses.
