@@ -99,6 +99,11 @@ impl Envoy {
 
     /// GET `path` with `x-user: user`; the status.
     fn get(&self, path: &str, user: &str) -> u16 {
+        self.reply(path, user).status
+    }
+
+    /// GET `path` with `x-user: user`.
+    fn reply(&self, path: &str, user: &str) -> mcp_guard_e2e::http::Reply {
         mcp_guard_e2e::http::send(
             "GET",
             &format!("http://127.0.0.1:{}{path}", self.port),
@@ -107,7 +112,6 @@ impl Envoy {
             None,
         )
         .unwrap()
-        .status
     }
 
     fn stat(&self, name: &str) -> u64 {
@@ -190,6 +194,7 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
               domain: mcp
+              enable_x_ratelimit_headers: DRAFT_VERSION_03
               failure_mode_deny: true
               status_on_error: {{code: ServiceUnavailable}}
               timeout: 2s
@@ -270,7 +275,14 @@ fn envoy_ratelimit_filter_gets_ok_over_limit_and_unavailable_from_the_service() 
     let alice = unique("alice");
     let statuses: Vec<u16> = (0..5).map(|_| envoy.get("/override", &alice)).collect();
     assert_eq!(statuses, [200, 200, 200, 429, 429], "{}", envoy.log_text());
-    assert_eq!(envoy.get("/override", &unique("bob")), 200);
+    // Envoy turns the statuses (current_limit, limit_remaining,
+    // duration_until_reset) into X-RateLimit headers.
+    let bob = envoy.reply("/override", &unique("bob"));
+    assert_eq!(bob.status, 200);
+    assert_eq!(bob.header("x-ratelimit-limit"), Some("3, 3;w=3600"));
+    assert_eq!(bob.header("x-ratelimit-remaining"), Some("2"));
+    let reset: u64 = bob.header("x-ratelimit-reset").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&reset), "{reset}");
 
     // No override: the service's --default-limit (2/hour).
     let carol = unique("carol");
