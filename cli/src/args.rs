@@ -14,6 +14,7 @@ USAGE:
     mcp-guard explain --bundle BUNDLE.json (--claims CLAIMS.json | --token JWT | --token-file FILE)
                       --request REQUEST.json [--json]
     mcp-guard schema
+    mcp-guard test TESTS.json [TESTS.json ...] [--bundle BUNDLE.json] [-o table|json]
     mcp-guard diff OLD.json NEW.json [-o table|json]
     mcp-guard diff --server URL NAME V1 V2 [-o table|json]
     mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG | --create]
@@ -43,6 +44,13 @@ COMMANDS:
                rules first), which conditions held and what the request had.
                Exit 0 when allowed, 3 when denied, 2 on bad input.
     schema     Print the JSON Schema (draft 2020-12) of bundle format v1.
+    test       Policy unit tests (like `opa test`): each case (claims or token,
+               request, optional upstream answer) runs through the filter's
+               own exchange flow and is checked against its `expect`
+               (decision, reason, rule, status, upstream_headers,
+               response_body / response_contains / response_excludes).
+               Prints PASS/FAIL per case and `PASS: n/N`; exit 0 when all
+               pass, 1 when one fails, 2 on bad input.
     diff       What changed between two bundle files, or two stored versions of
                a bundle: rules (and routes, limits: any list of objects with
                an `id`) matched by id, other sections member by member; one
@@ -129,6 +137,8 @@ pub enum Command {
     Schema,
     /// `diff`: what changed between two bundles.
     Diff(crate::diff::DiffArgs),
+    /// `test`: policy unit tests.
+    Test(crate::policy_test::TestArgs),
     /// `push`, `get`, `history`, `rollback`: talk to the control service.
     Remote(crate::remote::Remote),
     /// `pins`: print tool pins for an MCP server's tools.
@@ -210,6 +220,12 @@ where
         "validate" => parse_validate(rest),
         "explain" => parse_explain(rest),
         "schema" => no_arguments(rest, Command::Schema),
+        "test" => {
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                return Ok(Command::Help);
+            }
+            crate::policy_test::parse(rest).map(Command::Test)
+        }
         "diff" => {
             if rest.iter().any(|a| a == "--help" || a == "-h") {
                 return Ok(Command::Help);

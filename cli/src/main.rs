@@ -18,6 +18,7 @@ mod explain;
 mod keys;
 mod locate;
 mod pins;
+mod policy_test;
 mod remote;
 mod render;
 mod request;
@@ -108,6 +109,25 @@ fn run(command: Command) -> u8 {
         Command::Schema => {
             print(schema::BUNDLE_V1);
             0
+        }
+        Command::Test(args) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match policy_test::run(&args, now) {
+                Ok(summary) => {
+                    if args.json {
+                        print(&to_json(&summary));
+                    } else {
+                        print(&policy_test::table(&summary));
+                    }
+                    u8::from(summary.failed > 0)
+                }
+                Err(e) => {
+                    eprintln!("mcp-guard test: {e}");
+                    EXIT_USAGE
+                }
+            }
         }
         Command::Diff(args) => match (load_side(&args.old), load_side(&args.new)) {
             (Ok(old), Ok(new)) => {

@@ -510,3 +510,87 @@ fn explain_names_resource_server_refusals() {
     let out = explain_with(json!({"sub": "a", "aud": aud, "scope": "mcp:tools"}));
     assert_eq!(code(&out), 0, "{}", stdout(&out));
 }
+
+fn policies_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
+#[test]
+fn the_shipped_policy_tests_pass() {
+    let file = policies_dir().join("demo.tests.json");
+    let out = run(&["test", file.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}{}", stderr(&out));
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("PASS: ") && last.ends_with("/10"),
+        "{text}"
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+#[test]
+fn a_failing_policy_test_says_what_differed() {
+    let dir = std::env::temp_dir().join(format!("mcp-guard-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = policies_dir().join("demo.json");
+    let cases = dir.join("cases.json");
+    std::fs::write(
+        &cases,
+        serde_json::json!({"tests": [
+            {"name": "viewer chats (wrong on purpose)",
+             "claims": {"sub": "v", "roles": ["viewer"]},
+             "request": {"method": "POST", "path": "/v1/chat/completions",
+                         "headers": {"content-type": "application/json"},
+                         "body": {"model": "demo-small", "messages": []}},
+             "expect": {"decision": "allow", "status": 200,
+                        "upstream_headers": {"x-mcp-subject": "v"}}},
+            {"name": "passes", "claims": {"sub": "v", "roles": ["viewer"]},
+             "request": {"method": "GET", "path": "/"},
+             "expect": {"decision": "deny"}}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = run(&[
+        "test",
+        cases.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(
+        text.contains("decision: expected allow, got deny")
+            && text.contains("status: expected 200, got 403")
+            && text.contains("upstream header x-mcp-subject: expected \"v\", got absent")
+            && text.contains("PASS: 1/2")
+            && text.contains("FAIL: 1/2"),
+        "{text}"
+    );
+    // Bad input: no bundle, unknown fields, twice the same name.
+    let out = run(&["test", cases.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("no `bundle`"), "{}", stderr(&out));
+    for (content, why) in [
+        (
+            r#"{"tests": [{"name": "a", "request": {"method": "GET", "path": "/"}, "expect": {"decison": "deny"}}]}"#,
+            "unknown field `decison`",
+        ),
+        (
+            r#"{"tests": [{"name": "a", "request": {"method": "GET", "path": "/"}, "expect": {}}, {"name": "a", "request": {"method": "GET", "path": "/"}, "expect": {}}]}"#,
+            "two tests are named `a`",
+        ),
+    ] {
+        std::fs::write(&cases, content).unwrap();
+        let out = run(&[
+            "test",
+            cases.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 2, "{content}");
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
