@@ -103,7 +103,7 @@ fn run(command: Command) -> u8 {
             0
         }
         Command::Version => {
-            print(concat!("mcp-guard ", env!("CARGO_PKG_VERSION"), "\n"));
+            print(concat!("mcp-guard ", env!("MCP_GUARD_VERSION"), "\n"));
             0
         }
         Command::Schema => {

@@ -594,3 +594,24 @@ fn a_failing_policy_test_says_what_differed() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn version_names_the_commit() {
+    let out = run(&["--version"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(concat!("mcp-guard ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    // Built from this git checkout: `git describe` follows in brackets.
+    if PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../.git")
+        .exists()
+    {
+        assert!(
+            text.contains(" (") && text.trim_end().ends_with(')'),
+            "{text}"
+        );
+    }
+}

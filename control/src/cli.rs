@@ -56,6 +56,7 @@ options:
                         the hard limit at start) minus 128 kept for the store
   --listen ADDR         address to bind, e.g. 127.0.0.1:8090 (default 127.0.0.1:0)
   -h, --help            print this help
+  -V, --version         print the version (crate version and git describe)
 
 Prints `listening on ADDR` once bound; logs JSON lines on stderr; stops on
 SIGINT or SIGTERM.";
@@ -102,6 +103,8 @@ pub enum Command {
     Serve(Box<Settings>),
     /// Print [`USAGE`] and exit.
     Help,
+    /// Print the version (crate version and `git describe`) and exit.
+    Version,
 }
 
 /// A command line that cannot be run.
@@ -149,6 +152,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
             "--listen" => settings.listen = value("--listen")?,
             "--data" => {
                 if settings.data.is_some() || settings.postgres.is_some() {
@@ -247,6 +251,7 @@ mod tests {
         assert_eq!(s.jwks_refresh, Some(Duration::from_secs(300)));
         assert_eq!(s.max_connections, None);
         assert_eq!(run(&["-h"]), Ok(Command::Help));
+        assert_eq!(run(&["--version"]), Ok(Command::Version));
     }
 
     #[test]

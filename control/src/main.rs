@@ -26,6 +26,10 @@ async fn main() -> ExitCode {
             println!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
         }
+        Ok(cli::Command::Version) => {
+            println!("mcp-guard-control {}", env!("MCP_GUARD_VERSION"));
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("mcp-guard-control: {e}\n\n{}", cli::USAGE);
             return ExitCode::from(2);

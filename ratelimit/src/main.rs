@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 /// Envoy's rate limit service protocol over Redis, for mcp-guard's global
 /// rate limits.
 #[derive(Debug, Parser)]
-#[command(name = "mcp-guard-ratelimit", version)]
+#[command(name = "mcp-guard-ratelimit", version = env!("MCP_GUARD_VERSION"))]
 struct Args {
     /// gRPC listen address (port 0: any free port, printed on stdout).
     #[arg(long, default_value = "127.0.0.1:8081")]
