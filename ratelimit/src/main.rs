@@ -113,6 +113,10 @@ async fn run(args: Args) -> Result<(), String> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(3)),
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
     };
+    // A malformed URL (or a scheme this build cannot speak) fails before
+    // any port is bound or announced.
+    mcp_guard_ratelimit::store::Store::new(&config.redis_url, config.redis_timeout)
+        .map_err(|e| format!("--redis-url: {e}"))?;
     // Registered before the address is printed, so a signal sent as soon
     // as the line appears is handled.
     let shutdown = shutdown_signal().map_err(|e| format!("signal handlers: {e}"))?;

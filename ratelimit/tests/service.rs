@@ -688,3 +688,22 @@ async fn shutdown_lets_calls_in_flight_finish_while_readyz_says_503() {
         .unwrap()
         .unwrap();
 }
+
+#[test]
+fn a_bad_redis_url_fails_before_any_port_is_announced() {
+    for url in [
+        "rediss://127.0.0.1:6379",
+        "http://127.0.0.1:6379",
+        "redis://[::1",
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-guard-ratelimit"))
+            .args(["--redis-url", url, "--listen", "127.0.0.1:0"])
+            .args(["--http-listen", "off"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{url}");
+        assert!(output.stdout.is_empty(), "{url}: announced a port");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(log.contains("--redis-url"), "{url}: {log}");
+    }
+}
