@@ -12,6 +12,8 @@ use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
+use tokio::sync::Semaphore;
+
 use crate::limiter::{Limiter, Refusal};
 use crate::proto::{RateLimitRequest, RateLimitResponse, SERVICE, SHOULD_RATE_LIMIT_PATH};
 
@@ -20,16 +22,21 @@ use crate::proto::{RateLimitRequest, RateLimitResponse, SERVICE, SHOULD_RATE_LIM
 pub struct RateLimitService {
     limiter: Arc<Limiter>,
     max_request_bytes: usize,
+    in_flight: Arc<Semaphore>,
 }
 
 impl RateLimitService {
     /// The service over `limiter`; request messages over
-    /// `max_request_bytes` are refused (`RESOURCE_EXHAUSTED`) before they
-    /// are decoded.
-    pub fn new(limiter: Arc<Limiter>, max_request_bytes: usize) -> Self {
+    /// `max_request_bytes` are refused (`OUT_OF_RANGE`) before they are
+    /// decoded, and at most `max_in_flight` calls run at once (more are
+    /// refused at once with `RESOURCE_EXHAUSTED`), so the memory that
+    /// callers can hold is bounded by their product whatever the number
+    /// of connections and streams.
+    pub fn new(limiter: Arc<Limiter>, max_request_bytes: usize, max_in_flight: usize) -> Self {
         Self {
             limiter,
             max_request_bytes,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
         }
     }
 }
@@ -78,9 +85,18 @@ where
         if request.uri().path() != SHOULD_RATE_LIMIT_PATH {
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
+        // Taken before the body is read, held until the answer is built.
+        let Ok(slot) = self.in_flight.clone().try_acquire_owned() else {
+            self.limiter.metrics().overloaded();
+            tracing::warn!("call refused: too many calls in flight");
+            return Box::pin(async {
+                Ok(Status::resource_exhausted("too many calls in flight").into_http())
+            });
+        };
         let method = ShouldRateLimit(self.limiter.clone());
         let max = self.max_request_bytes;
         Box::pin(async move {
+            let _slot = slot;
             let codec = tonic_prost::ProstCodec::<RateLimitResponse, RateLimitRequest>::default();
             let mut grpc = Grpc::new(codec).apply_max_message_size_config(Some(max), None);
             Ok(grpc.unary(method, request).await)

@@ -45,6 +45,11 @@ impl Limiter {
         }
     }
 
+    /// The metrics it counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The store (for readiness checks).
     pub fn store(&self) -> &Store {
         &self.store

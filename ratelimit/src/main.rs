@@ -58,6 +58,10 @@ struct Args {
     /// Concurrent calls per connection at most.
     #[arg(long, default_value_t = 256)]
     max_streams_per_connection: u32,
+    /// Calls in flight at most, over all connections; more are refused at
+    /// once (RESOURCE_EXHAUSTED). Bounds memory with --max-request-bytes.
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
     /// Close a connection on which nothing arrives this long (seconds).
     #[arg(long, default_value_t = 60)]
     idle_timeout_secs: u64,
@@ -105,9 +109,14 @@ async fn run(args: Args) -> Result<(), String> {
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         max_connections: args.max_connections,
         max_streams_per_connection: args.max_streams_per_connection.max(1),
+        max_in_flight: args.max_in_flight.max(1),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(3)),
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
     };
+    // A malformed URL (or a scheme this build cannot speak) fails before
+    // any port is bound or announced.
+    mcp_guard_ratelimit::store::Store::new(&config.redis_url, config.redis_timeout)
+        .map_err(|e| format!("--redis-url: {e}"))?;
     // Registered before the address is printed, so a signal sent as soon
     // as the line appears is handled.
     let shutdown = shutdown_signal().map_err(|e| format!("signal handlers: {e}"))?;

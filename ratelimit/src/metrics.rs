@@ -19,6 +19,9 @@ pub enum Outcome {
     Invalid,
     /// Redis did not answer (UNAVAILABLE).
     Unavailable,
+    /// Refused before decoding: too many calls in flight
+    /// (RESOURCE_EXHAUSTED).
+    Overloaded,
 }
 
 impl Outcome {
@@ -29,6 +32,7 @@ impl Outcome {
             Outcome::OverLimit => "over_limit",
             Outcome::Invalid => "invalid",
             Outcome::Unavailable => "unavailable",
+            Outcome::Overloaded => "overloaded",
         }
     }
 }
@@ -71,7 +75,7 @@ impl Metrics {
         let requests = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "requests",
-            "ShouldRateLimit calls by outcome (ok, over_limit, invalid, unavailable)",
+            "ShouldRateLimit calls by outcome (ok, over_limit, invalid, unavailable, overloaded)",
             requests.clone(),
         );
         let over_limit_descriptors = Counter::default();
@@ -122,6 +126,16 @@ impl Metrics {
     pub fn request(&self, outcome: Outcome, seconds: f64) {
         self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
         self.latency.observe(seconds);
+    }
+
+    /// Counts one call refused before it was read (no duration: it had
+    /// none worth measuring).
+    pub fn overloaded(&self) {
+        self.requests
+            .get_or_create(&OutcomeLabel {
+                outcome: Outcome::Overloaded,
+            })
+            .inc();
     }
 
     /// Counts descriptors answered OVER_LIMIT.

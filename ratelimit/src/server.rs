@@ -36,6 +36,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Concurrent calls on one connection at most (HTTP/2 streams).
     pub max_streams_per_connection: u32,
+    /// Calls in flight at most, over all connections (each may hold up to
+    /// `max_request_bytes`); more are refused with RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
     /// A connection on which nothing arrives this long is closed.
     pub idle_timeout: Duration,
     /// How long in-flight calls may finish after SIGTERM.
@@ -53,6 +56,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(2),
             max_connections: 1024,
             max_streams_per_connection: 256,
+            max_in_flight: 1024,
             idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
         }
@@ -106,7 +110,7 @@ pub async fn serve(
         metrics.clone(),
         stopped.clone(),
     ));
-    let service = RateLimitService::new(limiter, config.max_request_bytes);
+    let service = RateLimitService::new(limiter, config.max_request_bytes, config.max_in_flight);
     let keepalive = config.idle_timeout / 3;
     let mut drain = stopped.clone();
     let server = tonic::transport::Server::builder()

@@ -202,6 +202,10 @@ async fn streams_per_connection_are_capped() {
     })
     .await;
     let mut send = h2_connect(&service.grpc).await;
+    // One complete call first: the client has then seen the server's
+    // SETTINGS (a stream past the cap sent before that is refused with
+    // REFUSED_STREAM instead of queued).
+    assert_eq!(h2_call(&mut send, &service.grpc).await.0, "0");
     // Four streams opened and never finished hold the connection's
     // allowance...
     let mut held = Vec::new();
@@ -224,6 +228,55 @@ async fn streams_per_connection_are_capped() {
         started.elapsed() >= Duration::from_millis(1_500),
         "{:?}",
         started.elapsed()
+    );
+    drop(held);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_the_in_flight_cap_are_refused_at_once() {
+    let redis = Redis::start().unwrap();
+    let service = Service::start(&redis.url(), |c| {
+        c.max_in_flight = 2;
+        c.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // Two calls whose bodies never finish hold both slots.
+    let send = h2_connect(&service.grpc).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut ready = send.clone().ready().await.unwrap();
+        let (response, mut stream) = ready
+            .send_request(grpc_request(&service.grpc), false)
+            .unwrap();
+        stream
+            .send_data(Bytes::from_static(&[0, 0, 0]), false)
+            .unwrap();
+        held.push((response, stream));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut client = service.client().await;
+    let call = || {
+        request(
+            vec![descriptor(
+                &[("user", &unique("cap"))],
+                Some((5, Unit::Hour)),
+            )],
+            1,
+        )
+    };
+    let started = Instant::now();
+    let error = client.should_rate_limit(call()).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::ResourceExhausted, "{error:?}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // The held calls end at the request timeout; the slots come back.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let answer = client.should_rate_limit(call()).await.unwrap();
+    assert_eq!(codes(&answer).0, Code::Ok);
+    let (_, metrics) = service.get("/metrics").await;
+    assert!(
+        metrics.contains("mcp_ratelimit_service_requests_total{outcome=\"overloaded\"} 1"),
+        "{metrics}"
     );
     drop(held);
     service.stop().await;

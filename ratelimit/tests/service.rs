@@ -688,3 +688,75 @@ async fn shutdown_lets_calls_in_flight_finish_while_readyz_says_503() {
         .unwrap()
         .unwrap();
 }
+
+#[test]
+fn a_bad_redis_url_fails_before_any_port_is_announced() {
+    for url in [
+        "rediss://127.0.0.1:6379",
+        "http://127.0.0.1:6379",
+        "redis://[::1",
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-guard-ratelimit"))
+            .args(["--redis-url", url, "--listen", "127.0.0.1:0"])
+            .args(["--http-listen", "off"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{url}");
+        assert!(output.stdout.is_empty(), "{url}: announced a port");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(log.contains("--redis-url"), "{url}: {log}");
+    }
+}
+
+/// Not a check: calls per second and latency on this machine, for the
+/// docs (`cargo test -p mcp-guard-ratelimit --test service -- --ignored
+/// --nocapture throughput`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn throughput() {
+    let redis = Redis::start().unwrap();
+    let service = Service::start(&redis.url(), |_| {}).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    let run_for = Duration::from_secs(5);
+    for c in 0..4 {
+        let client = service.client().await;
+        for t in 0..16 {
+            let mut client = client.clone();
+            tasks.spawn(async move {
+                let mut latencies = Vec::new();
+                let user = format!("bench-{c}-{t}");
+                while started.elapsed() < run_for {
+                    let call = Instant::now();
+                    client
+                        .should_rate_limit(request(
+                            vec![
+                                descriptor(&[("model", "m")], Some((u32::MAX, Unit::Minute))),
+                                descriptor(&[("user", &user)], Some((u32::MAX, Unit::Minute))),
+                            ],
+                            1,
+                        ))
+                        .await
+                        .unwrap();
+                    latencies.push(call.elapsed());
+                }
+                latencies
+            });
+        }
+    }
+    let mut all = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        all.extend(result.unwrap());
+    }
+    all.sort();
+    let seconds = started.elapsed().as_secs_f64();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    eprintln!(
+        "{} calls (2 descriptors each) in {seconds:.1} s: {:.0}/s; p50 {:?}, p99 {:?}",
+        all.len(),
+        all.len() as f64 / seconds,
+        at(0.5),
+        at(0.99)
+    );
+    service.stop().await;
+}
