@@ -887,7 +887,7 @@ impl Exchange {
             };
             match chosen {
                 Ok(route) => self.route = route,
-                Err(()) => {
+                Err(routing::RoutesDiffer) => {
                     decision =
                         Decision::deny(Reason::RouteUnavailable).with_detail("batch_routes_differ");
                 }

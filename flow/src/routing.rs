@@ -88,18 +88,22 @@ pub fn rewritten_body(choice: &RouteChoice, body: &[u8]) -> Result<Option<Vec<u8
     rewrite_model(body, model).map_err(|e| e.code())
 }
 
+/// The calls of one JSON-RPC batch would take different routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutesDiffer;
+
 /// One route for every call of a request: each call of a JSON-RPC batch
 /// is routed on its own, and a batch whose calls would go to different
-/// clusters is refused (`Err`): one request reaches one cluster.
+/// routes is refused: one request reaches one cluster.
 pub fn one_route(
     mut choices: impl Iterator<Item = Option<RouteChoice>>,
-) -> Result<Option<RouteChoice>, ()> {
+) -> Result<Option<RouteChoice>, RoutesDiffer> {
     let Some(first) = choices.next() else {
         return Ok(None);
     };
     for other in choices {
         if other != first {
-            return Err(());
+            return Err(RoutesDiffer);
         }
     }
     Ok(first)

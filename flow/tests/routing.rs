@@ -493,7 +493,10 @@ fn the_fallbacks_answer_is_scrubbed_like_any_other() {
     assert_eq!(host.replies[0].status, 200);
     assert_eq!(host.replies[0].body, br#"{"text":"mail [EMAIL]"}"#);
     // Blocked or unreadable answers are refused, never passed.
-    for (ct, body) in [("application/octet-stream", &b"\x00\x01\x02binary"[..])] {
+    for (ct, body) in [
+        ("application/octet-stream", &b"\x00\x01\x02binary"[..]),
+        ("image/png", b"\x89PNG...."),
+    ] {
         let (mut ex, mut host, _) = forwarded_restricted(json!({"types": ["email"]}), "502");
         let id = host.callouts[0].id;
         ex.on_callout_answer(&mut host, id, &answer("200", ct, body));
