@@ -571,3 +571,33 @@ fn routes_without_fallback_never_call_out_and_released_mode_keeps_no_copy() {
     ex.on_response_headers(&mut host, false);
     assert!(host.callouts.is_empty());
 }
+
+/// A JSON-RPC batch is one request to one cluster: calls that would be
+/// routed apart are refused together, never split or sent to the first
+/// call's cluster.
+#[test]
+fn a_batch_whose_calls_route_apart_is_refused() {
+    let policy = active_with(&json!({
+        "name": "mcp", "version": 1,
+        "rules": [{"id": "tools", "effect": "allow", "when": {"mcp": {"tools": ["*"]}}}],
+        "routes": {"rules": [
+            {"id": "secrets", "when": {"mcp": {"tools": ["read_secret"]}}, "cluster": "mcp-vault"},
+            {"id": "rest", "cluster": "mcp-default"}
+        ]}
+    }));
+    let call = |id: u32, tool: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool}});
+    let mut host = host_for("acme", &[]);
+    host.request.headers[1].1 = "/mcp".into();
+    let mut ex = Exchange::new(Some(policy.clone()));
+    let batch = json!([call(1, "get_weather"), call(2, "read_secret")]).to_string();
+    assert_eq!(send(&mut ex, &mut host, batch.as_bytes()), Next::Pause);
+    assert_eq!(host.replies[0].status, 503);
+    assert_eq!(host.record().unwrap()["reason"], "route_unavailable");
+    // Calls that agree go together.
+    let mut host = host_for("acme", &[]);
+    host.request.headers[1].1 = "/mcp".into();
+    let mut ex = Exchange::new(Some(policy));
+    let batch = json!([call(1, "read_secret"), call(2, "read_secret")]).to_string();
+    assert_eq!(send(&mut ex, &mut host, batch.as_bytes()), Next::Continue);
+    assert_eq!(header(&host, ROUTE), ["mcp-vault"]);
+}

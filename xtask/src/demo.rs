@@ -19,16 +19,18 @@ fn demo_token(claims: serde_json::Value) -> Result<String, String> {
     tokens::mint(claims).map_err(|e| e.to_string())
 }
 
-/// The demo bundle with routing by policy: `policies/demo.json` plus the
-/// `routes` of `policies/demo-routes.json` (kept apart so the end-to-end
-/// tests' demo bundle stays as it is).
+/// The demo's `routes` section: restricted tenants and prompts holding a
+/// card number go to the private deployment.
+const DEMO_ROUTES: &str = include_str!("demo_routes.json");
+
+/// The demo bundle with routing by policy: `policies/demo.json` plus
+/// [`DEMO_ROUTES`] (kept apart so the end-to-end tests' demo bundle, which
+/// every other suite runs, stays as it is).
 fn routed_bundle() -> Result<String, String> {
-    let root = mcp_guard_e2e::paths::workspace_root();
-    let routes = std::fs::read_to_string(root.join("policies/demo-routes.json"))
-        .map_err(|e| format!("policies/demo-routes.json: {e}"))?;
     let mut bundle: serde_json::Value =
         serde_json::from_str(DEMO_BUNDLE).map_err(|e| e.to_string())?;
-    bundle["routes"] = serde_json::from_str(&routes).map_err(|e| e.to_string())?;
+    bundle["routes"] = serde_json::from_str(DEMO_ROUTES).map_err(|e| e.to_string())?;
+    mcp_guard_engine::Bundle::parse(bundle.to_string().as_bytes()).map_err(|e| e.to_string())?;
     serde_json::to_string_pretty(&bundle).map_err(|e| e.to_string())
 }
 
