@@ -115,3 +115,16 @@ pub fn run() -> Result<(), String> {
     println!("stopped.");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_bundle_routes_restricted_tenants_and_cards_privately() {
+        let text = super::routed_bundle().expect("demo bundle with routes");
+        let policy = mcp_guard_engine::Policy::compile(text.as_bytes()).expect("compiles");
+        let routes = &policy.bundle().routes.as_ref().expect("routes").rules;
+        let ids: Vec<&str> = routes.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["restricted-private", "cards-private"]);
+        assert!(routes.iter().all(|r| r.cluster == "llm-private"));
+    }
+}
