@@ -88,9 +88,11 @@ fn engine_only_checks_are_exactly_the_documented_ones() {
         names,
         [
             "duplicate-capture",
+            "duplicate-route-id",
             "duplicate-rule-id",
             "hours-equal",
             "resource-dot-segment",
+            "route-fallback-is-cluster",
             "unknown-capture",
             "unknown-resource-capture",
             "version-float"

@@ -41,7 +41,8 @@ pub use content::{
     DEMO_EMAIL, DEMO_IBAN, DEMO_PHONE, SEARCH_CUSTOMERS_TEXT, SERVER_NAME, WEATHER_TEXT,
 };
 pub use router::{
-    DEMO_UPSTREAM_HEADER, IDENTITY_HEADER_PREFIX, SEEN_AUTHORIZATION_HEADER, SEEN_HEADERS_HEADER,
+    Instance, DEMO_UPSTREAM_HEADER, IDENTITY_HEADER_PREFIX, SEEN_AUTHORIZATION_HEADER,
+    SEEN_HEADERS_HEADER,
 };
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then waits
@@ -54,5 +55,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, shutdown).await
+    server::run(listener, Instance::default(), shutdown).await
+}
+
+/// [`serve`] as a named instance (its name in [`DEMO_UPSTREAM_HEADER`]
+/// of every answer), or one that fails every request: several upstreams
+/// behind one Envoy tell which answered.
+pub async fn serve_as(
+    listener: tokio::net::TcpListener,
+    instance: Instance,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::run(listener, instance, shutdown).await
 }

@@ -26,13 +26,44 @@ pub const SEEN_AUTHORIZATION_HEADER: &str = "x-seen-authorization";
 /// Prefix of the identity headers the filter may add or must strip.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-mcp-";
 
+/// Which instance of the upstream this is, for demos and tests that run
+/// several (routing by policy: which cluster answered).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The value of [`DEMO_UPSTREAM_HEADER`] on every answer (`1` by
+    /// default).
+    pub name: String,
+    /// Answer every request with this status and an empty body (a broken
+    /// model deployment, for fallback tests).
+    pub fail_status: Option<u16>,
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self {
+            name: "1".into(),
+            fail_status: None,
+        }
+    }
+}
+
 /// Handles one request; never fails, errors become HTTP responses.
-pub(crate) async fn handle(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub(crate) async fn handle(
+    instance: &Instance,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let seen = seen_identity_headers(request.headers());
     let authorization = request.headers().contains_key("authorization");
-    let mut response = route(request).await;
+    let failing = instance
+        .fail_status
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    let mut response = match failing {
+        Some(status) => respond::empty(status),
+        None => route(request).await,
+    };
     let headers = response.headers_mut();
-    headers.insert(DEMO_UPSTREAM_HEADER, HeaderValue::from_static("1"));
+    let name = HeaderValue::from_str(&instance.name).unwrap_or(HeaderValue::from_static("1"));
+    headers.insert(DEMO_UPSTREAM_HEADER, name);
     headers.insert(
         SEEN_AUTHORIZATION_HEADER,
         HeaderValue::from_static(if authorization { "1" } else { "0" }),

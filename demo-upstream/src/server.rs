@@ -26,8 +26,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Serves connections from `listener` until `shutdown` completes.
 pub(crate) async fn run(
     listener: TcpListener,
+    instance: router::Instance,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let instance = std::sync::Arc::new(instance);
     // Fails only if the socket is unusable; better to say so up front.
     listener.local_addr()?;
     let graceful = GracefulShutdown::new();
@@ -50,7 +52,12 @@ pub(crate) async fn run(
                 }
             },
         };
-        let connection = builder.serve_connection(TokioIo::new(stream), service_fn(router::handle));
+        let served = std::sync::Arc::clone(&instance);
+        let service = service_fn(move |request| {
+            let instance = std::sync::Arc::clone(&served);
+            async move { router::handle(&instance, request).await }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A client that goes away mid-request is not this server's error.

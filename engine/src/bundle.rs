@@ -57,6 +57,10 @@ pub struct Bundle {
     /// metadata, challenges, audience binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<crate::resource::ResourceSettings>,
+    /// Routing by policy: which cluster (and model) allowed requests go
+    /// to (see [`crate::routes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<crate::routes::Routes>,
 }
 
 /// Identity sources.
@@ -401,6 +405,10 @@ impl Bundle {
                 issues.add(format!("{at}.id"), "duplicate rule id");
             }
             validate_conditions(&mut issues, &format!("{at}.when"), &rule.when);
+            self.check_prompt_pii(&mut issues, &format!("{at}.when"), &rule.when);
+        }
+        if let Some(routes) = &self.routes {
+            self.validate_routes(&mut issues, routes);
         }
         if self.pii.max_body_bytes == 0 {
             issues.add("$.pii.max_body_bytes", "must be greater than 0");
@@ -455,6 +463,42 @@ impl Bundle {
             issues.add(path, message);
         }
         issues.finish()
+    }
+}
+
+impl Bundle {
+    /// `prompt_pii: ["custom"]` needs terms to look for.
+    fn check_prompt_pii(&self, issues: &mut Issues, at: &str, when: &Conditions) {
+        let custom = when.prompt_pii.contains(&crate::pii::PiiType::Custom);
+        if custom && self.pii.custom_terms.is_empty() {
+            issues.add(
+                format!("{at}.prompt_pii"),
+                "`custom` needs terms in `pii.custom_terms`",
+            );
+        }
+    }
+
+    fn validate_routes(&self, issues: &mut Issues, routes: &crate::routes::Routes) {
+        let header = routes.header.as_str();
+        check_header_name(issues, "$.routes.header", header);
+        let taken = self.inject.iter().any(|i| i.header == header)
+            || self.attributes.model_header.as_deref() == Some(header)
+            || matches!(header, "authorization" | "cookie" | "x-request-id")
+            || header.starts_with("x-envoy-");
+        if taken {
+            issues.add(
+                "$.routes.header",
+                "is a header the filter or Envoy already uses for something else",
+            );
+        }
+        for (path, message) in routes.issues() {
+            issues.add(path, message);
+        }
+        for (i, rule) in routes.rules.iter().enumerate() {
+            let at = format!("$.routes.rules[{i}].when");
+            validate_conditions(issues, &at, &rule.when);
+            self.check_prompt_pii(issues, &at, &rule.when);
+        }
     }
 }
 
@@ -675,6 +719,63 @@ mod tests {
             paths,
             ["$.name", "$.rules[0].when.methods[0]", "$.rules[1].id"]
         );
+    }
+
+    #[test]
+    fn routes_parse_and_every_problem_is_named() {
+        let text = r#"{"name":"r","version":1,
+            "inject":[{"claim":"tenant","header":"x-mcp-tenant"}],
+            "routes":{"rules":[
+              {"id":"private","when":{"prompt_pii":["card"]},"cluster":"llm-private",
+               "models":{"gpt-4o":"llama3-70b","*":"llama3-8b"},"fallback":"llm-default"},
+              {"id":"general","cluster":"llm-default"}]}}"#;
+        let b = Bundle::parse(text.as_bytes()).unwrap();
+        let routes = b.routes.unwrap();
+        assert_eq!(routes.header, "x-mcp-guard-cluster");
+        assert_eq!(routes.rules[0].when.prompt_pii, [crate::pii::PiiType::Card]);
+
+        let bad = r#"{"name":"r","version":1,
+            "inject":[{"claim":"tenant","header":"x-mcp-tenant"}],
+            "rules":[{"id":"a","effect":"deny","when":{"prompt_pii":["custom"]}}],
+            "routes":{"header":"x-mcp-tenant","rules":[
+              {"id":"","cluster":""},
+              {"id":"x","cluster":"a b","fallback":"a b"},
+              {"id":"x","cluster":"ok","fallback":"ok","models":{"":"m","n":""},
+               "when":{"methods":["get"]}}]}}"#;
+        let issues = Bundle::parse(bad.as_bytes()).unwrap_err().issues();
+        let paths: Vec<_> = issues.iter().map(|i| i.path.as_str()).collect();
+        for expected in [
+            "$.rules[0].when.prompt_pii",
+            "$.routes.header",
+            "$.routes.rules[0].id",
+            "$.routes.rules[0].cluster",
+            "$.routes.rules[1].cluster",
+            "$.routes.rules[1].fallback",
+            "$.routes.rules[2].id",
+            "$.routes.rules[2].fallback",
+            "$.routes.rules[2].models[\"\"]",
+            "$.routes.rules[2].models[\"n\"]",
+            "$.routes.rules[2].when.methods[0]",
+        ] {
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing in {issues:?}"
+            );
+        }
+        // Unknown PII types and fields are parse errors with their path.
+        let e = Bundle::parse(
+            br#"{"name":"r","version":1,"routes":{"rules":[{"id":"a","cluster":"c","when":{"prompt_pii":["cards"]}}]}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.issues()[0].path.starts_with("$.routes.rules[0].when"),
+            "{e}"
+        );
+        let e = Bundle::parse(
+            br#"{"name":"r","version":1,"routes":{"rules":[{"id":"a","cluster":"c","clutser":"d"}]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("clutser"), "{e}");
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct Conditions {
     /// See [`crate::peer`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// Data classification of the request body (the prompt): holds when
+    /// it contains personal data of one of these types, found with the
+    /// PII scanner's detectors ([`crate::prompt_pii`]). Reads the body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_pii: Vec<crate::pii::PiiType>,
 }
 
 /// Path matching.

@@ -69,6 +69,10 @@ pub enum Reason {
     /// 8693 token exchange failed): refused, never forwarded with the
     /// caller's token.
     TokenExchangeFailed,
+    /// Allowed, but the route its policy chose cannot be carried out (the
+    /// headers left for another cluster before the body chose, a model
+    /// that cannot be rewritten): refused, never sent elsewhere.
+    RouteUnavailable,
 }
 
 impl Reason {
@@ -89,6 +93,7 @@ impl Reason {
             Reason::DryRun => "dry_run",
             Reason::TokenExchangeFailed => "token_exchange_failed",
             Reason::ToolPinMismatch => "tool_pin_mismatch",
+            Reason::RouteUnavailable => "route_unavailable",
         }
     }
 
@@ -96,7 +101,7 @@ impl Reason {
     pub fn deny_status(self) -> u32 {
         match self {
             Reason::MissingToken | Reason::InvalidToken => 401,
-            Reason::NoPolicy | Reason::TokenExchangeFailed => 503,
+            Reason::NoPolicy | Reason::TokenExchangeFailed | Reason::RouteUnavailable => 503,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest | Reason::HeaderMismatch => 400,
             Reason::RuleAllow

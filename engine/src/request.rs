@@ -2,6 +2,7 @@
 
 use crate::mcp::McpCall;
 use crate::peer::SpiffeId;
+use crate::prompt_pii::PiiSet;
 
 /// What the filter knows about a request when it decides.
 ///
@@ -27,6 +28,8 @@ pub struct RequestAttrs<'a> {
     /// The caller is identified by `peer` alone (no token): only allow
     /// rules that name peers and test no claims can admit it.
     pub workload_only: bool,
+    /// PII types found in the request body (empty when it was not read).
+    pub prompt_pii: PiiSet,
 }
 
 impl<'a> RequestAttrs<'a> {
@@ -67,6 +70,11 @@ impl<'a> RequestAttrs<'a> {
             workload_only: workload_only && peer.is_some(),
             ..self
         }
+    }
+
+    /// The same request with the PII types its body holds.
+    pub fn with_prompt_pii(self, prompt_pii: PiiSet) -> Self {
+        Self { prompt_pii, ..self }
     }
 
     /// The same request at a given time.

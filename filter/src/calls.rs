@@ -83,6 +83,17 @@ pub fn dispatch_http_call(
         .map_err(|status| status as RawStatus)
 }
 
+/// Asks Envoy to choose the stream's route again: its `clear_route_cache`
+/// foreign function. Envoy 1.36+ no longer clears the route cache on
+/// every request-header change for current ABIs, so a filter that sets a
+/// header a route reads (`cluster_header`) must ask. Left to the SDK: it
+/// panics only on statuses Envoy's foreign-function call never returns
+/// (Ok, NotFound when the function is unknown, BadArgument,
+/// SerializationFailure, InternalFailure).
+pub fn clear_route_cache() -> bool {
+    proxy_wasm::hostcalls::call_foreign_function("clear_route_cache", None).is_ok()
+}
+
 /// Bytes of a buffer; `Ok(None)` when the host has none.
 pub fn get_buffer(
     buffer_type: BufferType,

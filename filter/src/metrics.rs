@@ -42,6 +42,8 @@ struct Series {
 pub struct Metrics {
     pii_blocked: Option<u32>,
     tool_pin_mismatch: Option<u32>,
+    routes: Option<u32>,
+    route_fallbacks: Option<u32>,
     decision_duration: Option<u32>,
     scrub_duration: Option<u32>,
     series: Rc<RefCell<Series>>,
@@ -71,6 +73,8 @@ impl Metrics {
         Self {
             pii_blocked: define(Counter, names::PII_BLOCKED),
             tool_pin_mismatch: define(Counter, names::TOOL_PIN_MISMATCH),
+            routes: define(Counter, names::ROUTES),
+            route_fallbacks: define(Counter, names::ROUTE_FALLBACKS),
             decision_duration: define(Histogram, names::DECISION_DURATION),
             scrub_duration: define(Histogram, names::SCRUB_DURATION),
             series: Rc::default(),
@@ -124,6 +128,16 @@ impl Metrics {
     /// Counts a pinned tool seen changed or a call to one denied.
     pub fn record_tool_pin_mismatch(&self) {
         bump(self.tool_pin_mismatch, 1);
+    }
+
+    /// Counts a request a routing rule sent to a cluster.
+    pub fn record_route(&self) {
+        bump(self.routes, 1);
+    }
+
+    /// Counts an answer replaced by a fallback cluster's.
+    pub fn record_route_fallback(&self) {
+        bump(self.route_fallbacks, 1);
     }
 
     /// Records one exchange's time in the filter.

@@ -10,8 +10,8 @@ use proxy_wasm::types::Action;
 
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::pins::ToolDigest;
-use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
 use mcp_guard_engine::Decision;
+use mcp_guard_flow::fallback::MAX_CALLOUT_ANSWER_BYTES;
 use mcp_guard_flow::host::PeerCertificate;
 use mcp_guard_flow::record::DECISION_KEY;
 use mcp_guard_flow::timing::Durations;
@@ -219,6 +219,23 @@ impl Host for ProxyHost<'_> {
     fn count_tool_pin_mismatch(&mut self) {
         self.metrics.record_tool_pin_mismatch();
     }
+
+    fn clear_route_cache(&mut self) {
+        if !crate::calls::clear_route_cache() {
+            host::log(
+                LogLevel::Warn,
+                "clear_route_cache refused by the host: the route header may be ignored",
+            );
+        }
+    }
+
+    fn count_route(&mut self) {
+        self.metrics.record_route();
+    }
+
+    fn count_route_fallback(&mut self) {
+        self.metrics.record_route_fallback();
+    }
 }
 
 fn action(next: Next) -> Action {
@@ -264,16 +281,22 @@ impl Context for GuardStream {
         _num_trailers: usize,
     ) {
         let status = host::header(host::HeaderMap::HttpCallResponse, ":status");
-        // One byte over the limit is enough to refuse it as too large.
+        let headers = host::header_pairs(host::HeaderMap::HttpCallResponse);
+        // One byte over the limit is enough to refuse it as too large
+        // (the flow applies each call's own, smaller limit).
         let body = crate::calls::get_buffer(
             proxy_wasm::types::BufferType::HttpCallResponseBody,
             0,
-            body_size.min(MAX_ANSWER_BYTES + 1),
+            body_size.min(MAX_CALLOUT_ANSWER_BYTES + 1),
         )
         .ok()
         .flatten()
         .unwrap_or_default();
-        let answer = CalloutAnswer { status, body };
+        let answer = CalloutAnswer {
+            status,
+            body,
+            headers,
+        };
         let mut host = ProxyHost {
             metrics: &self.metrics,
         };

@@ -42,6 +42,7 @@ use mcp_guard_engine::{Claims, Decision, Effect, McpCall, Reason, RequestAttrs};
 use crate::active::ActivePolicy;
 use crate::content::{classify, is_listed_safe, sniff, ContentClass, Sniffed};
 use crate::edges;
+use crate::fallback::{self, Replay};
 use crate::host::{Host, Level, Side};
 use crate::identity::identify;
 use crate::mcp_headers::{self, HeaderPlan};
@@ -51,8 +52,10 @@ use crate::proxy_replies;
 use crate::record::AuditRecord;
 use crate::reply;
 use crate::resource;
+use crate::routing;
 use crate::timing::Timing;
 use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
+use mcp_guard_engine::routes::RouteChoice;
 
 mod timed;
 mod verify;
@@ -109,6 +112,10 @@ enum ResponseState {
     /// Refused with a local reply, which passes back through these
     /// callbacks (Envoy runs a local reply through the filter chain).
     Replied,
+    /// The route's cluster failed; the request was replayed to its
+    /// fallback and the failed answer is held (and dropped) until the
+    /// fallback's answer replaces it.
+    FallingBack,
 }
 
 /// What a streamed answer goes through, in order.
@@ -189,6 +196,18 @@ pub struct Exchange {
     /// The response's content type, read at its headers (a released
     /// header map cannot be read later).
     response_content_type: Option<String>,
+    /// The route the policy chose for the allowed request.
+    route: Option<RouteChoice>,
+    /// Headers not held: the route the request's headers carried when
+    /// they left (chosen on the headers alone); the body's choice must
+    /// be the same.
+    route_sent: Option<Option<RouteChoice>>,
+    /// The request body as forwarded, while the route has a fallback.
+    forwarded_body: Option<Vec<u8>>,
+    /// The forwarded request, kept for the route's fallback.
+    replay: Option<Replay>,
+    /// The fallback's HTTP call on its way.
+    fallback_call: Option<u64>,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -269,6 +288,11 @@ impl Exchange {
             timing: Timing::default(),
             held_headers: true,
             response_content_type: None,
+            route: None,
+            route_sent: None,
+            forwarded_body: None,
+            replay: None,
+            fallback_call: None,
         }
     }
 
@@ -368,6 +392,7 @@ impl Exchange {
             reply::send_denial(host, &decision, &self.request_id, challenge);
         } else {
             self.request = RequestState::Forwarded;
+            self.keep_for_fallback(host);
         }
         self.record.decision = Some(decision);
         self.record.publish(host);
@@ -433,11 +458,14 @@ impl Exchange {
         }
         self.request_ended = end_of_stream;
         let Some(active) = self.policy.clone() else {
+            let mut headers = host.headers(Side::Request);
+            routing::strip_client_copies(host, None, &mut headers);
             return self.enforce(host, Decision::deny(Reason::NoPolicy));
         };
         let bundle = active.policy.bundle();
         self.record.policy = Some((bundle.name.clone(), bundle.version));
         self.headers = host.headers(Side::Request);
+        routing::strip_client_copies(host, Some(&active.policy), &mut self.headers);
         if bundle.token_exchange.is_some() {
             // Read before any header is stripped: the caller's token is
             // the subject of the exchange, never forwarded itself.
@@ -634,6 +662,11 @@ impl Exchange {
         for name in edges::forged_injected(&active.policy, &trailers) {
             host.remove_trailer(Side::Request, &name);
         }
+        for (name, _) in &trailers {
+            if routing::is_route_header(Some(&active.policy), name) {
+                host.remove_trailer(Side::Request, name);
+            }
+        }
         // No token passthrough in trailers either: an upstream that
         // merges trailers into headers must see no client credential
         // (only the exchanged token, when the bundle exchanges).
@@ -657,6 +690,14 @@ impl Exchange {
         };
         let for_rules = active.policy.needs_body().then_some(body.as_slice());
         let mut decision = self.evaluate(host, active, for_rules);
+        let (size, body) = if decision.effect == Effect::Allow {
+            match self.rewrite_model(host, active, size, body) {
+                Ok(rewritten) => rewritten,
+                Err(refusal) => return self.enforce(host, refusal),
+            }
+        } else {
+            (size, body)
+        };
         let scrub = active.policy.bundle().pii.scrub_requests && self.scanner.is_some();
         if decision.effect == Effect::Allow && scrub {
             if let Err(detail) = self.scrub_request(host, size, &body) {
@@ -666,7 +707,68 @@ impl Exchange {
                     .with_detail(detail);
             }
         }
+        if decision.effect == Effect::Allow
+            && self.route.as_ref().is_some_and(|r| r.fallback.is_some())
+        {
+            // The body as it goes upstream (rewritten, scrubbed), for a
+            // replay to the fallback; bounded by the request limit.
+            let limit = active.policy.bundle().limits.max_request_body_bytes;
+            self.forwarded_body = host.body(Side::Request, limit.saturating_mul(2));
+        }
         self.admit_and_enforce(host, active, decision)
+    }
+
+    /// Rewrites the held body's `model` as the chosen route asks, and the
+    /// bundle's model header with it; returns the body now buffered. The
+    /// length changes, so `content-length` goes (Envoy then frames the
+    /// body itself) — possible only while the headers are held; headers
+    /// that left with a `content-length` or a model header that cannot be
+    /// changed any more refuse the request (503 `route_unavailable`).
+    fn rewrite_model(
+        &mut self,
+        host: &mut impl Host,
+        active: &ActivePolicy,
+        size: usize,
+        body: Vec<u8>,
+    ) -> Result<(usize, Vec<u8>), Decision> {
+        let Some(choice) = self.route.clone() else {
+            return Ok((size, body));
+        };
+        let Some(model) = choice.model.as_deref() else {
+            return Ok((size, body));
+        };
+        // Never softened by a dry-run bundle: a request that cannot go
+        // where its policy routes it goes nowhere.
+        let refuse =
+            |detail: &'static str| Decision::deny(Reason::RouteUnavailable).with_detail(detail);
+        let headers_left = self.route_sent.is_some();
+        let model_header = active.policy.bundle().attributes.model_header.as_deref();
+        if let Some(name) = model_header {
+            if find_header(&self.headers, name).is_some() {
+                if headers_left {
+                    return Err(refuse("route_needs_held_headers"));
+                }
+                host.set_header(Side::Request, name, model);
+            }
+        }
+        let rewritten = match routing::rewritten_body(&choice, &body) {
+            Ok(Some(rewritten)) => rewritten,
+            Ok(None) => return Ok((size, body)),
+            Err(code) => return Err(refuse(code)),
+        };
+        if headers_left
+            && rewritten.len() != size
+            && find_header(&self.headers, "content-length").is_some()
+        {
+            return Err(refuse("route_needs_held_headers"));
+        }
+        if !host.replace_body(Side::Request, size, &rewritten) {
+            return Err(refuse("body_not_replaced"));
+        }
+        if !headers_left {
+            host.remove_header(Side::Request, "content-length");
+        }
+        Ok((rewritten.len(), rewritten))
     }
 
     /// Scrubs a whole buffered request body (prompts) in place.
@@ -744,10 +846,12 @@ impl Exchange {
             Err(refusal) => return policy.refuse_body(refusal),
         };
         let now = host.now_ms() / 1000;
+        let prompt_pii = body.map(|b| policy.prompt_pii(b)).unwrap_or_default();
         let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
             .with_headers(&headers)
             .with_model(model)
             .with_peer(self.peer.as_ref(), self.workload_only)
+            .with_prompt_pii(prompt_pii)
             .at(now);
         let mut decision = policy.decide_calls(&self.claims, &request, &attrs.mcp);
         self.scope_challenge = resource::note_insufficient_scope(
@@ -767,6 +871,26 @@ impl Exchange {
                         _ => "changed",
                     });
                 self.record.tool_pin = Some(tool);
+            }
+        }
+        if decision.effect == Effect::Allow && policy.routes().is_some() {
+            let claims = &self.claims;
+            let chosen = if attrs.mcp.is_empty() {
+                Ok(policy.route(claims, &request))
+            } else {
+                routing::one_route(
+                    attrs
+                        .mcp
+                        .iter()
+                        .map(|call| policy.route(claims, &request.with_mcp(Some(call)))),
+                )
+            };
+            match chosen {
+                Ok(route) => self.route = route,
+                Err(routing::RoutesDiffer) => {
+                    decision =
+                        Decision::deny(Reason::RouteUnavailable).with_detail("batch_routes_differ");
+                }
             }
         }
         self.record.model = model.map(str::to_owned);
@@ -790,6 +914,9 @@ impl Exchange {
         decision: Decision,
     ) -> Next {
         if decision.effect == Effect::Allow {
+            if let Err(refusal) = self.take_route(host, active) {
+                return self.enforce(host, refusal);
+            }
             if !self.admitted {
                 self.admit(host, active);
             }
@@ -819,6 +946,56 @@ impl Exchange {
         self.enforce(host, decision)
     }
 
+    /// The request is forwarded on a route with a fallback, headers held:
+    /// keep it as it goes upstream, to replay it there.
+    fn keep_for_fallback(&mut self, host: &mut impl Host) {
+        if !self.held_headers {
+            return;
+        }
+        let Some(cluster) = self.route.as_ref().and_then(|r| r.fallback.clone()) else {
+            return;
+        };
+        let body = match self.forwarded_body.take() {
+            Some(body) => body,
+            // Decided without a body to read: it had none.
+            None if self.request_ended => Vec::new(),
+            None => return,
+        };
+        let policy = self.policy.as_ref().map(|a| &a.policy);
+        let mut headers = fallback::replay_headers(host.headers(Side::Request));
+        // The fallback call goes to its cluster directly.
+        headers.retain(|(k, _)| !routing::is_route_header(policy, k));
+        self.replay = Some(Replay {
+            cluster,
+            headers,
+            body,
+        });
+    }
+
+    /// Sends an allowed request along its chosen route: the route header
+    /// set (held headers), or — headers that left already — checked to
+    /// be the one they carried; recorded and counted.
+    fn take_route(&mut self, host: &mut impl Host, active: &ActivePolicy) -> Result<(), Decision> {
+        if let Some(sent) = &self.route_sent {
+            let cluster = |r: &Option<RouteChoice>| r.as_ref().map(|c| c.cluster.clone());
+            if cluster(sent) != cluster(&self.route) {
+                host.log(
+                    Level::Warn,
+                    "the body chose another route than the headers that already left: refused",
+                );
+                return Err(Decision::deny(Reason::RouteUnavailable)
+                    .with_detail("route_needs_held_headers"));
+            }
+        } else if let Some(choice) = &self.route {
+            routing::send_to(host, &active.policy, choice);
+        }
+        if let Some(choice) = &self.route {
+            self.record.route = Some(routing::record(choice));
+            host.count_route();
+        }
+        Ok(())
+    }
+
     /// Headers not held: the request's headers go upstream before the
     /// body decides, so they are made ready for the upstream now (what
     /// [`Exchange::admit`] does for an allowed request, none of which
@@ -845,10 +1022,48 @@ impl Exchange {
             return self.enforce(host, d);
         }
         self.admit(host, active);
+        self.route_on_line(host, active);
         // Whatever the body turns out to call, its answer may have to be
         // read (list answers, pins): it must come uncompressed.
         host.remove_header(Side::Request, "accept-encoding");
         Next::Continue
+    }
+
+    /// Headers not held: the route is chosen on what the headers show (no
+    /// model but the model header's, no call, no prompt) and named before
+    /// they leave; the body's choice must match it ([`Exchange::take_route`]).
+    /// A bundle that may rewrite models loses `content-length` now, so a
+    /// rewrite can still be framed.
+    fn route_on_line(&mut self, host: &mut impl Host, active: &ActivePolicy) {
+        let policy = &active.policy;
+        if policy.routes().is_none() {
+            return;
+        }
+        let headers = rule_headers(policy.header_names(), &self.headers);
+        let attrs = BodyAttrs::default();
+        let model = policy.request_model(&attrs, &headers).ok().flatten();
+        let now = host.now_ms() / 1000;
+        let request = RequestAttrs::new(&self.line.method, &self.line.path, &self.line.authority)
+            .with_headers(&headers)
+            .with_model(model)
+            .with_peer(self.peer.as_ref(), self.workload_only)
+            .at(now);
+        let choice = policy.route(&self.claims, &request);
+        if let Some(choice) = &choice {
+            routing::send_to(host, policy, choice);
+        }
+        if policy
+            .bundle()
+            .routes
+            .iter()
+            .flat_map(|r| &r.rules)
+            .any(|r| !r.models.is_empty())
+        {
+            host.remove_header(Side::Request, "content-length");
+            self.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+        }
+        self.route_sent = Some(choice);
     }
 
     /// The denial the request's headers already earn, whatever its body
@@ -927,6 +1142,10 @@ impl Exchange {
     /// returned it). An answer for another call, or arriving after the
     /// stream ended or was answered, is ignored.
     pub fn on_callout_answer(&mut self, host: &mut impl Host, id: u64, answer: &CalloutAnswer) {
+        if self.fallback_call.is_some() && self.fallback_call == Some(id) {
+            self.fallback_call = None;
+            return self.finish_fallback(host, answer);
+        }
         if self.request != RequestState::Exchanging
             || self.pending.as_ref().map(|p| p.id) != Some(id)
         {
@@ -968,6 +1187,8 @@ impl Exchange {
     /// The stream ended (completed or reset): a pending exchange is
     /// abandoned and its answer, if one still comes, ignored.
     pub fn on_stream_done(&mut self) {
+        self.fallback_call = None;
+        self.replay = None;
         if self.request == RequestState::Exchanging {
             self.pending = None;
             self.pending_decision = None;
@@ -1047,6 +1268,11 @@ impl Exchange {
                 self.record.publish(host);
                 self.response = ResponseState::Pass;
                 return Next::Continue;
+            }
+        }
+        if self.replay.is_some() {
+            if let Some(next) = self.try_fallback(host) {
+                return next;
             }
         }
         if self.scanner.is_none() && self.list_calls.is_empty() && !self.watch_lists() {
@@ -1139,6 +1365,155 @@ impl Exchange {
         }
     }
 
+    /// The route's cluster answered: a failure (5xx, Envoy's own 503s)
+    /// replays the kept request to the fallback cluster and holds this
+    /// answer; `None` lets the answer go on as usual (a success, or a
+    /// proxy that refused the call — the failed answer is then what the
+    /// client gets, checked like any other).
+    fn try_fallback(&mut self, host: &mut impl Host) -> Option<Next> {
+        let replay = self.replay.take()?;
+        let status = host.header(Side::Response, ":status");
+        if !fallback::failed(status.as_deref()) {
+            return None;
+        }
+        let headers: Vec<(&str, &str)> = replay
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let id = host.http_call(
+            &replay.cluster,
+            &headers,
+            &replay.body,
+            fallback::FALLBACK_TIMEOUT_MS,
+        );
+        let Some(id) = id else {
+            host.log(
+                Level::Warn,
+                "route fallback: the proxy refused the call; the failed answer passes",
+            );
+            return None;
+        };
+        host.log(
+            Level::Info,
+            &format!(
+                "route fallback: {} answered {}; replaying to {}",
+                self.route.as_ref().map_or("?", |r| &*r.cluster),
+                status.as_deref().unwrap_or("nothing"),
+                replay.cluster
+            ),
+        );
+        self.fallback_call = Some(id);
+        self.response = ResponseState::FallingBack;
+        Some(Next::Pause)
+    }
+
+    /// The fallback cluster answered: its answer, checked like an
+    /// upstream's (scrubbed, lists filtered), replaces the failed one as
+    /// a local reply. No answer, or one that cannot be checked: 502.
+    fn finish_fallback(&mut self, host: &mut impl Host, answer: &CalloutAnswer) {
+        if !matches!(self.response, ResponseState::FallingBack) {
+            return;
+        }
+        let status = answer
+            .status
+            .as_deref()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|s| (200..600).contains(s));
+        let Some(status) = status else {
+            self.response = ResponseState::Start;
+            self.refuse_response_now(host, "route_fallback_failed");
+            return;
+        };
+        let limit = self.settings().map_or(0, |p| p.max_body_bytes);
+        let checked = if answer.body.len() > limit {
+            Err("response_too_large")
+        } else {
+            self.check_fallback_body(host, answer)
+        };
+        let body = match checked {
+            Ok(body) => body,
+            Err(reason) => {
+                self.response = ResponseState::Start;
+                self.refuse_response_now(host, reason);
+                return;
+            }
+        };
+        if let Some(route) = self.record.route.as_mut() {
+            route.fell_back = true;
+        }
+        host.count_route_fallback();
+        self.response_replied = true;
+        let headers = fallback::reply_headers(&answer.headers);
+        // Ours before it is sent: a host that runs the reply back through
+        // the response hooks at once must see it as ours.
+        self.response = ResponseState::Replied;
+        self.reply_body.clone_from(&body);
+        if !host.send_reply(status, fallback::FALLBACK_DETAILS, &headers, &body) {
+            host.log(Level::Warn, "fallback answer refused by host; resetting");
+            host.reset();
+            self.response = ResponseState::Refused;
+        }
+        self.record.publish(host);
+    }
+
+    /// The fallback's body as the client may see it: what a held answer
+    /// goes through ([`Exchange::finish_held`]), on bytes the proxy's
+    /// HTTP call gathered. `Err` names why it cannot be passed.
+    fn check_fallback_body(
+        &mut self,
+        host: &mut impl Host,
+        answer: &CalloutAnswer,
+    ) -> Result<Vec<u8>, &'static str> {
+        let body = &answer.body;
+        let watch = self.watch_lists();
+        if (self.scanner.is_none() && self.list_calls.is_empty() && !watch) || body.is_empty() {
+            return Ok(body.clone());
+        }
+        let encoding = answer.header("content-encoding").map(str::trim);
+        if encoding.is_some_and(|e| !e.eq_ignore_ascii_case("identity")) {
+            return Err("compressed_response");
+        }
+        let content_type = answer.header("content-type");
+        let safe = self
+            .settings()
+            .is_some_and(|p| is_listed_safe(&p.safe_content_types, content_type));
+        let lists = !self.list_calls.is_empty();
+        let mode = match classify(content_type) {
+            ContentClass::EventStream if lists => return Err("unfilterable_list_answer"),
+            ContentClass::EventStream => ContentMode::Sse,
+            ContentClass::Text(mode) => mode,
+            ContentClass::Sniff => match sniff(body) {
+                Sniffed::Json => ContentMode::Json,
+                Sniffed::Text if !lists => ContentMode::Text,
+                Sniffed::Binary if !lists && safe => return Ok(body.clone()),
+                Sniffed::Text => return Err("unfilterable_list_answer"),
+                Sniffed::Binary => return Err("unscannable_content"),
+            },
+            ContentClass::Opaque if safe && !lists => return Ok(body.clone()),
+            ContentClass::Opaque => return Err("unscannable_content"),
+        };
+        if lists && mode != ContentMode::Json {
+            return Err("unfilterable_list_answer");
+        }
+        let current = if mode == ContentMode::Json && (lists || watch) {
+            self.filter_lists(host, body)?
+                .unwrap_or_else(|| body.clone())
+        } else {
+            body.clone()
+        };
+        let Some(scanner) = self.scanner.clone() else {
+            return Ok(current);
+        };
+        let mut out = Vec::with_capacity(current.len());
+        let report = scrub_whole(&scanner, mode, &current, &mut out);
+        self.count(host, &report);
+        if report.blocked() {
+            return Err("pii_blocked");
+        }
+        Ok(if report.total() > 0 { out } else { current })
+    }
+
     /// A response whose body is read whole: its headers are held too when
     /// the host can; otherwise they go on now (without `content-length`)
     /// and only the body is held.
@@ -1194,6 +1569,14 @@ impl Exchange {
         let redactions_before = self.record.redactions.total();
         let next = match &self.response {
             ResponseState::Pass => Next::Continue,
+            ResponseState::FallingBack => {
+                // The failed answer never reaches the client: dropped as
+                // it comes, held until the fallback's answer replaces it.
+                if size > 0 && !host.replace_body(Side::Response, size, &[]) {
+                    host.reset();
+                }
+                Next::Pause
+            }
             ResponseState::Replied => {
                 // Our own reply's body passes; anything else is dropped.
                 let ours = size == 0
@@ -1289,6 +1672,7 @@ impl Exchange {
             ResponseState::Start => {
                 self.response = ResponseState::Refused;
             }
+            ResponseState::FallingBack => return Next::Pause,
             ResponseState::Pass | ResponseState::Refused | ResponseState::Replied => {}
         }
         Next::Continue

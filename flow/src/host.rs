@@ -122,4 +122,13 @@ pub trait Host {
     /// Counts a pinned tool seen changed (a list answer) or a call to it
     /// denied.
     fn count_tool_pin_mismatch(&mut self);
+    /// Makes the proxy choose the request's route again after the flow
+    /// set the route header (Envoy caches the route; proxy-wasm's
+    /// `clear_route_cache` foreign function, the native module's
+    /// `clear_route_cache` callback).
+    fn clear_route_cache(&mut self);
+    /// Counts one request a routing rule sent to a cluster.
+    fn count_route(&mut self);
+    /// Counts one answer replaced by the route's fallback cluster's.
+    fn count_route_fallback(&mut self);
 }

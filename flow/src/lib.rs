@@ -18,6 +18,7 @@ pub mod control;
 pub mod edges;
 pub mod envoy_proto;
 pub mod exchange;
+pub mod fallback;
 pub mod host;
 pub mod identity;
 pub mod line_policy;
@@ -30,6 +31,7 @@ pub mod proxy_replies;
 pub mod record;
 pub mod reply;
 pub mod resource;
+pub mod routing;
 pub mod timing;
 pub mod token_exchange;
 

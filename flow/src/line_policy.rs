@@ -3,7 +3,7 @@
 //! [`crate::Exchange::with_held_headers`]).
 //!
 //! The bundle's rules with every body condition (model, MCP call,
-//! resource-template captures) taken as met by allow rules, and deny
+//! resource-template captures, prompt PII) taken as met by allow rules, and deny
 //! rules that read the body left out: if this policy denies a request,
 //! no body can make the real one allow it, so the request is refused at
 //! its headers instead of sending them to the upstream undecided.
@@ -22,6 +22,7 @@ pub fn compile(bundle: &Bundle) -> Option<Policy> {
     for rule in &mut rules {
         let when = &mut rule.when;
         when.models.clear();
+        when.prompt_pii.clear();
         when.mcp = None;
         when.relations.retain(|r| r.equals_capture.is_none());
     }
@@ -29,6 +30,7 @@ pub fn compile(bundle: &Bundle) -> Option<Policy> {
         rules,
         token_exchange: None,
         tool_pins: None,
+        routes: None,
         ..bundle.clone()
     };
     line.identity.verify = None;
@@ -40,6 +42,7 @@ pub fn compile(bundle: &Bundle) -> Option<Policy> {
 fn reads_body(rule: &mcp_guard_engine::bundle::Rule) -> bool {
     let when = &rule.when;
     !when.models.is_empty()
+        || !when.prompt_pii.is_empty()
         || when.mcp.is_some()
         || when.relations.iter().any(|r| r.equals_capture.is_some())
 }

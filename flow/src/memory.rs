@@ -41,6 +41,12 @@ pub struct Counts {
     pub refusals: u64,
     /// Pinned tools seen changed (list answers) or calls denied for one.
     pub tool_pin_mismatches: u64,
+    /// Requests a routing rule sent to a cluster.
+    pub routes: u64,
+    /// Answers replaced by a fallback cluster's.
+    pub route_fallbacks: u64,
+    /// Route-cache clears asked for.
+    pub route_cache_clears: u64,
 }
 
 /// One direction's live state.
@@ -347,6 +353,18 @@ impl Host for MemoryHost {
 
     fn count_tool_pin_mismatch(&mut self) {
         self.counts.tool_pin_mismatches += 1;
+    }
+
+    fn clear_route_cache(&mut self) {
+        self.counts.route_cache_clears += 1;
+    }
+
+    fn count_route(&mut self) {
+        self.counts.routes += 1;
+    }
+
+    fn count_route_fallback(&mut self) {
+        self.counts.route_fallbacks += 1;
     }
 }
 

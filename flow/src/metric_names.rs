@@ -21,6 +21,10 @@ pub const REDACTIONS: &str = "mcp_redactions_total";
 pub const PII_BLOCKED: &str = "mcp_pii_blocked_total";
 /// Pinned tools seen changed, or calls to one denied.
 pub const TOOL_PIN_MISMATCH: &str = "mcp_tool_pin_mismatch_total";
+/// Allowed requests a routing rule sent to a cluster.
+pub const ROUTES: &str = "mcp_routes_total";
+/// Answers replaced by the route's fallback cluster's.
+pub const ROUTE_FALLBACKS: &str = "mcp_route_fallbacks_total";
 /// Bundle fetches by `result` ([`FetchResult`]).
 pub const BUNDLE_FETCHES: &str = "mcp_bundle_fetches_total";
 /// 1 for the active bundle (`name`, `version`), 0 for one it replaced.

@@ -43,6 +43,21 @@ const MAX_REQUEST_ID_CHARS: usize = 64;
 /// Longest subject copied into a record; bounds log lines.
 const MAX_SUBJECT_CHARS: usize = 128;
 
+/// The route an allowed request took ([`mcp_guard_engine::routes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteRecord {
+    /// The routing rule that matched.
+    pub rule: String,
+    /// The cluster it named.
+    pub cluster: String,
+    /// The model the body's `model` was rewritten to, if it was.
+    pub model: Option<String>,
+    /// The rule's fallback cluster, if it has one.
+    pub fallback: Option<String>,
+    /// The answer came from the fallback.
+    pub fell_back: bool,
+}
+
 /// Everything that explains one request's outcome.
 #[derive(Debug, Clone, Default)]
 pub struct AuditRecord {
@@ -55,6 +70,8 @@ pub struct AuditRecord {
     pub peer: Option<String>,
     /// Active bundle name and version.
     pub policy: Option<(String, u64)>,
+    /// The route taken, when a routing rule matched.
+    pub route: Option<RouteRecord>,
     /// What scrubbing replaced (request and response), counts per type.
     pub redactions: PiiReport,
     /// Why a response was not scrubbed, when it was not.
@@ -192,6 +209,21 @@ impl AuditRecord {
             if self.mcp_calls > 1 {
                 out.push_str(&format!(",\"mcp_calls\":{}", self.mcp_calls));
             }
+        }
+        if let Some(route) = &self.route {
+            out.push_str(",\"route\":{\"rule\":");
+            push_json_string(&mut out, &route.rule);
+            out.push_str(",\"cluster\":");
+            push_json_string(&mut out, &route.cluster);
+            if let Some(model) = &route.model {
+                out.push_str(",\"model\":");
+                push_json_string(&mut out, model);
+            }
+            if let Some(fallback) = &route.fallback {
+                out.push_str(",\"fallback\":");
+                push_json_string(&mut out, fallback);
+            }
+            let _ = write!(out, ",\"fell_back\":{}}}", route.fell_back);
         }
         if self.mcp_hidden > 0 {
             out.push_str(&format!(",\"mcp_hidden\":{}", self.mcp_hidden));

@@ -146,7 +146,8 @@ pub enum Started {
     Failed(ExchangeError),
 }
 
-/// The token endpoint's answer as the host delivers it.
+/// An HTTP call's answer as the host delivers it (token endpoint,
+/// route fallback).
 #[derive(Debug, Clone, Default)]
 pub struct CalloutAnswer {
     /// `:status`; `None` when the request failed (reset, timeout,
@@ -154,6 +155,18 @@ pub struct CalloutAnswer {
     pub status: Option<String>,
     /// The body.
     pub body: Vec<u8>,
+    /// The answer's headers (names lower case), pseudo-headers included.
+    pub headers: Vec<(String, String)>,
+}
+
+impl CalloutAnswer {
+    /// One header's value (first of its name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Looks up the cache, or sends the exchange request. The bearer token

@@ -94,6 +94,7 @@ fn host(token: Option<&str>, exp: u64, path: &str) -> MemoryHost {
 
 fn issued(token: &str, expires_in: u64) -> CalloutAnswer {
     CalloutAnswer {
+        headers: vec![],
         status: Some("200".into()),
         body: json!({
             "access_token": token,
@@ -270,6 +271,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
         (CalloutAnswer::default(), "no_answer"),
         (
             CalloutAnswer {
+                headers: vec![],
                 status: Some("500".into()),
                 body: b"{}".to_vec(),
             },
@@ -277,6 +279,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
         ),
         (
             CalloutAnswer {
+                headers: vec![],
                 status: Some("200".into()),
                 body: b"<html>".to_vec(),
             },
@@ -284,6 +287,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
         ),
         (
             CalloutAnswer {
+                headers: vec![],
                 status: Some("200".into()),
                 body: br#"{"token_type":"Bearer","issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#.to_vec(),
             },
@@ -291,6 +295,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
         ),
         (
             CalloutAnswer {
+                headers: vec![],
                 status: Some("200".into()),
                 body: br#"{"access_token":"x","token_type":"mac","issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#.to_vec(),
             },

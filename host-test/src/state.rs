@@ -129,6 +129,9 @@ pub(crate) struct StreamState {
     pub reset: bool,
     /// `finish()` ran: `proxy_on_delete` was delivered.
     pub finished: bool,
+    /// Times the filter called Envoy's `clear_route_cache` foreign
+    /// function on this stream.
+    pub route_cache_clears: u32,
 }
 
 /// The wasmtime store data of one VM.

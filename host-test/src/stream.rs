@@ -300,6 +300,12 @@ impl Stream {
         )
     }
 
+    /// Times the filter asked Envoy to choose this stream's route again
+    /// (`clear_route_cache`).
+    pub fn route_cache_clears(&self) -> u32 {
+        self.with(|s| s.route_cache_clears).unwrap_or(0)
+    }
+
     /// The local reply the filter sent, if any.
     pub fn local_reply(&self) -> Option<LocalReply> {
         self.with(|s| s.local_reply.clone()).flatten()

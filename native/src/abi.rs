@@ -420,6 +420,10 @@ extern "C" {
         value: u64,
     ) -> u32;
 
+    /// Makes Envoy choose the stream's route again (after the module set
+    /// a header a route reads); a no-op in the wrong phase.
+    pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
+
     /// Adds to a counter from a stream.
     pub fn envoy_dynamic_module_callback_http_filter_increment_counter(
         filter: FilterEnvoyPtr,

@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use mcp_guard_engine::token_exchange::MAX_ANSWER_BYTES;
+use mcp_guard_flow::fallback::MAX_CALLOUT_ANSWER_BYTES;
 use mcp_guard_flow::token_exchange::CalloutAnswer;
 use mcp_guard_flow::{Exchange, Next, Side};
 
@@ -551,21 +551,29 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
             // SAFETY: Envoy's arrays (or null), valid for this hook.
             let (headers, chunks) =
                 unsafe { (slice(headers, headers_len), slice(chunks, chunks_len)) };
-            let status = headers
-                .iter()
-                // SAFETY: as above.
-                .map(|h| unsafe { h.to_pair() })
-                .find(|(k, _)| k == ":status")
-                .map(|(_, v)| v);
+            // SAFETY: as above.
+            let pairs: Vec<(String, String)> =
+                headers.iter().map(|h| unsafe { h.to_pair() }).collect();
+            let find = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
+            let status = find(":status");
             let mut body = Vec::new();
             for chunk in chunks {
-                if body.len() > MAX_ANSWER_BYTES {
+                if body.len() > MAX_CALLOUT_ANSWER_BYTES {
                     break;
                 }
                 // SAFETY: as above.
                 body.extend_from_slice(&unsafe { chunk.to_vec() });
             }
-            CalloutAnswer { status, body }
+            CalloutAnswer {
+                status,
+                body,
+                headers: pairs,
+            }
         } else {
             CalloutAnswer::default()
         };

@@ -453,6 +453,19 @@ impl Host for NativeHost<'_> {
     fn count_tool_pin_mismatch(&mut self) {
         self.metrics.count_tool_pin_mismatch(self.filter);
     }
+
+    fn clear_route_cache(&mut self) {
+        // SAFETY: the live stream of the current hook.
+        unsafe { abi::envoy_dynamic_module_callback_http_clear_route_cache(self.filter.0) }
+    }
+
+    fn count_route(&mut self) {
+        self.metrics.count_route(self.filter);
+    }
+
+    fn count_route_fallback(&mut self) {
+        self.metrics.count_route_fallback(self.filter);
+    }
 }
 
 /// Wall-clock milliseconds since the Unix epoch (Envoy's own clock is the

@@ -40,6 +40,8 @@ pub struct Metrics {
     redactions: Option<usize>,
     pii_blocked: Option<usize>,
     tool_pin_mismatch: Option<usize>,
+    routes: Option<usize>,
+    route_fallbacks: Option<usize>,
     bundle_fetches: Option<usize>,
     policy_info: Option<usize>,
     decision_duration: Option<usize>,
@@ -124,6 +126,8 @@ impl Metrics {
             redactions: m(Kind::Counter, names::REDACTIONS, &names::REDACTION_LABELS),
             pii_blocked: m(Kind::Counter, names::PII_BLOCKED, &[]),
             tool_pin_mismatch: m(Kind::Counter, names::TOOL_PIN_MISMATCH, &[]),
+            routes: m(Kind::Counter, names::ROUTES, &[]),
+            route_fallbacks: m(Kind::Counter, names::ROUTE_FALLBACKS, &[]),
             bundle_fetches: m(Kind::Counter, names::BUNDLE_FETCHES, &names::FETCH_LABELS),
             policy_info: m(Kind::Gauge, names::POLICY_INFO, &names::POLICY_LABELS),
             decision_duration: m(Kind::Histogram, names::DECISION_DURATION, &[]),
@@ -153,6 +157,16 @@ impl Metrics {
     /// Counts a pinned tool seen changed, or a call to one denied.
     pub fn count_tool_pin_mismatch(&self, filter: Filter) {
         count(filter, self.tool_pin_mismatch, &[], 1);
+    }
+
+    /// Counts a request a routing rule sent to a cluster.
+    pub fn count_route(&self, filter: Filter) {
+        count(filter, self.routes, &[], 1);
+    }
+
+    /// Counts an answer replaced by a fallback cluster's.
+    pub fn count_route_fallback(&self, filter: Filter) {
+        count(filter, self.route_fallbacks, &[], 1);
     }
 
     /// Records one exchange's time in the filter.

@@ -35,6 +35,18 @@ pub struct EnvoySettings {
     /// Serve the ingress listener over mutual TLS (workload identity
     /// tests); plain HTTP when `None`.
     pub downstream_tls: Option<DownstreamTls>,
+    /// Extra clusters a bundle's `routes` name, as (name, port on
+    /// 127.0.0.1).
+    pub route_clusters: Vec<(String, u16)>,
+}
+
+/// One static cluster on loopback, as a YAML list entry under `clusters`.
+fn cluster_yaml(name: &str, port: u16) -> String {
+    format!(
+        "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment:\n      \
+         cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint:\n            \
+         address:\n              socket_address: {{ address: 127.0.0.1, port_value: {port} }}\n"
+    )
 }
 
 /// PEM files of an mTLS listener: Envoy's certificate and key, and the CA
@@ -117,6 +129,14 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
             } else {
                 "false"
             },
+        )
+        .replace(
+            "{{ROUTE_CLUSTERS}}",
+            &settings
+                .route_clusters
+                .iter()
+                .map(|(name, port)| cluster_yaml(name, *port))
+                .collect::<String>(),
         )
         .replace(
             "{{DOWNSTREAM_TLS}}",

@@ -17,7 +17,7 @@ pub mod tamper;
 pub mod target;
 pub mod tokens;
 
-pub use stack::{Stack, StackOptions, DEMO_BUNDLE, PUSH_TOKEN};
+pub use stack::{RouteCluster, RouteUpstream, Stack, StackOptions, DEMO_BUNDLE, PUSH_TOKEN};
 pub use target::Target;
 
 /// Why the stack could not start.

@@ -66,6 +66,40 @@ pub struct StackOptions {
     /// `headers_stop_iteration` in the plugin configuration. Default
     /// false: the shipped template (both on).
     pub istio_mode: bool,
+    /// Extra upstream clusters a bundle's `routes` send requests to,
+    /// each served as the stack starts.
+    pub route_clusters: Vec<RouteCluster>,
+}
+
+/// An extra cluster for routing by policy.
+#[derive(Debug, Clone)]
+pub struct RouteCluster {
+    /// Envoy cluster name (what a route rule names).
+    pub name: String,
+    /// What answers there.
+    pub upstream: RouteUpstream,
+}
+
+/// What serves a [`RouteCluster`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteUpstream {
+    /// A demo upstream whose answers carry the cluster name in
+    /// `x-demo-upstream`.
+    Demo,
+    /// A demo upstream answering every request with this status.
+    Failing(u16),
+    /// Nothing (a closed port): Envoy answers 503 itself.
+    Closed,
+}
+
+impl RouteCluster {
+    /// A cluster served by a demo upstream named after it.
+    pub fn demo(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            upstream: RouteUpstream::Demo,
+        }
+    }
 }
 
 impl Default for StackOptions {
@@ -85,6 +119,7 @@ impl Default for StackOptions {
             istio_mode: false,
             control_extra: serde_json::Map::new(),
             downstream_tls: None,
+            route_clusters: Vec::new(),
         }
     }
 }
@@ -228,14 +263,41 @@ impl Stack {
         let tamper = TamperSwitch::default();
         let switch = tamper.clone();
         let control_port = control.port;
-        let (proxy_port, upstream_port) = control.runtime.block_on(async {
+        let ports_and_routes = control.runtime.block_on(async {
             let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let ports = (proxy.local_addr()?.port(), upstream.local_addr()?.port());
             tokio::spawn(tamper::serve(proxy, control_port, switch));
-            tokio::spawn(mcp_guard_demo_upstream::serve(upstream, stopped(signal)));
-            Ok::<_, std::io::Error>(ports)
+            tokio::spawn(mcp_guard_demo_upstream::serve(
+                upstream,
+                stopped(signal.clone()),
+            ));
+            let mut routed = Vec::new();
+            for cluster in &options.route_clusters {
+                let fail_status = match cluster.upstream {
+                    RouteUpstream::Closed => {
+                        routed.push((cluster.name.clone(), CLOSED_PORT));
+                        continue;
+                    }
+                    RouteUpstream::Demo => None,
+                    RouteUpstream::Failing(status) => Some(status),
+                };
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                routed.push((cluster.name.clone(), listener.local_addr()?.port()));
+                let instance = mcp_guard_demo_upstream::Instance {
+                    name: cluster.name.clone(),
+                    fail_status,
+                };
+                tokio::spawn(mcp_guard_demo_upstream::serve_as(
+                    listener,
+                    instance,
+                    stopped(signal.clone()),
+                ));
+            }
+            Ok::<_, std::io::Error>((ports, routed))
         })?;
+        let ((proxy_port, upstream_port), route_clusters) =
+            (ports_and_routes.0, ports_and_routes.1);
         let mut plugin_config = serde_json::json!({
             "control": {
                 "cluster": "mcp_guard_control",
@@ -267,6 +329,7 @@ impl Stack {
             headers_stop_iteration: !options.istio_mode,
             concurrency: options.concurrency,
             downstream_tls: options.downstream_tls.clone(),
+            route_clusters,
         };
         let envoy = Envoy::start(&paths::envoy_path(), &settings, &work_dir)?;
         let stack = Self {

@@ -27,6 +27,7 @@ fn validate(target: &Target, plugin_config: &str, name: &str) -> (bool, String, 
         headers_stop_iteration: true,
         concurrency: 1,
         downstream_tls: None,
+        route_clusters: vec![("llm-private".into(), 5)],
     };
     let template = std::fs::read_to_string(target.template()).unwrap();
     let rendered = render(&template, &settings, &dir.join("access.log"));

@@ -272,6 +272,15 @@ impl CompiledRule {
                 show_json(claims.get(&r.claim))
             );
         }
+        if !when.prompt_pii.is_empty() {
+            check!(
+                when.prompt_pii
+                    .iter()
+                    .any(|t| request.prompt_pii.contains(*t)),
+                format!("prompt_pii in {:?}", when.prompt_pii),
+                format!("{:?}", request.prompt_pii.iter().collect::<Vec<_>>())
+            );
+        }
         if let Some(window) = &when.time {
             check!(
                 time_holds(window, request.now_unix),

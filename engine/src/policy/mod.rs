@@ -27,8 +27,10 @@ use crate::decision::{Decision, DryRunOutcome, Effect, Reason};
 use crate::jwt::Verifier;
 use crate::mcp::{read_body_with, BodyAttrs, BodyError, BodyOptions, McpCall, TargetKind};
 use crate::pii::Scanner;
+use crate::prompt_pii::{PiiSet, PromptClassifier};
 use crate::request::RequestAttrs;
 use crate::resource::ProtectedResource;
+use crate::routes::{as_rule, CompiledRoutes, RouteChoice};
 use eval::Tracer;
 use index::{ClaimSlots, KindSet, RequestKeys, RuleIndex};
 
@@ -58,6 +60,10 @@ pub struct Policy {
     scanner: Option<Arc<Scanner>>,
     /// The `resource` section compiled (metadata, challenges, audiences).
     resource: Option<ProtectedResource>,
+    /// The `routes` section compiled.
+    routes: Option<CompiledRoutes>,
+    /// Classifies prompts for `prompt_pii` conditions (rules or routes).
+    prompt: Option<PromptClassifier>,
 }
 
 /// A tracer that records nothing (plain evaluation).
@@ -131,9 +137,18 @@ impl Policy {
         let allow = RuleIndex::build(&bundle.rules, &rules, &claim_slots, |r| {
             r.effect == RuleEffect::Allow
         });
+        // Route conditions read the request like rules do: their headers,
+        // arguments, URIs, peers and body needs count too.
+        let route_rules: Vec<crate::bundle::Rule> = bundle
+            .routes
+            .iter()
+            .flat_map(|r| &r.rules)
+            .map(as_rule)
+            .collect();
+        let every_rule = || bundle.rules.iter().chain(route_rules.iter());
         let mut header_names: Vec<String> =
             bundle.attributes.model_header.iter().cloned().collect();
-        for rule in &bundle.rules {
+        for rule in every_rule() {
             let when = &rule.when;
             header_names.extend(when.headers.iter().map(|h| h.name.clone()));
             header_names.extend(
@@ -167,7 +182,7 @@ impl Policy {
         };
         let mut argument_paths: Vec<ArgumentPath> = Vec::new();
         let mut canonical_uris = false;
-        for mcp in bundle.rules.iter().filter_map(|r| r.when.mcp.as_ref()) {
+        for mcp in every_rule().filter_map(|r| r.when.mcp.as_ref()) {
             // Names and globs are matched on the URI as sent, like
             // templates: `file:///public/*` must not match
             // `file:///public/../etc/passwd`.
@@ -178,7 +193,36 @@ impl Policy {
                 }
             }
         }
+        let mut prompt_types: Vec<crate::pii::PiiType> = every_rule()
+            .flat_map(|r| r.when.prompt_pii.iter().copied())
+            .collect();
+        prompt_types.sort();
+        prompt_types.dedup();
+        let prompt = PromptClassifier::new(&prompt_types, &bundle.pii.custom_terms)
+            .map_err(|e| BundleError::single("$.pii.custom_terms", e.to_string()))?;
+        let mut body_needs = BodyNeeds::of(&bundle.rules).with_mcp(bundle.tool_pins.is_some());
+        if let Some(routes) = &bundle.routes {
+            let route_needs = BodyNeeds::of(&route_rules);
+            body_needs.mcp |= route_needs.mcp;
+            body_needs.model |= route_needs.model;
+            // A model rewrite changes the body, a fallback replays it: it
+            // must be held and read.
+            body_needs.other |= route_needs.other
+                || routes
+                    .rules
+                    .iter()
+                    .any(|r| !r.models.is_empty() || r.fallback.is_some());
+        }
+        let needs_peer = every_rule().any(|r| !r.when.peers.is_empty())
+            || bundle
+                .identity
+                .workloads
+                .as_ref()
+                .is_some_and(|w| w.allow_without_token);
+        let routes = bundle.routes.as_ref().map(CompiledRoutes::new);
         Ok(Self {
+            routes,
+            prompt,
             argument_paths,
             canonical_uris,
             verifier,
@@ -187,13 +231,8 @@ impl Policy {
             has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
             // Tool pins read every MCP call (calls to check, lists to
             // watch), whatever the rules read.
-            body_needs: BodyNeeds::of(&bundle.rules).with_mcp(bundle.tool_pins.is_some()),
-            needs_peer: bundle.rules.iter().any(|r| !r.when.peers.is_empty())
-                || bundle
-                    .identity
-                    .workloads
-                    .as_ref()
-                    .is_some_and(|w| w.allow_without_token),
+            body_needs,
+            needs_peer,
             header_names,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
@@ -208,6 +247,25 @@ impl Policy {
     /// every exchange.
     pub fn scanner(&self) -> Option<&Arc<Scanner>> {
         self.scanner.as_ref()
+    }
+
+    /// The `routes` section, compiled; `None` when the bundle routes
+    /// nothing.
+    pub fn routes(&self) -> Option<&CompiledRoutes> {
+        self.routes.as_ref()
+    }
+
+    /// The route for an allowed request (first matching rule), if any.
+    pub fn route(&self, claims: &Claims, request: &RequestAttrs<'_>) -> Option<RouteChoice> {
+        self.routes.as_ref()?.choose(claims, request)
+    }
+
+    /// The PII types a request body holds, among those some `prompt_pii`
+    /// condition names (empty when none does).
+    pub fn prompt_pii(&self, body: &[u8]) -> PiiSet {
+        self.prompt
+            .as_ref()
+            .map_or_else(PiiSet::default, |p| p.classify(body))
     }
 
     /// The bundle this policy enforces.

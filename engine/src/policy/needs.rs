@@ -30,10 +30,12 @@ impl BodyNeeds {
             // Argument tests read `params.arguments`, templates need the
             // URI in canonical form: both only the body can show, so a
             // request announcing its call in headers still waits for it.
-            other: rules
-                .iter()
-                .filter_map(|r| r.when.mcp.as_ref())
-                .any(|m| !m.arguments.is_empty() || !m.resource_templates.is_empty()),
+            // `prompt_pii` classifies the whole body.
+            other: rules.iter().any(|r| !r.when.prompt_pii.is_empty())
+                || rules
+                    .iter()
+                    .filter_map(|r| r.when.mcp.as_ref())
+                    .any(|m| !m.arguments.is_empty() || !m.resource_templates.is_empty()),
         }
     }
 
@@ -72,5 +74,15 @@ mod tests {
         let other = BodyNeeds { other: true, ..mcp };
         assert!(!other.only_mcp());
         assert!(!BodyNeeds::default().any() && !BodyNeeds::default().only_mcp());
+    }
+
+    #[test]
+    fn prompt_pii_reads_the_body() {
+        let rule: Rule = serde_json::from_str(
+            r#"{"id":"a","effect":"deny","when":{"mcp":{"methods":["tools/call"]},"prompt_pii":["card"]}}"#,
+        )
+        .unwrap();
+        let needs = BodyNeeds::of(&[rule]);
+        assert!(needs.other && needs.any() && !needs.only_mcp());
     }
 }

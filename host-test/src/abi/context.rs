@@ -62,14 +62,28 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_call_foreign_function",
-        |c: C<'_>, name: i32, name_len: i32, args: i32, args_len: i32, _out: i32, _size: i32| {
-            // Envoy answers NotFound for a function it does not register; the
-            // SDK maps that to an error instead of panicking.
-            code(
-                read(&c, name, name_len)
-                    .and(read(&c, args, args_len))
-                    .and(Err(Status::NotFound)),
-            )
+        |mut c: C<'_>,
+         name: i32,
+         name_len: i32,
+         args: i32,
+         args_len: i32,
+         _out: i32,
+         _size: i32| {
+            let name =
+                match read(&c, name, name_len).and_then(|n| read(&c, args, args_len).map(|_| n)) {
+                    Ok(name) => name,
+                    Err(status) => return status.code(),
+                };
+            // Envoy registers `clear_route_cache` (it makes the stream choose
+            // its route again; nothing to return). Any other name is
+            // NotFound, which the SDK maps to an error instead of panicking.
+            if name == b"clear_route_cache" {
+                if let Some(stream) = c.data_mut().stream_mut() {
+                    stream.route_cache_clears += 1;
+                }
+                return Status::Ok.code();
+            }
+            Status::NotFound.code()
         },
     )?;
     linker.func_wrap(
