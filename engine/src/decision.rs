@@ -69,6 +69,13 @@ pub enum Reason {
     /// 8693 token exchange failed): refused, never forwarded with the
     /// caller's token.
     TokenExchangeFailed,
+    /// Allowed by the rules, but a rate limit or token budget of the
+    /// caller is spent for the current window (HTTP 429).
+    RateLimited,
+    /// Allowed by the rules, but the rate-limit service could not be
+    /// asked (unreachable, slow, a bad answer) and the bundle fails
+    /// closed (HTTP 503).
+    RateLimitUnavailable,
 }
 
 impl Reason {
@@ -89,6 +96,8 @@ impl Reason {
             Reason::DryRun => "dry_run",
             Reason::TokenExchangeFailed => "token_exchange_failed",
             Reason::ToolPinMismatch => "tool_pin_mismatch",
+            Reason::RateLimited => "rate_limited",
+            Reason::RateLimitUnavailable => "ratelimit_unavailable",
         }
     }
 
@@ -96,7 +105,8 @@ impl Reason {
     pub fn deny_status(self) -> u32 {
         match self {
             Reason::MissingToken | Reason::InvalidToken => 401,
-            Reason::NoPolicy | Reason::TokenExchangeFailed => 503,
+            Reason::NoPolicy | Reason::TokenExchangeFailed | Reason::RateLimitUnavailable => 503,
+            Reason::RateLimited => 429,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest | Reason::HeaderMismatch => 400,
             Reason::RuleAllow

@@ -21,6 +21,7 @@ pub mod peer;
 pub mod pii;
 pub mod pins;
 pub mod policy;
+pub mod rate_limit;
 pub mod report;
 pub mod request;
 pub mod request_line;

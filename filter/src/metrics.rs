@@ -23,6 +23,7 @@ use proxy_wasm::types::MetricType;
 
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::Decision;
+use mcp_guard_flow::host::RateLimitEvent;
 use mcp_guard_flow::metric_names::{self as names, tagged, FetchResult};
 use mcp_guard_flow::timing::Durations;
 
@@ -42,6 +43,9 @@ struct Series {
 pub struct Metrics {
     pii_blocked: Option<u32>,
     tool_pin_mismatch: Option<u32>,
+    ratelimit_over: Option<u32>,
+    ratelimit_errors: Option<u32>,
+    tokens_charged: Option<u32>,
     decision_duration: Option<u32>,
     scrub_duration: Option<u32>,
     series: Rc<RefCell<Series>>,
@@ -71,6 +75,9 @@ impl Metrics {
         Self {
             pii_blocked: define(Counter, names::PII_BLOCKED),
             tool_pin_mismatch: define(Counter, names::TOOL_PIN_MISMATCH),
+            ratelimit_over: define(Counter, names::RATELIMIT_OVER),
+            ratelimit_errors: define(Counter, names::RATELIMIT_ERRORS),
+            tokens_charged: define(Counter, names::TOKENS_CHARGED),
             decision_duration: define(Histogram, names::DECISION_DURATION),
             scrub_duration: define(Histogram, names::SCRUB_DURATION),
             series: Rc::default(),
@@ -124,6 +131,16 @@ impl Metrics {
     /// Counts a pinned tool seen changed or a call to one denied.
     pub fn record_tool_pin_mismatch(&self) {
         bump(self.tool_pin_mismatch, 1);
+    }
+
+    /// Counts a rate-limit event.
+    pub fn record_rate_limit(&self, event: RateLimitEvent, amount: u64) {
+        let id = match event {
+            RateLimitEvent::Over => self.ratelimit_over,
+            RateLimitEvent::Error => self.ratelimit_errors,
+            RateLimitEvent::TokensCharged => self.tokens_charged,
+        };
+        bump(id, amount);
     }
 
     /// Records one exchange's time in the filter.

@@ -54,6 +54,7 @@ use crate::resource;
 use crate::timing::Timing;
 use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
 
+mod limits;
 mod timed;
 mod verify;
 
@@ -79,6 +80,8 @@ enum RequestState {
     Verifying,
     /// Allowed; held until the RFC 8693 token exchange answers.
     Exchanging,
+    /// Allowed by the rules; held until the rate-limit service answers.
+    Limiting,
     /// Allowed: the request goes upstream.
     Forwarded,
     /// Refused with a local reply.
@@ -189,6 +192,8 @@ pub struct Exchange {
     /// The response's content type, read at its headers (a released
     /// header map cannot be read later).
     response_content_type: Option<String>,
+    /// Rate limits and token budgets of this request.
+    limits: crate::limits::LimitState,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -269,6 +274,7 @@ impl Exchange {
             timing: Timing::default(),
             held_headers: true,
             response_content_type: None,
+            limits: crate::limits::LimitState::default(),
         }
     }
 
@@ -360,6 +366,12 @@ impl Exchange {
             self.request = RequestState::Answered;
             let id = self.jsonrpc_id.as_ref();
             mcp_headers::send_mismatch(host, &decision, id, &self.request_id);
+        } else if denied && decision.reason == Reason::RateLimited && self.limits.refusal.is_some()
+        {
+            self.request = RequestState::Answered;
+            if let Some(refusal) = &self.limits.refusal {
+                crate::limits::send_refusal(host, &decision, refusal, &self.request_id);
+            }
         } else if denied {
             self.request = RequestState::Answered;
             let resource_duties = self.policy.as_ref().and_then(|a| a.policy.resource());
@@ -523,7 +535,10 @@ impl Exchange {
         // it until the IdP answers; on the header path the headers would
         // already be upstream, so bundles that exchange tokens decide on
         // the MCP headers at the end of the body (still verified).
-        let decide_at_body = scrub_request || bundle.token_exchange.is_some();
+        // Global rate limits hold the request for the service's answer
+        // the same way.
+        let decide_at_body =
+            scrub_request || bundle.token_exchange.is_some() || bundle.limits.global.is_some();
         match mcp_headers::plan(&active.policy, &self.headers, decide_at_body) {
             HeaderPlan::Absent => {}
             HeaderPlan::Refuse(refusal) => {
@@ -575,7 +590,7 @@ impl Exchange {
                 }
                 return Next::Continue;
             }
-            RequestState::Exchanging => {
+            RequestState::Exchanging | RequestState::Limiting => {
                 // Held until the exchange answers; a body the headers
                 // said would not come is dropped.
                 if self.request_ended && !host.replace_body(Side::Request, size, &[]) {
@@ -609,7 +624,7 @@ impl Exchange {
         match self.request {
             RequestState::AwaitingBody => {}
             RequestState::Verifying => return self.finish_verify(host),
-            RequestState::Exchanging => return Next::Pause,
+            RequestState::Exchanging | RequestState::Limiting => return Next::Pause,
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),
@@ -769,6 +784,17 @@ impl Exchange {
                 self.record.tool_pin = Some(tool);
             }
         }
+        if decision.effect == Effect::Allow && !policy.limits().is_empty() {
+            // `when` sees the first call, like a request making one; a
+            // limit keyed by tool counts the first `tools/call`.
+            let tool = attrs
+                .mcp
+                .iter()
+                .find(|c| c.method == "tools/call")
+                .and_then(|c| c.target.as_deref());
+            let first = request.with_mcp(attrs.mcp.first());
+            self.limits.hits = policy.limits_for(&self.claims, &first, tool);
+        }
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);
         if decision.effect == Effect::Allow {
@@ -790,6 +816,14 @@ impl Exchange {
         decision: Decision,
     ) -> Next {
         if decision.effect == Effect::Allow {
+            match self.check_limits(host, active, &decision) {
+                limits::Step::Go => {}
+                limits::Step::Refuse(refusal) => return self.enforce(host, refusal),
+                limits::Step::Wait => {
+                    self.request = RequestState::Limiting;
+                    return Next::Pause;
+                }
+            }
             if !self.admitted {
                 self.admit(host, active);
             }
@@ -902,7 +936,11 @@ impl Exchange {
                 host.set_header(Side::Request, &inj.header, &value);
             }
         }
-        if self.scanner.is_some() || !self.list_calls.is_empty() || self.watch_lists() {
+        if self.scanner.is_some()
+            || !self.list_calls.is_empty()
+            || self.watch_lists()
+            || self.limits.metered
+        {
             host.remove_header(Side::Request, "accept-encoding");
         }
     }
@@ -927,6 +965,15 @@ impl Exchange {
     /// returned it). An answer for another call, or arriving after the
     /// stream ended or was answered, is ignored.
     pub fn on_callout_answer(&mut self, host: &mut impl Host, id: u64, answer: &CalloutAnswer) {
+        if self.request == RequestState::Limiting
+            && self.limits.pending.as_ref().map(|p| p.id) == Some(id)
+        {
+            if let (Some(pending), Some(active)) = (self.limits.pending.take(), self.policy.clone())
+            {
+                self.on_limit_answer(host, &active, pending, answer);
+            }
+            return;
+        }
         if self.request != RequestState::Exchanging
             || self.pending.as_ref().map(|p| p.id) != Some(id)
         {
@@ -960,6 +1007,7 @@ impl Exchange {
     /// the bundle's scanner finds in its free-text members, sealed into the
     /// VM's `chain` and published with the flat keys. Once per exchange.
     pub fn on_log(&mut self, host: &mut impl Host, chain: Option<&mut DecisionChain>) {
+        self.charge_tokens(host);
         let scanner = self.policy.as_ref().and_then(|a| a.policy.scanner());
         self.record
             .seal_and_publish(host, chain, scanner.map(|s| &**s));
@@ -968,6 +1016,10 @@ impl Exchange {
     /// The stream ended (completed or reset): a pending exchange is
     /// abandoned and its answer, if one still comes, ignored.
     pub fn on_stream_done(&mut self) {
+        if self.request == RequestState::Limiting {
+            self.limits.pending = None;
+            self.request = RequestState::Answered;
+        }
         if self.request == RequestState::Exchanging {
             self.pending = None;
             self.pending_decision = None;
@@ -1033,7 +1085,8 @@ impl Exchange {
             RequestState::Start
             | RequestState::AwaitingBody
             | RequestState::Verifying
-            | RequestState::Exchanging => {
+            | RequestState::Exchanging
+            | RequestState::Limiting => {
                 // Nothing was forwarded, or only headers and the proxy
                 // says the answer is its own: a timeout, a reset upstream
                 // of us, an unreachable upstream. It carries no upstream
@@ -1042,6 +1095,7 @@ impl Exchange {
                 // upstream nor sends a second reply.
                 self.pending = None;
                 self.pending_decision = None;
+                self.limits.pending = None;
                 self.request = RequestState::Answered;
                 self.record.scrub_note = Some("response_before_decision");
                 self.record.publish(host);
@@ -1049,6 +1103,7 @@ impl Exchange {
                 return Next::Continue;
             }
         }
+        self.start_meter(host);
         if self.scanner.is_none() && self.list_calls.is_empty() && !self.watch_lists() {
             self.response = ResponseState::Pass;
             return Next::Continue;
@@ -1193,7 +1248,14 @@ impl Exchange {
     ) -> Next {
         let redactions_before = self.record.redactions.total();
         let next = match &self.response {
-            ResponseState::Pass => Next::Continue,
+            ResponseState::Pass => {
+                if self.limits.meter.is_some() && size > 0 {
+                    if let Some(chunk) = host.body(Side::Response, size) {
+                        self.meter(&chunk);
+                    }
+                }
+                Next::Continue
+            }
             ResponseState::Replied => {
                 // Our own reply's body passes; anything else is dropped.
                 let ours = size == 0
@@ -1301,6 +1363,7 @@ impl Exchange {
             None if size == 0 => Vec::new(),
             _ => return self.refuse_held(host, size, "body_unreadable"),
         };
+        self.meter(&body);
         let content_type = self.response_content_type.clone();
         let safe = self
             .settings()
@@ -1500,6 +1563,7 @@ impl Exchange {
         else {
             return;
         };
+        self.meter(&chunk);
         // One output buffer per stream, reused chunk after chunk.
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();

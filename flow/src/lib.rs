@@ -20,6 +20,7 @@ pub mod envoy_proto;
 pub mod exchange;
 pub mod host;
 pub mod identity;
+pub mod limits;
 pub mod line_policy;
 pub mod mcp_headers;
 pub mod memory;

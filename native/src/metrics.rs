@@ -40,6 +40,9 @@ pub struct Metrics {
     redactions: Option<usize>,
     pii_blocked: Option<usize>,
     tool_pin_mismatch: Option<usize>,
+    ratelimit_over: Option<usize>,
+    ratelimit_errors: Option<usize>,
+    tokens_charged: Option<usize>,
     bundle_fetches: Option<usize>,
     policy_info: Option<usize>,
     decision_duration: Option<usize>,
@@ -124,6 +127,9 @@ impl Metrics {
             redactions: m(Kind::Counter, names::REDACTIONS, &names::REDACTION_LABELS),
             pii_blocked: m(Kind::Counter, names::PII_BLOCKED, &[]),
             tool_pin_mismatch: m(Kind::Counter, names::TOOL_PIN_MISMATCH, &[]),
+            ratelimit_over: m(Kind::Counter, names::RATELIMIT_OVER, &[]),
+            ratelimit_errors: m(Kind::Counter, names::RATELIMIT_ERRORS, &[]),
+            tokens_charged: m(Kind::Counter, names::TOKENS_CHARGED, &[]),
             bundle_fetches: m(Kind::Counter, names::BUNDLE_FETCHES, &names::FETCH_LABELS),
             policy_info: m(Kind::Gauge, names::POLICY_INFO, &names::POLICY_LABELS),
             decision_duration: m(Kind::Histogram, names::DECISION_DURATION, &[]),
@@ -153,6 +159,22 @@ impl Metrics {
     /// Counts a pinned tool seen changed, or a call to one denied.
     pub fn count_tool_pin_mismatch(&self, filter: Filter) {
         count(filter, self.tool_pin_mismatch, &[], 1);
+    }
+
+    /// Counts a rate-limit event.
+    pub fn count_rate_limit(
+        &self,
+        filter: Filter,
+        event: mcp_guard_flow::host::RateLimitEvent,
+        amount: u64,
+    ) {
+        use mcp_guard_flow::host::RateLimitEvent;
+        let id = match event {
+            RateLimitEvent::Over => self.ratelimit_over,
+            RateLimitEvent::Error => self.ratelimit_errors,
+            RateLimitEvent::TokensCharged => self.tokens_charged,
+        };
+        count(filter, id, &[], amount);
     }
 
     /// Records one exchange's time in the filter.

@@ -27,6 +27,7 @@ use crate::decision::{Decision, DryRunOutcome, Effect, Reason};
 use crate::jwt::Verifier;
 use crate::mcp::{read_body_with, BodyAttrs, BodyError, BodyOptions, McpCall, TargetKind};
 use crate::pii::Scanner;
+use crate::rate_limit::{CompiledLimit, LimitHit};
 use crate::request::RequestAttrs;
 use crate::resource::ProtectedResource;
 use eval::Tracer;
@@ -58,6 +59,8 @@ pub struct Policy {
     scanner: Option<Arc<Scanner>>,
     /// The `resource` section compiled (metadata, challenges, audiences).
     resource: Option<ProtectedResource>,
+    /// `limits.rate`, compiled (bundle order).
+    limits: Box<[CompiledLimit]>,
 }
 
 /// A tracer that records nothing (plain evaluation).
@@ -131,9 +134,13 @@ impl Policy {
         let allow = RuleIndex::build(&bundle.rules, &rules, &claim_slots, |r| {
             r.effect == RuleEffect::Allow
         });
+        let limits: Box<[CompiledLimit]> =
+            bundle.limits.rate.iter().map(CompiledLimit::new).collect();
+        let limit_rules: Vec<crate::bundle::Rule> =
+            limits.iter().map(|l| l.rule().clone()).collect();
         let mut header_names: Vec<String> =
             bundle.attributes.model_header.iter().cloned().collect();
-        for rule in &bundle.rules {
+        for rule in bundle.rules.iter().chain(&limit_rules) {
             let when = &rule.when;
             header_names.extend(when.headers.iter().map(|h| h.name.clone()));
             header_names.extend(
@@ -187,14 +194,23 @@ impl Policy {
             has_dry_run_rules: bundle.rules.iter().any(|r| r.dry_run),
             // Tool pins read every MCP call (calls to check, lists to
             // watch), whatever the rules read.
-            body_needs: BodyNeeds::of(&bundle.rules).with_mcp(bundle.tool_pins.is_some()),
-            needs_peer: bundle.rules.iter().any(|r| !r.when.peers.is_empty())
+            // Limits read what their conditions and keys read.
+            body_needs: BodyNeeds::of(&bundle.rules)
+                .union(BodyNeeds::of(&limit_rules))
+                .with_mcp(bundle.tool_pins.is_some() || limits.iter().any(|l| l.by.tool))
+                .with_model(limits.iter().any(|l| l.by.model)),
+            needs_peer: bundle
+                .rules
+                .iter()
+                .chain(&limit_rules)
+                .any(|r| !r.when.peers.is_empty())
                 || bundle
                     .identity
                     .workloads
                     .as_ref()
                     .is_some_and(|w| w.allow_without_token),
             header_names,
+            limits,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
             claim_slots,
@@ -202,6 +218,30 @@ impl Policy {
             allow,
             bundle,
         })
+    }
+
+    /// `limits.rate`, compiled, in bundle order.
+    pub fn limits(&self) -> &[CompiledLimit] {
+        &self.limits
+    }
+
+    /// The limits that count this allowed request, each with the
+    /// caller's key (`tool`: the MCP tool it calls, if any).
+    pub fn limits_for(
+        &self,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        tool: Option<&str>,
+    ) -> Vec<LimitHit> {
+        self.limits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.applies(claims, request))
+            .map(|(index, l)| LimitHit {
+                index,
+                key: l.caller_key(claims, request.model, tool),
+            })
+            .collect()
     }
 
     /// The PII scanner, when the bundle turns scrubbing on; shared by
