@@ -1071,7 +1071,7 @@ impl Exchange {
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_verification");
             }
-            RequestState::AwaitingBody
+            RequestState::AwaitingBody | RequestState::Limiting
                 if !self.held_headers && !proxy_replies::is_proxy_own(host) =>
             {
                 // Headers not held: in this state they went upstream

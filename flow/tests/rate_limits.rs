@@ -499,3 +499,32 @@ fn global_token_budgets_charge_usage_minus_one_detached() {
     assert_eq!(charge.body, expect);
     assert_eq!(h.rate_limit_counts.2, 1000);
 }
+
+#[test]
+fn headers_released_an_upstream_answer_before_the_service_is_refused() {
+    let a = active(json!({
+        "rate": [{"id": "g", "requests": 5, "per": "minute", "by": {"model": true}, "store": "global"}],
+        "global": {"cluster": "rls", "domain": "d"}
+    }));
+    let mut h = host(&SharedStore::default(), json!({"sub": "u"}), "/x", NOW_MS);
+    h.request.headers[0].1 = "POST".into();
+    let mut ex = Exchange::new(Some(Arc::clone(&a))).with_held_headers(false);
+    // Headers go on (not held), the body is held for the model.
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Continue);
+    h.request.body = br#"{"model":"m"}"#.to_vec();
+    assert_eq!(ex.on_request_body(&mut h, 13, true), Next::Pause);
+    assert_eq!(h.callouts.len(), 1);
+    // The upstream answers the headers before the service does.
+    h.response.headers = vec![(":status".into(), "200".into())];
+    assert_eq!(ex.on_response_headers(&mut h, false), Next::Pause);
+    assert_eq!(h.replies[0].status, 502);
+    // The late OK neither releases the body nor answers again.
+    let ok = CalloutAnswer {
+        status: Some("200".into()),
+        body: grpc_frame(&[0x08, 1, 0x12, 2, 0x08, 1]),
+        grpc_status: Some("0".into()),
+    };
+    ex.on_callout_answer(&mut h, 1, &ok);
+    assert_eq!(h.resumed, 0);
+    assert_eq!(h.replies.len(), 1);
+}
