@@ -14,7 +14,9 @@ USAGE:
     mcp-guard explain --bundle BUNDLE.json (--claims CLAIMS.json | --token JWT | --token-file FILE)
                       --request REQUEST.json [--json]
     mcp-guard schema
-    mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG]
+    mcp-guard diff OLD.json NEW.json [-o table|json]
+    mcp-guard diff --server URL NAME V1 V2 [-o table|json]
+    mcp-guard push --server URL --token-file FILE BUNDLE.json [--if-match ETAG | --create]
                    [--wait-rollout [--rollout-timeout SECONDS]]
     mcp-guard get --server URL NAME [--version V]
     mcp-guard history --server URL NAME
@@ -32,17 +34,26 @@ USAGE:
 
 COMMANDS:
     validate   Check bundles with the engine the filter enforces with. Prints
-               `ok: FILE: NAME vVERSION, N rules`, or one `FILE: JSON-PATH: MESSAGE`
-               line per issue. Exit 0 when all are valid, 1 when one is invalid,
+               `ok: FILE: NAME vVERSION, N rules`, or one
+               `FILE:LINE:COLUMN: JSON-PATH: MESSAGE` line per issue, every
+               issue of the file in one run (structural ones from the bundle
+               JSON Schema too). Exit 0 when all are valid, 1 when one is invalid,
                2 when a file cannot be read.
     explain    Decide a request as the filter would and show, rule by rule (deny
                rules first), which conditions held and what the request had.
                Exit 0 when allowed, 3 when denied, 2 on bad input.
     schema     Print the JSON Schema (draft 2020-12) of bundle format v1.
+    diff       What changed between two bundle files, or two stored versions of
+               a bundle: rules (and routes, limits: any list of objects with
+               an `id`) matched by id, other sections member by member; one
+               `+`/`-`/`~` line per change and a summary, or -o json. Exit 0
+               when equal, 1 when they differ, 2 on bad input.
     push       Store BUNDLE.json as the next version of its bundle on the control
                service (the service assigns the version). Prints
                {name, version, etag, digest}. With --if-match, only if the
-               current version still has that ETag. Exit 1 when refused (the
+               current version still has that ETag. The bundle must exist
+               unless --create is given (a mistyped name is refused, not
+               stored as a new bundle). Exit 1 when refused (the
                issues are printed), 2 on usage or connection errors.
                With --wait-rollout, then polls /v1/status until every live
                proxy of the bundle enforces the new version (exit 0, prints
@@ -116,6 +127,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// `schema`: print the bundle JSON Schema.
     Schema,
+    /// `diff`: what changed between two bundles.
+    Diff(crate::diff::DiffArgs),
     /// `push`, `get`, `history`, `rollback`: talk to the control service.
     Remote(crate::remote::Remote),
     /// `pins`: print tool pins for an MCP server's tools.
@@ -180,6 +193,9 @@ pub enum ArgsError {
     /// A positional argument where none is expected.
     #[error("unexpected argument `{0}`")]
     Unexpected(String),
+    /// Two options that exclude each other.
+    #[error("`{0}` and `{1}` exclude each other")]
+    Conflict(&'static str, &'static str),
 }
 
 /// Parses the arguments after the program name.
@@ -194,6 +210,12 @@ where
         "validate" => parse_validate(rest),
         "explain" => parse_explain(rest),
         "schema" => no_arguments(rest, Command::Schema),
+        "diff" => {
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                return Ok(Command::Help);
+            }
+            crate::diff::parse(rest).map(Command::Diff)
+        }
         "keygen" => no_arguments(rest, Command::Keygen),
         "pins" => crate::pins::parse(rest),
         "audit" => crate::audit::parse(rest),

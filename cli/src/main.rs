@@ -13,8 +13,10 @@
 
 mod args;
 mod audit;
+mod diff;
 mod explain;
 mod keys;
+mod locate;
 mod pins;
 mod remote;
 mod render;
@@ -60,6 +62,30 @@ fn usage_error(error: &ArgsError) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+/// One side of `diff` as JSON: a file, or a stored version fetched from
+/// the control service.
+fn load_side(side: &diff::Side) -> Result<serde_json::Value, String> {
+    let (bytes, what) = match side {
+        diff::Side::File(path) => (
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        diff::Side::Stored {
+            server,
+            name,
+            version,
+        } => (
+            remote::fetch_version(server, name, *version).map_err(|e| e.to_string())?,
+            format!("{name} v{version} on {server}"),
+        ),
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(value) if value.is_object() => Ok(value),
+        Ok(_) => Err(format!("{what}: not a bundle (a JSON object is expected)")),
+        Err(e) => Err(format!("{what}: not JSON ({e})")),
+    }
+}
+
 /// Prints to stdout; a closed pipe (`| head`) is not an error worth a panic.
 fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -83,6 +109,21 @@ fn run(command: Command) -> u8 {
             print(schema::BUNDLE_V1);
             0
         }
+        Command::Diff(args) => match (load_side(&args.old), load_side(&args.new)) {
+            (Ok(old), Ok(new)) => {
+                let changes = diff::changes(&old, &new);
+                if args.json {
+                    print(&to_json(&changes));
+                } else {
+                    print(&diff::table(&changes));
+                }
+                u8::from(!changes.is_empty())
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("mcp-guard diff: {e}");
+                EXIT_USAGE
+            }
+        },
         Command::Keygen => match keys::keygen() {
             Ok(text) => {
                 print(&text);

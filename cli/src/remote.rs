@@ -30,6 +30,10 @@ pub enum Remote {
         file: PathBuf,
         /// Only store if the current version has this ETag.
         if_match: Option<String>,
+        /// `--create`: the bundle may be new. Without it a push must update
+        /// an existing bundle (sent as `If-Match: *`), so a typo in a name
+        /// cannot silently start a second bundle no proxy reads.
+        create: bool,
         /// `--wait-rollout`: then wait up to this long until every live
         /// proxy enforces the pushed version.
         wait_rollout: Option<Duration>,
@@ -97,6 +101,28 @@ pub enum RemoteError {
     Rollout(String),
 }
 
+/// The `name` of the bundle in `file`, or why the file is not a bundle:
+/// not JSON (with line and column), not an object, or no string `name`.
+fn bundle_name(file: &std::path::Path, bundle: &[u8]) -> Result<String, RemoteError> {
+    let refuse = |why: String| {
+        RemoteError::Refused(format!(
+            "{}: {why}; try `mcp-guard validate`",
+            file.display()
+        ))
+    };
+    // serde_json's message ends with the line and column.
+    let value: Value =
+        serde_json::from_slice(bundle).map_err(|e| refuse(format!("not JSON ({e})")))?;
+    match value.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+        _ if !value.is_object() => Err(refuse("not a bundle (a JSON object is expected)".into())),
+        Some(_) => Err(refuse(
+            "not a bundle (`name` must be a non-empty string)".into(),
+        )),
+        None => Err(refuse("not a bundle (no \"name\" field)".into())),
+    }
+}
+
 /// Parses the arguments of `push`, `get`, `history`, `rollback`, `status`.
 pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
     let mut server = None;
@@ -107,6 +133,7 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
     let mut wait_rollout = false;
     let mut rollout_timeout = None;
     let mut json = false;
+    let mut create = false;
     let mut positional = Vec::new();
     let mut args = rest.into_iter();
     while let Some(arg) = args.next() {
@@ -143,6 +170,7 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
                 )?
             }
             "--json" if command == "status" && flag.inline.is_none() => json = true,
+            "--create" if command == "push" && flag.inline.is_none() => create = true,
             "--help" | "-h" => return Err(ArgsError::UnknownOption(arg)),
             s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
             _ => positional.push(arg),
@@ -170,6 +198,9 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
             "--wait-rollout (with --rollout-timeout)",
         ));
     }
+    if create && if_match.is_some() {
+        return Err(ArgsError::Conflict("--create", "--if-match"));
+    }
     let target = first.ok_or(ArgsError::Missing(what))?;
     let token = |t: Option<PathBuf>| t.ok_or(ArgsError::Missing("--token-file FILE"));
     Ok(match command {
@@ -178,6 +209,7 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
             token_file: token(token_file)?,
             file: target.into(),
             if_match,
+            create,
             wait_rollout: wait_rollout
                 .then(|| rollout_timeout.unwrap_or(crate::rollout::DEFAULT_TIMEOUT)),
         },
@@ -199,6 +231,28 @@ pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
     })
 }
 
+/// Fetches one stored version of a bundle (for `diff`).
+pub fn fetch_version(server: &str, name: &str, version: u64) -> Result<Vec<u8>, RemoteError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .build()
+        .into();
+    let url = format!(
+        "{}/v1/bundles/{name}/versions/{version}",
+        server.trim_end_matches('/')
+    );
+    let (status, body) = finish(agent.get(&url).call())?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(RemoteError::Refused(format!(
+            "{name} v{version} on {server}: {}",
+            explain(status, &body)
+        )))
+    }
+}
+
 /// Runs the command; on success returns what to print on stdout.
 pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -213,6 +267,7 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
             token_file,
             file,
             if_match,
+            create,
             wait_rollout,
         } => {
             let token = read_token(token_file)?;
@@ -221,23 +276,26 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
                 source,
             })?;
             // The URL name comes from the bundle, so it always matches.
-            let name = serde_json::from_slice::<Value>(&bundle)
-                .ok()
-                .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
-                .ok_or_else(|| {
-                    RemoteError::Refused(format!(
-                        "{}: not a bundle (no \"name\" field); try `mcp-guard validate`",
-                        file.display()
-                    ))
-                })?;
+            let name = bundle_name(file, &bundle)?;
             let mut request = agent
                 .put(url(server, &format!("/v1/bundles/{name}")))
                 .header("authorization", &format!("Bearer {token}"))
                 .header("content-type", "application/json");
-            if let Some(tag) = if_match {
-                request = request.header("if-match", &quote(tag));
+            let condition = match (if_match, create) {
+                (Some(tag), _) => Some(quote(tag)),
+                (None, false) => Some("*".to_owned()),
+                (None, true) => None,
+            };
+            if let Some(condition) = &condition {
+                request = request.header("if-match", condition);
             }
             let (status, body) = finish(request.send(&bundle[..]))?;
+            if status == 412 && condition.as_deref() == Some("*") {
+                return Err(RemoteError::Refused(format!(
+                    "{server} has no bundle named `{name}`: check the name, or pass --create to \
+                     create it"
+                )));
+            }
             match wait_rollout {
                 Some(timeout) if (200..300).contains(&status) => {
                     return rollout(&agent, server, &name, &body, *timeout);
@@ -432,6 +490,7 @@ mod tests {
                 token_file: "t".into(),
                 file: "b.json".into(),
                 if_match: Some("\"e\"".into()),
+                create: false,
                 wait_rollout: None,
             })
         );
@@ -453,6 +512,7 @@ mod tests {
                 token_file: "t".into(),
                 file: "b.json".into(),
                 if_match: None,
+                create: false,
                 wait_rollout: Some(Duration::from_secs(7)),
             })
         );

@@ -1,11 +1,43 @@
 //! `mcp-guard validate`: offline bundle validation with the engine's own
 //! parser, so a bundle that passes here is one the filter accepts.
+//!
+//! The engine stops at the first structural error (serde); then the bundle
+//! JSON Schema runs too, so one run lists every structural error, each at
+//! its line and column, like a compiler.
 
 use std::path::Path;
 
-use mcp_guard_engine::bundle::BundleIssue;
+use mcp_guard_engine::bundle::{BundleError, BundleIssue};
 use mcp_guard_engine::Bundle;
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::locate::{position, Position};
+
+/// One issue, located in the file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Issue {
+    /// JSON path and message.
+    #[serde(flatten)]
+    pub issue: BundleIssue,
+    /// Line (from 1) of the value the path names, or of the object that
+    /// lacks it; absent when the text gives no place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Column (from 1, in characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+impl Issue {
+    fn at(issue: BundleIssue, place: Option<Position>) -> Self {
+        Self {
+            issue,
+            line: place.map(|p| p.line),
+            column: place.map(|p| p.column),
+        }
+    }
+}
 
 /// The verdict on one file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,10 +52,11 @@ pub enum Outcome {
         /// Number of rules.
         rules: usize,
     },
-    /// The engine rejects the bundle; every issue it found.
+    /// The engine rejects the bundle; every issue found.
     Invalid {
-        /// Issues, each located by JSON path.
-        issues: Vec<BundleIssue>,
+        /// Issues, each located by JSON path and, where the text allows,
+        /// line and column.
+        issues: Vec<Issue>,
     },
     /// The file could not be read.
     Unreadable {
@@ -43,7 +76,8 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    /// Text lines for humans: `ok: …` or one `file: path: message` per issue.
+    /// Text lines for humans: `ok: …` or one
+    /// `file:line:column: path: message` per issue.
     pub fn lines(&self) -> Vec<String> {
         match &self.outcome {
             Outcome::Valid {
@@ -57,7 +91,13 @@ impl FileReport {
             )],
             Outcome::Invalid { issues } => issues
                 .iter()
-                .map(|i| format!("{}: {}: {}", self.file, i.path, i.message))
+                .map(|i| match (i.line, i.column) {
+                    (Some(line), Some(column)) => format!(
+                        "{}:{line}:{column}: {}: {}",
+                        self.file, i.issue.path, i.issue.message
+                    ),
+                    _ => format!("{}: {}: {}", self.file, i.issue.path, i.issue.message),
+                })
                 .collect(),
             Outcome::Unreadable { error } => vec![format!("{}: error: {error}", self.file)],
         }
@@ -77,10 +117,129 @@ pub fn check_file(path: &Path) -> FileReport {
                 name: bundle.name,
                 version: bundle.version,
             },
-            Err(e) => Outcome::Invalid { issues: e.issues() },
+            Err(e) => Outcome::Invalid {
+                issues: located_issues(&bytes, &e),
+            },
         },
     };
     FileReport { file, outcome }
+}
+
+/// Every issue of a rejected bundle, located and in file order. A
+/// structural error (the engine reports the first only) adds the JSON
+/// Schema's errors; text that is not JSON gets serde's own position.
+fn located_issues(bytes: &[u8], error: &BundleError) -> Vec<Issue> {
+    let text = String::from_utf8_lossy(bytes);
+    let value = match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => value,
+        Err(e) => {
+            let place = (e.line() > 0).then_some(Position {
+                line: e.line(),
+                column: e.column(),
+            });
+            return error
+                .issues()
+                .into_iter()
+                .map(|i| Issue::at(i, place))
+                .collect();
+        }
+    };
+    let mut issues = error.issues();
+    if matches!(error, BundleError::Parse(_)) {
+        // The engine's message wins where both speak of the same place
+        // (it names the operators, fields and limits it means); the schema
+        // adds the places the engine never reached.
+        let covered = |schema: &BundleIssue| {
+            issues.iter().any(|engine| {
+                engine.path == schema.path
+                    || engine
+                        .path
+                        .strip_prefix(schema.path.as_str())
+                        .is_some_and(|rest| rest.starts_with(['.', '[']))
+            })
+        };
+        let from_schema: Vec<BundleIssue> = schema_issues(&value)
+            .into_iter()
+            .filter(|s| !covered(s))
+            .collect();
+        issues.extend(from_schema);
+    }
+    let mut located: Vec<Issue> = issues
+        .into_iter()
+        .map(|mut i| {
+            let place = position(&text, &i.path);
+            if place.is_some() {
+                i.message = without_serde_position(&i.message).to_owned();
+            }
+            Issue::at(i, place)
+        })
+        .collect();
+    located.sort_by_key(|i| (i.line.unwrap_or(usize::MAX), i.column.unwrap_or(0)));
+    located
+}
+
+/// serde's messages end with ` at line L column C`; once the issue is
+/// printed at its place that tail only repeats it.
+fn without_serde_position(message: &str) -> &str {
+    let Some((head, tail)) = message.rsplit_once(" at line ") else {
+        return message;
+    };
+    let numbers = tail.split_once(" column ").is_some_and(|(l, c)| {
+        !l.is_empty()
+            && !c.is_empty()
+            && l.bytes().all(|b| b.is_ascii_digit())
+            && c.bytes().all(|b| b.is_ascii_digit())
+    });
+    if numbers {
+        head
+    } else {
+        message
+    }
+}
+
+/// What the bundle JSON Schema says of `value`, paths in the engine's
+/// notation (`$.rules[0].id`).
+fn schema_issues(value: &Value) -> Vec<BundleIssue> {
+    let Ok(schema) = serde_json::from_str::<Value>(crate::schema::BUNDLE_V1) else {
+        return Vec::new();
+    };
+    let Ok(validator) = jsonschema::draft202012::new(&schema) else {
+        return Vec::new();
+    };
+    let mut issues: Vec<BundleIssue> = Vec::new();
+    for error in validator.iter_errors(value) {
+        let issue = BundleIssue {
+            path: engine_path(value, &error.instance_path.to_string()),
+            message: error.to_string(),
+        };
+        if !issues.contains(&issue) {
+            issues.push(issue);
+        }
+    }
+    issues
+}
+
+/// A JSON Pointer (`/rules/0/id`) as the engine writes paths; a number is
+/// an index where the value there is an array, a key otherwise.
+fn engine_path(root: &Value, pointer: &str) -> String {
+    let mut path = String::from("$");
+    let mut node = Some(root);
+    for raw in pointer.split('/').skip(1) {
+        let token = raw.replace("~1", "/").replace("~0", "~");
+        match node {
+            Some(Value::Array(items)) => {
+                let index = token.parse::<usize>().ok();
+                path.push_str(&format!("[{token}]"));
+                node = index.and_then(|i| items.get(i));
+            }
+            other => {
+                node = other.and_then(|v| v.get(&token));
+                path.push('.');
+                path.push_str(&token);
+            }
+        }
+    }
+    path
 }
 
 /// The report over every file, and the exit code it implies.
@@ -129,13 +288,20 @@ mod tests {
         let report = FileReport {
             file: "b.json".into(),
             outcome: Outcome::Invalid {
-                issues: vec![BundleIssue {
-                    path: "$.rules[0].id".into(),
-                    message: "duplicate rule id".into(),
+                issues: vec![Issue {
+                    issue: BundleIssue {
+                        path: "$.rules[0].id".into(),
+                        message: "duplicate rule id".into(),
+                    },
+                    line: Some(3),
+                    column: Some(14),
                 }],
             },
         };
-        assert_eq!(report.lines(), ["b.json: $.rules[0].id: duplicate rule id"]);
+        assert_eq!(
+            report.lines(),
+            ["b.json:3:14: $.rules[0].id: duplicate rule id"]
+        );
         let ok = FileReport {
             file: "a.json".into(),
             outcome: Outcome::Valid {
@@ -145,6 +311,65 @@ mod tests {
             },
         };
         assert_eq!(ok.lines(), ["ok: a.json: demo v2, 1 rule"]);
+    }
+
+    #[test]
+    fn every_structural_error_is_reported_with_its_place() {
+        let text = "{\n  \"name\": \"demo\",\n  \"version\": \"one\",\n  \"rules\": [\n    {\"id\": \"a\", \"effect\": \"maybe\"},\n    {\"id\": \"b\", \"effect\": \"allow\", \"whne\": {}}\n  ]\n}\n";
+        let error = Bundle::parse(text.as_bytes()).expect_err("invalid");
+        let issues = located_issues(text.as_bytes(), &error);
+        let places: Vec<(String, Option<usize>)> = issues
+            .iter()
+            .map(|i| (i.issue.path.clone(), i.line))
+            .collect();
+        assert!(
+            places.contains(&("$.version".into(), Some(3))),
+            "{places:?}"
+        );
+        assert!(
+            places
+                .iter()
+                .any(|(p, l)| p.starts_with("$.rules[0]") && *l == Some(5)),
+            "{places:?}"
+        );
+        assert!(
+            places
+                .iter()
+                .any(|(p, l)| p.starts_with("$.rules[1]") && *l == Some(6)),
+            "{places:?}"
+        );
+        let lines: Vec<usize> = issues.iter().filter_map(|i| i.line).collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "file order");
+    }
+
+    #[test]
+    fn text_that_is_not_json_gets_serde_position() {
+        let text = b"{\n  \"name\": \"demo\",,\n}";
+        let error = Bundle::parse(text).expect_err("invalid");
+        let issues = located_issues(text, &error);
+        assert_eq!(issues.len(), 1);
+        assert_eq!((issues[0].line, issues[0].column), (Some(2), Some(18)));
+    }
+
+    #[test]
+    fn serde_positions_are_dropped_from_messages() {
+        assert_eq!(
+            without_serde_position("unknown field `x` at line 3 column 14"),
+            "unknown field `x`"
+        );
+        assert_eq!(without_serde_position("at line one"), "at line one");
+        assert_eq!(
+            without_serde_position("text at line 2 column x"),
+            "text at line 2 column x"
+        );
+    }
+
+    #[test]
+    fn pointers_become_engine_paths() {
+        let value: Value = serde_json::json!({"rules": [{"id": "x"}], "m": {"0": {"a/b": 1}}});
+        assert_eq!(engine_path(&value, "/rules/0/id"), "$.rules[0].id");
+        assert_eq!(engine_path(&value, "/m/0/a~1b"), "$.m.0.a/b");
+        assert_eq!(engine_path(&value, ""), "$");
     }
 
     #[test]

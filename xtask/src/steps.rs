@@ -259,11 +259,36 @@ pub fn ensure_postgres() -> Result<PathBuf, String> {
         .ok_or_else(|| mcp_guard_e2e::postgres::INSTALL_HINT.to_string())
 }
 
+/// Finds `redis-server` (the global rate limit service's tests run a
+/// throwaway one), installing Debian's `redis-server` when it is missing;
+/// returns the binary.
+pub fn ensure_redis() -> Result<PathBuf, String> {
+    if let Some(bin) = mcp_guard_e2e::redis::server_path() {
+        return Ok(bin);
+    }
+    eprintln!("xtask: no redis-server; trying apt-get install redis-server");
+    run("apt-get", &["update", "-qq"], &[])?;
+    run(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "redis-server",
+        ],
+        &[("DEBIAN_FRONTEND", "noninteractive".into())],
+    )?;
+    mcp_guard_e2e::redis::server_path()
+        .ok_or_else(|| mcp_guard_e2e::redis::INSTALL_HINT.to_string())
+}
+
 /// Everything CI runs, in order of increasing cost.
 pub fn test_all() -> Result<(), String> {
     let started = Instant::now();
     let envoy = ensure_envoy()?;
     let postgres = ensure_postgres()?;
+    let redis = ensure_redis()?;
     run(&cargo(), &["fmt", "--all", "--check"], &[])?;
     let wasm = build_wasm()?;
     let native = build_native()?;
@@ -299,7 +324,23 @@ pub fn test_all() -> Result<(), String> {
         ("MCP_GUARD_NATIVE", native.display().to_string()),
         ("MCP_GUARD_ENVOY", envoy.display().to_string()),
         ("MCP_GUARD_PG_BIN", postgres.display().to_string()),
+        ("MCP_GUARD_REDIS_SERVER", redis.display().to_string()),
     ];
+    // The e2e tests start these binaries as processes (found next to the
+    // test binaries).
+    run(
+        &cargo(),
+        &[
+            "build",
+            "--package",
+            "mcp-guard-control",
+            "--package",
+            "mcp-guard-cli",
+            "--package",
+            "mcp-guard-ratelimit",
+        ],
+        &[],
+    )?;
     run(&cargo(), &["test", "--workspace"], &envs)?;
     eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
     Ok(())
