@@ -171,3 +171,109 @@ fn token_budget_spent_by_a_stream_then_refused(stack: &Stack) {
         .sum();
     assert!(over >= (40 - LIMIT + 1) as f64, "over {over}");
 }
+
+fn global_bundle() -> String {
+    json!({
+        "name": "rlg", "version": 1,
+        "limits": {
+            "rate": [
+                {"id": "g-tenant", "requests": 7, "per": "hour", "by": {"claims": ["tenant"]},
+                 "when": {"path": {"exact": "/healthz"}}, "store": "global"},
+                {"id": "g-tokens", "tokens": 2, "per": "hour", "by": {"claims": ["sub"]},
+                 "when": {"path": {"exact": "/v1/chat/completions"}}, "store": "global"}
+            ],
+            "global": {"cluster": "mcp_guard_ratelimit", "domain": "mcp-guard-e2e", "timeout_ms": 1000}
+        },
+        "rules": [{"id": "all", "effect": "allow"}]
+    })
+    .to_string()
+}
+
+/// Two Envoys (replicas) sharing one Redis-backed rate-limit service:
+/// a global limit admits exactly its count across both, a token budget
+/// charged through one replica refuses on the other, and a service that
+/// is gone fails closed (503 `ratelimit_unavailable`).
+#[test]
+fn global_limits_across_two_envoys() {
+    use mcp_guard_e2e::ratelimit::RateLimitProcess;
+    use mcp_guard_e2e::redis::Redis;
+    let Some(target) = target::available().into_iter().next() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mcp-guard-rl-global-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = Redis::start().expect("redis starts");
+    let mut service = RateLimitProcess::start(&redis.url(), &[], dir.join("ratelimit.log"))
+        .expect("rate-limit service starts");
+    let replica = || {
+        Stack::start(StackOptions {
+            bundles: vec![("rlg".into(), global_bundle())],
+            bundle_name: "rlg".into(),
+            concurrency: 2,
+            target: target.clone(),
+            ratelimit_port: Some(service.grpc_port()),
+            ..StackOptions::default()
+        })
+        .expect("stack starts")
+    };
+    let (a, b) = (replica(), replica());
+    let tenant = format!("t-{}", std::process::id());
+    let token = tokens::mint(json!({"sub": format!("s-{tenant}"), "tenant": tenant})).unwrap();
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| {
+            let stack = if i % 2 == 0 { &a } else { &b };
+            send("GET", &stack.url("/healthz"), Some(&token), &[], None)
+                .expect("request completes")
+                .status
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert!(statuses[7..].iter().all(|s| *s == 429), "{statuses:?}");
+    let refused = send("GET", &b.url("/healthz"), Some(&token), &[], None).unwrap();
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.json()["limit"], "g-tenant");
+    assert!(refused.header("retry-after").is_some());
+
+    // Tokens: the stream through `a` is charged (usage - 1 after the
+    // check's 1); `b` then refuses up front.
+    let chat = r#"{"model":"demo-llm","stream":true,"stream_options":{"include_usage":true},
+        "messages":[{"role":"user","content":"hello there"}]}"#;
+    let headers = [("content-type", "application/json")];
+    let first = send(
+        "POST",
+        &a.url("/v1/chat/completions"),
+        Some(&token),
+        &headers,
+        Some(chat),
+    )
+    .expect("request completes");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let second = loop {
+        let reply = send(
+            "POST",
+            &b.url("/v1/chat/completions"),
+            Some(&token),
+            &headers,
+            Some(chat),
+        )
+        .expect("request completes");
+        if reply.status == 429 || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert_eq!(second.json()["limit"], "g-tokens");
+
+    // The service is gone: fail closed.
+    service.kill9();
+    let other = tokens::mint(json!({"sub": "x", "tenant": "fresh"})).unwrap();
+    let down = send("GET", &a.url("/healthz"), Some(&other), &[], None).unwrap();
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert_eq!(down.json()["reason"], "ratelimit_unavailable");
+}
