@@ -27,6 +27,17 @@ struct ChatRequest {
     messages: Vec<Message>,
     #[serde(default)]
     stream: Option<bool>,
+    /// `{"include_usage": true}` adds OpenAI's final usage chunk to a
+    /// streamed answer.
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+/// OpenAI's `stream_options`.
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
 }
 
 /// One message of the conversation; only used to count prompt "tokens".
@@ -55,7 +66,12 @@ pub(crate) fn respond(body: &[u8]) -> Response<Body> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if request.stream.unwrap_or(false) {
-        stream(&id, created, &request.model)
+        let include_usage = request
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
+        let usage = include_usage.then(|| usage(&request));
+        stream(&id, created, &request.model, usage)
     } else {
         completion(&id, created, &request)
     }
@@ -77,9 +93,18 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
 }
 
 /// The non-streamed answer: one `chat.completion` object.
-fn completion(id: &str, created: u64, request: &ChatRequest) -> Response<Body> {
+/// The `usage` object of an answer: prompt words and reply words.
+fn usage(request: &ChatRequest) -> Value {
     let prompt_tokens: usize = request.messages.iter().map(|m| words(&m.content)).sum();
     let completion_tokens = CHAT_REPLY.split_whitespace().count();
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    })
+}
+
+fn completion(id: &str, created: u64, request: &ChatRequest) -> Response<Body> {
     respond::json(
         StatusCode::OK,
         &json!({
@@ -93,18 +118,15 @@ fn completion(id: &str, created: u64, request: &ChatRequest) -> Response<Body> {
                 "logprobs": null,
                 "finish_reason": "stop",
             }],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage(request),
         }),
     )
 }
 
 /// The streamed answer: one event per fragment, a closing event with the
-/// finish reason, then `[DONE]`; each event is its own body frame.
-fn stream(id: &str, created: u64, model: &str) -> Response<Body> {
+/// finish reason, the usage chunk when asked for (empty `choices`, as
+/// OpenAI sends it), then `[DONE]`; each event is its own body frame.
+fn stream(id: &str, created: u64, model: &str, usage: Option<Value>) -> Response<Body> {
     let chunk = |delta: Value, finish_reason: Value| {
         json!({
             "id": id,
@@ -132,6 +154,16 @@ fn stream(id: &str, created: u64, model: &str) -> Response<Body> {
         })
         .collect();
     events.push(sse_event(&chunk(json!({}), json!("stop"))));
+    if let Some(usage) = usage {
+        events.push(sse_event(&json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": usage,
+        })));
+    }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
 
     let mut response = Response::new(PacedBody::new(events, STREAM_GAP).boxed_unsync());

@@ -117,7 +117,7 @@ pub struct Attributes {
     pub model_header: Option<String>,
 }
 
-/// Buffering limits.
+/// Buffering limits, rate limits and token budgets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -125,12 +125,21 @@ pub struct Limits {
     /// requests get 413.
     #[serde(default = "default_max_request_body")]
     pub max_request_body_bytes: usize,
+    /// Request rate limits and LLM token budgets per caller
+    /// ([`crate::rate_limit`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate: Vec<crate::rate_limit::RateLimit>,
+    /// The rate-limit service of `store: global` limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<crate::rate_limit::GlobalLimits>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_request_body_bytes: default_max_request_body(),
+            rate: Vec::new(),
+            global: None,
         }
     }
 }
@@ -389,6 +398,18 @@ impl Bundle {
         }
         if self.limits.max_request_body_bytes == 0 {
             issues.add("$.limits.max_request_body_bytes", "must be greater than 0");
+        }
+        for (at, message) in
+            crate::rate_limit::issues(&self.limits.rate, self.limits.global.as_ref())
+        {
+            issues.add(at, message);
+        }
+        for (i, limit) in self.limits.rate.iter().enumerate() {
+            validate_conditions(
+                &mut issues,
+                &format!("$.limits.rate[{i}].when"),
+                &limit.when,
+            );
         }
         for (i, inj) in self.inject.iter().enumerate() {
             if inj.claim.is_empty() {

@@ -73,6 +73,13 @@ pub enum Reason {
     /// headers left for another cluster before the body chose, a model
     /// that cannot be rewritten): refused, never sent elsewhere.
     RouteUnavailable,
+    /// Allowed by the rules, but a rate limit or token budget of the
+    /// caller is spent for the current window (HTTP 429).
+    RateLimited,
+    /// Allowed by the rules, but the rate-limit service could not be
+    /// asked (unreachable, slow, a bad answer) and the bundle fails
+    /// closed (HTTP 503).
+    RateLimitUnavailable,
 }
 
 impl Reason {
@@ -94,6 +101,8 @@ impl Reason {
             Reason::TokenExchangeFailed => "token_exchange_failed",
             Reason::ToolPinMismatch => "tool_pin_mismatch",
             Reason::RouteUnavailable => "route_unavailable",
+            Reason::RateLimited => "rate_limited",
+            Reason::RateLimitUnavailable => "ratelimit_unavailable",
         }
     }
 
@@ -101,7 +110,11 @@ impl Reason {
     pub fn deny_status(self) -> u32 {
         match self {
             Reason::MissingToken | Reason::InvalidToken => 401,
-            Reason::NoPolicy | Reason::TokenExchangeFailed | Reason::RouteUnavailable => 503,
+            Reason::NoPolicy
+            | Reason::TokenExchangeFailed
+            | Reason::RouteUnavailable
+            | Reason::RateLimitUnavailable => 503,
+            Reason::RateLimited => 429,
             Reason::BodyTooLarge => 413,
             Reason::InvalidBody | Reason::InvalidRequest | Reason::HeaderMismatch => 400,
             Reason::RuleAllow

@@ -22,6 +22,7 @@ pub mod pii;
 pub mod pins;
 pub mod policy;
 pub mod prompt_pii;
+pub mod rate_limit;
 pub mod report;
 pub mod request;
 pub mod request_line;

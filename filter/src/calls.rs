@@ -37,6 +37,8 @@ extern "C" {
         cas: u32,
     ) -> RawStatus;
 
+    fn proxy_set_effective_context(context_id: u32) -> RawStatus;
+
     fn proxy_define_metric(
         metric_type: u32,
         name_data: *const u8,
@@ -147,6 +149,13 @@ pub fn set_shared_data(key: &str, value: Option<&[u8]>, cas: Option<u32>) -> Res
         )
     };
     status(code)
+}
+
+/// Makes `context_id` the context later host calls act for (a call
+/// dispatched for the root context outlives the stream that sent it).
+pub fn set_effective_context(context_id: u32) -> Result<(), RawStatus> {
+    // SAFETY: no pointers.
+    status(unsafe { proxy_set_effective_context(context_id) })
 }
 
 /// Defines a metric; its id.

@@ -30,6 +30,8 @@ pub enum HeaderMap {
     ResponseTrailers = 3,
     /// Headers of a `dispatch_http_call` response.
     HttpCallResponse = 6,
+    /// Trailers of a `dispatch_http_call` response (gRPC status).
+    HttpCallResponseTrailers = 7,
 }
 
 /// Body buffers as numbered by the proxy-wasm ABI.

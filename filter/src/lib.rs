@@ -20,5 +20,8 @@ use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(root::GuardRoot::new()));
+    proxy_wasm::set_root_context(|id| {
+        stream::set_root_id(id);
+        Box::new(root::GuardRoot::new())
+    });
 }}

@@ -23,6 +23,7 @@ use proxy_wasm::types::MetricType;
 
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::Decision;
+use mcp_guard_flow::host::RateLimitEvent;
 use mcp_guard_flow::metric_names::{self as names, tagged, FetchResult};
 use mcp_guard_flow::timing::Durations;
 
@@ -44,6 +45,9 @@ pub struct Metrics {
     tool_pin_mismatch: Option<u32>,
     routes: Option<u32>,
     route_fallbacks: Option<u32>,
+    ratelimit_over: Option<u32>,
+    ratelimit_errors: Option<u32>,
+    tokens_charged: Option<u32>,
     decision_duration: Option<u32>,
     scrub_duration: Option<u32>,
     series: Rc<RefCell<Series>>,
@@ -75,6 +79,9 @@ impl Metrics {
             tool_pin_mismatch: define(Counter, names::TOOL_PIN_MISMATCH),
             routes: define(Counter, names::ROUTES),
             route_fallbacks: define(Counter, names::ROUTE_FALLBACKS),
+            ratelimit_over: define(Counter, names::RATELIMIT_OVER),
+            ratelimit_errors: define(Counter, names::RATELIMIT_ERRORS),
+            tokens_charged: define(Counter, names::TOKENS_CHARGED),
             decision_duration: define(Histogram, names::DECISION_DURATION),
             scrub_duration: define(Histogram, names::SCRUB_DURATION),
             series: Rc::default(),
@@ -138,6 +145,16 @@ impl Metrics {
     /// Counts an answer replaced by a fallback cluster's.
     pub fn record_route_fallback(&self) {
         bump(self.route_fallbacks, 1);
+    }
+
+    /// Counts a rate-limit event.
+    pub fn record_rate_limit(&self, event: RateLimitEvent, amount: u64) {
+        let id = match event {
+            RateLimitEvent::Over => self.ratelimit_over,
+            RateLimitEvent::Error => self.ratelimit_errors,
+            RateLimitEvent::TokensCharged => self.tokens_charged,
+        };
+        bump(id, amount);
     }
 
     /// Records one exchange's time in the filter.

@@ -601,8 +601,8 @@ impl RootContext for GuardRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let _ = context_id;
         Some(Box::new(GuardStream::new(
+            context_id,
             self.active.clone(),
             self.metrics.clone(),
             self.exchange_secret.clone(),

@@ -12,7 +12,7 @@ use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::Decision;
 use mcp_guard_flow::fallback::MAX_CALLOUT_ANSWER_BYTES;
-use mcp_guard_flow::host::PeerCertificate;
+use mcp_guard_flow::host::{PeerCertificate, RateLimitEvent, SharedWrite};
 use mcp_guard_flow::record::DECISION_KEY;
 use mcp_guard_flow::timing::Durations;
 use mcp_guard_flow::token_exchange::CalloutAnswer;
@@ -33,6 +33,20 @@ const TOOL_KEY_PREFIX: &str = "mcp_guard.tool_pin.";
 /// non-panicking imports in [`crate::host`].
 struct ProxyHost<'a> {
     metrics: &'a Metrics,
+    /// This stream's context id (restored after a call sent for the
+    /// root context).
+    stream_id: u32,
+}
+
+thread_local! {
+    /// The plugin's root context id in this VM.
+    static ROOT_ID: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Remembers the root context id (calls nobody waits for are sent for
+/// it, so the end of a stream does not cancel them).
+pub fn set_root_id(id: u32) {
+    ROOT_ID.with(|r| r.set(Some(id)));
 }
 
 fn map(side: Side) -> HeaderMap {
@@ -236,6 +250,55 @@ impl Host for ProxyHost<'_> {
     fn count_route_fallback(&mut self) {
         self.metrics.record_route_fallback();
     }
+
+    fn shared_value(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, u32> {
+        match crate::calls::get_shared_data(key)? {
+            (Some(value), Some(cas)) => Ok(Some((value, cas))),
+            // Envoy keeps empty values as empty, with a version.
+            (None, Some(cas)) => Ok(Some((Vec::new(), cas))),
+            (_, None) => Ok(None),
+        }
+    }
+
+    fn set_shared_value(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
+        /// proxy-wasm's `CasMismatch` status.
+        const CAS_MISMATCH: u32 = 8;
+        match crate::calls::set_shared_data(key, Some(value), (cas != 0).then_some(cas)) {
+            Ok(()) => SharedWrite::Written,
+            Err(CAS_MISMATCH) => SharedWrite::CasMismatch,
+            Err(_) => SharedWrite::Failed,
+        }
+    }
+
+    fn count_rate_limit(&mut self, event: RateLimitEvent, amount: u64) {
+        self.metrics.record_rate_limit(event, amount);
+    }
+
+    fn http_call_detached(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> bool {
+        let Some(root) = ROOT_ID.with(std::cell::Cell::get) else {
+            return false;
+        };
+        if crate::calls::set_effective_context(root).is_err() {
+            return false;
+        }
+        let sent = crate::calls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            Some(body),
+            vec![],
+            Duration::from_millis(timeout_ms),
+        )
+        .is_ok();
+        // Back to this stream for whatever the callback still does.
+        let _ = crate::calls::set_effective_context(self.stream_id);
+        sent
+    }
 }
 
 fn action(next: Next) -> Action {
@@ -247,6 +310,7 @@ fn action(next: Next) -> Action {
 
 /// One request/response exchange.
 pub struct GuardStream {
+    context_id: u32,
     exchange: Exchange,
     metrics: Metrics,
     chain: Option<SharedChain>,
@@ -255,6 +319,7 @@ pub struct GuardStream {
 impl GuardStream {
     /// A stream bound to the policy active when the request started.
     pub fn new(
+        context_id: u32,
         policy: Option<Arc<ActivePolicy>>,
         metrics: Metrics,
         exchange_secret: Option<Arc<str>>,
@@ -262,6 +327,7 @@ impl GuardStream {
         chain: Option<SharedChain>,
     ) -> Self {
         Self {
+            context_id,
             exchange: Exchange::new(policy)
                 .with_exchange_secret(exchange_secret)
                 .with_held_headers(held_headers),
@@ -278,9 +344,15 @@ impl Context for GuardStream {
         token_id: u32,
         _num_headers: usize,
         body_size: usize,
-        _num_trailers: usize,
+        num_trailers: usize,
     ) {
         let status = host::header(host::HeaderMap::HttpCallResponse, ":status");
+        // gRPC answers carry their status in trailers, or in the headers
+        // of a trailers-only answer.
+        let grpc_status = (num_trailers > 0)
+            .then(|| host::header(host::HeaderMap::HttpCallResponseTrailers, "grpc-status"))
+            .flatten()
+            .or_else(|| host::header(host::HeaderMap::HttpCallResponse, "grpc-status"));
         let headers = host::header_pairs(host::HeaderMap::HttpCallResponse);
         // One byte over the limit is enough to refuse it as too large
         // (the flow applies each call's own, smaller limit).
@@ -296,9 +368,11 @@ impl Context for GuardStream {
             status,
             body,
             headers,
+            grpc_status,
         };
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         self.exchange.timed(&mut host, Side::Request, |x, h| {
             x.on_callout_answer(h, u64::from(token_id), &answer)
@@ -314,6 +388,7 @@ impl Context for GuardStream {
         self.exchange.on_stream_done();
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         self.exchange.finish_timing(&mut host);
         true
@@ -326,6 +401,7 @@ impl HttpContext for GuardStream {
     fn on_log(&mut self) {
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         match self.chain.as_ref().map(|c| c.try_borrow_mut()) {
             Some(Ok(mut slot)) => self.exchange.on_log(&mut host, Some(slot.chain())),
@@ -336,6 +412,7 @@ impl HttpContext for GuardStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         action(self.exchange.timed(&mut host, Side::Request, |x, h| {
             x.on_request_headers(h, end_of_stream)
@@ -345,6 +422,7 @@ impl HttpContext for GuardStream {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         action(self.exchange.timed(&mut host, Side::Request, |x, h| {
             x.on_request_body(h, body_size, end_of_stream)
@@ -354,6 +432,7 @@ impl HttpContext for GuardStream {
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         action(
             self.exchange
@@ -364,6 +443,7 @@ impl HttpContext for GuardStream {
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         action(self.exchange.timed(&mut host, Side::Response, |x, h| {
             x.on_response_headers(h, end_of_stream)
@@ -373,6 +453,7 @@ impl HttpContext for GuardStream {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         action(self.exchange.timed(&mut host, Side::Response, |x, h| {
             x.on_response_body(h, body_size, end_of_stream)
@@ -382,6 +463,7 @@ impl HttpContext for GuardStream {
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
         let mut host = ProxyHost {
             metrics: &self.metrics,
+            stream_id: self.context_id,
         };
         action(
             self.exchange

@@ -57,6 +57,7 @@ use crate::timing::Timing;
 use crate::token_exchange::{self as txchg, CalloutAnswer, Pending, Started};
 use mcp_guard_engine::routes::RouteChoice;
 
+mod limits;
 mod timed;
 mod verify;
 
@@ -82,6 +83,8 @@ enum RequestState {
     Verifying,
     /// Allowed; held until the RFC 8693 token exchange answers.
     Exchanging,
+    /// Allowed by the rules; held until the rate-limit service answers.
+    Limiting,
     /// Allowed: the request goes upstream.
     Forwarded,
     /// Refused with a local reply.
@@ -208,6 +211,8 @@ pub struct Exchange {
     replay: Option<Replay>,
     /// The fallback's HTTP call on its way.
     fallback_call: Option<u64>,
+    /// Rate limits and token budgets of this request.
+    limits: crate::limits::LimitState,
 }
 
 /// Sets the exchanged token as the upstream's only `Authorization`.
@@ -293,6 +298,7 @@ impl Exchange {
             forwarded_body: None,
             replay: None,
             fallback_call: None,
+            limits: crate::limits::LimitState::default(),
         }
     }
 
@@ -384,6 +390,12 @@ impl Exchange {
             self.request = RequestState::Answered;
             let id = self.jsonrpc_id.as_ref();
             mcp_headers::send_mismatch(host, &decision, id, &self.request_id);
+        } else if denied && decision.reason == Reason::RateLimited && self.limits.refusal.is_some()
+        {
+            self.request = RequestState::Answered;
+            if let Some(refusal) = &self.limits.refusal {
+                crate::limits::send_refusal(host, &decision, refusal, &self.request_id);
+            }
         } else if denied {
             self.request = RequestState::Answered;
             let resource_duties = self.policy.as_ref().and_then(|a| a.policy.resource());
@@ -551,7 +563,10 @@ impl Exchange {
         // it until the IdP answers; on the header path the headers would
         // already be upstream, so bundles that exchange tokens decide on
         // the MCP headers at the end of the body (still verified).
-        let decide_at_body = scrub_request || bundle.token_exchange.is_some();
+        // Global rate limits hold the request for the service's answer
+        // the same way.
+        let decide_at_body =
+            scrub_request || bundle.token_exchange.is_some() || bundle.limits.global.is_some();
         match mcp_headers::plan(&active.policy, &self.headers, decide_at_body) {
             HeaderPlan::Absent => {}
             HeaderPlan::Refuse(refusal) => {
@@ -603,7 +618,7 @@ impl Exchange {
                 }
                 return Next::Continue;
             }
-            RequestState::Exchanging => {
+            RequestState::Exchanging | RequestState::Limiting => {
                 // Held until the exchange answers; a body the headers
                 // said would not come is dropped.
                 if self.request_ended && !host.replace_body(Side::Request, size, &[]) {
@@ -637,7 +652,7 @@ impl Exchange {
         match self.request {
             RequestState::AwaitingBody => {}
             RequestState::Verifying => return self.finish_verify(host),
-            RequestState::Exchanging => return Next::Pause,
+            RequestState::Exchanging | RequestState::Limiting => return Next::Pause,
             RequestState::Forwarded => return Next::Continue,
             RequestState::Answered => return Next::Pause,
             RequestState::Start => return self.refuse_out_of_order(host),
@@ -893,6 +908,17 @@ impl Exchange {
                 }
             }
         }
+        if decision.effect == Effect::Allow && !policy.limits().is_empty() {
+            // `when` sees the first call, like a request making one; a
+            // limit keyed by tool counts the first `tools/call`.
+            let tool = attrs
+                .mcp
+                .iter()
+                .find(|c| c.method == "tools/call")
+                .and_then(|c| c.target.as_deref());
+            let first = request.with_mcp(attrs.mcp.first());
+            self.limits.hits = policy.limits_for(&self.claims, &first, tool);
+        }
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);
         if decision.effect == Effect::Allow {
@@ -914,6 +940,14 @@ impl Exchange {
         decision: Decision,
     ) -> Next {
         if decision.effect == Effect::Allow {
+            match self.check_limits(host, active, &decision) {
+                limits::Step::Go => {}
+                limits::Step::Refuse(refusal) => return self.enforce(host, refusal),
+                limits::Step::Wait => {
+                    self.request = RequestState::Limiting;
+                    return Next::Pause;
+                }
+            }
             if let Err(refusal) = self.take_route(host, active) {
                 return self.enforce(host, refusal);
             }
@@ -1117,7 +1151,11 @@ impl Exchange {
                 host.set_header(Side::Request, &inj.header, &value);
             }
         }
-        if self.scanner.is_some() || !self.list_calls.is_empty() || self.watch_lists() {
+        if self.scanner.is_some()
+            || !self.list_calls.is_empty()
+            || self.watch_lists()
+            || self.limits.metered
+        {
             host.remove_header(Side::Request, "accept-encoding");
         }
     }
@@ -1145,6 +1183,15 @@ impl Exchange {
         if self.fallback_call.is_some() && self.fallback_call == Some(id) {
             self.fallback_call = None;
             return self.finish_fallback(host, answer);
+        }
+        if self.request == RequestState::Limiting
+            && self.limits.pending.as_ref().map(|p| p.id) == Some(id)
+        {
+            if let (Some(pending), Some(active)) = (self.limits.pending.take(), self.policy.clone())
+            {
+                self.on_limit_answer(host, &active, pending, answer);
+            }
+            return;
         }
         if self.request != RequestState::Exchanging
             || self.pending.as_ref().map(|p| p.id) != Some(id)
@@ -1179,6 +1226,7 @@ impl Exchange {
     /// the bundle's scanner finds in its free-text members, sealed into the
     /// VM's `chain` and published with the flat keys. Once per exchange.
     pub fn on_log(&mut self, host: &mut impl Host, chain: Option<&mut DecisionChain>) {
+        self.charge_tokens(host);
         let scanner = self.policy.as_ref().and_then(|a| a.policy.scanner());
         self.record
             .seal_and_publish(host, chain, scanner.map(|s| &**s));
@@ -1189,6 +1237,10 @@ impl Exchange {
     pub fn on_stream_done(&mut self) {
         self.fallback_call = None;
         self.replay = None;
+        if self.request == RequestState::Limiting {
+            self.limits.pending = None;
+            self.request = RequestState::Answered;
+        }
         if self.request == RequestState::Exchanging {
             self.pending = None;
             self.pending_decision = None;
@@ -1240,7 +1292,7 @@ impl Exchange {
                 self.request = RequestState::Answered;
                 return self.refuse_response_now(host, "response_before_verification");
             }
-            RequestState::AwaitingBody
+            RequestState::AwaitingBody | RequestState::Limiting
                 if !self.held_headers && !proxy_replies::is_proxy_own(host) =>
             {
                 // Headers not held: in this state they went upstream
@@ -1254,7 +1306,8 @@ impl Exchange {
             RequestState::Start
             | RequestState::AwaitingBody
             | RequestState::Verifying
-            | RequestState::Exchanging => {
+            | RequestState::Exchanging
+            | RequestState::Limiting => {
                 // Nothing was forwarded, or only headers and the proxy
                 // says the answer is its own: a timeout, a reset upstream
                 // of us, an unreachable upstream. It carries no upstream
@@ -1263,6 +1316,7 @@ impl Exchange {
                 // upstream nor sends a second reply.
                 self.pending = None;
                 self.pending_decision = None;
+                self.limits.pending = None;
                 self.request = RequestState::Answered;
                 self.record.scrub_note = Some("response_before_decision");
                 self.record.publish(host);
@@ -1275,6 +1329,7 @@ impl Exchange {
                 return next;
             }
         }
+        self.start_meter(host);
         if self.scanner.is_none() && self.list_calls.is_empty() && !self.watch_lists() {
             self.response = ResponseState::Pass;
             return Next::Continue;
@@ -1568,7 +1623,14 @@ impl Exchange {
     ) -> Next {
         let redactions_before = self.record.redactions.total();
         let next = match &self.response {
-            ResponseState::Pass => Next::Continue,
+            ResponseState::Pass => {
+                if self.limits.meter.is_some() && size > 0 {
+                    if let Some(chunk) = host.body(Side::Response, size) {
+                        self.meter(&chunk);
+                    }
+                }
+                Next::Continue
+            }
             ResponseState::FallingBack => {
                 // The failed answer never reaches the client: dropped as
                 // it comes, held until the fallback's answer replaces it.
@@ -1685,6 +1747,7 @@ impl Exchange {
             None if size == 0 => Vec::new(),
             _ => return self.refuse_held(host, size, "body_unreadable"),
         };
+        self.meter(&body);
         let content_type = self.response_content_type.clone();
         let safe = self
             .settings()
@@ -1884,6 +1947,7 @@ impl Exchange {
         else {
             return;
         };
+        self.meter(&chunk);
         // One output buffer per stream, reused chunk after chunk.
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();

@@ -40,6 +40,32 @@ pub struct PeerCertificate {
     pub uri_san: Option<String>,
 }
 
+/// What a compare-and-swap write of a process-wide value did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedWrite {
+    /// Written.
+    Written,
+    /// The value changed since it was read (another worker wrote it):
+    /// read again.
+    CasMismatch,
+    /// The proxy refused the write.
+    Failed,
+}
+
+/// Rate-limit events counted in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitEvent {
+    /// A request refused (or, dry run, that would be) over a limit
+    /// (`mcp_ratelimit_over_total`).
+    Over,
+    /// The rate-limit service could not be asked, or the local store
+    /// refused (`mcp_ratelimit_errors_total`).
+    Error,
+    /// LLM tokens charged to budgets (`mcp_tokens_charged_total`, by the
+    /// amount).
+    TokensCharged,
+}
+
 /// The proxy as the exchange sees it.
 pub trait Host {
     /// Every header of one side, names lower case as HTTP/2 has them; one
@@ -131,4 +157,24 @@ pub trait Host {
     fn count_route(&mut self);
     /// Counts one answer replaced by the route's fallback cluster's.
     fn count_route_fallback(&mut self);
+    /// A process-wide value (every worker of the proxy sees the same)
+    /// and its version for [`Host::set_shared_value`]: `Ok(None)` when
+    /// absent, `Err` when the proxy cannot say.
+    fn shared_value(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, u32>;
+    /// Writes a process-wide value if its version is still `cas` (0:
+    /// unconditionally). A key that does not exist yet is created
+    /// whatever `cas` says (proxy-wasm semantics).
+    fn set_shared_value(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite;
+    /// Counts a rate-limit event (`amount`: 1, or the tokens charged).
+    fn count_rate_limit(&mut self, event: RateLimitEvent, amount: u64);
+    /// Sends an HTTP request whose answer nobody waits for, from a
+    /// context that outlives this stream (the plugin's root context), so
+    /// the end of the stream does not cancel it. `false` when refused.
+    fn http_call_detached(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> bool;
 }

@@ -21,6 +21,7 @@ pub mod exchange;
 pub mod fallback;
 pub mod host;
 pub mod identity;
+pub mod limits;
 pub mod line_policy;
 pub mod mcp_headers;
 pub mod memory;

@@ -6,13 +6,14 @@
 //! once it continues, each callback sees only its own chunk.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::{Decision, Effect};
 
 use crate::envoy_proto::metadata_message;
-use crate::host::{Host, Level, PeerCertificate, Side};
+use crate::host::{Host, Level, PeerCertificate, RateLimitEvent, SharedWrite, Side};
 use crate::timing::Durations;
 
 /// A local reply the flow sent.
@@ -104,6 +105,62 @@ pub struct MemoryHost {
     /// Tool digests remembered by key: the process-wide memory of a real
     /// proxy; tests carry it from one exchange's host to the next.
     pub advertised_tools: BTreeMap<String, ToolDigest>,
+    /// Process-wide values with their versions: clone the handle into
+    /// several hosts to play several workers of one proxy.
+    pub shared: SharedStore,
+    /// Rate-limit events counted: over, errors, tokens charged.
+    pub rate_limit_counts: (u64, u64, u64),
+    /// Calls sent detached (nobody waits for their answer).
+    pub detached: Vec<Callout>,
+}
+
+/// Shared data as Envoy keeps it: a version per key, compare-and-swap
+/// on writes to existing keys, creation unconditional.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStore(Arc<Mutex<(SharedMap, u32)>>);
+
+/// Values with their versions, by key.
+type SharedMap = BTreeMap<String, (Vec<u8>, u32)>;
+
+impl SharedStore {
+    /// The value and version under `key`.
+    pub fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.0.get(key).cloned()
+    }
+
+    /// Writes `value` if `cas` is 0 or the current version.
+    pub fn set(&self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
+        let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, next) = &mut *guard;
+        *next = next.wrapping_add(1).max(1);
+        let version = *next;
+        match map.get_mut(key) {
+            Some(entry) if cas != 0 && cas != entry.1 => SharedWrite::CasMismatch,
+            Some(entry) => {
+                *entry = (value.to_vec(), version);
+                SharedWrite::Written
+            }
+            None => {
+                map.insert(key.to_owned(), (value.to_vec(), version));
+                SharedWrite::Written
+            }
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// An HTTP call the flow sent.
@@ -365,6 +422,46 @@ impl Host for MemoryHost {
 
     fn count_route_fallback(&mut self) {
         self.counts.route_fallbacks += 1;
+    }
+
+    fn shared_value(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, u32> {
+        Ok(self.shared.get(key))
+    }
+
+    fn set_shared_value(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
+        self.shared.set(key, value, cas)
+    }
+
+    fn count_rate_limit(&mut self, event: RateLimitEvent, amount: u64) {
+        let c = &mut self.rate_limit_counts;
+        match event {
+            RateLimitEvent::Over => c.0 += amount,
+            RateLimitEvent::Error => c.1 += amount,
+            RateLimitEvent::TokensCharged => c.2 += amount,
+        }
+    }
+
+    fn http_call_detached(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> bool {
+        if self.refuse_callouts {
+            return false;
+        }
+        self.detached.push(Callout {
+            id: 0,
+            cluster: cluster.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.to_vec(),
+            timeout_ms,
+        });
+        true
     }
 }
 

@@ -25,6 +25,14 @@ pub const TOOL_PIN_MISMATCH: &str = "mcp_tool_pin_mismatch_total";
 pub const ROUTES: &str = "mcp_routes_total";
 /// Answers replaced by the route's fallback cluster's.
 pub const ROUTE_FALLBACKS: &str = "mcp_route_fallbacks_total";
+/// Requests refused (or, dry run, that would be) over a rate limit or
+/// token budget.
+pub const RATELIMIT_OVER: &str = "mcp_ratelimit_over_total";
+/// Rate-limit checks that could not be made (service unreachable, slow,
+/// a bad answer; local store refused).
+pub const RATELIMIT_ERRORS: &str = "mcp_ratelimit_errors_total";
+/// LLM tokens charged to token budgets.
+pub const TOKENS_CHARGED: &str = "mcp_tokens_charged_total";
 /// Bundle fetches by `result` ([`FetchResult`]).
 pub const BUNDLE_FETCHES: &str = "mcp_bundle_fetches_total";
 /// 1 for the active bundle (`name`, `version`), 0 for one it replaced.

@@ -103,6 +103,24 @@ pub struct AuditRecord {
     pub seq: Option<u64>,
     /// Sealed and published for the access log: later calls do nothing.
     pub sealed: bool,
+    /// The rate limit or token budget that decided (or the tightest one
+    /// that counted the request).
+    pub limit: Option<LimitNote>,
+}
+
+/// One limit's part in the record: `"limit": {"id", "outcome",
+/// "remaining", "charged_tokens"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitNote {
+    /// Limit id.
+    pub id: std::sync::Arc<str>,
+    /// `ok`, `over` or `unavailable`.
+    pub outcome: &'static str,
+    /// What is left in the window after this request (requests or
+    /// tokens), as far as known.
+    pub remaining: u64,
+    /// Tokens the answer was charged (token budgets, once charged).
+    pub charged_tokens: Option<u64>,
 }
 
 /// `value` cut to `max` characters.
@@ -245,6 +263,17 @@ impl AuditRecord {
         if let Some(note) = self.scrub_note {
             out.push_str(",\"scrub\":");
             push_json_string(&mut out, note);
+        }
+        if let Some(limit) = &self.limit {
+            out.push_str(",\"limit\":{\"id\":");
+            push_json_string(&mut out, &limit.id);
+            out.push_str(",\"outcome\":");
+            push_json_string(&mut out, limit.outcome);
+            let _ = write!(out, ",\"remaining\":{}", limit.remaining);
+            if let Some(tokens) = limit.charged_tokens {
+                let _ = write!(out, ",\"charged_tokens\":{tokens}");
+            }
+            out.push('}');
         }
         out
     }

@@ -155,6 +155,9 @@ pub struct CalloutAnswer {
     pub status: Option<String>,
     /// The body.
     pub body: Vec<u8>,
+    /// `grpc-status` from the answer's trailers (or its headers, for a
+    /// trailers-only gRPC answer); `None` when absent.
+    pub grpc_status: Option<String>,
     /// The answer's headers (names lower case), pseudo-headers included.
     pub headers: Vec<(String, String)>,
 }

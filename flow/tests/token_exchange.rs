@@ -104,6 +104,7 @@ fn issued(token: &str, expires_in: u64) -> CalloutAnswer {
         })
         .to_string()
         .into_bytes(),
+        ..CalloutAnswer::default()
     }
 }
 
@@ -274,6 +275,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
                 headers: vec![],
                 status: Some("500".into()),
                 body: b"{}".to_vec(),
+                ..CalloutAnswer::default()
             },
             "error_status",
         ),
@@ -282,6 +284,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
                 headers: vec![],
                 status: Some("200".into()),
                 body: b"<html>".to_vec(),
+                ..CalloutAnswer::default()
             },
             "unparseable_answer",
         ),
@@ -290,6 +293,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
                 headers: vec![],
                 status: Some("200".into()),
                 body: br#"{"token_type":"Bearer","issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#.to_vec(),
+                ..CalloutAnswer::default()
             },
             "missing_access_token",
         ),
@@ -298,6 +302,7 @@ fn every_failure_is_a_503_without_the_callers_token() {
                 headers: vec![],
                 status: Some("200".into()),
                 body: br#"{"access_token":"x","token_type":"mac","issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#.to_vec(),
+                ..CalloutAnswer::default()
             },
             "wrong_token_type",
         ),

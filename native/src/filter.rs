@@ -569,10 +569,21 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
                 // SAFETY: as above.
                 body.extend_from_slice(&unsafe { chunk.to_vec() });
             }
+            // The module sees no trailers of a callout: a gRPC failure
+            // comes trailers-only (`grpc-status` in these headers), a
+            // success carries its message in the body.
+            let grpc_status = headers
+                .iter()
+                // SAFETY: as above.
+                .map(|h| unsafe { h.to_pair() })
+                .find(|(k, _)| k == "grpc-status")
+                .map(|(_, v)| v)
+                .or_else(|| (!body.is_empty()).then(|| "0".to_owned()));
             CalloutAnswer {
                 status,
                 body,
                 headers: pairs,
+                grpc_status,
             }
         } else {
             CalloutAnswer::default()

@@ -5,7 +5,8 @@
 use mcp_guard_engine::pii::PiiReport;
 use mcp_guard_engine::pins::ToolDigest;
 use mcp_guard_engine::Decision;
-use mcp_guard_flow::host::PeerCertificate;
+use mcp_guard_flow::host::{PeerCertificate, RateLimitEvent, SharedWrite};
+use mcp_guard_flow::memory::SharedStore;
 use mcp_guard_flow::{Host, Level, Side};
 
 use crate::abi::{self, body_type, header_type, EnvoyBuffer, EnvoyHeader, ModuleBuffer};
@@ -466,6 +467,38 @@ impl Host for NativeHost<'_> {
     fn count_route_fallback(&mut self) {
         self.metrics.count_route_fallback(self.filter);
     }
+    fn shared_value(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, u32> {
+        Ok(shared().get(key))
+    }
+
+    fn set_shared_value(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
+        shared().set(key, value, cas)
+    }
+
+    fn count_rate_limit(&mut self, event: RateLimitEvent, amount: u64) {
+        self.metrics.count_rate_limit(self.filter, event, amount);
+    }
+
+    /// The module has no root context to send for: the charge goes as
+    /// this stream's callout (best effort: Envoy may cancel it when the
+    /// stream is destroyed first).
+    fn http_call_detached(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> bool {
+        self.http_call(cluster, headers, body, timeout_ms).is_some()
+    }
+}
+
+/// Process-wide values (rate-limit counters): the module runs in one
+/// process, every worker thread shares this map, so a mutex makes the
+/// counts exact.
+fn shared() -> &'static SharedStore {
+    static SHARED: std::sync::OnceLock<SharedStore> = std::sync::OnceLock::new();
+    SHARED.get_or_init(SharedStore::default)
 }
 
 /// Wall-clock milliseconds since the Unix epoch (Envoy's own clock is the

@@ -42,6 +42,9 @@ pub struct Metrics {
     tool_pin_mismatch: Option<usize>,
     routes: Option<usize>,
     route_fallbacks: Option<usize>,
+    ratelimit_over: Option<usize>,
+    ratelimit_errors: Option<usize>,
+    tokens_charged: Option<usize>,
     bundle_fetches: Option<usize>,
     policy_info: Option<usize>,
     decision_duration: Option<usize>,
@@ -128,6 +131,9 @@ impl Metrics {
             tool_pin_mismatch: m(Kind::Counter, names::TOOL_PIN_MISMATCH, &[]),
             routes: m(Kind::Counter, names::ROUTES, &[]),
             route_fallbacks: m(Kind::Counter, names::ROUTE_FALLBACKS, &[]),
+            ratelimit_over: m(Kind::Counter, names::RATELIMIT_OVER, &[]),
+            ratelimit_errors: m(Kind::Counter, names::RATELIMIT_ERRORS, &[]),
+            tokens_charged: m(Kind::Counter, names::TOKENS_CHARGED, &[]),
             bundle_fetches: m(Kind::Counter, names::BUNDLE_FETCHES, &names::FETCH_LABELS),
             policy_info: m(Kind::Gauge, names::POLICY_INFO, &names::POLICY_LABELS),
             decision_duration: m(Kind::Histogram, names::DECISION_DURATION, &[]),
@@ -167,6 +173,22 @@ impl Metrics {
     /// Counts an answer replaced by a fallback cluster's.
     pub fn count_route_fallback(&self, filter: Filter) {
         count(filter, self.route_fallbacks, &[], 1);
+    }
+
+    /// Counts a rate-limit event.
+    pub fn count_rate_limit(
+        &self,
+        filter: Filter,
+        event: mcp_guard_flow::host::RateLimitEvent,
+        amount: u64,
+    ) {
+        use mcp_guard_flow::host::RateLimitEvent;
+        let id = match event {
+            RateLimitEvent::Over => self.ratelimit_over,
+            RateLimitEvent::Error => self.ratelimit_errors,
+            RateLimitEvent::TokensCharged => self.tokens_charged,
+        };
+        count(filter, id, &[], amount);
     }
 
     /// Records one exchange's time in the filter.

@@ -27,6 +27,9 @@ pub struct EnvoySettings {
     /// Port of the OAuth token endpoint (cluster `mcp_guard_token`; a
     /// closed port when the stack runs none).
     pub token_port: u16,
+    /// Port of the global rate-limit service (cluster
+    /// `mcp_guard_ratelimit`, HTTP/2; a closed port when none runs).
+    pub ratelimit_port: u16,
     /// Envoy's `allow_on_headers_stop_iteration` on the Wasm filter
     /// (false: as an Istio `WasmPlugin` runs it).
     pub headers_stop_iteration: bool,
@@ -122,6 +125,7 @@ pub fn render(template: &str, settings: &EnvoySettings, access_log: &Path) -> St
         )
         .replace("{{CONTROL_PORT}}", &settings.control_port.to_string())
         .replace("{{TOKEN_PORT}}", &settings.token_port.to_string())
+        .replace("{{RATELIMIT_PORT}}", &settings.ratelimit_port.to_string())
         .replace(
             "{{HEADERS_STOP_ITERATION}}",
             if settings.headers_stop_iteration {

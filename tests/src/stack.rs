@@ -54,6 +54,9 @@ pub struct StackOptions {
     /// Port of an OAuth token endpoint (cluster `mcp_guard_token`);
     /// `None` points that cluster at a closed port.
     pub token_port: Option<u16>,
+    /// Port of the global rate-limit service (cluster
+    /// `mcp_guard_ratelimit`); `None` points it at a closed port.
+    pub ratelimit_port: Option<u16>,
     /// Extra top-level fields of the plugin configuration (e.g.
     /// `token_exchange`), merged next to `control`.
     pub plugin_extra: serde_json::Map<String, serde_json::Value>,
@@ -115,6 +118,7 @@ impl Default for StackOptions {
             h2_upstream_port: None,
             target: Target::wasm(),
             token_port: None,
+            ratelimit_port: None,
             plugin_extra: serde_json::Map::new(),
             istio_mode: false,
             control_extra: serde_json::Map::new(),
@@ -326,6 +330,7 @@ impl Stack {
             h2_upstream_port: options.h2_upstream_port.unwrap_or(CLOSED_PORT),
             control_port: proxy_port,
             token_port: options.token_port.unwrap_or(CLOSED_PORT),
+            ratelimit_port: options.ratelimit_port.unwrap_or(CLOSED_PORT),
             headers_stop_iteration: !options.istio_mode,
             concurrency: options.concurrency,
             downstream_tls: options.downstream_tls.clone(),

@@ -28,6 +28,7 @@ use crate::jwt::Verifier;
 use crate::mcp::{read_body_with, BodyAttrs, BodyError, BodyOptions, McpCall, TargetKind};
 use crate::pii::Scanner;
 use crate::prompt_pii::{PiiSet, PromptClassifier};
+use crate::rate_limit::{CompiledLimit, LimitHit};
 use crate::request::RequestAttrs;
 use crate::resource::ProtectedResource;
 use crate::routes::{as_rule, CompiledRoutes, RouteChoice};
@@ -64,6 +65,8 @@ pub struct Policy {
     routes: Option<CompiledRoutes>,
     /// Classifies prompts for `prompt_pii` conditions (rules or routes).
     prompt: Option<PromptClassifier>,
+    /// `limits.rate`, compiled (bundle order).
+    limits: Box<[CompiledLimit]>,
 }
 
 /// A tracer that records nothing (plain evaluation).
@@ -137,15 +140,24 @@ impl Policy {
         let allow = RuleIndex::build(&bundle.rules, &rules, &claim_slots, |r| {
             r.effect == RuleEffect::Allow
         });
-        // Route conditions read the request like rules do: their headers,
-        // arguments, URIs, peers and body needs count too.
+        let limits: Box<[CompiledLimit]> =
+            bundle.limits.rate.iter().map(CompiledLimit::new).collect();
+        let limit_rules: Vec<crate::bundle::Rule> =
+            limits.iter().map(|l| l.rule().clone()).collect();
+        // Route and limit conditions read the request like rules do.
         let route_rules: Vec<crate::bundle::Rule> = bundle
             .routes
             .iter()
             .flat_map(|r| &r.rules)
             .map(as_rule)
             .collect();
-        let every_rule = || bundle.rules.iter().chain(route_rules.iter());
+        let every_rule = || {
+            bundle
+                .rules
+                .iter()
+                .chain(route_rules.iter())
+                .chain(limit_rules.iter())
+        };
         let mut header_names: Vec<String> =
             bundle.attributes.model_header.iter().cloned().collect();
         for rule in every_rule() {
@@ -213,6 +225,11 @@ impl Policy {
                     .iter()
                     .any(|r| !r.models.is_empty() || r.fallback.is_some());
         }
+        // Limits read what their conditions and keys read.
+        let body_needs = body_needs
+            .union(BodyNeeds::of(&limit_rules))
+            .with_mcp(limits.iter().any(|l| l.by.tool))
+            .with_model(limits.iter().any(|l| l.by.model));
         let needs_peer = every_rule().any(|r| !r.when.peers.is_empty())
             || bundle
                 .identity
@@ -234,6 +251,7 @@ impl Policy {
             body_needs,
             needs_peer,
             header_names,
+            limits,
             rules,
             key_kinds: deny.kinds().union(allow.kinds()),
             claim_slots,
@@ -241,6 +259,30 @@ impl Policy {
             allow,
             bundle,
         })
+    }
+
+    /// `limits.rate`, compiled, in bundle order.
+    pub fn limits(&self) -> &[CompiledLimit] {
+        &self.limits
+    }
+
+    /// The limits that count this allowed request, each with the
+    /// caller's key (`tool`: the MCP tool it calls, if any).
+    pub fn limits_for(
+        &self,
+        claims: &Claims,
+        request: &RequestAttrs<'_>,
+        tool: Option<&str>,
+    ) -> Vec<LimitHit> {
+        self.limits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.applies(claims, request))
+            .map(|(index, l)| LimitHit {
+                index,
+                key: l.caller_key(claims, request.model, tool),
+            })
+            .collect()
     }
 
     /// The PII scanner, when the bundle turns scrubbing on; shared by

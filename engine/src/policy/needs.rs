@@ -46,6 +46,21 @@ impl BodyNeeds {
         self
     }
 
+    /// Also reads the model when `model` holds (a limit keyed by it).
+    pub fn with_model(mut self, model: bool) -> Self {
+        self.model |= model;
+        self
+    }
+
+    /// What either reads.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            mcp: self.mcp || other.mcp,
+            model: self.model || other.model,
+            other: self.other || other.other,
+        }
+    }
+
     /// Whether the body must be read at all.
     pub fn any(self) -> bool {
         self.mcp || self.model || self.other

@@ -25,6 +25,18 @@ impl Exchange {
         if decision.effect != Effect::Allow {
             return self.enforce(host, decision);
         }
+        // Global limits decide at the body (a held request waits for the
+        // service there); local ones count the announced call now.
+        match self.check_limits(host, active, &decision) {
+            super::limits::Step::Go => {}
+            super::limits::Step::Refuse(refusal) => return self.enforce(host, refusal),
+            super::limits::Step::Wait => {
+                self.limits.pending = None;
+                let d = mcp_guard_engine::Decision::deny(Reason::RateLimitUnavailable)
+                    .with_detail("headers_decision");
+                return self.enforce(host, d);
+            }
+        }
         self.admit(host, active);
         self.record.decision = Some(decision);
         self.record.publish(host);
