@@ -517,7 +517,7 @@ fn policies_dir() -> PathBuf {
 
 #[test]
 fn the_shipped_policy_tests_pass() {
-    let file = policies_dir().join("demo.tests.json");
+    let file = policies_dir().join("tests/demo.tests.json");
     let out = run(&["test", file.to_str().unwrap()]);
     let text = stdout(&out);
     assert_eq!(code(&out), 0, "{text}{}", stderr(&out));

@@ -327,6 +327,7 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
         // OK, 4 remaining.
         (
             CalloutAnswer {
+                headers: Vec::new(),
                 status: Some("200".into()),
                 body: grpc_frame(&[0x08, 1, 0x12, 4, 0x08, 1, 0x18, 4]),
                 grpc_status: Some("0".into()),
@@ -336,6 +337,7 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
         // OVER_LIMIT, reset in 7 s.
         (
             CalloutAnswer {
+                headers: Vec::new(),
                 status: Some("200".into()),
                 body: grpc_frame(&[0x08, 2, 0x12, 6, 0x08, 2, 0x22, 2, 0x08, 7]),
                 grpc_status: Some("0".into()),
@@ -345,6 +347,7 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
         // Garbage, a gRPC error, a failed call, a 503.
         (
             CalloutAnswer {
+                headers: Vec::new(),
                 status: Some("200".into()),
                 body: b"<html>".to_vec(),
                 grpc_status: Some("0".into()),
@@ -353,6 +356,7 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
         ),
         (
             CalloutAnswer {
+                headers: Vec::new(),
                 status: Some("200".into()),
                 body: Vec::new(),
                 grpc_status: Some("14".into()),
@@ -362,6 +366,7 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
         (CalloutAnswer::default(), 503),
         (
             CalloutAnswer {
+                headers: Vec::new(),
                 status: Some("503".into()),
                 body: Vec::new(),
                 grpc_status: None,
@@ -446,6 +451,7 @@ fn an_unavailable_service_may_be_allowed_and_a_refused_call_fails_closed() {
     ex.on_request_headers(&mut h, true);
     ex.on_stream_done();
     let ok = CalloutAnswer {
+        headers: Vec::new(),
         status: Some("200".into()),
         body: grpc_frame(&[0x08, 1, 0x12, 2, 0x08, 1]),
         grpc_status: Some("0".into()),
@@ -469,6 +475,7 @@ fn global_token_budgets_charge_usage_minus_one_detached() {
     assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
     ex.on_request_body(&mut h, 13, true);
     let ok = CalloutAnswer {
+        headers: Vec::new(),
         status: Some("200".into()),
         body: grpc_frame(&[0x08, 1, 0x12, 4, 0x08, 1, 0x18, 9]),
         grpc_status: Some("0".into()),
@@ -520,6 +527,7 @@ fn headers_released_an_upstream_answer_before_the_service_is_refused() {
     assert_eq!(h.replies[0].status, 502);
     // The late OK neither releases the body nor answers again.
     let ok = CalloutAnswer {
+        headers: Vec::new(),
         status: Some("200".into()),
         body: grpc_frame(&[0x08, 1, 0x12, 2, 0x08, 1]),
         grpc_status: Some("0".into()),

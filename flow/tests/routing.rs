@@ -397,6 +397,7 @@ fn dry_run_does_not_soften_a_route_refusal() {
 
 fn answer(status: &str, content_type: &str, body: &[u8]) -> CalloutAnswer {
     CalloutAnswer {
+        grpc_status: None,
         status: Some(status.into()),
         body: body.to_vec(),
         headers: vec![

@@ -125,6 +125,7 @@ mod tests {
         frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
         frame.extend_from_slice(body);
         CalloutAnswer {
+            headers: Vec::new(),
             status: Some("200".into()),
             body: frame,
             grpc_status: grpc.map(str::to_owned),
