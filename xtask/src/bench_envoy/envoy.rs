@@ -25,6 +25,8 @@ pub struct Inputs {
     pub nginx_port: u16,
     /// The streaming upstream's port.
     pub stream_port: u16,
+    /// The global rate limit service's gRPC port, when a variant needs it.
+    pub ratelimit_port: Option<u16>,
 }
 
 /// A running Envoy.
@@ -42,6 +44,24 @@ fn cluster(name: &str, port: u16) -> Value {
     json!({"name": name, "type": "STATIC", "connect_timeout": "1s",
            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}})
+}
+
+/// nginx, the streaming upstream and, when running, the rate limit
+/// service (gRPC: HTTP/2).
+fn clusters(inputs: &Inputs) -> Value {
+    let mut list = vec![
+        cluster("nginx", inputs.nginx_port),
+        cluster("stream", inputs.stream_port),
+    ];
+    if let Some(port) = inputs.ratelimit_port {
+        let mut rls = cluster(variants::RATELIMIT_CLUSTER, port);
+        rls["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}}});
+        list.push(rls);
+    }
+    Value::Array(list)
 }
 
 fn wasm_filter(name: &str, path: &Path, configuration: Option<String>, held: bool) -> Value {
@@ -192,7 +212,7 @@ pub fn config(v: &Variant, inputs: &Inputs) -> Value {
                                 {"match": {"prefix": STREAM_PREFIX}, "route": {"cluster": "stream", "timeout": "30s"}},
                                 {"match": {"prefix": "/"}, "route": {"cluster": "nginx", "timeout": "30s"}}]}]},
                         "http_filters": http_filters(v, inputs)}}]}]}],
-            "clusters": [cluster("nginx", inputs.nginx_port), cluster("stream", inputs.stream_port)]
+            "clusters": clusters(inputs)
         }
     })
 }
@@ -276,6 +296,7 @@ mod tests {
             native: Some("/x/libmcp_guard_native.so".into()),
             nginx_port: 1001,
             stream_port: 1002,
+            ratelimit_port: None,
         }
     }
 

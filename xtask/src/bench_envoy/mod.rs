@@ -319,6 +319,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let nginx = upstream::start_nginx(&dir)?;
     let stream = upstream::StreamUpstream::start()?;
+    // Global-limit variants ask the real service, counting in Redis.
+    let global = chosen.iter().any(|v| {
+        v.guard
+            .is_some_and(|g| g.limit == Some(variants::LimitStore::Global))
+    });
+    let rate_limit_service = if global {
+        steps::ensure_redis()?;
+        steps::run(
+            &steps::cargo(),
+            &["build", "--package", "mcp-guard-ratelimit"],
+            &[],
+        )?;
+        let redis = mcp_guard_e2e::redis::Redis::start()?;
+        let service = mcp_guard_e2e::ratelimit::RateLimitProcess::start(
+            &redis.url(),
+            &[],
+            dir.join("ratelimit.log"),
+        )?;
+        Some((redis, service))
+    } else {
+        None
+    };
     let token = mcp_guard_e2e::tokens::mint(json!({
         "sub": "alice", "tenant": "acme", "roles": ["model-user"],
         "exp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)
@@ -332,6 +354,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         native,
         nginx_port: nginx.port,
         stream_port: stream.port,
+        ratelimit_port: rate_limit_service.as_ref().map(|(_, s)| s.grpc_port()),
     };
 
     // The upstream alone must be far faster than any Envoy variant.
@@ -390,6 +413,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     drop(nginx);
     drop(stream);
+    drop(rate_limit_service);
 
     let rows = report::summarise(&chosen, &results);
     let rps64_of = |name: &str| {
@@ -502,7 +526,7 @@ mod tests {
     fn default_run_skips_only_native_variants() {
         let o = parse_options(&[]).unwrap();
         let (chosen, _) = select(&o, false).unwrap();
-        assert_eq!(chosen.len(), 15);
+        assert_eq!(chosen.len(), 17);
         assert!(chosen
             .iter()
             .all(|v| v.guard.is_none_or(|g| g.runtime != Runtime::Native)));

@@ -42,6 +42,15 @@ pub enum Runtime {
     Native,
 }
 
+/// Where a variant's request limit is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitStore {
+    /// `store: local`: shared data, compare-and-swap.
+    Local,
+    /// `store: global`: a gRPC call to `mcp-guard-ratelimit` (Redis).
+    Global,
+}
+
 /// mcp-guard in a variant.
 #[derive(Debug, Clone, Copy)]
 pub struct Guard {
@@ -51,6 +60,9 @@ pub struct Guard {
     pub scrub_requests: bool,
     /// How the filter is loaded.
     pub runtime: Runtime,
+    /// A per-caller request limit that every request checks and none
+    /// reaches (what a limit check costs).
+    pub limit: Option<LimitStore>,
 }
 
 /// One benchmark configuration.
@@ -99,6 +111,16 @@ const fn guard(rules: usize, scrub_requests: bool, runtime: Runtime) -> Option<G
         rules,
         scrub_requests,
         runtime,
+        limit: None,
+    })
+}
+
+const fn limited(runtime: Runtime, store: LimitStore) -> Option<Guard> {
+    Some(Guard {
+        rules: 100,
+        scrub_requests: false,
+        runtime,
+        limit: Some(store),
     })
 }
 
@@ -181,6 +203,25 @@ pub fn all() -> Vec<Variant> {
             answer: Answer::Pii,
             ..base("B-istio", "B, headers released (Istio WasmPlugin)")
         },
+        // What a rate-limit check adds, against the same filter without.
+        Variant {
+            guard: limited(Wasm, LimitStore::Local),
+            baseline: "B-nopii",
+            ..base("L-local", "B-nopii + a local request limit per caller (never reached)")
+        },
+        Variant {
+            guard: limited(Wasm, LimitStore::Global),
+            baseline: "B-nopii",
+            ..base(
+                "L-global",
+                "B-nopii + a global request limit per caller (mcp-guard-ratelimit + Redis)",
+            )
+        },
+        Variant {
+            guard: limited(Native, LimitStore::Local),
+            baseline: "B-nopii-native",
+            ..base("L-local-native", "L-local, dynamic module")
+        },
         // The same filter as an Envoy dynamic module (MCP_GUARD_NATIVE).
         Variant {
             guard: guard(100, false, Native),
@@ -227,7 +268,31 @@ pub const STREAM_PREFIX: &str = "/stream/";
 /// A bundle shaped like `policies/demo.json` with `rules` rules: filler
 /// deny and allow rules no bench request matches (other tenants, paths,
 /// roles and models), then the rules that allow the bench requests.
-pub fn bundle(rules: usize, scrub_requests: bool) -> Value {
+/// The bench bundle, with a request limit per caller (`sub`) high enough never
+/// to refuse: every request reads and counts it.
+pub fn bundle_with(rules: usize, scrub_requests: bool, limit: Option<LimitStore>) -> Value {
+    let mut b = bundle_rules(rules, scrub_requests);
+    if let Some(store) = limit {
+        let store = match store {
+            LimitStore::Local => "local",
+            LimitStore::Global => "global",
+        };
+        b["limits"] = json!({
+            "rate": [{"id": "bench-rps", "requests": 1_000_000_000u64, "per": "second",
+                      "by": {"claims": ["sub"]}, "store": store}]
+        });
+        if store == "global" {
+            b["limits"]["global"] = json!({"cluster": RATELIMIT_CLUSTER,
+                "domain": "mcp-guard-bench", "timeout_ms": 1000, "on_unavailable": "deny"});
+        }
+    }
+    b
+}
+
+/// The Envoy cluster of the global rate limit service.
+pub const RATELIMIT_CLUSTER: &str = "mcp_guard_ratelimit";
+
+fn bundle_rules(rules: usize, scrub_requests: bool) -> Value {
     let matching = ALLOWED_PATHS.len() + 2;
     let mut list = Vec::with_capacity(rules);
     for i in 0..rules.saturating_sub(matching) {
@@ -275,7 +340,8 @@ pub fn bundle(rules: usize, scrub_requests: bool) -> Value {
 /// `allow_on_headers_stop_iteration` (the native module ignores it).
 pub fn plugin_config(g: &Guard) -> String {
     let held = g.runtime != Runtime::WasmIstio;
-    json!({"bundle": bundle(g.rules, g.scrub_requests), "headers_stop_iteration": held}).to_string()
+    json!({"bundle": bundle_with(g.rules, g.scrub_requests, g.limit), "headers_stop_iteration": held})
+        .to_string()
 }
 
 #[cfg(test)]
@@ -294,13 +360,18 @@ mod tests {
     #[test]
     fn bundles_have_the_asked_size_are_valid_and_match_last() {
         for rules in [100, 10_000] {
-            let b = bundle(rules, false);
+            let b = bundle_with(rules, false, None);
             let list = b["rules"].as_array().unwrap();
             assert_eq!(list.len(), rules);
             assert_eq!(list.last().unwrap()["id"], "bench-stream");
             let text = serde_json::to_vec(&b).unwrap();
             let parsed = mcp_guard_engine::Bundle::parse(&text).unwrap();
             parsed.validate().unwrap();
+        }
+        for store in [LimitStore::Local, LimitStore::Global] {
+            let text = serde_json::to_vec(&bundle_with(100, false, Some(store))).unwrap();
+            let parsed = mcp_guard_engine::Bundle::parse(&text).unwrap();
+            assert_eq!(parsed.limits.rate.len(), 1);
         }
     }
 }
