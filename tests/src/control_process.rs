@@ -9,13 +9,7 @@ use std::time::Duration;
 /// The binary: `$MCP_GUARD_CONTROL`, else next to the test binaries
 /// (`cargo build -p mcp-guard-control` puts it there).
 pub fn control_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("MCP_GUARD_CONTROL").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("mcp-guard-control")))
-        .unwrap_or_else(|| crate::paths::workspace_root().join("target/debug/mcp-guard-control"))
+    crate::paths::sibling_binary("MCP_GUARD_CONTROL", "mcp-guard-control")
 }
 
 /// A running `mcp-guard-control`; killed on drop.

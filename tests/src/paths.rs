@@ -52,3 +52,16 @@ pub fn cli_path() -> PathBuf {
         .and_then(|exe| Some(exe.parent()?.parent()?.join("mcp-guard")))
         .unwrap_or_else(|| workspace_root().join("target/debug/mcp-guard"))
 }
+
+/// A workspace binary the tests start as a process: `$ENV_VAR` when set,
+/// else next to the test binaries (where `cargo build -p <crate>` puts
+/// it), else `target/debug/<name>`.
+pub fn sibling_binary(env_var: &str, name: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
+        return std::path::PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join(name)))
+        .unwrap_or_else(|| workspace_root().join("target/debug").join(name))
+}

@@ -11,13 +11,7 @@ use std::time::Duration;
 /// (`cargo build -p mcp-guard-ratelimit` puts it there; `cargo xtask test`
 /// builds it).
 pub fn ratelimit_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("MCP_GUARD_RATELIMIT").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("mcp-guard-ratelimit")))
-        .unwrap_or_else(|| crate::paths::workspace_root().join("target/debug/mcp-guard-ratelimit"))
+    crate::paths::sibling_binary("MCP_GUARD_RATELIMIT", "mcp-guard-ratelimit")
 }
 
 /// A running `mcp-guard-ratelimit`; killed on drop.

@@ -235,6 +235,18 @@ fn ensure_manifest_validator() -> Result<(), String> {
     pip_install("istio/requirements.txt")
 }
 
+/// Installs one Debian package (no recommends, non-interactive), saying
+/// why first: what the test servers need and the machine lacks.
+fn apt_install(package: &str, missing: &str) -> Result<(), String> {
+    eprintln!("xtask: {missing}; trying apt-get install {package}");
+    run("apt-get", &["update", "-qq"], &[])?;
+    run(
+        "apt-get",
+        &["install", "-y", "-qq", "--no-install-recommends", package],
+        &[("DEBIAN_FRONTEND", "noninteractive".into())],
+    )
+}
+
 /// Finds the PostgreSQL server binaries the control service's HA tests
 /// run a throwaway cluster with, installing Debian's `postgresql` when
 /// there are none; returns their directory.
@@ -242,19 +254,7 @@ pub fn ensure_postgres() -> Result<PathBuf, String> {
     if let Some(dir) = mcp_guard_e2e::postgres::bin_dir() {
         return Ok(dir);
     }
-    eprintln!("xtask: no PostgreSQL server binaries; trying apt-get install postgresql");
-    run("apt-get", &["update", "-qq"], &[])?;
-    run(
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "postgresql",
-        ],
-        &[("DEBIAN_FRONTEND", "noninteractive".into())],
-    )?;
+    apt_install("postgresql", "no PostgreSQL server binaries")?;
     mcp_guard_e2e::postgres::bin_dir()
         .ok_or_else(|| mcp_guard_e2e::postgres::INSTALL_HINT.to_string())
 }
@@ -266,19 +266,7 @@ pub fn ensure_redis() -> Result<PathBuf, String> {
     if let Some(bin) = mcp_guard_e2e::redis::server_path() {
         return Ok(bin);
     }
-    eprintln!("xtask: no redis-server; trying apt-get install redis-server");
-    run("apt-get", &["update", "-qq"], &[])?;
-    run(
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "redis-server",
-        ],
-        &[("DEBIAN_FRONTEND", "noninteractive".into())],
-    )?;
+    apt_install("redis-server", "no redis-server")?;
     mcp_guard_e2e::redis::server_path()
         .ok_or_else(|| mcp_guard_e2e::redis::INSTALL_HINT.to_string())
 }

@@ -207,7 +207,10 @@ pub fn all() -> Vec<Variant> {
         Variant {
             guard: limited(Wasm, LimitStore::Local),
             baseline: "B-nopii",
-            ..base("L-local", "B-nopii + a local request limit per caller (never reached)")
+            ..base(
+                "L-local",
+                "B-nopii + a local request limit per caller (never reached)",
+            )
         },
         Variant {
             guard: limited(Wasm, LimitStore::Global),
