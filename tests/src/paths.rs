@@ -54,14 +54,22 @@ pub fn cli_path() -> PathBuf {
 }
 
 /// A workspace binary the tests start as a process: `$ENV_VAR` when set,
-/// else next to the test binaries (where `cargo build -p <crate>` puts
-/// it), else `target/debug/<name>`.
+/// else the first that exists of: beside the test binaries' directory
+/// (`target/debug/`, where `cargo build -p <crate>` puts it), beside the
+/// running program (xtask), `target/debug/<name>`.
 pub fn sibling_binary(env_var: &str, name: &str) -> std::path::PathBuf {
     if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
         return std::path::PathBuf::from(path);
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join(name)))
-        .unwrap_or_else(|| workspace_root().join("target/debug").join(name))
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(std::path::Path::parent);
+    let fallback = workspace_root().join("target/debug").join(name);
+    [
+        dir.and_then(std::path::Path::parent).map(|d| d.join(name)),
+        dir.map(|d| d.join(name)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file())
+    .unwrap_or(fallback)
 }
