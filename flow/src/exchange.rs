@@ -1480,6 +1480,8 @@ impl Exchange {
             self.refuse_response_now(host, "route_fallback_failed");
             return;
         };
+        // Charged whatever the client gets: the model ran.
+        self.meter_fallback(status, answer);
         let limit = self.settings().map_or(0, |p| p.max_body_bytes);
         let checked = if answer.body.len() > limit {
             Err("response_too_large")

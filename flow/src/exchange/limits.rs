@@ -340,6 +340,28 @@ impl Exchange {
         }));
     }
 
+    /// The fallback cluster's whole answer: metered like an upstream's
+    /// (the primary's failed answer was never metered), so an answer
+    /// that falls back is charged too.
+    pub(super) fn meter_fallback(&mut self, status: u32, answer: &CalloutAnswer) {
+        if !self.limits.metered || self.request != RequestState::Forwarded {
+            return;
+        }
+        self.limits.response_ok = (200..300).contains(&status);
+        let event_stream = answer.header("content-type").is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+        });
+        let mut meter = UsageMeter::new(if event_stream {
+            Format::Sse
+        } else {
+            Format::Json
+        });
+        meter.push(&answer.body);
+        self.limits.meter = Some(meter);
+    }
+
     /// Answer bytes as the upstream sent them (before scrubbing).
     pub(super) fn meter(&mut self, bytes: &[u8]) {
         if let Some(meter) = self.limits.meter.as_mut() {

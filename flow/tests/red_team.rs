@@ -1,0 +1,145 @@
+//! Attacks on routing and rate limits together: the holes found by
+//! reading the merged flow, each pinned by a test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+
+use mcp_guard_engine::Policy;
+use mcp_guard_flow::memory::{MemoryHost, SharedStore};
+use mcp_guard_flow::token_exchange::CalloutAnswer;
+use mcp_guard_flow::{ActivePolicy, Exchange, Next};
+use serde_json::{json, Value};
+
+const NOW_MS: u64 = 1_800_000_000_000;
+
+/// Routes with a fallback and a token budget over every chat.
+fn active(pii: Value) -> Arc<ActivePolicy> {
+    let bundle = json!({
+        "name": "t", "version": 1,
+        "rules": [{"id": "chat", "effect": "allow"}],
+        "routes": {"rules": [
+            {"id": "primary", "cluster": "llm-private", "fallback": "llm-default"}
+        ]},
+        "limits": {"rate": [
+            {"id": "sub-tokens", "tokens": 1500, "per": "hour", "by": {"claims": ["sub"]}}
+        ]},
+        "pii": pii
+    });
+    let policy = Policy::compile(bundle.to_string().as_bytes()).unwrap();
+    Arc::new(ActivePolicy::new(policy, None))
+}
+
+fn host(store: &SharedStore) -> MemoryHost {
+    let mut host = MemoryHost::at(NOW_MS);
+    host.shared = store.clone();
+    host.set_claims("jwt_payload", &json!({"sub": "mallory"}));
+    host.request.headers = vec![
+        (":method".into(), "POST".into()),
+        (":path".into(), "/v1/chat/completions".into()),
+        (":authority".into(), "api.local".into()),
+        ("x-request-id".into(), "r1".into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    host
+}
+
+/// A chat whose primary answers `primary_status`; when it falls back,
+/// the fallback answers `fallback`. Returns the host after the log.
+fn chat_falling_back(
+    active: &Arc<ActivePolicy>,
+    store: &SharedStore,
+    fallback: &CalloutAnswer,
+) -> MemoryHost {
+    let mut h = host(store);
+    let mut ex = Exchange::new(Some(Arc::clone(active)));
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+    h.request.body = br#"{"model":"gpt-x","messages":[]}"#.to_vec();
+    let size = h.request.body.len();
+    if ex.on_request_body(&mut h, size, true) != Next::Continue {
+        ex.on_log(&mut h, None);
+        return h;
+    }
+    h.response.headers = vec![
+        (":status".into(), "503".into()),
+        ("content-type".into(), "text/plain".into()),
+    ];
+    assert_eq!(ex.on_response_headers(&mut h, false), Next::Pause);
+    let id = h.callouts.last().unwrap().id;
+    h.response.body = b"down".to_vec();
+    ex.on_response_body(&mut h, 4, true);
+    ex.on_callout_answer(&mut h, id, fallback);
+    ex.on_log(&mut h, None);
+    h
+}
+
+fn ok_answer(content_type: &str, body: &[u8]) -> CalloutAnswer {
+    CalloutAnswer {
+        status: Some("200".into()),
+        grpc_status: None,
+        body: body.to_vec(),
+        headers: vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), content_type.into()),
+        ],
+    }
+}
+
+const USAGE_JSON: &[u8] =
+    br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":600,"completion_tokens":400,"total_tokens":1000}}"#;
+
+const USAGE_SSE: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
+data: {\"choices\":[],\"usage\":{\"total_tokens\":1000}}\n\n\
+data: [DONE]\n\n";
+
+/// Hole: the fallback's answer was never metered (metering started at
+/// the primary's response headers, after the fallback branch returned),
+/// so a primary that fails (or is made to fail) gave unlimited tokens.
+#[test]
+fn a_fallback_answer_is_charged_against_the_token_budget() {
+    for (pii, ct, body) in [
+        (json!({"enabled": false}), "application/json", USAGE_JSON),
+        (json!({"enabled": false}), "text/event-stream", USAGE_SSE),
+        (
+            json!({"enabled": true, "types": ["email"]}),
+            "application/json",
+            USAGE_JSON,
+        ),
+        (
+            json!({"enabled": true, "types": ["email"]}),
+            "text/event-stream",
+            USAGE_SSE,
+        ),
+    ] {
+        let a = active(pii);
+        let store = SharedStore::default();
+        let h = chat_falling_back(&a, &store, &ok_answer(ct, body));
+        assert_eq!(h.replies.last().unwrap().status, 200, "{ct}");
+        assert_eq!(h.record().unwrap()["route"]["fell_back"], true);
+        assert_eq!(
+            h.rate_limit_counts.2, 1000,
+            "fallback tokens charged ({ct})"
+        );
+        assert_eq!(h.record().unwrap()["limit"]["charged_tokens"], 1000);
+        // 1000 of 1500: one more goes; then the budget is spent.
+        let h = chat_falling_back(&a, &store, &ok_answer(ct, body));
+        assert_eq!(h.replies.last().unwrap().status, 200);
+        let h = chat_falling_back(&a, &store, &ok_answer(ct, body));
+        assert_eq!(h.replies.last().unwrap().status, 429, "{ct}");
+    }
+}
+
+/// A fallback answer without usage is estimated, like any 2xx answer.
+#[test]
+fn a_fallback_answer_without_usage_is_estimated() {
+    let a = active(json!({"enabled": false}));
+    let store = SharedStore::default();
+    let h = chat_falling_back(&a, &store, &ok_answer("application/json", &[b'x'; 2999]));
+    assert_eq!(h.replies.last().unwrap().status, 200);
+    assert!(h.rate_limit_counts.2 >= 1000, "{}", h.rate_limit_counts.2);
+}
