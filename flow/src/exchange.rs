@@ -916,8 +916,15 @@ impl Exchange {
                 .iter()
                 .find(|c| c.method == "tools/call")
                 .and_then(|c| c.target.as_deref());
-            let first = request.with_mcp(attrs.mcp.first());
-            self.limits.hits = policy.limits_for(&self.claims, &first, tool);
+            let mut first = request.with_mcp(attrs.mcp.first());
+            // The model as it goes upstream: behind a route's rewrite
+            // (`"*": deployment`) every name the client makes up reaches
+            // one deployment, so it must not be a budget of its own.
+            if let Some(upstream) = self.route.as_ref().and_then(|r| r.model.as_deref()) {
+                first.model = Some(upstream);
+            }
+            let hits = policy.limits_for(&self.claims, &first, tool);
+            self.limits.hits = hits;
         }
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);

@@ -143,3 +143,67 @@ fn a_fallback_answer_without_usage_is_estimated() {
     assert_eq!(h.replies.last().unwrap().status, 200);
     assert!(h.rate_limit_counts.2 >= 1000, "{}", h.rate_limit_counts.2);
 }
+
+/// A budget keyed by model behind a route that rewrites every model to
+/// one deployment.
+fn active_model_keyed() -> Arc<ActivePolicy> {
+    let bundle = json!({
+        "name": "t", "version": 1,
+        "rules": [{"id": "chat", "effect": "allow"}],
+        "routes": {"rules": [
+            {"id": "private", "cluster": "llm-private",
+             "models": {"gpt-4o": "llama3-70b", "*": "llama3-8b"}}
+        ]},
+        "limits": {"rate": [
+            {"id": "per-model", "requests": 1, "per": "hour",
+             "by": {"claims": ["sub"], "model": true}}
+        ]},
+        "pii": {"enabled": false}
+    });
+    let policy = Policy::compile(bundle.to_string().as_bytes()).unwrap();
+    Arc::new(ActivePolicy::new(policy, None))
+}
+
+/// Sends one chat naming `model`; the reply status (200 when forwarded)
+/// and the model the upstream got.
+fn chat_model(a: &Arc<ActivePolicy>, store: &SharedStore, model: &str) -> (u32, Option<String>) {
+    let mut h = host(store);
+    let mut ex = Exchange::new(Some(Arc::clone(a)));
+    assert_eq!(ex.on_request_headers(&mut h, false), Next::Pause);
+    h.request.body = json!({"model": model, "messages": []})
+        .to_string()
+        .into_bytes();
+    let size = h.request.body.len();
+    let next = ex.on_request_body(&mut h, size, true);
+    if let Some(r) = h.replies.last() {
+        return (r.status, None);
+    }
+    assert_eq!(next, Next::Continue);
+    let sent: Value = serde_json::from_slice(&h.request.body).unwrap();
+    (200, sent["model"].as_str().map(str::to_owned))
+}
+
+/// Hole: `by.model` keyed the model the client named, before the
+/// route's rewrite; behind a `*` rewrite every made-up model name was a
+/// fresh budget for the same deployment (and a new shared-data key).
+#[test]
+fn a_budget_keyed_by_model_counts_the_model_the_upstream_gets() {
+    let a = active_model_keyed();
+    let store = SharedStore::default();
+    assert_eq!(
+        chat_model(&a, &store, "made-up-1"),
+        (200, Some("llama3-8b".into()))
+    );
+    assert_eq!(
+        chat_model(&a, &store, "made-up-2").0,
+        429,
+        "same deployment, same budget"
+    );
+    assert_eq!(chat_model(&a, &store, "MADE-UP-3").0, 429);
+    // The aliased model is another deployment: its own budget.
+    assert_eq!(
+        chat_model(&a, &store, "gpt-4o"),
+        (200, Some("llama3-70b".into()))
+    );
+    assert_eq!(chat_model(&a, &store, "gpt-4o").0, 429);
+}
