@@ -398,6 +398,7 @@ fn dry_run_does_not_soften_a_route_refusal() {
 fn answer(status: &str, content_type: &str, body: &[u8]) -> CalloutAnswer {
     CalloutAnswer {
         status: Some(status.into()),
+        grpc_status: None,
         body: body.to_vec(),
         headers: vec![
             (":status".into(), status.into()),
