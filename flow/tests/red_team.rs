@@ -207,3 +207,78 @@ fn a_budget_keyed_by_model_counts_the_model_the_upstream_gets() {
     );
     assert_eq!(chat_model(&a, &store, "gpt-4o").0, 429);
 }
+
+/// A request limit on one tool, and one keyed by tool.
+fn active_tools() -> Arc<ActivePolicy> {
+    let bundle = json!({
+        "name": "t", "version": 1,
+        "rules": [{"id": "tools", "effect": "allow", "when": {"mcp": {"tools": ["*"]}}}],
+        "limits": {"rate": [
+            {"id": "expensive", "requests": 2, "per": "hour", "by": {"claims": ["sub"]},
+             "when": {"mcp": {"tools": ["expensive"]}}},
+            {"id": "per-tool", "requests": 3, "per": "hour",
+             "by": {"claims": ["sub"], "tool": true}}
+        ]},
+        "pii": {"enabled": false}
+    });
+    let policy = Policy::compile(bundle.to_string().as_bytes()).unwrap();
+    Arc::new(ActivePolicy::new(policy, None))
+}
+
+fn mcp(a: &Arc<ActivePolicy>, store: &SharedStore, body: &Value) -> u32 {
+    let mut h = host(store);
+    h.request.headers[1].1 = "/mcp".into();
+    let mut ex = Exchange::new(Some(Arc::clone(a)));
+    ex.on_request_headers(&mut h, false);
+    if let Some(r) = h.replies.last() {
+        return r.status;
+    }
+    h.request.body = body.to_string().into_bytes();
+    let size = h.request.body.len();
+    ex.on_request_body(&mut h, size, true);
+    h.replies.last().map_or(200, |r| r.status)
+}
+
+fn call(id: u32, tool: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool}})
+}
+
+/// Hole: limits saw only a batch's first call, so a batch opening with
+/// any other call ran the limited tool as often as it liked, uncounted.
+#[test]
+fn every_call_of_a_batch_counts_against_its_limits() {
+    let a = active_tools();
+    let store = SharedStore::default();
+    // One call alone counts once.
+    assert_eq!(mcp(&a, &store, &call(1, "expensive")), 200);
+    // Hidden behind a cheap first call: still counted, and the batch
+    // that would pass the limit is refused whole.
+    // (The refused batch's first count stays spent: fail closed.)
+    let batch = json!([call(1, "cheap"), call(2, "expensive"), call(3, "expensive")]);
+    assert_eq!(mcp(&a, &store, &batch), 429);
+    assert_eq!(mcp(&a, &store, &call(1, "expensive")), 429, "2 of 2 spent");
+    let store = SharedStore::default();
+    let batch = json!([call(1, "cheap"), call(2, "expensive")]);
+    assert_eq!(mcp(&a, &store, &batch), 200);
+    assert_eq!(mcp(&a, &store, &batch), 200);
+    assert_eq!(
+        mcp(&a, &store, &batch),
+        429,
+        "2 of 2 spent behind cheap calls"
+    );
+    // Keyed by tool: each call under its own tool's key.
+    let store = SharedStore::default();
+    let batch = json!([
+        call(1, "cheap"),
+        call(2, "other"),
+        call(3, "other"),
+        call(4, "other")
+    ]);
+    assert_eq!(mcp(&a, &store, &batch), 200);
+    assert_eq!(
+        mcp(&a, &store, &call(1, "other")),
+        429,
+        "3 of 3 spent on other"
+    );
+    assert_eq!(mcp(&a, &store, &call(1, "cheap")), 200);
+}
