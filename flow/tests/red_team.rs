@@ -282,3 +282,49 @@ fn every_call_of_a_batch_counts_against_its_limits() {
     );
     assert_eq!(mcp(&a, &store, &call(1, "cheap")), 200);
 }
+
+/// Hole: a batch of many calls under a global per-tool limit sent more
+/// descriptors than the service takes (16); its refusal is "unavailable",
+/// which `on_unavailable: allow` let through uncounted.
+#[test]
+fn a_batch_over_the_services_descriptor_bound_is_refused_even_when_unavailable_allows() {
+    let bundle = json!({
+        "name": "t", "version": 1,
+        "rules": [{"id": "tools", "effect": "allow", "when": {"mcp": {"tools": ["*"]}}}],
+        "limits": {
+            "rate": [{"id": "g", "requests": 5, "per": "minute",
+                      "by": {"claims": ["sub"], "tool": true}, "store": "global"}],
+            "global": {"cluster": "rls", "domain": "mcp-guard", "timeout_ms": 150,
+                       "on_unavailable": "allow"}
+        },
+        "pii": {"enabled": false}
+    });
+    let a = Arc::new(ActivePolicy::new(
+        Policy::compile(bundle.to_string().as_bytes()).unwrap(),
+        None,
+    ));
+    let store = SharedStore::default();
+    let calls: Vec<Value> = (0..17).map(|i| call(i, "expensive")).collect();
+    let mut h = host(&store);
+    h.request.headers[1].1 = "/mcp".into();
+    let mut ex = Exchange::new(Some(Arc::clone(&a)));
+    ex.on_request_headers(&mut h, false);
+    h.request.body = Value::Array(calls).to_string().into_bytes();
+    let size = h.request.body.len();
+    ex.on_request_body(&mut h, size, true);
+    assert!(
+        h.callouts.is_empty(),
+        "nothing the service would refuse is sent"
+    );
+    assert_eq!(h.replies.last().map(|r| r.status), Some(503));
+    // 16 calls fit: asked.
+    let calls: Vec<Value> = (0..16).map(|i| call(i, "expensive")).collect();
+    let mut h = host(&store);
+    h.request.headers[1].1 = "/mcp".into();
+    let mut ex = Exchange::new(Some(Arc::clone(&a)));
+    ex.on_request_headers(&mut h, false);
+    h.request.body = Value::Array(calls).to_string().into_bytes();
+    let size = h.request.body.len();
+    ex.on_request_body(&mut h, size, true);
+    assert_eq!(h.callouts.len(), 1);
+}

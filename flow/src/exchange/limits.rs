@@ -206,6 +206,26 @@ impl Exchange {
         if sent.is_empty() {
             return Step::Go;
         }
+        if sent.len() > global::MAX_DESCRIPTORS {
+            // The service refuses the call whole; that is no outage for
+            // `on_unavailable: allow` to let through (a batch of many
+            // limited calls would pass uncounted).
+            host.count_rate_limit(RateLimitEvent::Error, 1);
+            host.log(
+                Level::Warn,
+                &format!(
+                    "{} global limits for one request, the service takes {}: refused",
+                    sent.len(),
+                    global::MAX_DESCRIPTORS
+                ),
+            );
+            if active.policy.bundle().dry_run {
+                return Step::Go;
+            }
+            return Step::Refuse(
+                Decision::deny(Reason::RateLimitUnavailable).with_detail("too_many_descriptors"),
+            );
+        }
         let descriptors: Vec<_> = sent
             .iter()
             .filter_map(|&pos| {
