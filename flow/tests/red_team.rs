@@ -328,3 +328,26 @@ fn a_batch_over_the_services_descriptor_bound_is_refused_even_when_unavailable_a
     ex.on_request_body(&mut h, size, true);
     assert_eq!(h.callouts.len(), 1);
 }
+
+/// Hole: a client that resets its stream after the request went
+/// upstream (before the answer's headers) was charged nothing, though
+/// the model read (and usually answered) the prompt: big prompts,
+/// dropped at once, spent the upstream for free.
+#[test]
+fn a_request_dropped_before_its_answer_is_charged_its_prompt() {
+    let a = active(json!({"enabled": false}));
+    let store = SharedStore::default();
+    let mut h = host(&store);
+    let mut ex = Exchange::new(Some(Arc::clone(&a)));
+    ex.on_request_headers(&mut h, false);
+    h.request.body = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(3000)
+    )
+    .into_bytes();
+    let size = h.request.body.len();
+    assert_eq!(ex.on_request_body(&mut h, size, true), Next::Continue);
+    // The client goes away: no answer, only the log.
+    ex.on_log(&mut h, None);
+    assert!(h.rate_limit_counts.2 >= 1000, "{}", h.rate_limit_counts.2);
+}

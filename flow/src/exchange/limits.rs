@@ -411,7 +411,14 @@ impl Exchange {
         let tokens = match charge {
             Some(c) if c.reported || self.limits.response_ok => c.tokens,
             // No usage and no successful answer: the model did not run.
-            _ => 0,
+            Some(_) => 0,
+            // Forwarded, and the stream ended before any answer (the
+            // client reset it): the model read the prompt, and usually
+            // answered it, so the prompt is charged as an estimate.
+            None if self.request == RequestState::Forwarded => (self.request_len as u64)
+                .div_ceil(mcp_guard_engine::rate_limit::usage::BYTES_PER_TOKEN)
+                .max(1),
+            None => 0,
         };
         if charge.is_some_and(|c| !c.reported) && tokens > 0 {
             host.log(
