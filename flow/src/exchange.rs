@@ -909,15 +909,42 @@ impl Exchange {
             }
         }
         if decision.effect == Effect::Allow && !policy.limits().is_empty() {
-            // `when` sees the first call, like a request making one; a
-            // limit keyed by tool counts the first `tools/call`.
-            let tool = attrs
-                .mcp
-                .iter()
-                .find(|c| c.method == "tools/call")
-                .and_then(|c| c.target.as_deref());
-            let first = request.with_mcp(attrs.mcp.first());
-            self.limits.hits = policy.limits_for(&self.claims, &first, tool);
+            // The model as it goes upstream: behind a route's rewrite
+            // (`"*": deployment`) every name the client makes up reaches
+            // one deployment, so it must not be a budget of its own.
+            let upstream = self.route.as_ref().and_then(|r| r.model.as_deref());
+            // Every call of a JSON-RPC batch counts, each under its own
+            // `when` and tool: a batch must not hide limited calls behind
+            // a first one that is not. Token budgets are charged once
+            // per request (one answer), whatever the calls.
+            let mut hits: Vec<mcp_guard_engine::rate_limit::LimitHit> = Vec::new();
+            let calls: Vec<Option<&_>> = if attrs.mcp.is_empty() {
+                vec![None]
+            } else {
+                attrs.mcp.iter().map(Some).collect()
+            };
+            let limits = policy.limits();
+            for call in calls {
+                let mut one = request.with_mcp(call);
+                if let Some(model) = upstream {
+                    one.model = Some(model);
+                }
+                let tool = call
+                    .filter(|c| c.method == "tools/call")
+                    .and_then(|c| c.target.as_deref());
+                for hit in policy.limits_for(&self.claims, &one, tool) {
+                    let tokens = limits.get(hit.index).is_some_and(|l| {
+                        matches!(l.kind, mcp_guard_engine::rate_limit::LimitKind::Tokens(_))
+                    });
+                    let seen = hits
+                        .iter()
+                        .any(|h| h.index == hit.index && h.key.digest == hit.key.digest);
+                    if !(tokens && seen) {
+                        hits.push(hit);
+                    }
+                }
+            }
+            self.limits.hits = hits;
         }
         self.record.model = model.map(str::to_owned);
         self.record.note_mcp(&attrs.mcp);
@@ -1480,6 +1507,8 @@ impl Exchange {
             self.refuse_response_now(host, "route_fallback_failed");
             return;
         };
+        // Charged whatever the client gets: the model ran.
+        self.meter_fallback(status, answer);
         let limit = self.settings().map_or(0, |p| p.max_body_bytes);
         let checked = if answer.body.len() > limit {
             Err("response_too_large")

@@ -62,7 +62,12 @@ pub fn replay_headers(headers: Vec<(String, String)>) -> Vec<(String, String)> {
         .into_iter()
         .filter(|(k, _)| {
             let k = k.to_ascii_lowercase();
-            !NOT_REPLAYED.contains(&k.as_str()) && !k.starts_with("x-envoy-")
+            // `accept-encoding` too: the reply drops `content-encoding`
+            // (the flow checks and frames the body itself), so a
+            // compressed answer would reach the client undeclared.
+            !NOT_REPLAYED.contains(&k.as_str())
+                && !k.starts_with("x-envoy-")
+                && k != "accept-encoding"
         })
         .collect()
 }
@@ -109,6 +114,7 @@ mod tests {
             ("x-envoy-expected-rq-timeout-ms".into(), "1".into()),
             ("Transfer-Encoding".into(), "chunked".into()),
             ("x-tenant".into(), "t1".into()),
+            ("Accept-Encoding".into(), "gzip".into()),
         ]);
         let names: Vec<_> = kept.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, [":method", "x-tenant"]);

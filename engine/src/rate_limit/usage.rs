@@ -62,6 +62,9 @@ pub struct UsageMeter {
     output: Option<u64>,
     /// Answer bytes seen (for the estimate).
     bytes: u64,
+    /// A top-level `usage` was read: a stream's final (or cumulative)
+    /// usage, not only Anthropic's `message_start` one.
+    top_usage: bool,
     finished: bool,
 }
 
@@ -95,6 +98,7 @@ impl UsageMeter {
             input: None,
             output: None,
             bytes: 0,
+            top_usage: false,
             finished: false,
         }
     }
@@ -177,6 +181,9 @@ impl UsageMeter {
         };
         let mut usages: Vec<&Value> = Vec::with_capacity(2);
         usages.extend(doc.get("usage"));
+        if matches!(doc.get("usage"), Some(Value::Object(_))) {
+            self.top_usage = true;
+        }
         // Anthropic `message_start`: the usage is the message's.
         if let Some(Value::Object(message)) = doc.get("message") {
             usages.extend(message.get("usage"));
@@ -213,18 +220,28 @@ impl UsageMeter {
     /// What the answer is charged: the reported usage, or, when none
     /// could be read, an estimate from the answer's size plus
     /// `request_bytes` (the prompt), [`BYTES_PER_TOKEN`] bytes a token.
+    ///
+    /// A stream whose only usage is Anthropic's `message_start` (input,
+    /// and an output of about 1) was cut before its `message_delta`: a
+    /// client that drops the stream just before its end must not get
+    /// the output for free, so the estimate is charged when larger.
     pub fn charge(&self, request_bytes: u64) -> Charge {
+        let estimate = self
+            .bytes
+            .saturating_add(request_bytes)
+            .div_ceil(BYTES_PER_TOKEN)
+            .max(1);
         match self.reported() {
+            Some(tokens) if self.format == Format::Sse && !self.top_usage => Charge {
+                tokens: tokens.max(estimate),
+                reported: true,
+            },
             Some(tokens) => Charge {
                 tokens,
                 reported: true,
             },
             None => Charge {
-                tokens: self
-                    .bytes
-                    .saturating_add(request_bytes)
-                    .div_ceil(BYTES_PER_TOKEN)
-                    .max(1),
+                tokens: estimate,
                 reported: false,
             },
         }
@@ -249,6 +266,28 @@ mod tests {
                 assert_eq!(m.reported(), expect, "cut {cut} step {step}");
             }
         }
+    }
+
+    #[test]
+    fn an_anthropic_stream_cut_before_message_delta_is_charged_its_size() {
+        let start = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n";
+        let delta = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}\n\n";
+        let mut m = UsageMeter::new(Format::Sse);
+        m.push(start);
+        for _ in 0..100 {
+            m.push(delta);
+        }
+        m.finish();
+        assert_eq!(m.reported(), Some(11));
+        let c = m.charge(0);
+        assert!(c.tokens > 1000, "{}", c.tokens);
+        // The whole stream: its final usage is charged as reported.
+        let mut m = UsageMeter::new(Format::Sse);
+        m.push(start);
+        m.push(delta);
+        m.push(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\n");
+        m.finish();
+        assert_eq!(m.charge(0).tokens, 25);
     }
 
     #[test]

@@ -206,6 +206,26 @@ impl Exchange {
         if sent.is_empty() {
             return Step::Go;
         }
+        if sent.len() > global::MAX_DESCRIPTORS {
+            // The service refuses the call whole; that is no outage for
+            // `on_unavailable: allow` to let through (a batch of many
+            // limited calls would pass uncounted).
+            host.count_rate_limit(RateLimitEvent::Error, 1);
+            host.log(
+                Level::Warn,
+                &format!(
+                    "{} global limits for one request, the service takes {}: refused",
+                    sent.len(),
+                    global::MAX_DESCRIPTORS
+                ),
+            );
+            if active.policy.bundle().dry_run {
+                return Step::Go;
+            }
+            return Step::Refuse(
+                Decision::deny(Reason::RateLimitUnavailable).with_detail("too_many_descriptors"),
+            );
+        }
         let descriptors: Vec<_> = sent
             .iter()
             .filter_map(|&pos| {
@@ -340,6 +360,28 @@ impl Exchange {
         }));
     }
 
+    /// The fallback cluster's whole answer: metered like an upstream's
+    /// (the primary's failed answer was never metered), so an answer
+    /// that falls back is charged too.
+    pub(super) fn meter_fallback(&mut self, status: u32, answer: &CalloutAnswer) {
+        if !self.limits.metered || self.request != RequestState::Forwarded {
+            return;
+        }
+        self.limits.response_ok = (200..300).contains(&status);
+        let event_stream = answer.header("content-type").is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+        });
+        let mut meter = UsageMeter::new(if event_stream {
+            Format::Sse
+        } else {
+            Format::Json
+        });
+        meter.push(&answer.body);
+        self.limits.meter = Some(meter);
+    }
+
     /// Answer bytes as the upstream sent them (before scrubbing).
     pub(super) fn meter(&mut self, bytes: &[u8]) {
         if let Some(meter) = self.limits.meter.as_mut() {
@@ -369,7 +411,14 @@ impl Exchange {
         let tokens = match charge {
             Some(c) if c.reported || self.limits.response_ok => c.tokens,
             // No usage and no successful answer: the model did not run.
-            _ => 0,
+            Some(_) => 0,
+            // Forwarded, and the stream ended before any answer (the
+            // client reset it): the model read the prompt, and usually
+            // answered it, so the prompt is charged as an estimate.
+            None if self.request == RequestState::Forwarded => (self.request_len as u64)
+                .div_ceil(mcp_guard_engine::rate_limit::usage::BYTES_PER_TOKEN)
+                .max(1),
+            None => 0,
         };
         if charge.is_some_and(|c| !c.reported) && tokens > 0 {
             host.log(

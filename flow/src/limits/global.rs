@@ -24,6 +24,10 @@ fn per_of(secs: u64) -> Per {
     }
 }
 
+/// Most descriptors the rate-limit service takes in one call (its
+/// `max_descriptors` bound); a request matching more is refused.
+pub const MAX_DESCRIPTORS: usize = 16;
+
 /// The descriptor of one limit for one caller.
 pub fn descriptor(limit: &CompiledLimit, key: &CallerKey) -> Descriptor {
     let mut entries = Vec::with_capacity(key.entries.len() + 1);
@@ -129,6 +133,7 @@ mod tests {
             status: Some("200".into()),
             body: frame,
             grpc_status: grpc.map(str::to_owned),
+            headers: Vec::new(),
         }
     }
 
