@@ -331,7 +331,6 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
                 status: Some("200".into()),
                 body: grpc_frame(&[0x08, 1, 0x12, 4, 0x08, 1, 0x18, 4]),
                 grpc_status: Some("0".into()),
-                headers: Vec::new(),
             },
             200,
         ),
@@ -342,7 +341,6 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
                 status: Some("200".into()),
                 body: grpc_frame(&[0x08, 2, 0x12, 6, 0x08, 2, 0x22, 2, 0x08, 7]),
                 grpc_status: Some("0".into()),
-                headers: Vec::new(),
             },
             429,
         ),
@@ -353,7 +351,6 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
                 status: Some("200".into()),
                 body: b"<html>".to_vec(),
                 grpc_status: Some("0".into()),
-                headers: Vec::new(),
             },
             503,
         ),
@@ -363,7 +360,6 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
                 status: Some("200".into()),
                 body: Vec::new(),
                 grpc_status: Some("14".into()),
-                headers: Vec::new(),
             },
             503,
         ),
@@ -374,7 +370,6 @@ fn global_limits_ask_the_service_and_follow_its_answer() {
                 status: Some("503".into()),
                 body: Vec::new(),
                 grpc_status: None,
-                headers: Vec::new(),
             },
             503,
         ),
@@ -460,7 +455,6 @@ fn an_unavailable_service_may_be_allowed_and_a_refused_call_fails_closed() {
         status: Some("200".into()),
         body: grpc_frame(&[0x08, 1, 0x12, 2, 0x08, 1]),
         grpc_status: Some("0".into()),
-        headers: Vec::new(),
     };
     ex.on_callout_answer(&mut h, 1, &ok);
     assert_eq!(h.resumed, 0);
@@ -485,7 +479,6 @@ fn global_token_budgets_charge_usage_minus_one_detached() {
         status: Some("200".into()),
         body: grpc_frame(&[0x08, 1, 0x12, 4, 0x08, 1, 0x18, 9]),
         grpc_status: Some("0".into()),
-        headers: Vec::new(),
     };
     let id = h.callouts[0].id;
     ex.on_callout_answer(&mut h, id, &ok);
@@ -538,7 +531,6 @@ fn headers_released_an_upstream_answer_before_the_service_is_refused() {
         status: Some("200".into()),
         body: grpc_frame(&[0x08, 1, 0x12, 2, 0x08, 1]),
         grpc_status: Some("0".into()),
-        headers: Vec::new(),
     };
     ex.on_callout_answer(&mut h, 1, &ok);
     assert_eq!(h.resumed, 0);

@@ -399,7 +399,6 @@ fn answer(status: &str, content_type: &str, body: &[u8]) -> CalloutAnswer {
     CalloutAnswer {
         grpc_status: None,
         status: Some(status.into()),
-        grpc_status: None,
         body: body.to_vec(),
         headers: vec![
             (":status".into(), status.into()),

@@ -133,7 +133,6 @@ mod tests {
             status: Some("200".into()),
             body: frame,
             grpc_status: grpc.map(str::to_owned),
-            headers: Vec::new(),
         }
     }
 
