@@ -6,6 +6,7 @@
 
 pub mod arguments;
 pub mod audit;
+pub mod author_signing;
 pub mod bundle;
 pub mod claims;
 pub mod conditions;

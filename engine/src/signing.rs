@@ -76,14 +76,14 @@ pub enum SignatureError {
     #[error("malformed signature header: {0}")]
     Malformed(String),
     /// Only signatures in formats this code does not know.
-    #[error("no signature in a supported format (v={FORMAT_VERSION})")]
+    #[error("no signature in a supported format")]
     Unsupported,
     /// None of the signatures is by a trusted key.
-    #[error("signed with key(s) {0:?}, none of which is trusted")]
+    #[error("signed with key(s) {}, none of which is trusted", .0.join(", "))]
     UnknownKey(Vec<String>),
     /// A trusted key's signature does not match: the bytes were altered, or
     /// they are another bundle's or another version's.
-    #[error("signature does not match the bundle, its name or its version (key {0:?})")]
+    #[error("signature does not match the bundle, its name or its version (key {0})")]
     BadSignature(String),
 }
 
@@ -124,13 +124,19 @@ pub fn message(signed: &Signed<'_>) -> Vec<u8> {
 /// Signs `signed` with every key in `keys` (the current key first, then a
 /// next key during a rotation) and returns the [`SIGNATURE_HEADER`] value.
 pub fn sign(signed: &Signed<'_>, keys: &[&SigningKey]) -> String {
-    let message = message(signed);
+    sign_message(&message(signed), keys, FORMAT_VERSION)
+}
+
+/// One `v=<format>; key=<id>; ed25519=<base64>` entry per key over
+/// `message`, comma-separated: the header value of every signature scheme
+/// here (served bundles, author signatures).
+pub(crate) fn sign_message(message: &[u8], keys: &[&SigningKey], format: &str) -> String {
     keys.iter()
         .map(|key| {
             format!(
-                "v={FORMAT_VERSION}; key={}; ed25519={}",
+                "v={format}; key={}; ed25519={}",
                 key_id(&key.verifying_key()),
-                STANDARD.encode(key.sign(&message).to_bytes())
+                STANDARD.encode(key.sign(message).to_bytes())
             )
         })
         .collect::<Vec<_>>()
@@ -150,22 +156,33 @@ pub fn verify<'a>(
     header: impl Into<Option<&'a str>>,
     trusted: &[VerifyingKey],
 ) -> Result<String, SignatureError> {
-    let header = header.into().map(str::trim).unwrap_or_default();
+    verify_message(&message(signed), header.into(), trusted, FORMAT_VERSION)
+}
+
+/// [`verify`] for any scheme: `header` must hold signatures in `format`
+/// over `message`, at least one by a trusted key, none by a trusted key
+/// failing.
+pub(crate) fn verify_message(
+    message: &[u8],
+    header: Option<&str>,
+    trusted: &[VerifyingKey],
+    format: &str,
+) -> Result<String, SignatureError> {
+    let header = header.map(str::trim).unwrap_or_default();
     if header.is_empty() {
         return Err(SignatureError::Missing);
     }
-    let entries = parse_header(header)?;
+    let entries = parse_header(header, format)?;
     let supported: Vec<&ParsedSignature> = entries.iter().flatten().collect();
     if supported.is_empty() {
         return Err(SignatureError::Unsupported);
     }
-    let message = message(signed);
     let mut verified = None;
     for entry in &supported {
         let Some(key) = trusted.iter().find(|k| key_id(k) == entry.key_id) else {
             continue;
         };
-        key.verify_strict(&message, &entry.signature)
+        key.verify_strict(message, &entry.signature)
             .map_err(|_| SignatureError::BadSignature(entry.key_id.clone()))?;
         verified.get_or_insert_with(|| entry.key_id.clone());
     }
@@ -174,15 +191,18 @@ pub fn verify<'a>(
     })
 }
 
-/// One parsed v2 signature.
+/// One parsed signature in the expected format.
 struct ParsedSignature {
     signature: Signature,
     key_id: String,
 }
 
-/// Every signature in the header: `Some` for v2, `None` for a format this
-/// code does not know.
-fn parse_header(header: &str) -> Result<Vec<Option<ParsedSignature>>, SignatureError> {
+/// Every signature in the header: `Some` in `format`, `None` in a format
+/// this code does not know.
+fn parse_header(
+    header: &str,
+    format: &str,
+) -> Result<Vec<Option<ParsedSignature>>, SignatureError> {
     let entries: Vec<&str> = header.split(',').collect();
     if entries.len() > MAX_SIGNATURES {
         return Err(SignatureError::Malformed(format!(
@@ -191,7 +211,7 @@ fn parse_header(header: &str) -> Result<Vec<Option<ParsedSignature>>, SignatureE
     }
     let parsed = entries
         .into_iter()
-        .map(parse_one)
+        .map(|entry| parse_one(entry, format))
         .collect::<Result<Vec<_>, _>>()?;
     let mut ids: Vec<&str> = parsed.iter().flatten().map(|p| p.key_id.as_str()).collect();
     ids.sort_unstable();
@@ -203,9 +223,9 @@ fn parse_header(header: &str) -> Result<Vec<Option<ParsedSignature>>, SignatureE
     Ok(parsed)
 }
 
-fn parse_one(entry: &str) -> Result<Option<ParsedSignature>, SignatureError> {
+fn parse_one(entry: &str, format: &str) -> Result<Option<ParsedSignature>, SignatureError> {
     let malformed = |why: &str| SignatureError::Malformed(why.to_owned());
-    let mut format = None;
+    let mut version = None;
     let mut signature = None;
     let mut key = None;
     let mut other = false;
@@ -215,7 +235,7 @@ fn parse_one(entry: &str) -> Result<Option<ParsedSignature>, SignatureError> {
             .split_once('=')
             .ok_or_else(|| malformed("expected name=value parameters"))?;
         let slot = match name.trim() {
-            "v" => &mut format,
+            "v" => &mut version,
             "ed25519" => &mut signature,
             "key" => &mut key,
             _ => {
@@ -227,9 +247,9 @@ fn parse_one(entry: &str) -> Result<Option<ParsedSignature>, SignatureError> {
             return Err(malformed("repeated parameter"));
         }
     }
-    match format {
+    match version {
         None => return Err(malformed("no v parameter")),
-        Some(FORMAT_VERSION) => {}
+        Some(v) if v == format => {}
         // Another format: its parameters are its own business.
         Some(_) => return Ok(None),
     }
