@@ -8,6 +8,7 @@
 
 use std::io::Write;
 
+use clap::{Parser, Subcommand};
 use mcp_guard_engine::pii::{PiiConfig, PiiConfigError, Scanner};
 use thiserror::Error;
 
@@ -17,18 +18,10 @@ use crate::{eval, report};
 /// Default number of documents.
 pub const DEFAULT_DOCS: usize = 5000;
 
-/// What went wrong on the command line or while running it.
+/// What went wrong while running a command (the command line itself is
+/// checked by clap, which prints its own message and exits with 2).
 #[derive(Debug, Error)]
 pub enum CliError {
-    /// No or an unknown subcommand.
-    #[error("usage: mcp-guard-pii-corpus <eval|dump> [--docs N] [--seed S] [--json] [--examples K] [--out FILE]")]
-    Usage,
-    /// An option that the subcommand does not take.
-    #[error("unknown option `{0}`")]
-    UnknownOption(String),
-    /// An option without its value, or with an unparsable one.
-    #[error("option `{0}` needs a number")]
-    BadValue(String),
     /// The scanner configuration was rejected.
     #[error(transparent)]
     Config(#[from] PiiConfigError),
@@ -40,68 +33,47 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
+/// Generated, labelled PII corpus and a recall/precision evaluator for the
+/// mcp-guard scanner.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-guard-pii-corpus", version = env!("MCP_GUARD_VERSION"))]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
 /// A parsed command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Score the scanner.
+    /// Score the scanner on a generated corpus; exits 1 when a recall or
+    /// precision target is missed.
     Eval {
-        /// Corpus size.
+        /// Corpus size (documents).
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_DOCS)]
         docs: usize,
-        /// Corpus seed.
+        /// Corpus seed (the same seed gives the same corpus).
+        #[arg(long, value_name = "S", default_value_t = DEFAULT_SEED)]
         seed: u64,
         /// Print JSON instead of a table.
+        #[arg(long)]
         json: bool,
         /// Errors shown per type and kind.
+        #[arg(long, value_name = "K", default_value_t = 3)]
         examples: usize,
     },
-    /// Write the corpus as JSONL.
+    /// Write the corpus as JSON lines (one labelled document a line).
     Dump {
-        /// Corpus size.
+        /// Corpus size (documents).
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_DOCS)]
         docs: usize,
-        /// Corpus seed.
+        /// Corpus seed (the same seed gives the same corpus).
+        #[arg(long, value_name = "S", default_value_t = DEFAULT_SEED)]
         seed: u64,
         /// Output file (stdout when absent).
+        #[arg(long, value_name = "FILE")]
         out: Option<String>,
     },
-}
-
-fn number<T: std::str::FromStr>(
-    it: &mut impl Iterator<Item = String>,
-    name: &str,
-) -> Result<T, CliError> {
-    it.next()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| CliError::BadValue(name.to_string()))
-}
-
-/// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
-    let mut it = args.into_iter();
-    let sub = it.next().ok_or(CliError::Usage)?;
-    let (mut docs, mut seed, mut json, mut examples, mut out) =
-        (DEFAULT_DOCS, DEFAULT_SEED, false, 3, None);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--docs" => docs = number(&mut it, &a)?,
-            "--seed" => seed = number(&mut it, &a)?,
-            "--examples" if sub == "eval" => examples = number(&mut it, &a)?,
-            "--json" if sub == "eval" => json = true,
-            "--out" if sub == "dump" => {
-                out = Some(it.next().ok_or_else(|| CliError::BadValue(a.clone()))?)
-            }
-            _ => return Err(CliError::UnknownOption(a)),
-        }
-    }
-    match sub.as_str() {
-        "eval" => Ok(Command::Eval {
-            docs,
-            seed,
-            json,
-            examples,
-        }),
-        "dump" => Ok(Command::Dump { docs, seed, out }),
-        _ => Err(CliError::Usage),
-    }
 }
 
 /// Runs `cmd`, writing to `w`; returns whether the targets were met

@@ -2,16 +2,16 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use mcp_guard_pii_corpus::cli;
 
 fn main() -> ExitCode {
-    let result = cli::parse(std::env::args().skip(1))
-        .and_then(|cmd| cli::run(&cmd, &mut std::io::stdout().lock()));
-    match result {
+    let command = cli::Cli::parse().command;
+    match cli::run(&command, &mut std::io::stdout().lock()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("mcp-guard-pii-corpus: {e}");
             ExitCode::from(2)
         }
     }
