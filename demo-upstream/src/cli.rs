@@ -61,9 +61,6 @@ mod tests {
             kind(&["--listen"]),
             Err(clap::error::ErrorKind::InvalidValue)
         );
-        assert_eq!(
-            kind(&["-x"]),
-            Err(clap::error::ErrorKind::UnknownArgument)
-        );
+        assert_eq!(kind(&["-x"]), Err(clap::error::ErrorKind::UnknownArgument));
     }
 }

@@ -145,7 +145,11 @@ fn binary_prints_its_version_and_help() {
         "{version}"
     );
     let help = run("--help");
-    for expected in ["--listen <ADDR>", "MCP_GUARD_DEMO_UPSTREAM_LISTEN", "--version"] {
+    for expected in [
+        "--listen <ADDR>",
+        "MCP_GUARD_DEMO_UPSTREAM_LISTEN",
+        "--version",
+    ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }
 }

@@ -119,7 +119,8 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("--redis-url: {e}"))?;
     // Registered before the address is printed, so a signal sent as soon
     // as the line appears is handled.
-    let shutdown = mcp_guard_serve::signals::shutdown().map_err(|e| format!("signal handlers: {e}"))?;
+    let shutdown =
+        mcp_guard_serve::signals::shutdown().map_err(|e| format!("signal handlers: {e}"))?;
     let grpc = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;

@@ -1,15 +1,12 @@
 //! The accept loop: HTTP/1.1 connections served until shutdown, then a
 //! bounded drain of the requests in flight.
 
-use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -17,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::overflow::OverflowLane;
 use crate::throttle::Throttle;
-use crate::{Hooks, Lane, Options};
+use crate::{Handler, Hooks, Lane, Options};
 
 /// Serves `handler` on `listener` until `shutdown` completes; then stops
 /// accepting, calls [`Hooks::shutting_down`] and waits up to
@@ -33,22 +30,13 @@ use crate::{Hooks, Lane, Options};
 /// The caller binds the listener, so it can print the address (or a test
 /// can learn the port) first. Errors of single connections are not
 /// returned; an `Err` means the listener itself is unusable.
-pub async fn serve<F, Fut, B, E, H>(
+pub async fn serve(
     listener: TcpListener,
-    handler: F,
-    hooks: H,
+    handler: impl Handler,
+    hooks: impl Hooks,
     options: Options,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<()>
-where
-    F: Fn(Request<Incoming>, Lane) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
-    E: Into<Box<dyn StdError + Send + Sync>>,
-    H: Hooks,
-{
+) -> io::Result<()> {
     // Fails only if the socket is unusable; better to say so up front.
     listener.local_addr()?;
     let handler = Arc::new(handler);
@@ -95,7 +83,7 @@ where
         };
         let open = hooks.connection_opened();
         let served = Arc::clone(&handler);
-        let service = service_fn(move |request| served(request, Lane::Regular));
+        let service = service_fn(move |request| served.call(request, Lane::Regular));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away mid-request is not this server's error.

@@ -22,6 +22,7 @@
 //! the [`Lane`] of each request, and [`Hooks`] is told what happened.
 
 mod accept;
+mod handler;
 mod hooks;
 mod options;
 mod overflow;
@@ -29,5 +30,6 @@ pub mod signals;
 mod throttle;
 
 pub use accept::serve;
+pub use handler::{BoxError, Handler};
 pub use hooks::{Hooks, Lane};
 pub use options::{Options, Overflow};

@@ -1,20 +1,16 @@
 //! The overflow lane: connections past the cap get one request each,
 //! with short timeouts, a bounded number at a time.
 
-use std::error::Error as StdError;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::{Lane, Overflow};
+use crate::{Handler, Lane, Overflow};
 
 /// Serves connections past the cap, [`Overflow::in_flight`] at once.
 pub(crate) struct OverflowLane {
@@ -42,23 +38,13 @@ impl OverflowLane {
     ///
     /// These connections are not drained at shutdown: each lasts
     /// [`Overflow::deadline`] at most anyway.
-    pub(crate) fn serve<F, Fut, B, E>(&self, stream: TcpStream, handler: &Arc<F>) -> bool
-    where
-        F: Fn(Request<Incoming>, Lane) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Response<B>, E>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
-        E: Into<Box<dyn StdError + Send + Sync>>,
-    {
+    pub(crate) fn serve(&self, stream: TcpStream, handler: &Arc<impl Handler>) -> bool {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             return false;
         };
         let handler = Arc::clone(handler);
-        let service = service_fn(move |request| handler(request, Lane::Overflow));
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(stream), service);
+        let service = service_fn(move |request| handler.call(request, Lane::Overflow));
+        let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         let deadline = self.deadline;
         tokio::spawn(async move {
             let _ = tokio::time::timeout(deadline, connection).await;

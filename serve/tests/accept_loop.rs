@@ -25,7 +25,10 @@ async fn shutdown_lets_a_request_in_flight_finish_then_stops_accepting() {
     let (server, counts) = start(Options::default()).await;
     let addr = server.addr;
     let in_flight = tokio::spawn(async move { get(addr, "/slow", &[]).await });
-    eventually("the request is in flight", || Counts::get(&counts.open) == 1).await;
+    eventually("the request is in flight", || {
+        Counts::get(&counts.open) == 1
+    })
+    .await;
     server.stop().await.expect("clean shutdown");
     let reply = in_flight.await.expect("client task");
     assert_eq!(reply.status, 200);
@@ -45,7 +48,10 @@ async fn shutting_down_wakes_waiting_requests_before_the_drain() {
     eventually("the request waits", || Counts::get(&counts.open) == 1).await;
     let started = Instant::now();
     server.stop().await.expect("clean shutdown");
-    assert!(started.elapsed() < Duration::from_secs(5), "no drain timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no drain timeout"
+    );
     assert_eq!(waiting.await.expect("client task").status, 304);
     assert_eq!(Counts::get(&counts.drain_gave_up), 0);
 }
@@ -127,10 +133,15 @@ async fn a_full_overflow_lane_closes_connections_unanswered() {
     let addr = server.addr;
     // An idle client holds the lane's one place...
     let idle = TcpStream::connect(addr).await.expect("connect");
-    eventually("the lane is taken", || Counts::get(&counts.limit_reached) == 1).await;
+    eventually("the lane is taken", || {
+        Counts::get(&counts.limit_reached) == 1
+    })
+    .await;
     // ... so the next connection is closed without an answer.
     let mut refused = TcpStream::connect(addr).await.expect("connect");
-    let _ = refused.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let _ = refused
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
     let raw = read_until_closed(&mut refused, Duration::from_secs(5)).await;
     assert!(raw.is_empty(), "{}", String::from_utf8_lossy(&raw));
     assert_eq!(Counts::get(&counts.overflow_full), 1);

@@ -187,7 +187,10 @@ pub fn assert_pinned_builder_matching_the_toolchain(file: &Containerfile) {
             "{image} is not pinned"
         );
         assert!(
-            image.split('/').next().is_some_and(|host| host.contains('.')),
+            image
+                .split('/')
+                .next()
+                .is_some_and(|host| host.contains('.')),
             "{image}: name the registry"
         );
     }
@@ -243,7 +246,10 @@ pub fn assert_entrypoint_runs(file: &Containerfile, binary: &Path, listen_flags:
     for flag in listen_flags {
         let listen = file.entrypoint_value(flag);
         let port = listen.strip_prefix("0.0.0.0:").expect("all interfaces");
-        assert!(exposed.contains(&port), "EXPOSE {exposed:?} vs {flag} {listen}");
+        assert!(
+            exposed.contains(&port),
+            "EXPOSE {exposed:?} vs {flag} {listen}"
+        );
     }
     let installed = &entrypoint[0];
     assert!(
