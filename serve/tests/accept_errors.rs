@@ -84,11 +84,17 @@ async fn accept_errors_pause_the_loop_and_it_recovers() {
             let _ = stopped.await;
         },
     ));
+    let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let failures = Counts::get(&counts.accept_failed);
+    let most = usize::try_from(started.elapsed().as_millis() / 100).unwrap() + 2;
     assert_eq!(Counts::get(&counts.opened), 0);
-    // One attempt per 100 ms backoff (a spinning loop makes thousands).
-    assert!((3..=15).contains(&failures), "{failures} accept attempts");
+    // One attempt per 100 ms backoff (a spinning loop makes thousands),
+    // each reported (a zero log period).
+    assert!(
+        (2..=most).contains(&failures),
+        "{failures} accept attempts, at most {most} expected"
+    );
     assert_eq!(Counts::get(&counts.accept_not_reported), 0);
 
     // Descriptors free again: the clients that waited are served.

@@ -125,6 +125,8 @@ async fn a_full_overflow_lane_closes_connections_unanswered() {
         max_connections: Some(0),
         overflow: Overflow {
             in_flight: 1,
+            // Long enough that only the client's leaving frees the place.
+            header_read_timeout: Duration::from_secs(30),
             ..Overflow::default()
         },
         ..Options::default()
