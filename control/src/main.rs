@@ -15,6 +15,7 @@ use mcp_guard_control::{
     Options, Tokens,
 };
 use mcp_guard_engine::signing;
+use mcp_guard_serve::signals;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -270,34 +271,5 @@ fn report(store: &BundleStore, rejected: &[LoadError]) {
     }
     if store.is_empty() {
         log::warn("no bundle loaded", serde_json::Value::Null);
-    }
-}
-
-mod signals {
-    //! The shutdown trigger: SIGINT or SIGTERM.
-
-    use std::future::Future;
-
-    /// Installs the handlers now and returns a future that completes on the
-    /// first SIGINT or SIGTERM.
-    #[cfg(unix)]
-    pub fn shutdown() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        })
-    }
-
-    /// Completes on Ctrl-C where there are no Unix signals.
-    #[cfg(not(unix))]
-    pub fn shutdown() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
     }
 }

@@ -6,21 +6,15 @@ mod cli;
 use std::io::Write;
 use std::process::ExitCode;
 
+use clap::Parser as _;
+use mcp_guard_serve::signals;
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let listen = match cli::parse(std::env::args().skip(1)) {
-        Ok(cli::Command::Serve { listen }) => listen,
-        Ok(cli::Command::Help) => {
-            println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("mcp-guard-demo-upstream: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    // Exits 2 with the usage on a bad command line, 0 after --help or
+    // --version.
+    let listen = cli::Args::parse().listen;
     // Registered before the address is printed, so a signal sent as soon as
     // a supervisor sees the line already shuts down gracefully.
     let shutdown = match signals::shutdown() {
@@ -52,34 +46,5 @@ async fn main() -> ExitCode {
             eprintln!("mcp-guard-demo-upstream: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-mod signals {
-    //! The shutdown trigger: SIGINT or SIGTERM.
-
-    use std::future::Future;
-
-    /// Installs the handlers now and returns a future that completes on the
-    /// first SIGINT or SIGTERM.
-    #[cfg(unix)]
-    pub fn shutdown() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        })
-    }
-
-    /// Completes on Ctrl-C where there are no Unix signals.
-    #[cfg(not(unix))]
-    pub fn shutdown() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
     }
 }

@@ -1,27 +1,15 @@
-//! The accept loop: HTTP/1.1 connections served until shutdown, then a
-//! bounded drain of the requests in flight.
+//! The demo upstream on the shared accept loop ([`mcp_guard_serve`]): the
+//! control service's timeouts and drain, no connection cap, and problems
+//! said on stderr.
 
 use std::future::Future;
 use std::io;
-use std::time::Duration;
+use std::sync::Arc;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use mcp_guard_serve::Hooks;
 use tokio::net::TcpListener;
 
 use crate::router;
-
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long shutdown waits for requests in flight before giving up on them.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Pause after an accept error that is not the client's doing (e.g. out of
-/// file descriptors), so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves connections from `listener` until `shutdown` completes.
 pub(crate) async fn run(
@@ -29,60 +17,30 @@ pub(crate) async fn run(
     instance: router::Instance,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let instance = std::sync::Arc::new(instance);
-    // Fails only if the socket is unusable; better to say so up front.
-    listener.local_addr()?;
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(e) => {
-                    if !is_per_connection(&e) {
-                        eprintln!("mcp-guard-demo-upstream: accept failed: {e}");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    }
-                    continue;
-                }
-            },
-        };
-        let served = std::sync::Arc::clone(&instance);
-        let service = service_fn(move |request| {
-            let instance = std::sync::Arc::clone(&served);
-            async move { router::handle(&instance, request).await }
-        });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A client that goes away mid-request is not this server's error.
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!("mcp-guard-demo-upstream: gave up waiting for open connections");
-    }
-    Ok(())
+    let instance = Arc::new(instance);
+    let handler = move |request, _lane| {
+        let instance = Arc::clone(&instance);
+        async move { router::handle(&instance, request).await }
+    };
+    let options = mcp_guard_serve::Options::default();
+    mcp_guard_serve::serve(listener, handler, Stderr, options, shutdown).await
 }
 
-/// Errors that concern one connection only; the next accept may succeed.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-            | io::ErrorKind::TimedOut
-    )
+/// Says what went wrong on stderr, prefixed with the program's name.
+struct Stderr;
+
+impl Hooks for Stderr {
+    type Connection = ();
+
+    fn connection_opened(&self) {}
+
+    fn accept_failed(&self, error: &io::Error, not_reported: u64) {
+        eprintln!(
+            "mcp-guard-demo-upstream: accept failed: {error} ({not_reported} more not reported)"
+        );
+    }
+
+    fn drain_gave_up(&self) {
+        eprintln!("mcp-guard-demo-upstream: gave up waiting for open connections");
+    }
 }

@@ -125,3 +125,31 @@ fn binary_rejects_unknown_arguments() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--bogus"));
 }
+
+#[test]
+fn binary_prints_its_version_and_help() {
+    let run = |arg: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_mcp-guard-demo-upstream"))
+            .arg(arg)
+            .output()
+            .expect("run binary");
+        assert!(output.status.success(), "{arg}: {output:?}");
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let version = run("--version");
+    assert!(
+        version.starts_with(&format!(
+            "mcp-guard-demo-upstream {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{version}"
+    );
+    let help = run("--help");
+    for expected in [
+        "--listen <ADDR>",
+        "MCP_GUARD_DEMO_UPSTREAM_LISTEN",
+        "--version",
+    ] {
+        assert!(help.contains(expected), "{expected} missing from:\n{help}");
+    }
+}

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -30,35 +29,31 @@ pub struct HttpState {
     pub draining: AtomicBool,
 }
 
-/// Serves until `stop` turns true.
+/// Serves until `stop` turns true, on the accept loop the control service
+/// and the demo upstream share: 5 s to send the request headers, and at
+/// stop the requests in flight get [`DRAIN_TIMEOUT`] to finish.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stopped| *stopped) => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
+    let handler = move |request: Request<Incoming>, _lane| {
         let state = state.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, &request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = stop.wait_for(|stopped| *stopped) => {}
-            }
-        });
-    }
+        async move { Ok::<_, Infallible>(handle(&state, &request).await) }
+    };
+    let options = mcp_guard_serve::Options {
+        header_read_timeout: Duration::from_secs(5),
+        drain_timeout: DRAIN_TIMEOUT,
+        ..mcp_guard_serve::Options::default()
+    };
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    // An error means an unusable listener; the port was bound and
+    // announced already, and the gRPC side keeps serving.
+    let _ = mcp_guard_serve::serve(listener, handler, (), options, stopped).await;
 }
+
+/// How long a probe or scrape in flight at stop may take to finish (the
+/// gRPC calls have drained by then; a `/readyz` PING is bounded by the
+/// Redis timeout).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn handle(state: &HttpState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET {

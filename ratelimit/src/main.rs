@@ -119,7 +119,8 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("--redis-url: {e}"))?;
     // Registered before the address is printed, so a signal sent as soon
     // as the line appears is handled.
-    let shutdown = shutdown_signal().map_err(|e| format!("signal handlers: {e}"))?;
+    let shutdown =
+        mcp_guard_serve::signals::shutdown().map_err(|e| format!("signal handlers: {e}"))?;
     let grpc = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
@@ -148,17 +149,4 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Completes on the first SIGTERM or SIGINT.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod prometheus;
 pub mod ratelimit;
 pub mod redis;
+pub mod server_process;
 pub mod stack;
 pub mod tamper;
 pub mod target;

@@ -1,24 +1,21 @@
-//! A minimal HTTP/1.1 client over a raw socket, so tests see the bytes on
-//! the wire, chunk boundaries included.
+//! The control service in-process or as its binary, the test tokens and
+//! bundles; the raw-socket HTTP client is the shared one
+//! ([`mcp_guard_test_support::http`]).
 
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code, unused_imports)] // each test file uses a different part
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use mcp_guard_control::BundleStore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+pub use mcp_guard_test_support::http::{blocking_request, exchange, get, request, Reply};
+use mcp_guard_test_support::Running;
 
-/// A running server and the means to stop it.
+/// The control service running in this process, and the means to stop it.
 pub struct Server {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    running: Running,
 }
 
 impl Server {
@@ -28,14 +25,20 @@ impl Server {
     }
 
     /// Signals shutdown and waits for `serve` to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
-            .await
-            .expect("serve returns after shutdown")
-            .expect("serve task does not panic")
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.running.stop().await
+    }
+}
+
+/// Starts the control service with write tokens and options.
+pub async fn start_with(store: BundleStore, options: mcp_guard_control::Options) -> Server {
+    let running = Running::spawn(|listener, shutdown| {
+        mcp_guard_control::serve_with(listener, Arc::new(store), options, shutdown)
+    })
+    .await;
+    Server {
+        addr: running.addr,
+        running,
     }
 }
 
@@ -47,154 +50,6 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
-}
-
-/// A response as read off the wire.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    /// The body, de-chunked.
-    pub body: Vec<u8>,
-    /// The chunks as sent, when the body was chunked.
-    pub chunks: Option<Vec<Vec<u8>>>,
-}
-
-impl Reply {
-    /// The first value of a header (name compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as UTF-8.
-    pub fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("utf-8 body")
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-}
-
-/// Sends one request with `connection: close` and reads the whole reply.
-pub async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    exchange(addr, &bytes).await
-}
-
-/// Sends `request` as is and reads the reply until the server closes.
-pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request).await.expect("write request");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("reply in time")
-        .expect("read reply");
-    parse(&raw)
-}
-
-/// `GET` with extra headers.
-pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
-    request(addr, "GET", path, headers, b"").await
-}
-
-fn parse(raw: &[u8]) -> Reply {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of head");
-    let head = std::str::from_utf8(&raw[..end]).expect("ascii head");
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    if chunked {
-        let chunks = dechunk(rest);
-        Reply {
-            status,
-            headers,
-            body: chunks.concat(),
-            chunks: Some(chunks),
-        }
-    } else {
-        Reply {
-            status,
-            headers,
-            body: rest.to_vec(),
-            chunks: None,
-        }
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<Vec<u8>> {
-    let mut chunks = Vec::new();
-    loop {
-        let line_end = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size_text = std::str::from_utf8(&raw[..line_end]).expect("ascii size");
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .expect("hex chunk size");
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return chunks;
-        }
-        chunks.push(raw[..size].to_vec());
-        assert_eq!(&raw[size..size + 2], b"\r\n", "chunk terminator");
-        raw = &raw[size + 2..];
-    }
-}
-
-/// Starts the control service with write tokens and options.
-pub async fn start_with(store: BundleStore, options: mcp_guard_control::Options) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(mcp_guard_control::serve_with(
-        listener,
-        Arc::new(store),
-        options,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Server {
-        addr,
-        stop: Some(stop),
-        task,
-    }
 }
 
 /// The token every test pushes with, and its scope.
@@ -231,35 +86,6 @@ pub fn bearer(token: &str) -> String {
 /// A minimal valid bundle called `name` with one allow rule `rule`.
 pub fn bundle(name: &str, rule: &str) -> String {
     format!(r#"{{"name":"{name}","version":1,"rules":[{{"id":"{rule}","effect":"allow"}}]}}"#)
-}
-
-/// Blocking variant of [`request`], for threads outside the runtime.
-pub fn blocking_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<Reply> {
-    use std::io::{Read as _, Write as _};
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
-        return Err(std::io::Error::other("connection closed before a reply"));
-    }
-    Ok(parse(&raw))
 }
 
 /// Starts the `mcp-guard-control` binary with `args` (plus a free loopback

@@ -1,182 +1,31 @@
-//! A minimal HTTP/1.1 client over a raw socket, so tests see the bytes on
-//! the wire, chunk boundaries included.
+//! The demo upstream running in this process; the raw-socket HTTP client
+//! is the shared one ([`mcp_guard_test_support::http`]).
 
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code, unused_imports)] // each test file uses a different part
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+pub use mcp_guard_test_support::http::{exchange, post_json, request, Reply};
+use mcp_guard_test_support::Running;
 
-/// A running server and the means to stop it.
+/// A running demo upstream and the means to stop it.
 pub struct Server {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    running: Running,
 }
 
 impl Server {
     /// Starts the demo upstream on a free loopback port.
     pub async fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(mcp_guard_demo_upstream::serve(listener, async move {
-            let _ = stopped.await;
-        }));
+        let running = Running::spawn(mcp_guard_demo_upstream::serve).await;
         Server {
-            addr,
-            stop: Some(stop),
-            task,
+            addr: running.addr,
+            running,
         }
     }
 
     /// Signals shutdown and waits for `serve` to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
-            .await
-            .expect("serve returns after shutdown")
-            .expect("serve task does not panic")
-    }
-}
-
-/// A response as read off the wire.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    /// The body, de-chunked.
-    pub body: Vec<u8>,
-    /// The chunks as sent, when the body was chunked.
-    pub chunks: Option<Vec<Vec<u8>>>,
-}
-
-impl Reply {
-    /// The first value of a header (name compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as UTF-8.
-    pub fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("utf-8 body")
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-}
-
-/// Sends one request with `connection: close` and reads the whole reply.
-pub async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    exchange(addr, &bytes).await
-}
-
-/// Sends `request` as is and reads the reply until the server closes.
-pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request).await.expect("write request");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("reply in time")
-        .expect("read reply");
-    parse(&raw)
-}
-
-/// `POST` of a JSON body.
-pub async fn post_json(addr: SocketAddr, path: &str, body: &str) -> Reply {
-    request(
-        addr,
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    )
-    .await
-}
-
-fn parse(raw: &[u8]) -> Reply {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of head");
-    let head = std::str::from_utf8(&raw[..end]).expect("ascii head");
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    if chunked {
-        let chunks = dechunk(rest);
-        Reply {
-            status,
-            headers,
-            body: chunks.concat(),
-            chunks: Some(chunks),
-        }
-    } else {
-        Reply {
-            status,
-            headers,
-            body: rest.to_vec(),
-            chunks: None,
-        }
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<Vec<u8>> {
-    let mut chunks = Vec::new();
-    loop {
-        let line_end = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size_text = std::str::from_utf8(&raw[..line_end]).expect("ascii size");
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .expect("hex chunk size");
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return chunks;
-        }
-        chunks.push(raw[..size].to_vec());
-        assert_eq!(&raw[size..size + 2], b"\r\n", "chunk terminator");
-        raw = &raw[size + 2..];
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.running.stop().await
     }
 }

@@ -1,0 +1,5 @@
+include!("../build-support/git_version.rs");
+
+fn main() {
+    emit_version();
+}
