@@ -53,6 +53,9 @@ pub enum DiffArgsError {
     /// Three arguments without a server.
     #[error("NAME V1 V2 needs --server URL (or MCP_GUARD_SERVER)")]
     NoServer,
+    /// A name the service would not accept.
+    #[error("bundle name: {0}")]
+    Name(String),
     /// A version that is not a number.
     #[error("version `{0}` is not a number")]
     Version(String),
@@ -67,7 +70,9 @@ impl DiffArgs {
         };
         match (&self.server, self.positional.as_slice()) {
             (_, [old, new]) => Ok((Side::File(old.into()), Side::File(new.into()))),
-            (Some(server), [name, v1, v2]) => Ok((
+            (Some(server), [name, v1, v2]) => {
+                let name = &crate::remote::bundle_name_arg(name).map_err(DiffArgsError::Name)?;
+                Ok((
                 Side::Stored {
                     server: server.clone(),
                     name: name.clone(),
@@ -78,7 +83,8 @@ impl DiffArgs {
                     name: name.clone(),
                     version: version(v2)?,
                 },
-            )),
+            ))
+            }
             _ => Err(DiffArgsError::NoServer),
         }
     }

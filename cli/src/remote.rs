@@ -21,6 +21,26 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response read: a bundle is at most 8 MiB.
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// A bundle name as the service accepts it (letters, digits, `.`, `_`,
+/// `-`): checked before it becomes part of a URL path, so a name from a
+/// file or the command line cannot add path segments or a query.
+pub fn bundle_name_arg(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("a bundle name cannot be empty".into());
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(bad) => Err(format!(
+            "{} is not allowed in a bundle name (letters, digits, '.', '_', '-')",
+            bad.escape_default()
+        )),
+        None if name == "." || name == ".." => Err("not a bundle name".into()),
+        None => Ok(name.to_owned()),
+    }
+}
+
 /// The control service's base URL.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ServerArg {
@@ -132,6 +152,7 @@ pub struct GetArgs {
     #[command(flatten)]
     pub server: ServerArg,
     /// Bundle name.
+    #[arg(value_parser = bundle_name_arg)]
     pub name: String,
     /// A stored version instead of the latest.
     #[arg(long, value_name = "V")]
@@ -144,6 +165,7 @@ pub struct HistoryArgs {
     #[command(flatten)]
     pub server: ServerArg,
     /// Bundle name.
+    #[arg(value_parser = bundle_name_arg)]
     pub name: String,
     #[command(flatten)]
     pub output: OutputArg,
@@ -155,6 +177,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub server: ServerArg,
     /// Only this bundle: what its filters report (JSON).
+    #[arg(value_parser = bundle_name_arg)]
     pub name: Option<String>,
     #[command(flatten)]
     pub output: OutputArg,
@@ -168,6 +191,7 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub token: TokenArg,
     /// Bundle name.
+    #[arg(value_parser = bundle_name_arg)]
     pub name: String,
     /// The version to go back to.
     #[arg(long, value_name = "V")]
@@ -227,7 +251,9 @@ fn bundle_name(file: &std::path::Path, bundle: &[u8]) -> Result<String, RemoteEr
     let value: Value =
         serde_json::from_slice(bundle).map_err(|e| refuse(format!("not JSON ({e})")))?;
     match value.get("name") {
-        Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+        Some(Value::String(name)) if !name.is_empty() => {
+            bundle_name_arg(name).map_err(|why| refuse(format!("`name`: {why}")))
+        }
         _ if !value.is_object() => Err(refuse("not a bundle (a JSON object is expected)".into())),
         Some(_) => Err(refuse(
             "not a bundle (`name` must be a non-empty string)".into(),
@@ -580,6 +606,17 @@ fn explain(status: u16, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_cannot_leave_their_path_segment() {
+        assert_eq!(bundle_name_arg("demo-1.v_2"), Ok("demo-1.v_2".into()));
+        for bad in ["", ".", "..", "a/b", "a?x=1", "a#f", "a%2f", "a b", "é", "a\n"] {
+            assert!(bundle_name_arg(bad).is_err(), "{bad:?}");
+        }
+        let refused = bundle_name(Path::new("b.json"), br#"{"name":"../status?x="}"#)
+            .expect_err("refused");
+        assert!(refused.to_string().contains("`name`: / is not allowed"), "{refused}");
+    }
 
     #[test]
     fn explains_refusals() {

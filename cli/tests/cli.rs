@@ -405,6 +405,10 @@ fn explain_bad_inputs_exit_2_with_a_clear_message() {
             "claims `bundles/invalid/not-an-object.json`: must be a JSON object",
         ),
         (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (
+            &["get", "--server", "https://127.0.0.1:9", "../status"],
+            "invalid value '../status' for '<NAME>': / is not allowed in a bundle name",
+        ),
         (&["explain", "--verbose"], "unexpected argument '--verbose'"),
         (
             &["test", "t.json", "-o", "yaml"],
