@@ -73,17 +73,17 @@ impl DiffArgs {
             (Some(server), [name, v1, v2]) => {
                 let name = &crate::remote::bundle_name_arg(name).map_err(DiffArgsError::Name)?;
                 Ok((
-                Side::Stored {
-                    server: server.clone(),
-                    name: name.clone(),
-                    version: version(v1)?,
-                },
-                Side::Stored {
-                    server: server.clone(),
-                    name: name.clone(),
-                    version: version(v2)?,
-                },
-            ))
+                    Side::Stored {
+                        server: server.clone(),
+                        name: name.clone(),
+                        version: version(v1)?,
+                    },
+                    Side::Stored {
+                        server: server.clone(),
+                        name: name.clone(),
+                        version: version(v2)?,
+                    },
+                ))
             }
             _ => Err(DiffArgsError::NoServer),
         }

@@ -610,12 +610,17 @@ mod tests {
     #[test]
     fn names_cannot_leave_their_path_segment() {
         assert_eq!(bundle_name_arg("demo-1.v_2"), Ok("demo-1.v_2".into()));
-        for bad in ["", ".", "..", "a/b", "a?x=1", "a#f", "a%2f", "a b", "é", "a\n"] {
+        for bad in [
+            "", ".", "..", "a/b", "a?x=1", "a#f", "a%2f", "a b", "é", "a\n",
+        ] {
             assert!(bundle_name_arg(bad).is_err(), "{bad:?}");
         }
-        let refused = bundle_name(Path::new("b.json"), br#"{"name":"../status?x="}"#)
-            .expect_err("refused");
-        assert!(refused.to_string().contains("`name`: / is not allowed"), "{refused}");
+        let refused =
+            bundle_name(Path::new("b.json"), br#"{"name":"../status?x="}"#).expect_err("refused");
+        assert!(
+            refused.to_string().contains("`name`: / is not allowed"),
+            "{refused}"
+        );
     }
 
     #[test]
