@@ -18,7 +18,7 @@ use mcp_guard_engine::audit::{
 use mcp_guard_engine::signing::{self, VerifyingKey};
 use serde_json::{json, Value};
 
-use crate::args::{set_once, ArgsError, Command, Flag};
+use crate::http::{Client, ClientOptions};
 use crate::time;
 
 /// Largest answer read from the service (every checkpoint it holds).
@@ -36,38 +36,102 @@ pub enum Source {
 }
 
 /// `audit verify` arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(after_help = "\
+Examples:
+  mcp-guard audit verify access.log --server https://control:8443
+  mcp-guard audit verify access.log --checkpoints checkpoints.json --key checkpoint-key.b64
+  mcp-guard audit verify --rotated access.log.1 access.log -o json")]
 pub struct VerifyArgs {
-    /// Log files, oldest first.
+    /// Log files, oldest first (several files = one stream).
+    #[arg(value_name = "LOGFILE", required = true)]
     pub files: Vec<PathBuf>,
-    /// Checkpoints.
-    pub source: Source,
-    /// Trusted checkpoint keys (files or base64/hex), several during a
+    /// Checkpoints from a file (`GET /v1/checkpoints` output); needs --key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "server",
+        requires = "keys"
+    )]
+    pub checkpoints: Option<PathBuf>,
+    /// Fetch the checkpoints (and the key, trust on first use, unless
+    /// --key) from the control service.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Trusted checkpoint key (file, base64 or hex); repeat during a key
     /// rotation.
+    #[arg(long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
     /// The oldest logs were rotated away: chains may start after seq 1.
+    #[arg(long)]
     pub rotated: bool,
-    /// Print JSON.
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::output::OutputArg,
+}
+
+impl VerifyArgs {
+    /// Where trusted checkpoints come from.
+    pub fn source(&self) -> Source {
+        match (&self.checkpoints, &self.server) {
+            (Some(file), _) => Source::File(file.clone()),
+            (None, Some(server)) => Source::Server(server.clone()),
+            (None, None) => Source::None,
+        }
+    }
 }
 
 /// `audit query` arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(after_help = "\
+Example:
+  mcp-guard audit query access.log --sub alice --decision deny --since 2026-01-05T00:00:00Z")]
 pub struct QueryArgs {
     /// Log files.
+    #[arg(value_name = "LOGFILE", required = true)]
     pub files: Vec<PathBuf>,
-    /// The filter.
-    pub filter: Filter,
+    /// Only this subject.
+    #[arg(long, value_name = "S")]
+    pub sub: Option<String>,
+    /// Only this tool.
+    #[arg(long, value_name = "T")]
+    pub tool: Option<String>,
+    /// Only this model.
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+    /// Only this decision.
+    #[arg(long, value_parser = ["allow", "deny"])]
+    pub decision: Option<String>,
+    /// From this time on (RFC 3339 or ms since the epoch).
+    #[arg(long, value_name = "TIME", value_parser = millis)]
+    pub since: Option<u64>,
+    /// Before this time (exclusive; RFC 3339 or ms since the epoch).
+    #[arg(long, value_name = "TIME", value_parser = millis)]
+    pub until: Option<u64>,
     /// Print JSON lines.
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::output::OutputArg,
+}
+
+impl QueryArgs {
+    /// The engine's filter.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            sub: self.sub.clone(),
+            tool: self.tool.clone(),
+            model: self.model.clone(),
+            decision: self.decision.clone(),
+            since: self.since,
+            until: self.until,
+        }
+    }
 }
 
 /// An `audit` command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Audit {
-    /// `audit verify`.
+    /// Check the tamper-evident decision trail (chains and checkpoints).
     Verify(VerifyArgs),
-    /// `audit query`.
+    /// Print the decision records matching every filter (does not verify).
     Query(QueryArgs),
 }
 
@@ -88,142 +152,13 @@ pub enum AuditError {
     Server(String),
 }
 
-/// Parses what follows `audit`.
-pub fn parse(rest: Vec<String>) -> Result<Command, ArgsError> {
-    let mut args = rest.into_iter();
-    let sub = args
-        .next()
-        .ok_or(ArgsError::Missing("verify or query after audit"))?;
-    match sub.as_str() {
-        "verify" => parse_verify(args).map(|a| Command::Audit(Audit::Verify(a))),
-        "query" => parse_query(args).map(|a| Command::Audit(Audit::Query(a))),
-        "--help" | "-h" => Ok(Command::Help),
-        _ => Err(ArgsError::UnknownCommand(format!("audit {sub}"))),
-    }
-}
-
-fn parse_verify(mut args: impl Iterator<Item = String>) -> Result<VerifyArgs, ArgsError> {
-    let mut files = Vec::new();
-    let mut source = None;
-    let mut keys = Vec::new();
-    let mut json = false;
-    let mut rotated = false;
-    while let Some(arg) = args.next() {
-        let flag = Flag::split(&arg);
-        match flag.name.as_str() {
-            "--rotated" if flag.inline.is_none() => rotated = true,
-            "--checkpoints" => set_once(
-                &mut source,
-                Source::File(flag.value(&mut args, "--checkpoints")?.into()),
-                "--checkpoints/--server",
-            )?,
-            "--server" => set_once(
-                &mut source,
-                Source::Server(flag.value(&mut args, "--server")?),
-                "--checkpoints/--server",
-            )?,
-            "--key" => keys.push(flag.value(&mut args, "--key")?),
-            "--json" if flag.inline.is_none() => {
-                if json {
-                    return Err(ArgsError::Repeated("--json"));
-                }
-                json = true;
-            }
-            "--help" | "-h" => return Err(ArgsError::Missing("LOGFILE (see mcp-guard help)")),
-            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
-            _ => files.push(PathBuf::from(arg)),
-        }
-    }
-    if files.is_empty() {
-        return Err(ArgsError::Missing("log files to verify"));
-    }
-    let source = source.unwrap_or(Source::None);
-    if matches!(source, Source::File(_)) && keys.is_empty() {
-        return Err(ArgsError::Missing(
-            "--key (the service's checkpoint key) to trust --checkpoints",
-        ));
-    }
-    Ok(VerifyArgs {
-        files,
-        source,
-        keys,
-        rotated,
-        json,
-    })
-}
-
 /// A time: RFC 3339 or milliseconds since the epoch.
-fn millis(text: &str, flag: &'static str) -> Result<u64, ArgsError> {
+fn millis(text: &str) -> Result<u64, String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse()
-            .map_err(|_| ArgsError::Unexpected(format!("{flag} {text}")));
+        return text.parse().map_err(|_| "too large".to_owned());
     }
-    time::parse_rfc3339(text)
-        .map(|s| s.saturating_mul(1000) + fraction_millis(text))
-        .map_err(|_| ArgsError::Unexpected(format!("{flag} {text} (RFC 3339 or ms)")))
-}
-
-/// The milliseconds of an RFC 3339 fraction (`.250` → 250).
-fn fraction_millis(text: &str) -> u64 {
-    let Some(dot) = text.find('.') else { return 0 };
-    let digits: String = text
-        .get(dot + 1..)
-        .unwrap_or_default()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .chain("000".chars())
-        .take(3)
-        .collect();
-    digits.parse().unwrap_or(0)
-}
-
-fn parse_query(mut args: impl Iterator<Item = String>) -> Result<QueryArgs, ArgsError> {
-    let mut files = Vec::new();
-    let mut filter = Filter::default();
-    let mut json = false;
-    while let Some(arg) = args.next() {
-        let flag = Flag::split(&arg);
-        let mut value = |name: &'static str| flag.value(&mut args, name);
-        match flag.name.as_str() {
-            "--sub" => set_once(&mut filter.sub, value("--sub")?, "--sub")?,
-            "--tool" => set_once(&mut filter.tool, value("--tool")?, "--tool")?,
-            "--model" => set_once(&mut filter.model, value("--model")?, "--model")?,
-            "--decision" => {
-                let d = value("--decision")?;
-                if d != "allow" && d != "deny" {
-                    return Err(ArgsError::Unexpected(format!(
-                        "--decision {d} (allow or deny)"
-                    )));
-                }
-                set_once(&mut filter.decision, d, "--decision")?
-            }
-            "--since" => {
-                let t = millis(&value("--since")?, "--since")?;
-                set_once(&mut filter.since, t, "--since")?
-            }
-            "--until" => {
-                let t = millis(&value("--until")?, "--until")?;
-                set_once(&mut filter.until, t, "--until")?
-            }
-            "--json" if flag.inline.is_none() => {
-                if json {
-                    return Err(ArgsError::Repeated("--json"));
-                }
-                json = true;
-            }
-            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
-            _ => files.push(PathBuf::from(arg)),
-        }
-    }
-    if files.is_empty() {
-        return Err(ArgsError::Missing("log files to query"));
-    }
-    Ok(QueryArgs {
-        files,
-        filter,
-        json,
-    })
+    time::parse_rfc3339_millis(text)
+        .map_err(|_| "not RFC 3339 (2026-01-05T10:00:00Z) or ms since the epoch".to_owned())
 }
 
 fn read_logs(files: &[PathBuf]) -> Result<Vec<LogFile>, AuditError> {
@@ -263,32 +198,20 @@ struct Fetched {
     not_kept: u64,
 }
 
-fn get_json(url: &str) -> Result<Value, AuditError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut response = agent
-        .get(url)
-        .call()
-        .map_err(|e| AuditError::Server(format!("{url}: {e}")))?;
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_SERVER_BYTES)
-        .read_to_vec()
-        .map_err(|e| AuditError::Server(format!("{url}: {e}")))?;
-    if status != 200 {
-        return Err(AuditError::Server(format!("{url}: HTTP {status}")));
+fn get_json(client: &Client, url: &str) -> Result<Value, AuditError> {
+    let answer = client
+        .get(url, &[])
+        .map_err(|e| AuditError::Server(e.to_string()))?;
+    if answer.status != 200 {
+        return Err(AuditError::Server(format!("{url}: HTTP {}", answer.status)));
     }
-    serde_json::from_slice(&body).map_err(|e| AuditError::Server(format!("{url}: {e}")))
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| AuditError::Server(format!("{url}: not JSON ({e})")))
 }
 
-fn fetch(server: &str) -> Result<Fetched, AuditError> {
+fn fetch(client: &Client, server: &str) -> Result<Fetched, AuditError> {
     let base = server.trim_end_matches('/');
-    let all = get_json(&format!("{base}/v1/checkpoints"))?;
+    let all = get_json(client, &format!("{base}/v1/checkpoints"))?;
     let checkpoints = serde_json::from_value(all.get("checkpoints").cloned().unwrap_or_default())
         .map_err(|e| AuditError::Checkpoints(e.to_string()))?;
     let conflicts = all
@@ -307,12 +230,15 @@ fn fetch(server: &str) -> Result<Fetched, AuditError> {
 }
 
 /// Runs `audit verify`: the text (or JSON) to print and the exit code.
-pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
+pub fn run_verify(
+    args: &VerifyArgs,
+    transport: &ClientOptions,
+) -> Result<(String, u8), AuditError> {
     let logs = read_logs(&args.files)?;
     let mut keys: Vec<VerifyingKey> = args.keys.iter().map(|k| key(k)).collect::<Result<_, _>>()?;
     let mut notes = Vec::new();
     let mut not_kept = 0;
-    let (checkpoints, conflicts) = match &args.source {
+    let (checkpoints, conflicts) = match &args.source() {
         Source::None => {
             notes.push("no checkpoints given: only the chains are checked; a rewritten or cut chain cannot be told from a genuine one".to_string());
             (Vec::new(), Vec::new())
@@ -328,11 +254,13 @@ pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
             (list, Vec::new())
         }
         Source::Server(server) => {
+            let client = Client::new(transport, Duration::from_secs(30), MAX_SERVER_BYTES)
+                .map_err(|e| AuditError::Server(e.to_string()))?;
             if keys.is_empty() {
-                let answer = get_json(&format!(
-                    "{}/v1/checkpoints/key",
-                    server.trim_end_matches('/')
-                ))?;
+                let answer = get_json(
+                    &client,
+                    &format!("{}/v1/checkpoints/key", server.trim_end_matches('/')),
+                )?;
                 let text = answer
                     .get("ed25519")
                     .and_then(Value::as_str)
@@ -345,7 +273,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
                 ));
                 keys.push(fetched);
             }
-            let fetched = fetch(server)?;
+            let fetched = fetch(&client, server)?;
             not_kept = fetched.not_kept;
             (fetched.checkpoints, fetched.conflicts)
         }
@@ -377,7 +305,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<(String, u8), AuditError> {
         });
     }
     let code = u8::from(!report.ok());
-    let out = if args.json {
+    let out = if args.output.json() {
         let mut value = json!(report);
         if let Some(o) = value.as_object_mut() {
             o.insert("ok".into(), json!(report.ok()));
@@ -514,8 +442,8 @@ fn render_match(m: &Match) -> String {
 pub fn run_query(args: &QueryArgs) -> Result<String, AuditError> {
     let logs = read_logs(&args.files)?;
     let mut out = String::new();
-    for m in query(&logs, &args.filter) {
-        if args.json {
+    for m in query(&logs, &args.filter()) {
+        if args.output.json() {
             out.push_str(&m.record.to_string());
             out.push('\n');
             continue;
@@ -528,10 +456,6 @@ pub fn run_query(args: &QueryArgs) -> Result<String, AuditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Result<Command, ArgsError> {
-        crate::args::parse(list.iter().map(|s| s.to_string()))
-    }
 
     #[test]
     fn query_text_cannot_forge_fields_lines_or_terminal_sequences() {
@@ -571,37 +495,38 @@ mod tests {
 
     #[test]
     fn parses_verify_and_query() {
-        let Ok(Command::Audit(Audit::Verify(v))) = args(&[
-            "audit",
-            "verify",
-            "a.log",
-            "b.log",
-            "--server=http://x",
-            "--json",
-        ]) else {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(subcommand)]
+            audit: Audit,
+        }
+        let args =
+            |list: &[&str]| T::try_parse_from(std::iter::once("t").chain(list.iter().copied()));
+        let Ok(T {
+            audit: Audit::Verify(v),
+        }) = args(&["verify", "a.log", "b.log", "--server=http://x", "--json"])
+        else {
             panic!("verify")
         };
         assert_eq!(v.files, [PathBuf::from("a.log"), PathBuf::from("b.log")]);
-        assert_eq!(v.source, Source::Server("http://x".into()));
-        assert!(v.json && v.keys.is_empty());
-        assert!(matches!(
-            args(&["audit", "verify", "a", "--checkpoints", "c"]),
-            Err(ArgsError::Missing(_))
-        ));
-        assert!(matches!(
-            args(&[
-                "audit",
-                "verify",
-                "a",
-                "--checkpoints",
-                "c",
-                "--server",
-                "s"
-            ]),
-            Err(ArgsError::Repeated(_))
-        ));
-        let Ok(Command::Audit(Audit::Query(q))) = args(&[
-            "audit",
+        assert_eq!(v.source(), Source::Server("http://x".into()));
+        assert!(v.output.json() && v.keys.is_empty());
+        assert!(args(&["verify", "a", "--checkpoints", "c"]).is_err());
+        assert!(args(&[
+            "verify",
+            "a",
+            "--checkpoints",
+            "c",
+            "--key",
+            "k",
+            "--server",
+            "s"
+        ])
+        .is_err());
+        let Ok(T {
+            audit: Audit::Query(q),
+        }) = args(&[
             "query",
             "a.log",
             "--since",
@@ -609,13 +534,14 @@ mod tests {
             "--until=1767225700000",
             "--decision",
             "deny",
-        ]) else {
+        ])
+        else {
             panic!("query")
         };
-        assert_eq!(q.filter.since, Some(1_767_225_601_500));
-        assert_eq!(q.filter.until, Some(1_767_225_700_000));
-        assert!(args(&["audit", "query", "a", "--since", "yesterday"]).is_err());
-        assert!(args(&["audit", "query", "a", "--decision", "maybe"]).is_err());
-        assert!(args(&["audit", "frob"]).is_err());
+        assert_eq!(q.filter().since, Some(1_767_225_601_500));
+        assert_eq!(q.filter().until, Some(1_767_225_700_000));
+        assert!(args(&["query", "a", "--since", "yesterday"]).is_err());
+        assert!(args(&["query", "a", "--decision", "maybe"]).is_err());
+        assert!(args(&["frob"]).is_err());
     }
 }

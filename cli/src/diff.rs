@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::args::{set_once, ArgsError};
+use clap::Args;
+
+use crate::output::OutputArg;
 
 /// Where one side of the diff comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,67 +29,65 @@ pub enum Side {
     },
 }
 
-/// Arguments of `diff`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Arguments of `diff`: `OLD.json NEW.json`, or `NAME V1 V2` with a
+/// server (`--server` or MCP_GUARD_SERVER).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[command(after_help = "\
+Examples:
+  mcp-guard diff old.json new.json
+  mcp-guard diff --server https://control:8443 demo 3 4 -o json")]
 pub struct DiffArgs {
-    /// The old bundle.
-    pub old: Side,
-    /// The new bundle.
-    pub new: Side,
-    /// `-o json`.
-    pub json: bool,
+    /// `OLD.json NEW.json`, or `NAME V1 V2` (stored versions).
+    #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
+    pub positional: Vec<String>,
+    /// Control service for stored versions.
+    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER")]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
-/// Parses `diff OLD.json NEW.json` or `diff --server URL NAME V1 V2`,
-/// each with an optional `-o table|json`.
-pub fn parse(rest: Vec<String>) -> Result<DiffArgs, ArgsError> {
-    let mut server = None;
-    let mut output = None;
-    let mut positional = Vec::new();
-    let mut args = rest.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--server" => set_once(
-                &mut server,
-                args.next().ok_or(ArgsError::MissingValue("--server"))?,
-                "--server",
-            )?,
-            "-o" | "--output" => set_once(
-                &mut output,
-                args.next().ok_or(ArgsError::MissingValue("-o"))?,
-                "-o",
-            )?,
-            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
-            _ => positional.push(arg),
+/// Why the diff arguments do not name two bundles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiffArgsError {
+    /// Three arguments without a server.
+    #[error("NAME V1 V2 needs --server URL (or MCP_GUARD_SERVER)")]
+    NoServer,
+    /// A name the service would not accept.
+    #[error("bundle name: {0}")]
+    Name(String),
+    /// A version that is not a number.
+    #[error("version `{0}` is not a number")]
+    Version(String),
+}
+
+impl DiffArgs {
+    /// The two sides.
+    pub fn sides(&self) -> Result<(Side, Side), DiffArgsError> {
+        let version = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| DiffArgsError::Version(v.into()))
+        };
+        match (&self.server, self.positional.as_slice()) {
+            (_, [old, new]) => Ok((Side::File(old.into()), Side::File(new.into()))),
+            (Some(server), [name, v1, v2]) => {
+                let name = &crate::remote::bundle_name_arg(name).map_err(DiffArgsError::Name)?;
+                Ok((
+                    Side::Stored {
+                        server: server.clone(),
+                        name: name.clone(),
+                        version: version(v1)?,
+                    },
+                    Side::Stored {
+                        server: server.clone(),
+                        name: name.clone(),
+                        version: version(v2)?,
+                    },
+                ))
+            }
+            _ => Err(DiffArgsError::NoServer),
         }
     }
-    let json = match output.as_deref() {
-        None | Some("table") => false,
-        Some("json") => true,
-        Some(other) => return Err(ArgsError::Unexpected(format!("-o {other}"))),
-    };
-    let version = |v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| ArgsError::Unexpected(v.into()))
-    };
-    let (old, new) = match (server, positional.as_slice()) {
-        (None, [old, new]) => (Side::File(old.into()), Side::File(new.into())),
-        (Some(server), [name, v1, v2]) => (
-            Side::Stored {
-                server: server.clone(),
-                name: name.clone(),
-                version: version(v1)?,
-            },
-            Side::Stored {
-                server,
-                name: name.clone(),
-                version: version(v2)?,
-            },
-        ),
-        (None, _) => return Err(ArgsError::Missing("OLD.json NEW.json")),
-        (Some(_), _) => return Err(ArgsError::Missing("NAME V1 V2 (with --server)")),
-    };
-    Ok(DiffArgs { old, new, json })
 }
 
 /// What happened at one place.
@@ -360,29 +360,5 @@ mod tests {
     #[test]
     fn terminal_sequences_are_shown_not_sent() {
         assert_eq!(visible("a\u{1b}[2Jb\u{202e}"), "a\\u001b[2Jb\\u202e");
-    }
-
-    #[test]
-    fn parses_both_forms() {
-        let args = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            parse(args(&["a.json", "b.json", "-o", "json"])),
-            Ok(DiffArgs {
-                old: Side::File("a.json".into()),
-                new: Side::File("b.json".into()),
-                json: true
-            })
-        );
-        assert!(matches!(
-            parse(args(&["--server", "http://x", "demo", "1", "3"])),
-            Ok(DiffArgs {
-                old: Side::Stored { version: 1, .. },
-                new: Side::Stored { version: 3, .. },
-                json: false
-            })
-        ));
-        assert!(parse(args(&["a.json"])).is_err());
-        assert!(parse(args(&["a.json", "b.json", "-o", "yaml"])).is_err());
-        assert!(parse(args(&["--server", "s", "demo", "x", "2"])).is_err());
     }
 }

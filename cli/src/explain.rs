@@ -17,7 +17,9 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::args::{ExplainArgs, IdentitySource};
+use std::path::PathBuf;
+
+use crate::output::OutputArg;
 use crate::request::RequestSpec;
 use crate::time::format_rfc3339;
 use crate::token::{claims_from_token, verify_config, TokenError, TokenOutcome};
@@ -190,10 +192,66 @@ fn bad(what: &'static str, path: &Path, message: impl ToString) -> ExplainError 
     }
 }
 
+/// Arguments of `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(group(clap::ArgGroup::new("identity").required(true).args(["claims", "token", "token_file"])))]
+#[command(after_help = "\
+Request file: {\"method\": \"POST\", \"path\": \"/mcp\", \"host\"?: \"...\", \"headers\"?: {...},
+               \"body\"?: JSON or string, \"time\"?: \"2026-01-05T10:00:00Z\" or unix seconds}
+Exit 0 when allowed, 3 when denied, 2 on bad input.
+
+Examples:
+  mcp-guard explain --bundle demo.json --claims alice.json --request call.json
+  mcp-guard explain --bundle demo.json --token-file alice.jwt --request call.json -o json")]
+pub struct ExplainArgs {
+    /// The bundle file.
+    #[arg(long, value_name = "BUNDLE.json")]
+    pub bundle: PathBuf,
+    /// JSON object of the caller's (already verified) claims.
+    #[arg(long, value_name = "CLAIMS.json")]
+    pub claims: Option<PathBuf>,
+    /// A compact JWT: verified when the bundle configures token
+    /// verification, else decoded WITHOUT verification (a warning says
+    /// so). Never printed.
+    #[arg(long, value_name = "JWT")]
+    pub token: Option<String>,
+    /// A file holding the JWT.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The request description file.
+    #[arg(long, value_name = "REQUEST.json")]
+    pub request: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// Where the caller's identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// A JSON file holding the claims object.
+    ClaimsFile(PathBuf),
+    /// A token given on the command line.
+    Token(String),
+    /// A file holding a token.
+    TokenFile(PathBuf),
+}
+
+impl ExplainArgs {
+    /// The one identity given (clap requires exactly one).
+    pub fn identity(&self) -> IdentitySource {
+        match (&self.claims, &self.token, &self.token_file) {
+            (Some(path), _, _) => IdentitySource::ClaimsFile(path.clone()),
+            (None, Some(token), _) => IdentitySource::Token(token.clone()),
+            (None, None, Some(path)) => IdentitySource::TokenFile(path.clone()),
+            (None, None, None) => IdentitySource::Token(String::new()),
+        }
+    }
+}
+
 /// Reads the inputs named on the command line and explains the request.
 pub fn run(args: &ExplainArgs, now_unix: u64) -> Result<Report, ExplainError> {
     let bundle_text = read("bundle", &args.bundle)?;
-    let identity = match &args.identity {
+    let identity = match &args.identity() {
         IdentitySource::Token(token) => Identity::Token(token.clone()),
         IdentitySource::TokenFile(path) => {
             let bytes = read("token file", path)?;

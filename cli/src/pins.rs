@@ -20,8 +20,6 @@ use mcp_guard_engine::mcp::for_each_tool;
 use mcp_guard_engine::pins::{entry_digest, tool_digest, ToolDigest};
 use mcp_guard_engine::strict_json::{self, Options};
 
-use crate::args::{set_once, ArgsError, Command, Flag};
-
 /// Time allowed for each request.
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest answer read.
@@ -32,11 +30,16 @@ const MAX_PAGES: usize = 256;
 const PROTOCOL_VERSION: &str = "2025-06-18";
 
 /// Arguments of `pins`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(after_help = "\
+Example:
+  mcp-guard pins --url https://mcp.internal/mcp --token \"$MCP_TOKEN\"")]
 pub struct PinsArgs {
-    /// The MCP endpoint (`http://host:port/mcp`).
+    /// The MCP endpoint (`https://host:port/mcp`).
+    #[arg(long, value_name = "MCP-URL")]
     pub url: String,
-    /// Bearer token sent with every request.
+    /// Bearer token sent with every request (never printed).
+    #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 }
 
@@ -69,31 +72,9 @@ pub enum PinsError {
     },
 }
 
-/// Parses the arguments after `pins`.
-pub fn parse(rest: Vec<String>) -> Result<Command, ArgsError> {
-    let mut url = None;
-    let mut token = None;
-    let mut args = rest.into_iter();
-    while let Some(arg) = args.next() {
-        let flag = Flag::split(&arg);
-        let mut value = |name: &'static str| flag.value(&mut args, name);
-        match flag.name.as_str() {
-            "--url" => set_once(&mut url, value("--url")?, "--url")?,
-            "--token" => set_once(&mut token, value("--token")?, "--token")?,
-            "--help" | "-h" => return Ok(Command::Help),
-            s if s.starts_with('-') => return Err(ArgsError::UnknownOption(arg)),
-            _ => return Err(ArgsError::Unexpected(arg)),
-        }
-    }
-    Ok(Command::Pins(PinsArgs {
-        url: url.ok_or(ArgsError::Missing("--url"))?,
-        token,
-    }))
-}
-
 /// One MCP client session over Streamable HTTP.
 struct Session<'a> {
-    agent: ureq::Agent,
+    client: crate::http::Client,
     args: &'a PinsArgs,
     session_id: Option<String>,
     protocol: Option<String>,
@@ -109,48 +90,52 @@ impl Session<'_> {
         message: &Value,
         id: Option<u64>,
     ) -> Result<Option<Value>, PinsError> {
-        let transport = |e: ureq::Error| PinsError::Transport {
+        let transport = |e: crate::http::HttpError| PinsError::Transport {
             step,
             message: e.to_string(),
         };
-        let mut request = self
-            .agent
-            .post(&self.args.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream");
-        if let Some(token) = &self.args.token {
-            request = request.header("authorization", format!("Bearer {token}"));
+        let authorization = self.args.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ];
+        if let Some(authorization) = &authorization {
+            headers.push(("authorization", authorization));
         }
         if let Some(session) = &self.session_id {
-            request = request.header("mcp-session-id", session);
+            headers.push(("mcp-session-id", session));
         }
         if let Some(version) = &self.protocol {
-            request = request.header("mcp-protocol-version", version);
+            headers.push(("mcp-protocol-version", version));
         }
-        let mut response = request.send(message.to_string()).map_err(transport)?;
-        let status = response.status().as_u16();
+        let answer = self
+            .client
+            .send(
+                "POST",
+                &self.args.url,
+                &headers,
+                message.to_string().as_bytes(),
+            )
+            .map_err(transport)?;
+        let status = answer.status;
         if !(200..300).contains(&status) {
             return Err(PinsError::Status { step, status });
         }
-        if let Some(session) = response
-            .headers()
+        let session_id = answer
+            .headers
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
-        {
-            self.session_id = Some(session.to_owned());
+            .map(str::to_owned);
+        if let Some(session) = session_id {
+            self.session_id = Some(session);
         }
-        let content_type = response
-            .headers()
+        let content_type = answer
+            .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_BYTES)
-            .read_to_vec()
-            .map_err(transport)?;
+        let body = answer.body;
         let Some(id) = id else {
             return Ok(None);
         };
@@ -219,14 +204,15 @@ fn sse_data(body: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Lists the server's tools and returns the `tool_pins` section to print.
-pub fn run(args: &PinsArgs) -> Result<String, PinsError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(TIMEOUT))
-        .build()
-        .into();
+pub fn run(args: &PinsArgs, options: &crate::http::ClientOptions) -> Result<String, PinsError> {
+    let client = crate::http::Client::new(options, TIMEOUT, MAX_ANSWER_BYTES).map_err(|e| {
+        PinsError::Transport {
+            step: "initialize",
+            message: e.to_string(),
+        }
+    })?;
     let mut session = Session {
-        agent,
+        client,
         args,
         session_id: None,
         protocol: None,
@@ -327,23 +313,6 @@ mod tests {
             events,
             vec![b"{\"a\":\n1}".to_vec(), b"x".to_vec(), b"tail".to_vec()]
         );
-    }
-
-    #[test]
-    fn arguments_follow_the_cli_style() {
-        let parse = |a: &[&str]| parse(a.iter().map(|s| s.to_string()).collect());
-        assert_eq!(
-            parse(&["--url=http://h/mcp", "--token", "t"]).ok(),
-            Some(Command::Pins(PinsArgs {
-                url: "http://h/mcp".into(),
-                token: Some("t".into())
-            }))
-        );
-        assert!(matches!(parse(&[]), Err(ArgsError::Missing("--url"))));
-        assert!(matches!(
-            parse(&["--url", "a", "--url", "b"]),
-            Err(ArgsError::Repeated("--url"))
-        ));
     }
 
     #[test]

@@ -16,55 +16,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::args::{set_once, ArgsError};
 use crate::request::RequestSpec;
 
 /// Arguments of `test`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(after_help = "\
+Examples:
+  mcp-guard test policies/demo.tests.json
+  mcp-guard test cases.json --bundle candidate.json -o json")]
 pub struct TestArgs {
     /// Test files.
+    #[arg(value_name = "TESTS.json", required = true)]
     pub files: Vec<PathBuf>,
     /// A bundle that overrides the files' own `bundle`.
+    #[arg(long, value_name = "BUNDLE.json")]
     pub bundle: Option<PathBuf>,
-    /// `-o json`.
-    pub json: bool,
-}
-
-/// Parses `test FILE... [--bundle B] [-o table|json]`.
-pub fn parse(rest: Vec<String>) -> Result<TestArgs, ArgsError> {
-    let mut files = Vec::new();
-    let mut bundle = None;
-    let mut output = None;
-    let mut args = rest.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bundle" => set_once(
-                &mut bundle,
-                PathBuf::from(args.next().ok_or(ArgsError::MissingValue("--bundle"))?),
-                "--bundle",
-            )?,
-            "-o" | "--output" => set_once(
-                &mut output,
-                args.next().ok_or(ArgsError::MissingValue("-o"))?,
-                "-o",
-            )?,
-            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
-            _ => files.push(PathBuf::from(arg)),
-        }
-    }
-    let json = match output.as_deref() {
-        None | Some("table") => false,
-        Some("json") => true,
-        Some(other) => return Err(ArgsError::Unexpected(format!("-o {other}"))),
-    };
-    if files.is_empty() {
-        return Err(ArgsError::Missing("test file"));
-    }
-    Ok(TestArgs {
-        files,
-        bundle,
-        json,
-    })
+    #[command(flatten)]
+    pub output: crate::output::OutputArg,
 }
 
 /// A test file.

@@ -1,15 +1,19 @@
 //! Talking to the control service: `push`, `get`, `history`, `rollback`,
-//! `status`.
-//! A small blocking HTTP client (plain `http://`; `ureq` without TLS), and
-//! the token read from a file so it never appears in `ps` or shell history.
+//! `status`, through the one HTTP client ([`crate::http`]: https by
+//! default, plain http only with `--allow-plain-http`). The push token
+//! comes from a file or the environment so it never appears in `ps` or
+//! shell history, and is never printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::Args;
+use mcp_guard_engine::author_signing::{SignatureFile, AUTHOR_SIGNATURE_HEADER};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::args::{set_once, ArgsError, Flag};
+use crate::http::{Client, ClientOptions, HttpError};
+use crate::output::{cell, columns, OutputArg};
 
 /// How long one request may take; long enough for a push that resolves
 /// issuer keys by discovery.
@@ -17,66 +21,196 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response read: a bundle is at most 8 MiB.
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// A bundle name as the service accepts it (letters, digits, `.`, `_`,
+/// `-`): checked before it becomes part of a URL path, so a name from a
+/// file or the command line cannot add path segments or a query.
+pub fn bundle_name_arg(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("a bundle name cannot be empty".into());
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(bad) => Err(format!(
+            "{} is not allowed in a bundle name (letters, digits, '.', '_', '-')",
+            bad.escape_default()
+        )),
+        None if name == "." || name == ".." => Err("not a bundle name".into()),
+        None => Ok(name.to_owned()),
+    }
+}
+
+/// The control service's base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ServerArg {
+    /// Base URL of the control service (https://..., or http:// with
+    /// --allow-plain-http).
+    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER")]
+    pub server: String,
+}
+
+/// The push token: from a file, or the environment (`--token` on the
+/// command line is visible in `ps`; prefer the file or MCP_GUARD_TOKEN).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[group(required = true, multiple = true)]
+pub struct TokenArg {
+    /// File holding the bearer token (surrounding whitespace ignored).
+    #[arg(long, value_name = "FILE", env = "MCP_GUARD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The bearer token itself (never printed).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MCP_GUARD_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl TokenArg {
+    /// Keeps one token source: a flag on the command line wins over the
+    /// environment (an exported MCP_GUARD_TOKEN must not block
+    /// `--token-file`); two given the same way exclude each other.
+    pub fn settle(&mut self, matches: &clap::ArgMatches) -> Result<(), String> {
+        use clap::parser::ValueSource::CommandLine;
+        if self.token.is_none() || self.token_file.is_none() {
+            return Ok(());
+        }
+        let token = matches.value_source("token") == Some(CommandLine);
+        let file = matches.value_source("token_file") == Some(CommandLine);
+        match (token, file) {
+            (true, false) => self.token_file = None,
+            (false, true) => self.token = None,
+            (true, true) => return Err("--token and --token-file exclude each other".into()),
+            (false, false) => {
+                return Err(
+                    "MCP_GUARD_TOKEN and MCP_GUARD_TOKEN_FILE are both set: unset one, or \
+                     pass --token-file"
+                        .into(),
+                )
+            }
+        }
+        Ok(())
+    }
+
+    /// The token, read from its file when given that way.
+    fn read(&self) -> Result<String, RemoteError> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => token.trim().to_owned(),
+            (None, Some(path)) => read_token(path)?,
+            (None, None) => String::new(),
+        };
+        if token.is_empty() {
+            return Err(RemoteError::Input(
+                "the push token is empty (--token-file FILE or MCP_GUARD_TOKEN)".into(),
+            ));
+        }
+        Ok(token)
+    }
+}
+
+/// `push`: store a bundle file as the next version of its bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[command(after_help = "\
+Examples:
+  mcp-guard push --server https://control:8443 --token-file push.token demo.json
+  mcp-guard push --create --signature demo.json.sig demo.json
+  MCP_GUARD_SERVER=https://control:8443 MCP_GUARD_TOKEN_FILE=push.token \\
+    mcp-guard push --wait-rollout --rollout-timeout 60 demo.json")]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    #[command(flatten)]
+    pub token: TokenArg,
+    /// The bundle JSON file (its `name` picks the bundle).
+    #[arg(value_name = "BUNDLE.json")]
+    pub file: PathBuf,
+    /// Only store if the current version still has this ETag.
+    #[arg(long, value_name = "ETAG", conflicts_with = "create")]
+    pub if_match: Option<String>,
+    /// The bundle may be new. Without it a push must update an existing
+    /// bundle (sent as `If-Match: *`), so a typo in a name cannot silently
+    /// start a second bundle no proxy reads.
+    #[arg(long)]
+    pub create: bool,
+    /// Then wait until every live proxy enforces the pushed version.
+    #[arg(long)]
+    pub wait_rollout: bool,
+    /// How long --wait-rollout waits (default 120).
+    #[arg(long, value_name = "SECONDS", requires = "wait_rollout")]
+    pub rollout_timeout: Option<u64>,
+    /// Author signature file (`mcp-guard sign` output) to send; default
+    /// BUNDLE.json.sig when it exists.
+    #[arg(long, value_name = "SIG")]
+    pub signature: Option<PathBuf>,
+}
+
+/// `get`: print the latest bundle, or one version.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    /// Bundle name.
+    #[arg(value_parser = bundle_name_arg)]
+    pub name: String,
+    /// A stored version instead of the latest.
+    #[arg(long, value_name = "V")]
+    pub version: Option<u64>,
+}
+
+/// `history`: a bundle's stored versions.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    /// Bundle name.
+    #[arg(value_parser = bundle_name_arg)]
+    pub name: String,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// `status`: who enforces what.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    /// Only this bundle: what its filters report (JSON).
+    #[arg(value_parser = bundle_name_arg)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArg,
+}
+
+/// `rollback`: store an older version's content as the new latest.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    #[command(flatten)]
+    pub token: TokenArg,
+    /// Bundle name.
+    #[arg(value_parser = bundle_name_arg)]
+    pub name: String,
+    /// The version to go back to.
+    #[arg(long, value_name = "V")]
+    pub to: u64,
+}
+
 /// One remote command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote {
-    /// Store a new version of the bundle in `file`.
-    Push {
-        /// Service base URL.
-        server: String,
-        /// File holding the bearer token.
-        token_file: PathBuf,
-        /// The bundle JSON.
-        file: PathBuf,
-        /// Only store if the current version has this ETag.
-        if_match: Option<String>,
-        /// `--create`: the bundle may be new. Without it a push must update
-        /// an existing bundle (sent as `If-Match: *`), so a typo in a name
-        /// cannot silently start a second bundle no proxy reads.
-        create: bool,
-        /// `--wait-rollout`: then wait up to this long until every live
-        /// proxy enforces the pushed version.
-        wait_rollout: Option<Duration>,
-    },
-    /// Print a bundle (latest or one version).
-    Get {
-        /// Service base URL.
-        server: String,
-        /// Bundle name.
-        name: String,
-        /// A version, or the latest.
-        version: Option<u64>,
-    },
-    /// Print a bundle's version list.
-    History {
-        /// Service base URL.
-        server: String,
-        /// Bundle name.
-        name: String,
-    },
-    /// Without a name: the sync table of every polling proxy
-    /// (`GET /v1/status`), as text or `--json`. With a name: what that
-    /// bundle's filters report (each instance's active or rejected
-    /// version, the rejected versions with their reasons).
-    Status {
-        /// Service base URL.
-        server: String,
-        /// Bundle name.
-        name: Option<String>,
-        /// Print the table as JSON.
-        json: bool,
-    },
-    /// Store an older version's content as the new latest.
-    Rollback {
-        /// Service base URL.
-        server: String,
-        /// File holding the bearer token.
-        token_file: PathBuf,
-        /// Bundle name.
-        name: String,
-        /// The version to go back to.
-        to: u64,
-    },
+    /// `push`.
+    Push(PushArgs),
+    /// `get`.
+    Get(GetArgs),
+    /// `history`.
+    History(HistoryArgs),
+    /// `status`.
+    Status(StatusArgs),
+    /// `rollback`.
+    Rollback(RollbackArgs),
 }
 
 /// Why a remote command failed.
@@ -93,6 +227,9 @@ pub enum RemoteError {
     /// The service could not be reached or answered garbage.
     #[error("{0}")]
     Transport(String),
+    /// No request was made: the URL, the CA file, the signature file.
+    #[error("{0}")]
+    Input(String),
     /// The service refused: status and its explanation, already rendered.
     #[error("{0}")]
     Refused(String),
@@ -114,7 +251,9 @@ fn bundle_name(file: &std::path::Path, bundle: &[u8]) -> Result<String, RemoteEr
     let value: Value =
         serde_json::from_slice(bundle).map_err(|e| refuse(format!("not JSON ({e})")))?;
     match value.get("name") {
-        Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+        Some(Value::String(name)) if !name.is_empty() => {
+            bundle_name_arg(name).map_err(|why| refuse(format!("`name`: {why}")))
+        }
         _ if !value.is_object() => Err(refuse("not a bundle (a JSON object is expected)".into())),
         Some(_) => Err(refuse(
             "not a bundle (`name` must be a non-empty string)".into(),
@@ -123,239 +262,245 @@ fn bundle_name(file: &std::path::Path, bundle: &[u8]) -> Result<String, RemoteEr
     }
 }
 
-/// Parses the arguments of `push`, `get`, `history`, `rollback`, `status`.
-pub fn parse(command: &str, rest: Vec<String>) -> Result<Remote, ArgsError> {
-    let mut server = None;
-    let mut token_file = None;
-    let mut if_match = None;
-    let mut version = None;
-    let mut to = None;
-    let mut wait_rollout = false;
-    let mut rollout_timeout = None;
-    let mut json = false;
-    let mut create = false;
-    let mut positional = Vec::new();
-    let mut args = rest.into_iter();
-    while let Some(arg) = args.next() {
-        let flag = Flag::split(&arg);
-        let mut value = |name: &'static str| flag.value(&mut args, name);
-        match flag.name.as_str() {
-            "--server" => set_once(&mut server, value("--server")?, "--server")?,
-            "--token-file" if matches!(command, "push" | "rollback") => set_once(
-                &mut token_file,
-                PathBuf::from(value("--token-file")?),
-                "--token-file",
-            )?,
-            "--if-match" if command == "push" => {
-                set_once(&mut if_match, value("--if-match")?, "--if-match")?
+/// The client for a remote command.
+fn client(options: &ClientOptions) -> Result<Client, RemoteError> {
+    Client::new(options, TIMEOUT, MAX_RESPONSE_BYTES).map_err(RemoteError::from)
+}
+
+impl From<HttpError> for RemoteError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::PlainHttp(_) | HttpError::BadUrl(_) | HttpError::CaFile { .. } => {
+                Self::Input(e.to_string())
             }
-            "--version" if command == "get" => {
-                let v = value("--version")?;
-                let v = v.parse().map_err(|_| ArgsError::Unexpected(v))?;
-                set_once(&mut version, v, "--version")?
-            }
-            "--to" if command == "rollback" => {
-                let v = value("--to")?;
-                let v = v.parse().map_err(|_| ArgsError::Unexpected(v))?;
-                set_once(&mut to, v, "--to")?
-            }
-            "--wait-rollout" if command == "push" && flag.inline.is_none() => wait_rollout = true,
-            "--rollout-timeout" if command == "push" => {
-                let v = value("--rollout-timeout")?;
-                let secs: u64 = v.parse().map_err(|_| ArgsError::Unexpected(v))?;
-                set_once(
-                    &mut rollout_timeout,
-                    Duration::from_secs(secs),
-                    "--rollout-timeout",
-                )?
-            }
-            "--json" if command == "status" && flag.inline.is_none() => json = true,
-            "--create" if command == "push" && flag.inline.is_none() => create = true,
-            "--help" | "-h" => return Err(ArgsError::UnknownOption(arg)),
-            s if s.starts_with('-') && s.len() > 1 => return Err(ArgsError::UnknownOption(arg)),
-            _ => positional.push(arg),
+            _ => Self::Transport(e.to_string()),
         }
     }
-    let server = server.ok_or(ArgsError::Missing("--server URL"))?;
-    let mut positional = positional.into_iter();
-    let what = match command {
-        "push" => "bundle file",
-        _ => "bundle name",
-    };
-    let first = positional.next();
-    if let Some(extra) = positional.next() {
-        return Err(ArgsError::Unexpected(extra));
-    }
-    if command == "status" {
-        return Ok(Remote::Status {
-            server,
-            name: first,
-            json,
-        });
-    }
-    if rollout_timeout.is_some() && !wait_rollout {
-        return Err(ArgsError::Missing(
-            "--wait-rollout (with --rollout-timeout)",
-        ));
-    }
-    if create && if_match.is_some() {
-        return Err(ArgsError::Conflict("--create", "--if-match"));
-    }
-    let target = first.ok_or(ArgsError::Missing(what))?;
-    let token = |t: Option<PathBuf>| t.ok_or(ArgsError::Missing("--token-file FILE"));
-    Ok(match command {
-        "push" => Remote::Push {
-            server,
-            token_file: token(token_file)?,
-            file: target.into(),
-            if_match,
-            create,
-            wait_rollout: wait_rollout
-                .then(|| rollout_timeout.unwrap_or(crate::rollout::DEFAULT_TIMEOUT)),
-        },
-        "get" => Remote::Get {
-            server,
-            name: target,
-            version,
-        },
-        "history" => Remote::History {
-            server,
-            name: target,
-        },
-        _ => Remote::Rollback {
-            server,
-            token_file: token(token_file)?,
-            name: target,
-            to: to.ok_or(ArgsError::Missing("--to VERSION"))?,
-        },
-    })
+}
+
+fn url(server: &str, path: &str) -> String {
+    format!("{}{path}", server.trim_end_matches('/'))
 }
 
 /// Fetches one stored version of a bundle (for `diff`).
-pub fn fetch_version(server: &str, name: &str, version: u64) -> Result<Vec<u8>, RemoteError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(TIMEOUT))
-        .build()
-        .into();
-    let url = format!(
-        "{}/v1/bundles/{name}/versions/{version}",
-        server.trim_end_matches('/')
-    );
-    let (status, body) = finish(agent.get(&url).call())?;
-    if status == 200 {
-        Ok(body)
+pub fn fetch_version(
+    options: &ClientOptions,
+    server: &str,
+    name: &str,
+    version: u64,
+) -> Result<Vec<u8>, RemoteError> {
+    let client = client(options)?;
+    let answer = client.get(
+        &url(server, &format!("/v1/bundles/{name}/versions/{version}")),
+        &[],
+    )?;
+    if answer.status == 200 {
+        Ok(answer.body)
     } else {
         Err(RemoteError::Refused(format!(
             "{name} v{version} on {server}: {}",
-            explain(status, &body)
+            explain(answer.status, &answer.body)
         )))
     }
 }
 
-/// Runs the command; on success returns what to print on stdout.
-pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(TIMEOUT))
-        .build()
-        .into();
-    let url = |server: &str, path: &str| format!("{}{path}", server.trim_end_matches('/'));
+/// The author signature to send with a push of `bytes` (bundle `name`
+/// from `file`): the `--signature` file, else `<file>.sig` when it
+/// exists, else none. A signature made for other bytes or another name is
+/// refused here, before anything is sent.
+pub fn signature_for(
+    file: &Path,
+    explicit: Option<&Path>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Option<SignatureFile>, RemoteError> {
+    let beside = PathBuf::from(format!("{}.sig", file.display()));
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None if beside.exists() => beside,
+        None => return Ok(None),
+    };
+    let text = std::fs::read(&path).map_err(|source| RemoteError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let sig: SignatureFile = serde_json::from_slice(&text).map_err(|e| {
+        RemoteError::Input(format!(
+            "{}: not a signature file from `mcp-guard sign` ({e})",
+            path.display()
+        ))
+    })?;
+    if !sig.covers(name, bytes) {
+        return Err(RemoteError::Input(format!(
+            "{}: stale signature: it signs bundle `{}` with sha256 {}, but {} is `{name}` with \
+             sha256 {}; run `mcp-guard sign` again",
+            path.display(),
+            sig.name,
+            sig.sha256,
+            file.display(),
+            mcp_guard_engine::author_signing::sha256_hex(bytes)
+        )));
+    }
+    Ok(Some(sig))
+}
+
+/// History as a table: one line per version, newest last.
+fn history_table(body: &[u8]) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => cell(s),
+        other => cell(&other.to_string()),
+    };
+    let rows: Vec<Vec<String>> = json
+        .get("versions")?
+        .as_array()?
+        .iter()
+        .map(|v| {
+            vec![
+                text(&v["version"]),
+                text(&v["stored_at"]),
+                text(&v["source"]),
+                text(&v["by"]),
+                match v.get("signed_by") {
+                    Some(Value::String(id)) => cell(id),
+                    _ => "unsigned".into(),
+                },
+                text(&v["etag"]),
+                text(&v["digest"]),
+            ]
+        })
+        .collect();
+    Some(columns(
+        &[
+            "VERSION",
+            "STORED-AT",
+            "SOURCE",
+            "BY",
+            "SIGNED-BY",
+            "ETAG",
+            "DIGEST",
+        ],
+        &rows,
+    ))
+}
+
+/// Runs the command with the transport `options`; on success returns
+/// what to print on stdout.
+pub fn run(command: &Remote, options: &ClientOptions) -> Result<Vec<u8>, RemoteError> {
+    let client = client(options)?;
     let (status, body) = match command {
-        Remote::Push {
-            server,
-            token_file,
-            file,
-            if_match,
-            create,
-            wait_rollout,
-        } => {
-            let token = read_token(token_file)?;
-            let bundle = std::fs::read(file).map_err(|source| RemoteError::Read {
-                path: file.display().to_string(),
+        Remote::Push(args) => {
+            let server = &args.server.server;
+            // Checked before the token or the bundle is read.
+            client.check(server)?;
+            let token = args.token.read()?;
+            let bundle = std::fs::read(&args.file).map_err(|source| RemoteError::Read {
+                path: args.file.display().to_string(),
                 source,
             })?;
             // The URL name comes from the bundle, so it always matches.
-            let name = bundle_name(file, &bundle)?;
-            let mut request = agent
-                .put(url(server, &format!("/v1/bundles/{name}")))
-                .header("authorization", &format!("Bearer {token}"))
-                .header("content-type", "application/json");
-            let condition = match (if_match, create) {
+            let name = bundle_name(&args.file, &bundle)?;
+            let signature = signature_for(&args.file, args.signature.as_deref(), &name, &bundle)?;
+            let authorization = format!("Bearer {token}");
+            let mut headers = vec![
+                ("authorization", authorization.as_str()),
+                ("content-type", "application/json"),
+            ];
+            let condition = match (&args.if_match, args.create) {
                 (Some(tag), _) => Some(quote(tag)),
                 (None, false) => Some("*".to_owned()),
                 (None, true) => None,
             };
             if let Some(condition) = &condition {
-                request = request.header("if-match", condition);
+                headers.push(("if-match", condition));
             }
-            let (status, body) = finish(request.send(&bundle[..]))?;
+            if let Some(sig) = &signature {
+                headers.push((AUTHOR_SIGNATURE_HEADER, sig.signature.as_str()));
+            }
+            let answer = client.send(
+                "PUT",
+                &url(server, &format!("/v1/bundles/{name}")),
+                &headers,
+                &bundle,
+            )?;
+            let (status, body) = (answer.status, answer.body);
             if status == 412 && condition.as_deref() == Some("*") {
                 return Err(RemoteError::Refused(format!(
                     "{server} has no bundle named `{name}`: check the name, or pass --create to \
                      create it"
                 )));
             }
-            match wait_rollout {
-                Some(timeout) if (200..300).contains(&status) => {
-                    return rollout(&agent, server, &name, &body, *timeout);
+            match args.wait_rollout {
+                true if (200..300).contains(&status) => {
+                    let timeout = args
+                        .rollout_timeout
+                        .map_or(crate::rollout::DEFAULT_TIMEOUT, Duration::from_secs);
+                    return rollout(&client, server, &name, &body, timeout);
                 }
                 _ => (status, body),
             }
         }
-        Remote::Get {
-            server,
-            name,
-            version,
-        } => {
-            let path = match version {
+        Remote::Get(args) => {
+            let name = &args.name;
+            let path = match args.version {
                 Some(v) => format!("/v1/bundles/{name}/versions/{v}"),
                 None => format!("/v1/bundles/{name}"),
             };
-            finish(agent.get(url(server, &path)).call())?
+            let answer = client.get(&url(&args.server.server, &path), &[])?;
+            (answer.status, answer.body)
         }
-        Remote::History { server, name } => finish(
-            agent
-                .get(url(server, &format!("/v1/bundles/{name}/versions")))
-                .call(),
-        )?,
-        Remote::Status {
-            server,
-            name: Some(name),
-            ..
-        } => finish(
-            agent
-                .get(url(server, &format!("/v1/bundles/{name}/status")))
-                .call(),
-        )?,
-        Remote::Status {
-            server,
-            name: None,
-            json,
-        } => {
-            let (status, body) = finish(agent.get(url(server, "/v1/status")).call())?;
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(table) if status == 200 && !json => {
-                    return Ok(crate::rollout::render(&table).into_bytes())
+        Remote::History(args) => {
+            let answer = client.get(
+                &url(
+                    &args.server.server,
+                    &format!("/v1/bundles/{}/versions", args.name),
+                ),
+                &[],
+            )?;
+            if answer.status == 200 && !args.output.json() {
+                if let Some(table) = history_table(&answer.body) {
+                    return Ok(table.into_bytes());
                 }
-                _ => (status, body),
             }
+            (answer.status, answer.body)
         }
-        Remote::Rollback {
-            server,
-            token_file,
-            name,
-            to,
-        } => {
-            let token = read_token(token_file)?;
-            let body = serde_json::json!({ "to": to }).to_string();
-            finish(
-                agent
-                    .post(url(server, &format!("/v1/bundles/{name}/rollback")))
-                    .header("authorization", &format!("Bearer {token}"))
-                    .header("content-type", "application/json")
-                    .send(body.as_bytes()),
-            )?
+        Remote::Status(args) => match &args.name {
+            Some(name) => {
+                let answer = client.get(
+                    &url(&args.server.server, &format!("/v1/bundles/{name}/status")),
+                    &[],
+                )?;
+                (answer.status, answer.body)
+            }
+            None => {
+                let answer = client.get(&url(&args.server.server, "/v1/status"), &[])?;
+                match serde_json::from_slice::<Value>(&answer.body) {
+                    Ok(table) if answer.status == 200 && !args.output.json() => {
+                        return Ok(crate::rollout::render(&table).into_bytes())
+                    }
+                    _ => (answer.status, answer.body),
+                }
+            }
+        },
+        Remote::Rollback(args) => {
+            client.check(&args.server.server)?;
+            let token = args.token.read()?;
+            let body = serde_json::json!({ "to": args.to }).to_string();
+            let authorization = format!("Bearer {token}");
+            let answer = client.send(
+                "POST",
+                &url(
+                    &args.server.server,
+                    &format!("/v1/bundles/{}/rollback", args.name),
+                ),
+                &[
+                    ("authorization", authorization.as_str()),
+                    ("content-type", "application/json"),
+                ],
+                body.as_bytes(),
+            )?;
+            (answer.status, answer.body)
         }
     };
     if (200..300).contains(&status) {
@@ -372,7 +517,7 @@ pub fn run(command: &Remote) -> Result<Vec<u8>, RemoteError> {
 /// After a stored push: prints its answer, then waits for the rollout of
 /// the version it names.
 fn rollout(
-    agent: &ureq::Agent,
+    client: &Client,
     server: &str,
     name: &str,
     pushed: &[u8],
@@ -389,13 +534,13 @@ fn rollout(
         let _ = out.write_all(b"\n");
         let _ = out.flush();
     }
-    let table_url = format!("{}/v1/status?bundle={name}", server.trim_end_matches('/'));
+    let table_url = url(server, &format!("/v1/status?bundle={name}"));
     let fetch = || -> Result<Value, String> {
-        let (status, body) = finish(agent.get(&table_url).call()).map_err(|e| e.to_string())?;
-        if status != 200 {
-            return Err(explain(status, &body));
+        let answer = client.get(&table_url, &[]).map_err(|e| e.to_string())?;
+        if answer.status != 200 {
+            return Err(explain(answer.status, &answer.body));
         }
-        serde_json::from_slice(&body).map_err(|e| format!("not a status table: {e}"))
+        serde_json::from_slice(&answer.body).map_err(|e| format!("not a status table: {e}"))
     };
     match crate::rollout::wait(fetch, name, version, timeout) {
         Ok(line) => Ok(format!("{line}\n").into_bytes()),
@@ -421,20 +566,6 @@ fn read_token(path: &std::path::Path) -> Result<String, RemoteError> {
     Ok(text.trim().to_owned())
 }
 
-fn finish(
-    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> Result<(u16, Vec<u8>), RemoteError> {
-    let mut response = response.map_err(|e| RemoteError::Transport(e.to_string()))?;
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_RESPONSE_BYTES)
-        .read_to_vec()
-        .map_err(|e| RemoteError::Transport(e.to_string()))?;
-    Ok((status, body))
-}
-
 /// A refusal as lines for a human: the status, the service's message, and
 /// one `PATH: MESSAGE` line per bundle issue.
 fn explain(status: u16, body: &[u8]) -> String {
@@ -447,6 +578,15 @@ fn explain(status: u16, body: &[u8]) -> String {
     );
     if let Some(message) = json.get("message").and_then(Value::as_str) {
         out.push_str(&format!(": {message}"));
+    }
+    if let Some(reason) = json.get("reason").and_then(Value::as_str) {
+        out.push_str(&format!(" ({reason})"));
+        if reason.starts_with("author_signature") {
+            out.push_str(
+                "\nthe service wants a bundle signed by a trusted key: `mcp-guard sign --key KEY \
+                 BUNDLE.json`, then push again (BUNDLE.json.sig is sent)",
+            );
+        }
     }
     for issue in json
         .get("issues")
@@ -467,120 +607,20 @@ fn explain(status: u16, body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
     #[test]
-    fn parses_each_command() {
-        assert_eq!(
-            parse(
-                "push",
-                args(&[
-                    "--server",
-                    "http://x",
-                    "--token-file=t",
-                    "b.json",
-                    "--if-match",
-                    "\"e\""
-                ])
-            ),
-            Ok(Remote::Push {
-                server: "http://x".into(),
-                token_file: "t".into(),
-                file: "b.json".into(),
-                if_match: Some("\"e\"".into()),
-                create: false,
-                wait_rollout: None,
-            })
+    fn names_cannot_leave_their_path_segment() {
+        assert_eq!(bundle_name_arg("demo-1.v_2"), Ok("demo-1.v_2".into()));
+        for bad in [
+            "", ".", "..", "a/b", "a?x=1", "a#f", "a%2f", "a b", "é", "a\n",
+        ] {
+            assert!(bundle_name_arg(bad).is_err(), "{bad:?}");
+        }
+        let refused =
+            bundle_name(Path::new("b.json"), br#"{"name":"../status?x="}"#).expect_err("refused");
+        assert!(
+            refused.to_string().contains("`name`: / is not allowed"),
+            "{refused}"
         );
-        assert_eq!(
-            parse(
-                "push",
-                args(&[
-                    "--server",
-                    "s",
-                    "--token-file",
-                    "t",
-                    "--wait-rollout",
-                    "--rollout-timeout=7",
-                    "b.json"
-                ])
-            ),
-            Ok(Remote::Push {
-                server: "s".into(),
-                token_file: "t".into(),
-                file: "b.json".into(),
-                if_match: None,
-                create: false,
-                wait_rollout: Some(Duration::from_secs(7)),
-            })
-        );
-        assert!(parse(
-            "push",
-            args(&[
-                "--server",
-                "s",
-                "--token-file",
-                "t",
-                "--rollout-timeout",
-                "7",
-                "b.json"
-            ])
-        )
-        .is_err());
-        assert!(parse("status", args(&["--server", "s", "--wait-rollout"])).is_err());
-        assert_eq!(
-            parse("status", args(&["--server", "s", "--json"])),
-            Ok(Remote::Status {
-                server: "s".into(),
-                name: None,
-                json: true,
-            })
-        );
-        assert_eq!(
-            parse(
-                "get",
-                args(&["--server=http://x", "demo", "--version", "3"])
-            ),
-            Ok(Remote::Get {
-                server: "http://x".into(),
-                name: "demo".into(),
-                version: Some(3),
-            })
-        );
-        assert_eq!(
-            parse(
-                "rollback",
-                args(&["--server", "s", "--token-file", "t", "demo", "--to", "2"])
-            ),
-            Ok(Remote::Rollback {
-                server: "s".into(),
-                token_file: "t".into(),
-                name: "demo".into(),
-                to: 2,
-            })
-        );
-        assert_eq!(
-            parse("status", args(&["--server", "s", "demo"])),
-            Ok(Remote::Status {
-                server: "s".into(),
-                name: Some("demo".into()),
-                json: false,
-            })
-        );
-        assert!(matches!(
-            parse("push", args(&["--server", "s", "b.json"])),
-            Err(ArgsError::Missing(_))
-        ));
-        assert!(matches!(
-            parse("history", args(&["demo"])),
-            Err(ArgsError::Missing(_))
-        ));
-        assert!(matches!(
-            parse("get", args(&["--server", "s", "--to", "1", "demo"])),
-            Err(ArgsError::UnknownOption(_))
-        ));
     }
 
     #[test]

@@ -104,25 +104,51 @@ impl FileReport {
     }
 }
 
+/// Arguments of `validate`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(after_help = "\
+Prints `ok: FILE: NAME vVERSION, N rules`, or one `FILE:LINE:COLUMN: JSON-PATH: MESSAGE`
+line per issue. Exit 0 when all are valid, 1 when one is invalid, 2 when a file cannot be read.
+
+Example:
+  mcp-guard validate policies/*.json")]
+pub struct ValidateArgs {
+    /// Bundle files.
+    #[arg(value_name = "BUNDLE.json", required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub output: crate::output::OutputArg,
+}
+
 /// Validates one bundle file.
 pub fn check_file(path: &Path) -> FileReport {
-    let file = path.display().to_string();
-    let outcome = match std::fs::read(path) {
-        Err(e) => Outcome::Unreadable {
-            error: format!("cannot read: {e}"),
+    match std::fs::read(path) {
+        Err(e) => FileReport {
+            file: path.display().to_string(),
+            outcome: Outcome::Unreadable {
+                error: format!("cannot read: {e}"),
+            },
         },
-        Ok(bytes) => match Bundle::parse(&bytes) {
-            Ok(bundle) => Outcome::Valid {
-                rules: bundle.rules.len(),
-                name: bundle.name,
-                version: bundle.version,
-            },
-            Err(e) => Outcome::Invalid {
-                issues: located_issues(&bytes, &e),
-            },
+        Ok(bytes) => check_bytes(path, &bytes),
+    }
+}
+
+/// Validates the bytes of a bundle file read as `path`.
+pub fn check_bytes(path: &Path, bytes: &[u8]) -> FileReport {
+    let outcome = match Bundle::parse(bytes) {
+        Ok(bundle) => Outcome::Valid {
+            rules: bundle.rules.len(),
+            name: bundle.name,
+            version: bundle.version,
+        },
+        Err(e) => Outcome::Invalid {
+            issues: located_issues(bytes, &e),
         },
     };
-    FileReport { file, outcome }
+    FileReport {
+        file: path.display().to_string(),
+        outcome,
+    }
 }
 
 /// Every issue of a rejected bundle, located and in file order. A

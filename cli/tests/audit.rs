@@ -13,6 +13,8 @@ use serde_json::Value;
 
 fn mcp_guard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mcp-guard"))
+        // The services in these tests listen on plain http (loopback).
+        .env("MCP_GUARD_ALLOW_PLAIN_HTTP", "1")
         .args(args)
         .output()
         .expect("binary runs")

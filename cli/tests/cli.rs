@@ -132,8 +132,12 @@ fn validate_io_and_usage_errors_exit_2() {
     );
     let out = run(&["validate"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("missing bundle file to validate"));
-    assert!(stderr(&out).contains("USAGE:"));
+    assert!(
+        stderr(&out).contains("required arguments were not provided:\n  <BUNDLE.json>..."),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("Usage: mcp-guard validate"));
 }
 
 #[test]
@@ -338,7 +342,7 @@ fn explain_bad_inputs_exit_2_with_a_clear_message() {
                 "--claims",
                 "explain/claims-user.json",
             ],
-            "missing --request",
+            "required arguments were not provided:\n  --request <REQUEST.json>",
         ),
         (
             &[
@@ -400,7 +404,16 @@ fn explain_bad_inputs_exit_2_with_a_clear_message() {
             ],
             "claims `bundles/invalid/not-an-object.json`: must be a JSON object",
         ),
-        (&["frobnicate"], "unknown command `frobnicate`"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (
+            &["get", "--server", "https://127.0.0.1:9", "../status"],
+            "invalid value '../status' for '<NAME>': / is not allowed in a bundle name",
+        ),
+        (&["explain", "--verbose"], "unexpected argument '--verbose'"),
+        (
+            &["test", "t.json", "-o", "yaml"],
+            "invalid value 'yaml' for '--output <OUTPUT>'",
+        ),
     ];
     for (args, message) in cases {
         let out = run(args);

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 fn pins(url: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mcp-guard"))
+        // The services in these tests listen on plain http (loopback).
+        .env("MCP_GUARD_ALLOW_PLAIN_HTTP", "1")
         .arg("pins")
         .arg("--url")
         .arg(url)

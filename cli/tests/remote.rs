@@ -11,6 +11,8 @@ const TOKEN: &str = "cli-test-token";
 
 fn mcp_guard(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-guard"))
+        // The services in these tests listen on plain http (loopback).
+        .env("MCP_GUARD_ALLOW_PLAIN_HTTP", "1")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -237,7 +239,10 @@ fn push_get_history_rollback() {
     let v2: Value = serde_json::from_slice(&v2.stdout).expect("bundle");
     assert_eq!(v2["rules"][0]["id"], "b");
 
-    let history = mcp_guard(&["history", "--server", &server, "demo"], None);
+    let history = mcp_guard(
+        &["history", "--server", &server, "demo", "-o", "json"],
+        None,
+    );
     let history: Value = serde_json::from_slice(&history.stdout).expect("history");
     let sources: Vec<&str> = history["versions"]
         .as_array()

@@ -291,6 +291,8 @@ fn cli_agrees(stack: &Stack, log: &str) {
     let server = format!("http://127.0.0.1:{}", stack.control_port);
     let run = |file: &std::path::Path| {
         Command::new(paths::cli_path())
+            // The stack's control service listens on plain http (loopback).
+            .env("MCP_GUARD_ALLOW_PLAIN_HTTP", "1")
             .args(["audit", "verify"])
             .arg(file)
             .args(["--server", &server])

@@ -78,6 +78,8 @@ fn push_and_wait(stack: &Stack, dir: &Path, bundle: &str, note: &str) -> (Output
     );
     let started = Instant::now();
     let output = Command::new(cli)
+        // The stack's control service listens on plain http (loopback).
+        .env("MCP_GUARD_ALLOW_PLAIN_HTTP", "1")
         .args(["push", "--server"])
         .arg(format!("http://127.0.0.1:{}", stack.control_port))
         .arg("--token-file")
@@ -203,6 +205,8 @@ fn the_status_table_shows_who_enforces_what_on(target: &Target) {
     );
     // The table as the CLI prints it.
     let listed = Command::new(paths::cli_path())
+        // The stack's control service listens on plain http (loopback).
+        .env("MCP_GUARD_ALLOW_PLAIN_HTTP", "1")
         .args(["status", "--server"])
         .arg(format!("http://127.0.0.1:{}", stack.control_port))
         .output()
