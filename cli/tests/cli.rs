@@ -542,6 +542,30 @@ fn the_shipped_policy_tests_pass() {
     assert!(!text.contains("FAIL"), "{text}");
 }
 
+/// The shipped bundles are in `mcp-guard fmt`'s canonical layout, so a
+/// pull request's diff shows policy changes, not reformatting.
+#[test]
+fn the_shipped_bundles_are_canonically_formatted() {
+    let mut files: Vec<String> = std::fs::read_dir(policies_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut args = vec!["fmt", "--check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run(&args);
+    assert_eq!(
+        code(&out),
+        0,
+        "not canonical (run `mcp-guard fmt -w`):\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 #[test]
 fn a_failing_policy_test_says_what_differed() {
     let dir = std::env::temp_dir().join(format!("mcp-guard-cli-test-{}", std::process::id()));
