@@ -20,21 +20,7 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match cli::parse(std::env::args().skip(1)) {
-        Ok(cli::Command::Serve(settings)) => *settings,
-        Ok(cli::Command::Help) => {
-            println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(cli::Command::Version) => {
-            println!("mcp-guard-control {}", env!("MCP_GUARD_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("mcp-guard-control: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    let settings = cli::parse();
     match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
