@@ -19,7 +19,6 @@ use hyper_util::rt::TokioIo;
 use mcp_guard_engine::bundle::BundleIssue;
 use serde_json::{json, Value};
 
-use crate::log;
 use crate::metrics::Metrics;
 use crate::store::{BundleStore, Commit, CommitError, Source};
 
@@ -58,7 +57,9 @@ pub enum FetchError {
 pub async fn fetch_json(url: &str) -> Result<Value, FetchError> {
     tokio::time::timeout(FETCH_TIMEOUT, fetch_json_inner(url))
         .await
-        .map_err(|_| FetchError::Transport(format!("no answer within {FETCH_TIMEOUT:?}")))?
+        .map_err(|_| {
+            FetchError::Transport(format!("no answer within {} s", FETCH_TIMEOUT.as_secs()))
+        })?
 }
 
 async fn fetch_json_inner(url: &str) -> Result<Value, FetchError> {
@@ -184,7 +185,7 @@ async fn fetch_jwks(discovery_url: &str, iss: &str) -> Result<Value, String> {
     if let Some(issuer) = document.get("issuer").and_then(Value::as_str) {
         if issuer != iss {
             return Err(format!(
-                "discovery document names issuer {issuer:?}, not {iss:?}"
+                "discovery document names issuer \"{issuer}\", not \"{iss}\""
             ));
         }
     }
@@ -231,10 +232,7 @@ pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics) {
         if let Err(issues) = resolve(&mut doc, Mode::Stored).await {
             metrics.rotation("failed");
             let problems: Vec<String> = issues.iter().map(ToString::to_string).collect();
-            log::warn(
-                "key refresh failed; keeping the current keys",
-                json!({ "bundle": latest.name(), "issues": problems }),
-            );
+            tracing::warn!(bundle = %latest.name(), issues = %problems.join("; "), "key refresh failed; keeping the current keys");
             continue;
         }
         if jwks_of(&doc) == before {
@@ -261,29 +259,15 @@ pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics) {
         match committed {
             Ok(Ok(stored)) => {
                 metrics.rotation("rotated");
-                log::info(
-                    "issuer keys changed; stored a new version",
-                    json!({
-                        "bundle": stored.name(),
-                        "version": stored.version(),
-                        "source": stored.source().as_str(),
-                        "etag": stored.etag().as_str(),
-                    }),
-                );
+                tracing::info!(bundle = %stored.name(), version = stored.version(), source = %stored.source().as_str(), etag = %stored.etag().as_str(), "issuer keys changed; stored a new version");
             }
             Ok(Err(e)) => {
                 metrics.rotation("failed");
-                log::warn(
-                    "key rotation not stored",
-                    json!({ "bundle": latest.name(), "error": e.to_string() }),
-                );
+                tracing::warn!(bundle = %latest.name(), error = %e, "key rotation not stored");
             }
             Err(e) => {
                 metrics.rotation("failed");
-                log::error(
-                    "key rotation task failed",
-                    json!({ "bundle": latest.name(), "error": e.to_string() }),
-                );
+                tracing::error!(bundle = %latest.name(), error = %e, "key rotation task failed");
             }
         }
     }

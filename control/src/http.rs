@@ -28,7 +28,6 @@ use crate::checkpoint_http;
 use crate::checkpoints::{CheckpointBook, CheckpointLimits};
 use crate::discovery::{self, Mode};
 use crate::fleet::Fleet;
-use crate::log;
 use crate::metrics::Metrics;
 use crate::name::BundleName;
 use crate::status::{Refused, StatusBoard};
@@ -261,13 +260,14 @@ where
         }
     };
     let rejected = report.state == ReportState::Rejected;
-    let fields = json!({
-        "bundle": name.as_str(),
-        "instance": report.instance,
-        "state": report.state,
-        "version": report.version,
-        "reason": report.reason.map(|r| r.as_str()),
-        "active_version": report.active_version,
+    // Logged after the report moves into the status table.
+    let logged = rejected.then(|| {
+        (
+            report.instance.clone(),
+            report.version,
+            report.reason.map(|r| r.as_str()),
+            report.active_version,
+        )
     });
     match app
         .status
@@ -277,10 +277,17 @@ where
             app.metrics.report("accepted");
             if rejected {
                 app.metrics.report("rejected");
-                log::warn(
-                    "a filter rejected a bundle version (unauthenticated report)",
-                    fields,
-                );
+                if let Some((instance, version, reason, active_version)) = logged {
+                    tracing::warn!(
+                        bundle = name.as_str(),
+                        instance,
+                        state = "rejected",
+                        version,
+                        reason,
+                        active_version,
+                        "a filter rejected a bundle version (unauthenticated report)"
+                    );
+                }
             }
             json_response(StatusCode::ACCEPTED, &json!({ "accepted": true }))
         }
@@ -568,7 +575,7 @@ where
                 StatusCode::BAD_REQUEST,
                 "name_mismatch",
                 Some(&format!(
-                    "the bundle declares name {:?} but is pushed as {:?}",
+                    "the bundle declares name \"{}\" but is pushed as \"{}\"",
                     bundle.name,
                     name.as_str()
                 )),
@@ -668,17 +675,7 @@ async fn store_version(
     match committed {
         Ok(Ok(stored)) => {
             app.metrics.push("created");
-            log::info(
-                "stored bundle version",
-                json!({
-                    "bundle": stored.name(),
-                    "version": stored.version(),
-                    "source": stored.source().as_str(),
-                    "by": stored.by(),
-                    "etag": stored.etag().as_str(),
-                    "digest": stored.digest(),
-                }),
-            );
+            tracing::info!(bundle = %stored.name(), version = stored.version(), source = %stored.source().as_str(), by = %stored.by(), etag = %stored.etag().as_str(), digest = %stored.digest(), "stored bundle version");
             let mut response = json_response(
                 StatusCode::CREATED,
                 &json!({
@@ -726,10 +723,7 @@ async fn store_version(
         }
         Ok(Err(CommitError::Unavailable(reason))) => {
             app.metrics.push("unavailable");
-            log::warn(
-                "write refused: the shared store is unavailable",
-                json!({ "bundle": name.as_str(), "by": by, "reason": reason }),
-            );
+            tracing::warn!(bundle = %name.as_str(), by = %by, reason = %reason, "write refused: the shared store is unavailable");
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
@@ -744,18 +738,12 @@ async fn store_version(
         }
         Ok(Err(CommitError::Io(e))) => {
             app.metrics.push("error");
-            log::error(
-                "cannot store bundle version",
-                json!({ "bundle": name.as_str(), "by": by, "error": e.to_string() }),
-            );
+            tracing::error!(bundle = %name.as_str(), by = %by, error = %e, "cannot store bundle version");
             error(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", None)
         }
         Err(e) => {
             app.metrics.push("error");
-            log::error(
-                "commit task failed",
-                json!({ "bundle": name.as_str(), "error": e.to_string() }),
-            );
+            tracing::error!(bundle = %name.as_str(), error = %e, "commit task failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
         }
     }
@@ -778,10 +766,7 @@ fn authorize(
         };
         app.metrics.push(result);
         if let AuthError::OutOfScope { token, bundle } = &e {
-            log::warn(
-                "write refused: bundle outside the token's scope",
-                json!({ "token": token, "bundle": bundle }),
-            );
+            tracing::warn!(token = %token, bundle = %bundle, "write refused: bundle outside the token's scope");
         }
         let mut response = error(status, code, Some(&e.to_string()));
         if status == StatusCode::UNAUTHORIZED {

@@ -196,7 +196,7 @@ pub enum RejectReason {
     Invalid(#[source] BundleError),
     /// The bundle's `name` field differs from the name it would be served
     /// under; serving it would hand one policy to subscribers of another.
-    #[error("declares name {declared:?}, which differs from the name it is stored under")]
+    #[error("declares name \"{declared}\", which differs from the name it is stored under")]
     NameMismatch {
         /// The `name` field inside the bundle.
         declared: String,
@@ -248,7 +248,7 @@ pub enum CommitError {
     #[error("{0}")]
     Invalid(BundleError),
     /// The body's `name` is not the URL's.
-    #[error("bundle declares name {declared:?}, not the name it is pushed under")]
+    #[error("bundle declares name \"{declared}\", not the name it is pushed under")]
     NameMismatch {
         /// The declared name.
         declared: String,
@@ -465,7 +465,7 @@ impl BundleStore {
             ));
         }
         let source = Source::parse(&meta.source)
-            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", meta.source)))?;
+            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source \"{}\"", meta.source)))?;
         let stored = StoredBundle::new(
             name.clone(),
             Bytes::from(bytes),
@@ -665,7 +665,7 @@ impl BundleStore {
             ));
         }
         let source = Source::parse(&row.source)
-            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", row.source)))?;
+            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source \"{}\"", row.source)))?;
         // Served as the x-bundle-signature header: bounded, printable.
         if row.signature.len() > MAX_SIGNATURE_HEADER
             || !row
