@@ -156,7 +156,7 @@ where
                 with_body(StatusCode::OK, Bytes::from(app.metrics.render(&app.store)));
             response.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
             );
             response
         }
