@@ -87,6 +87,15 @@ pub struct Args {
         default_value = DEFAULT_LISTEN
     )]
     pub listen: String,
+    /// Extra trusted CA certificates (PEM) for fetching OIDC discovery
+    /// documents and JWKS over HTTPS (added to Mozilla's roots).
+    #[arg(long, value_name = "PEM", env = "MCP_GUARD_CONTROL_DISCOVERY_CA_FILE")]
+    pub discovery_ca_file: Option<PathBuf>,
+    /// Fetch discovery documents and JWKS over plain http:// too (keys then
+    /// travel unauthenticated: for loopback tests and demos only). Without
+    /// it, http:// URLs, and a jwks_uri or redirect to http://, are refused.
+    #[arg(long, env = "MCP_GUARD_CONTROL_ALLOW_PLAIN_HTTP_DISCOVERY")]
+    pub allow_plain_http_discovery: bool,
     /// Log level filter (tracing syntax, e.g. info, warn or
     /// mcp_guard_control=debug).
     #[arg(
@@ -121,6 +130,10 @@ pub struct Settings {
     pub jwks_refresh: Option<Duration>,
     /// Connection limit asked for; `None`: from the open-file limit.
     pub max_connections: Option<usize>,
+    /// Extra CA file for discovery over HTTPS.
+    pub discovery_ca_file: Option<PathBuf>,
+    /// Whether discovery may use plain HTTP.
+    pub allow_plain_http_discovery: bool,
     /// Log filter.
     pub log: String,
 }
@@ -178,6 +191,8 @@ impl Args {
             max_connections: self
                 .max_connections
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            discovery_ca_file: self.discovery_ca_file,
+            allow_plain_http_discovery: self.allow_plain_http_discovery,
             log: self.log,
         })
     }

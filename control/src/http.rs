@@ -68,6 +68,8 @@ pub struct App {
     pub fleet: Fleet,
     /// Countersigned decision-trail checkpoints.
     pub checkpoints: Arc<CheckpointBook>,
+    /// How issuer keys behind `discovery` URLs are fetched.
+    pub discovery: discovery::DiscoveryClient,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
                 crate::keys::generate(),
                 CheckpointLimits::default(),
             )),
+            discovery: discovery::DiscoveryClient::default(),
         }
     }
 }
@@ -562,7 +565,7 @@ where
         Ok(ok) => ok,
         Err(response) => return *response,
     };
-    let content = match resolve(&body, Mode::Push).await {
+    let content = match resolve(&app.discovery, &body, Mode::Push).await {
         Ok(content) => content,
         Err(issues) => return invalid(app, issues),
     };
@@ -617,7 +620,7 @@ where
     };
     // Keys behind discovery URLs are fetched afresh: rolling back policy
     // must not roll back to keys the issuer has since retired.
-    let content = match resolve(old.bytes(), Mode::Stored).await {
+    let content = match resolve(&app.discovery, old.bytes(), Mode::Stored).await {
         Ok(content) => content,
         Err(issues) => return invalid(app, issues),
     };
@@ -626,14 +629,18 @@ where
 
 /// The content with discovery issuers resolved; untouched when there are
 /// none (or it is not JSON: the engine reports that).
-async fn resolve(content: &[u8], mode: Mode) -> Result<Vec<u8>, Vec<BundleIssue>> {
+async fn resolve(
+    client: &discovery::DiscoveryClient,
+    content: &[u8],
+    mode: Mode,
+) -> Result<Vec<u8>, Vec<BundleIssue>> {
     let Ok(mut doc) = serde_json::from_slice::<Value>(content) else {
         return Ok(content.to_vec());
     };
     if !discovery::uses_discovery(&doc) {
         return Ok(content.to_vec());
     }
-    discovery::resolve(&mut doc, mode).await?;
+    discovery::resolve(client, &mut doc, mode).await?;
     serde_json::to_vec_pretty(&doc).map_err(|e| {
         vec![BundleIssue {
             path: "$".into(),

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use mcp_guard_control::discovery::DiscoveryClient;
 use mcp_guard_control::disk::Disk;
 use mcp_guard_control::pg::{self, PgStore};
 use mcp_guard_control::{
@@ -106,7 +107,18 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
     // Whoever reads the line waits for it; a failed flush means nobody is.
     let _ = std::io::stdout().flush();
     tracing::info!(addr = %addr, "listening");
+    let discovery = DiscoveryClient::new(
+        settings.discovery_ca_file.as_deref(),
+        settings.allow_plain_http_discovery,
+    )
+    .map_err(|e| e.to_string())?;
+    if settings.allow_plain_http_discovery {
+        tracing::warn!(
+            "--allow-plain-http-discovery: issuer keys may be fetched over plain http://"
+        );
+    }
     let options = Options {
+        discovery,
         tokens,
         checkpoints: Some(checkpoints),
         jwks_refresh: settings.jwks_refresh,
