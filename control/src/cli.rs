@@ -87,6 +87,12 @@ pub struct Args {
         default_value = DEFAULT_LISTEN
     )]
     pub listen: String,
+    /// Author keys that must sign every push: {"signers":[{"key":"<ed25519
+    /// public key, base64>","bundles":["payments-*"]}]}. A push without a
+    /// valid signature by a key whose patterns match the bundle name is
+    /// refused (403) and nothing is stored.
+    #[arg(long, value_name = "FILE", env = "MCP_GUARD_CONTROL_TRUSTED_SIGNERS")]
+    pub trusted_signers: Option<PathBuf>,
     /// Extra trusted CA certificates (PEM) for fetching OIDC discovery
     /// documents and JWKS over HTTPS (added to Mozilla's roots).
     #[arg(long, value_name = "PEM", env = "MCP_GUARD_CONTROL_DISCOVERY_CA_FILE")]
@@ -130,6 +136,8 @@ pub struct Settings {
     pub jwks_refresh: Option<Duration>,
     /// Connection limit asked for; `None`: from the open-file limit.
     pub max_connections: Option<usize>,
+    /// Trusted author signers file.
+    pub trusted_signers: Option<PathBuf>,
     /// Extra CA file for discovery over HTTPS.
     pub discovery_ca_file: Option<PathBuf>,
     /// Whether discovery may use plain HTTP.
@@ -191,6 +199,7 @@ impl Args {
             max_connections: self
                 .max_connections
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            trusted_signers: self.trusted_signers,
             discovery_ca_file: self.discovery_ca_file,
             allow_plain_http_discovery: self.allow_plain_http_discovery,
             log: self.log,

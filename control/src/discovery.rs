@@ -180,6 +180,8 @@ pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics, client: &
                 content: &content,
                 source: Source::KeyRotation,
                 by: "jwks-refresh",
+                // The authored policy is unchanged: only fetched keys moved.
+                signed_by: latest_for_commit.signed_by(),
                 if_match: Some(latest_for_commit.etag().as_str()),
             })
         })

@@ -70,6 +70,8 @@ pub struct App {
     pub checkpoints: Arc<CheckpointBook>,
     /// How issuer keys behind `discovery` URLs are fetched.
     pub discovery: discovery::DiscoveryClient,
+    /// Author keys pushes must be signed by, if configured.
+    pub trusted_signers: Option<Arc<crate::author::TrustedSigners>>,
 }
 
 impl App {
@@ -87,6 +89,7 @@ impl App {
                 CheckpointLimits::default(),
             )),
             discovery: discovery::DiscoveryClient::default(),
+            trusted_signers: None,
         }
     }
 }
@@ -524,14 +527,18 @@ fn versions(app: &App, name: &BundleName) -> Response<Body> {
     let versions: Vec<Value> = history
         .iter()
         .map(|b| {
-            json!({
+            let mut entry = json!({
                 "version": b.version(),
                 "etag": b.etag().as_str(),
                 "digest": b.digest(),
                 "stored_at": timefmt::rfc3339_millis(b.stored_at()),
                 "source": b.source().as_str(),
                 "by": b.by(),
-            })
+            });
+            if let (Some(key_id), Some(object)) = (b.signed_by(), entry.as_object_mut()) {
+                object.insert("signed_by".into(), json!(key_id));
+            }
+            entry
         })
         .collect();
     json_response(
@@ -565,6 +572,27 @@ where
         Ok(ok) => ok,
         Err(response) => return *response,
     };
+    // The exact bytes pushed, before anything parses them.
+    let signed_by = match &app.trusted_signers {
+        None => None,
+        Some(signers) => match signers.verify(name.as_str(), &body, headers) {
+            Ok(key_id) => Some(key_id),
+            Err(refusal) => {
+                app.metrics.push("author_refused");
+                tracing::warn!(
+                    bundle = name.as_str(),
+                    by = %by,
+                    reason = refusal.reason(),
+                    error = %refusal,
+                    "write refused: author signature"
+                );
+                return json_response(
+                    StatusCode::FORBIDDEN,
+                    &json!({ "error": refusal.to_string(), "reason": refusal.reason() }),
+                );
+            }
+        },
+    };
     let content = match resolve(&app.discovery, &body, Mode::Push).await {
         Ok(content) => content,
         Err(issues) => return invalid(app, issues),
@@ -586,7 +614,7 @@ where
         }
         Ok(_) => {}
     }
-    store_version(app, name, content, Source::Push, by, headers).await
+    store_version(app, name, content, Source::Push, by, signed_by, headers).await
 }
 
 /// `POST /v1/bundles/{name}/rollback` with `{"to": V}`.
@@ -624,7 +652,9 @@ where
         Ok(content) => content,
         Err(issues) => return invalid(app, issues),
     };
-    store_version(app, name, content, Source::Rollback, by, headers).await
+    // The old content keeps the author it was verified for.
+    let signed_by = old.signed_by().map(str::to_owned);
+    store_version(app, name, content, Source::Rollback, by, signed_by, headers).await
 }
 
 /// The content with discovery issuers resolved; untouched when there are
@@ -656,6 +686,7 @@ async fn store_version(
     content: Vec<u8>,
     source: Source,
     by: String,
+    signed_by: Option<String>,
     headers: &HeaderMap,
 ) -> Response<Body> {
     let if_match = match headers.get(IF_MATCH).map(HeaderValue::to_str) {
@@ -675,6 +706,7 @@ async fn store_version(
             content: &content,
             source,
             by: &task_by,
+            signed_by: signed_by.as_deref(),
             if_match: if_match.as_deref(),
         })
     })
@@ -683,15 +715,16 @@ async fn store_version(
         Ok(Ok(stored)) => {
             app.metrics.push("created");
             tracing::info!(bundle = %stored.name(), version = stored.version(), source = %stored.source().as_str(), by = %stored.by(), etag = %stored.etag().as_str(), digest = %stored.digest(), "stored bundle version");
-            let mut response = json_response(
-                StatusCode::CREATED,
-                &json!({
-                    "name": stored.name(),
-                    "version": stored.version(),
-                    "etag": stored.etag().as_str(),
-                    "digest": stored.digest(),
-                }),
-            );
+            let mut answer = json!({
+                "name": stored.name(),
+                "version": stored.version(),
+                "etag": stored.etag().as_str(),
+                "digest": stored.digest(),
+            });
+            if let (Some(key_id), Some(object)) = (stored.signed_by(), answer.as_object_mut()) {
+                object.insert("signed_by".into(), json!(key_id));
+            }
+            let mut response = json_response(StatusCode::CREATED, &answer);
             let h = response.headers_mut();
             if let Ok(etag) = HeaderValue::from_str(stored.etag().as_str()) {
                 h.insert(ETAG, etag);
@@ -1058,6 +1091,7 @@ mod tests {
             content: note,
             source: crate::store::Source::Push,
             by: "test",
+            signed_by: None,
             if_match: None,
         };
         let stored = store.commit(commit(content)).expect("stored");

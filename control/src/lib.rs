@@ -21,6 +21,7 @@
 //! [`metrics`], [`log`]; the HTTP routes and the accept loop are private.
 
 pub mod auth;
+pub mod author;
 mod body;
 mod checkpoint_http;
 pub mod checkpoints;
@@ -88,6 +89,9 @@ pub struct Options {
     /// How issuer keys behind `discovery` URLs are fetched (default:
     /// HTTPS with Mozilla's roots, plain HTTP refused).
     pub discovery: discovery::DiscoveryClient,
+    /// Author keys every push must be signed by (`--trusted-signers`);
+    /// `None`: pushes are not checked for author signatures.
+    pub trusted_signers: Option<Arc<author::TrustedSigners>>,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -118,6 +122,7 @@ pub async fn serve_with(
         ..App::new(Arc::clone(&store), options.tokens)
     };
     app.discovery = options.discovery;
+    app.trusted_signers = options.trusted_signers;
     if let Some(book) = options.checkpoints {
         app.checkpoints = book;
     }

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use mcp_guard_control::author::TrustedSigners;
 use mcp_guard_control::discovery::DiscoveryClient;
 use mcp_guard_control::disk::Disk;
 use mcp_guard_control::pg::{self, PgStore};
@@ -117,8 +118,21 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
             "--allow-plain-http-discovery: issuer keys may be fetched over plain http://"
         );
     }
+    let trusted_signers = match &settings.trusted_signers {
+        Some(path) => {
+            let signers = TrustedSigners::load(path).map_err(|e| e.to_string())?;
+            tracing::info!(
+                signers = signers.len(),
+                file = %path.display(),
+                "pushes must carry an author signature"
+            );
+            Some(Arc::new(signers))
+        }
+        None => None,
+    };
     let options = Options {
         discovery,
+        trusted_signers,
         tokens,
         checkpoints: Some(checkpoints),
         jwks_refresh: settings.jwks_refresh,

@@ -307,6 +307,7 @@ impl PgStore {
             content: bytes,
             source: Source::Seed,
             by: "seed",
+            signed_by: None,
             if_match: None,
         };
         Ok(self.commit_async(store, &commit, true).await?.is_some())
@@ -430,7 +431,7 @@ impl PgStore {
                 .query(
                     "SELECT version, octet_length(bytes),
                             CASE WHEN octet_length(bytes) <= $3 THEN bytes END,
-                            signature, digest, stored_at, source, by_actor
+                            signature, digest, stored_at, source, by_actor, signed_by
                      FROM mcp_guard_versions
                      WHERE name = $1 AND version > $2
                      ORDER BY version LIMIT $4",
@@ -457,6 +458,7 @@ impl PgStore {
                                     stored_at: u64::try_from(stored_at).unwrap_or(0),
                                     source: row.get(6),
                                     by: row.get(7),
+                                    signed_by: row.get(8),
                                 },
                             )
                             .map_err(|e| e.to_string())
@@ -587,8 +589,8 @@ impl PgStore {
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         tx.execute(
             "INSERT INTO mcp_guard_versions
-                 (name, version, bytes, signature, digest, stored_at, source, by_actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (name, version, bytes, signature, digest, stored_at, source, by_actor, signed_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &name.as_str(),
                 &as_i64(version),
@@ -598,6 +600,7 @@ impl PgStore {
                 &as_i64(stored.stored_at()),
                 &stored.source().as_str(),
                 &stored.by(),
+                &stored.signed_by(),
             ],
         )
         .await?;
