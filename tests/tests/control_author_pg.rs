@@ -32,8 +32,13 @@ fn signed_by_is_shared_through_the_database() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let author = SigningKey::from_bytes(&[31; 32]);
-    std::fs::write(dir.join("signing.key"), signing::seed_base64(&keys::generate())).expect("key");
-    let tokens = json!({"tokens": [{"id": "ci", "sha256": token_digest_hex(TOKEN), "bundles": ["*"]}]});
+    std::fs::write(
+        dir.join("signing.key"),
+        signing::seed_base64(&keys::generate()),
+    )
+    .expect("key");
+    let tokens =
+        json!({"tokens": [{"id": "ci", "sha256": token_digest_hex(TOKEN), "bundles": ["*"]}]});
     std::fs::write(dir.join("tokens.json"), tokens.to_string()).expect("tokens");
     let signers = json!({"signers": [{
         "key": signing::public_key_base64(&author.verifying_key()),
@@ -59,8 +64,14 @@ fn signed_by_is_shared_through_the_database() {
     let body = json!({"name": "pay-x", "version": 1, "description": "signed"}).to_string();
     let header = author_sign("pay-x", body.as_bytes(), &[&author]);
     // Unsigned first: refused, nothing stored.
-    let refused = send("PUT", &a.url("/v1/bundles/pay-x"), Some(TOKEN), &[], Some(&body))
-        .expect("PUT completes");
+    let refused = send(
+        "PUT",
+        &a.url("/v1/bundles/pay-x"),
+        Some(TOKEN),
+        &[],
+        Some(&body),
+    )
+    .expect("PUT completes");
     assert_eq!(refused.status, 403);
     assert_eq!(refused.json()["reason"], "author_signature_missing");
     let pushed = send(
@@ -74,7 +85,11 @@ fn signed_by_is_shared_through_the_database() {
     assert_eq!(pushed.status, 201, "{}", pushed.json());
     let key_id = signing::key_id(&author.verifying_key());
     assert_eq!(pushed.json()["signed_by"], key_id);
-    assert_eq!(pushed.json()["version"], 1, "the refused push took no version");
+    assert_eq!(
+        pushed.json()["version"],
+        1,
+        "the refused push took no version"
+    );
 
     // Replica b learns the version from the database, signer included.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -83,7 +98,10 @@ fn signed_by_is_shared_through_the_database() {
         if listed["versions"][0]["signed_by"] == key_id {
             break;
         }
-        assert!(Instant::now() < deadline, "replica b never saw signed_by: {listed}");
+        assert!(
+            Instant::now() < deadline,
+            "replica b never saw signed_by: {listed}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(a);
@@ -91,7 +109,11 @@ fn signed_by_is_shared_through_the_database() {
     // A replica started afresh loads it from the table.
     let c = ControlProcess::start(&args, dir.join("c.log")).expect("replica c");
     let listed = history(&c);
-    assert_eq!(listed["versions"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        listed["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
     assert_eq!(listed["versions"][0]["signed_by"], key_id, "{listed}");
     drop(c);
     let _ = std::fs::remove_dir_all(&dir);
