@@ -58,6 +58,10 @@ enum Doc {
     RedirectToHttp(SocketAddr),
     /// Served over plain HTTP: `jwks_uri` on the same http origin.
     Plain,
+    /// 302 to itself, forever.
+    RedirectLoop,
+    /// A body larger than the service reads.
+    Huge,
 }
 
 /// Serves `doc` and a one-key JWKS over TLS; returns its address.
@@ -133,6 +137,20 @@ fn answer(addr: SocketAddr, doc: Doc, path: &str) -> Response<Full<Bytes>> {
                     .expect("location"),
             );
             return response;
+        }
+        ("/.well-known/openid-configuration", Doc::RedirectLoop) => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::FOUND;
+            response.headers_mut().insert(
+                hyper::header::LOCATION,
+                "/.well-known/openid-configuration"
+                    .parse()
+                    .expect("location"),
+            );
+            return response;
+        }
+        ("/.well-known/openid-configuration", Doc::Huge) => {
+            return Response::new(Full::new(Bytes::from(vec![b' '; 2 * 1024 * 1024])));
         }
         ("/.well-known/openid-configuration", Doc::JwksOverHttp(plain)) => json!({
             "issuer": format!("https://{addr}"),
@@ -300,6 +318,23 @@ async fn no_downgrade_from_https_to_http() {
         "{answer}"
     );
     assert!(stored.is_none());
+}
+
+#[tokio::test]
+async fn redirect_loops_and_huge_documents_are_bounded() {
+    let pki = pki();
+    let ca = ca_file("discovery-tls-bounds", &pki);
+    for (doc, needle) in [
+        (Doc::RedirectLoop, "more than 3 redirects"),
+        (Doc::Huge, "reading the body"),
+    ] {
+        let issuer = tls_issuer(&pki, doc).await;
+        let client = DiscoveryClient::new(Some(&ca), false).expect("ca file");
+        let (status, answer, stored) = push_with(client, &bundle(issuer, "https")).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(first_issue(&answer).contains(needle), "{answer}");
+        assert!(stored.is_none());
+    }
 }
 
 #[test]
