@@ -38,33 +38,70 @@ pub struct Args {
     )]
     pub store: Option<String>,
     /// The same as --store file:DIR.
-    #[arg(long, value_name = "DIR", env = "MCP_GUARD_CONTROL_DATA")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "MCP_GUARD_CONTROL_DATA",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub data: Option<PathBuf>,
     /// Seed: import DIR/<name>.json as version 1 of every bundle the store
     /// does not have yet.
-    #[arg(long, value_name = "DIR", env = "MCP_GUARD_CONTROL_BUNDLES")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "MCP_GUARD_CONTROL_BUNDLES",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub bundles: Option<PathBuf>,
     /// Push tokens: {"tokens":[{"id","sha256","bundles":[globs]}]};
     /// without it the service is read-only.
-    #[arg(long, value_name = "FILE", env = "MCP_GUARD_CONTROL_TOKENS")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MCP_GUARD_CONTROL_TOKENS",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub tokens: Option<PathBuf>,
     /// Ed25519 seed (32 bytes, base64 or hex) to sign versions with.
-    #[arg(long, value_name = "FILE", env = "MCP_GUARD_CONTROL_SIGNING_KEY")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MCP_GUARD_CONTROL_SIGNING_KEY",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub signing_key: Option<PathBuf>,
     /// During a key rotation: the key that will replace the current one;
     /// versions are signed with both.
-    #[arg(long, value_name = "FILE", env = "MCP_GUARD_CONTROL_NEXT_SIGNING_KEY")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MCP_GUARD_CONTROL_NEXT_SIGNING_KEY",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub next_signing_key: Option<PathBuf>,
     /// Ed25519 seed that countersigns decision-trail checkpoints (default:
     /// DIR/keys/checkpoint.key, generated on first start; without a file
     /// store, per run).
-    #[arg(long, value_name = "FILE", env = "MCP_GUARD_CONTROL_CHECKPOINT_KEY")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MCP_GUARD_CONTROL_CHECKPOINT_KEY",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub checkpoint_key: Option<PathBuf>,
     /// Re-fetch issuer keys behind discovery URLs every SECS (0 disables).
     #[arg(
         long,
         value_name = "SECS",
         env = "MCP_GUARD_CONTROL_JWKS_REFRESH",
+        hide_env_values = true,
         default_value_t = DEFAULT_JWKS_REFRESH_SECS
     )]
     pub jwks_refresh: u64,
@@ -76,6 +113,7 @@ pub struct Args {
         long,
         value_name = "N",
         env = "MCP_GUARD_CONTROL_MAX_CONNECTIONS",
+        hide_env_values = true,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub max_connections: Option<u64>,
@@ -84,6 +122,7 @@ pub struct Args {
         long,
         value_name = "ADDR",
         env = "MCP_GUARD_CONTROL_LISTEN",
+        hide_env_values = true,
         default_value = DEFAULT_LISTEN
     )]
     pub listen: String,
@@ -91,16 +130,33 @@ pub struct Args {
     /// public key, base64>","bundles":["payments-*"]}]}. A push without a
     /// valid signature by a key whose patterns match the bundle name is
     /// refused (403) and nothing is stored.
-    #[arg(long, value_name = "FILE", env = "MCP_GUARD_CONTROL_TRUSTED_SIGNERS")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MCP_GUARD_CONTROL_TRUSTED_SIGNERS",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub trusted_signers: Option<PathBuf>,
     /// Extra trusted CA certificates (PEM) for fetching OIDC discovery
     /// documents and JWKS over HTTPS (added to Mozilla's roots).
-    #[arg(long, value_name = "PEM", env = "MCP_GUARD_CONTROL_DISCOVERY_CA_FILE")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "MCP_GUARD_CONTROL_DISCOVERY_CA_FILE",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
     pub discovery_ca_file: Option<PathBuf>,
     /// Fetch discovery documents and JWKS over plain http:// too (keys then
     /// travel unauthenticated: for loopback tests and demos only). Without
     /// it, http:// URLs, and a jwks_uri or redirect to http://, are refused.
-    #[arg(long, env = "MCP_GUARD_CONTROL_ALLOW_PLAIN_HTTP_DISCOVERY")]
+    #[arg(
+        long,
+        env = "MCP_GUARD_CONTROL_ALLOW_PLAIN_HTTP_DISCOVERY",
+        hide_env_values = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub allow_plain_http_discovery: bool,
     /// Log level filter (tracing syntax, e.g. info, warn or
     /// mcp_guard_control=debug).
@@ -108,6 +164,7 @@ pub struct Args {
         long,
         value_name = "FILTER",
         env = "MCP_GUARD_LOG",
+        hide_env_values = true,
         default_value = "info"
     )]
     pub log: String,
