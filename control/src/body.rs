@@ -23,7 +23,7 @@ pub enum BodyError {
         limit: usize,
     },
     /// Not all there within [`BODY_READ_TIMEOUT`].
-    #[error("the body did not arrive within {0:?}")]
+    #[error("the body did not arrive within {} ms", .0.as_millis())]
     TimedOut(Duration),
     /// The connection failed or the framing was bad.
     #[error("the body could not be read")]

@@ -13,7 +13,6 @@ use serde_json::json;
 
 use crate::checkpoints::{Accepted, Refused};
 use crate::http::{error, json_response, method_not_allowed, App, Body};
-use crate::log;
 use crate::timefmt;
 
 /// Path of the checkpoint collection.
@@ -105,9 +104,9 @@ where
         Ok(Accepted::New(signed)) => json_response(StatusCode::CREATED, &json!(signed)),
         Ok(Accepted::Repeat(signed)) => json_response(StatusCode::OK, &json!(signed)),
         Err(Refused::Conflict(conflict)) => {
-            log::warn(
-                "checkpoint conflicts with the countersigned chain (unauthenticated post)",
-                json!(conflict),
+            tracing::warn!(
+                conflict = %json!(&conflict),
+                "checkpoint conflicts with the countersigned chain (unauthenticated post)"
             );
             json_response(
                 StatusCode::CONFLICT,
@@ -127,7 +126,7 @@ where
             Some("the checkpoint book is full"),
         ),
         Err(Refused::Io(e)) => {
-            log::error("cannot store a checkpoint", json!({ "error": e }));
+            tracing::error!(error = %e, "cannot store a checkpoint");
             error(StatusCode::SERVICE_UNAVAILABLE, "storage", None)
         }
     }

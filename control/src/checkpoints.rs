@@ -98,7 +98,7 @@ pub enum Refused {
     #[error("too many checkpoints")]
     RateLimited,
     /// Conflicts with what is countersigned (kept as a conflict).
-    #[error("conflicts with the countersigned chain: {0:?}")]
+    #[error("conflicts with the countersigned chain: chain {chain} seq {seq} ({reason})", chain = .0.chain, seq = .0.seq, reason = .0.reason)]
     Conflict(Box<Conflict>),
     /// The book is full.
     #[error("the checkpoint book is full")]

@@ -5,28 +5,19 @@
 //! refresh ([`refresh_once`]) stores a new version (source `key-rotation`)
 //! when an issuer's keys change.
 //!
-//! Only `http://` URLs are fetched: the service has no TLS client yet, so
-//! discovery must point at an in-cluster or loopback endpoint (or a TLS
-//! terminating sidecar).
+//! Documents are fetched over HTTPS ([`DiscoveryClient`]); plain `http://`
+//! only when the operator allowed it (`--allow-plain-http-discovery`), and a
+//! discovery document fetched over HTTPS cannot send the keys to `http://`
+//! (its `jwks_uri` is refused unless plain HTTP is allowed).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use mcp_guard_engine::bundle::BundleIssue;
 use serde_json::{json, Value};
 
-use crate::log;
+pub use crate::fetch::{DiscoveryClient, FetchError};
 use crate::metrics::Metrics;
 use crate::store::{BundleStore, Commit, CommitError, Source};
-
-/// Limit for a discovery document or JWKS: real ones are a few KiB.
-const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
-/// Time allowed for one fetch, connection included.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which combinations of `jwks` and `discovery` an issuer may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,78 +26,6 @@ pub enum Mode {
     Push,
     /// Re-resolving stored content (rollback, refresh), which carries both.
     Stored,
-}
-
-/// Why a document could not be fetched.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    /// Not an absolute `http://` URL.
-    #[error("{0}")]
-    Url(String),
-    /// Connecting, sending or reading failed, or took too long.
-    #[error("{0}")]
-    Transport(String),
-    /// The server answered with another status than 200.
-    #[error("answered {0}")]
-    Status(StatusCode),
-    /// The body is not JSON.
-    #[error("not JSON: {0}")]
-    Json(String),
-}
-
-/// GETs a JSON document over plain HTTP/1.1.
-pub async fn fetch_json(url: &str) -> Result<Value, FetchError> {
-    tokio::time::timeout(FETCH_TIMEOUT, fetch_json_inner(url))
-        .await
-        .map_err(|_| FetchError::Transport(format!("no answer within {FETCH_TIMEOUT:?}")))?
-}
-
-async fn fetch_json_inner(url: &str) -> Result<Value, FetchError> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| FetchError::Url(format!("not a URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(FetchError::Url(
-                "https is not supported yet; use an http:// URL".into(),
-            ))
-        }
-        _ => return Err(FetchError::Url("must be an http:// URL".into())),
-    }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| FetchError::Url("has no host".into()))?
-        .clone();
-    let port = authority.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((authority.host(), port))
-        .await
-        .map_err(|e| FetchError::Transport(format!("cannot connect: {e}")))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| FetchError::Transport(e.to_string()))?;
-    let connection = tokio::spawn(connection);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let request = Request::get(path)
-        .header(hyper::header::HOST, authority.as_str())
-        .header(hyper::header::ACCEPT, "application/json")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| FetchError::Url(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| FetchError::Transport(e.to_string()))?;
-    if response.status() != StatusCode::OK {
-        connection.abort();
-        return Err(FetchError::Status(response.status()));
-    }
-    let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
-        .collect()
-        .await
-        .map_err(|e| FetchError::Transport(format!("reading the body: {e}")))?
-        .to_bytes();
-    connection.abort();
-    serde_json::from_slice(&body).map_err(|e| FetchError::Json(e.to_string()))
 }
 
 /// The issuers array of a bundle document, if it has one.
@@ -127,7 +46,11 @@ pub fn uses_discovery(doc: &Value) -> bool {
 /// Fetches the JWKS of every issuer with a `discovery` URL and writes it
 /// into that issuer's `jwks`. Every failure is reported as a bundle issue
 /// located at the issuer, so a push gets them all at once.
-pub async fn resolve(doc: &mut Value, mode: Mode) -> Result<(), Vec<BundleIssue>> {
+pub async fn resolve(
+    client: &DiscoveryClient,
+    doc: &mut Value,
+    mode: Mode,
+) -> Result<(), Vec<BundleIssue>> {
     let Some(issuers) = issuers_mut(doc) else {
         return Ok(());
     };
@@ -153,7 +76,7 @@ pub async fn resolve(doc: &mut Value, mode: Mode) -> Result<(), Vec<BundleIssue>
             .get("iss")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        match fetch_jwks(&url, iss).await {
+        match fetch_jwks(client, &url, iss).await {
             Ok(jwks) => {
                 if let Some(object) = issuer.as_object_mut() {
                     object.insert("jwks".into(), jwks);
@@ -177,14 +100,19 @@ fn issue(at: &str, field: &str, message: &str) -> BundleIssue {
 }
 
 /// Discovery document → `jwks_uri` → `{"keys": [...]}`.
-async fn fetch_jwks(discovery_url: &str, iss: &str) -> Result<Value, String> {
-    let document = fetch_json(discovery_url)
+async fn fetch_jwks(
+    client: &DiscoveryClient,
+    discovery_url: &str,
+    iss: &str,
+) -> Result<Value, String> {
+    let document = client
+        .fetch_json(discovery_url)
         .await
         .map_err(|e| format!("fetching {discovery_url}: {e}"))?;
     if let Some(issuer) = document.get("issuer").and_then(Value::as_str) {
         if issuer != iss {
             return Err(format!(
-                "discovery document names issuer {issuer:?}, not {iss:?}"
+                "discovery document names issuer \"{issuer}\", not \"{iss}\""
             ));
         }
     }
@@ -192,7 +120,8 @@ async fn fetch_jwks(discovery_url: &str, iss: &str) -> Result<Value, String> {
         .get("jwks_uri")
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{discovery_url} has no jwks_uri"))?;
-    let jwks = fetch_json(jwks_uri)
+    let jwks = client
+        .fetch_json(jwks_uri)
         .await
         .map_err(|e| format!("fetching {jwks_uri}: {e}"))?;
     let keys = jwks
@@ -219,7 +148,7 @@ fn jwks_of(doc: &Value) -> Vec<Value> {
 /// stores a new version (source `key-rotation`) for each whose keys
 /// changed. Conditional on the version it read, so a push made meanwhile
 /// wins (and the next refresh looks again).
-pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics) {
+pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics, client: &DiscoveryClient) {
     for latest in store.list() {
         let Ok(mut doc) = serde_json::from_slice::<Value>(latest.bytes()) else {
             continue;
@@ -228,13 +157,10 @@ pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics) {
             continue;
         }
         let before = jwks_of(&doc);
-        if let Err(issues) = resolve(&mut doc, Mode::Stored).await {
+        if let Err(issues) = resolve(client, &mut doc, Mode::Stored).await {
             metrics.rotation("failed");
             let problems: Vec<String> = issues.iter().map(ToString::to_string).collect();
-            log::warn(
-                "key refresh failed; keeping the current keys",
-                json!({ "bundle": latest.name(), "issues": problems }),
-            );
+            tracing::warn!(bundle = %latest.name(), issues = %problems.join("; "), "key refresh failed; keeping the current keys");
             continue;
         }
         if jwks_of(&doc) == before {
@@ -254,6 +180,8 @@ pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics) {
                 content: &content,
                 source: Source::KeyRotation,
                 by: "jwks-refresh",
+                // The authored policy is unchanged: only fetched keys moved.
+                signed_by: latest_for_commit.signed_by(),
                 if_match: Some(latest_for_commit.etag().as_str()),
             })
         })
@@ -261,29 +189,15 @@ pub async fn refresh_once(store: &Arc<BundleStore>, metrics: &Metrics) {
         match committed {
             Ok(Ok(stored)) => {
                 metrics.rotation("rotated");
-                log::info(
-                    "issuer keys changed; stored a new version",
-                    json!({
-                        "bundle": stored.name(),
-                        "version": stored.version(),
-                        "source": stored.source().as_str(),
-                        "etag": stored.etag().as_str(),
-                    }),
-                );
+                tracing::info!(bundle = %stored.name(), version = stored.version(), source = %stored.source().as_str(), etag = %stored.etag().as_str(), "issuer keys changed; stored a new version");
             }
             Ok(Err(e)) => {
                 metrics.rotation("failed");
-                log::warn(
-                    "key rotation not stored",
-                    json!({ "bundle": latest.name(), "error": e.to_string() }),
-                );
+                tracing::warn!(bundle = %latest.name(), error = %e, "key rotation not stored");
             }
             Err(e) => {
                 metrics.rotation("failed");
-                log::error(
-                    "key rotation task failed",
-                    json!({ "bundle": latest.name(), "error": e.to_string() }),
-                );
+                tracing::error!(bundle = %latest.name(), error = %e, "key rotation task failed");
             }
         }
     }

@@ -41,6 +41,9 @@ pub struct Meta {
     pub source: String,
     /// Token id (or `seed` / `jwks-refresh`) that caused it.
     pub by: String,
+    /// The verified author key id, when the content was author-signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 /// One version file found on disk, before validation.

@@ -28,7 +28,6 @@ use crate::checkpoint_http;
 use crate::checkpoints::{CheckpointBook, CheckpointLimits};
 use crate::discovery::{self, Mode};
 use crate::fleet::Fleet;
-use crate::log;
 use crate::metrics::Metrics;
 use crate::name::BundleName;
 use crate::status::{Refused, StatusBoard};
@@ -69,6 +68,10 @@ pub struct App {
     pub fleet: Fleet,
     /// Countersigned decision-trail checkpoints.
     pub checkpoints: Arc<CheckpointBook>,
+    /// How issuer keys behind `discovery` URLs are fetched.
+    pub discovery: discovery::DiscoveryClient,
+    /// Author keys pushes must be signed by, if configured.
+    pub trusted_signers: Option<Arc<crate::author::TrustedSigners>>,
 }
 
 impl App {
@@ -85,6 +88,8 @@ impl App {
                 crate::keys::generate(),
                 CheckpointLimits::default(),
             )),
+            discovery: discovery::DiscoveryClient::default(),
+            trusted_signers: None,
         }
     }
 }
@@ -157,7 +162,7 @@ where
                 with_body(StatusCode::OK, Bytes::from(app.metrics.render(&app.store)));
             response.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
             );
             response
         }
@@ -261,13 +266,14 @@ where
         }
     };
     let rejected = report.state == ReportState::Rejected;
-    let fields = json!({
-        "bundle": name.as_str(),
-        "instance": report.instance,
-        "state": report.state,
-        "version": report.version,
-        "reason": report.reason.map(|r| r.as_str()),
-        "active_version": report.active_version,
+    // Logged after the report moves into the status table.
+    let logged = rejected.then(|| {
+        (
+            report.instance.clone(),
+            report.version,
+            report.reason.map(|r| r.as_str()),
+            report.active_version,
+        )
     });
     match app
         .status
@@ -277,10 +283,17 @@ where
             app.metrics.report("accepted");
             if rejected {
                 app.metrics.report("rejected");
-                log::warn(
-                    "a filter rejected a bundle version (unauthenticated report)",
-                    fields,
-                );
+                if let Some((instance, version, reason, active_version)) = logged {
+                    tracing::warn!(
+                        bundle = name.as_str(),
+                        instance,
+                        state = "rejected",
+                        version,
+                        reason,
+                        active_version,
+                        "a filter rejected a bundle version (unauthenticated report)"
+                    );
+                }
             }
             json_response(StatusCode::ACCEPTED, &json!({ "accepted": true }))
         }
@@ -514,14 +527,18 @@ fn versions(app: &App, name: &BundleName) -> Response<Body> {
     let versions: Vec<Value> = history
         .iter()
         .map(|b| {
-            json!({
+            let mut entry = json!({
                 "version": b.version(),
                 "etag": b.etag().as_str(),
                 "digest": b.digest(),
                 "stored_at": timefmt::rfc3339_millis(b.stored_at()),
                 "source": b.source().as_str(),
                 "by": b.by(),
-            })
+            });
+            if let (Some(key_id), Some(object)) = (b.signed_by(), entry.as_object_mut()) {
+                object.insert("signed_by".into(), json!(key_id));
+            }
+            entry
         })
         .collect();
     json_response(
@@ -555,7 +572,28 @@ where
         Ok(ok) => ok,
         Err(response) => return *response,
     };
-    let content = match resolve(&body, Mode::Push).await {
+    // The exact bytes pushed, before anything parses them.
+    let signed_by = match &app.trusted_signers {
+        None => None,
+        Some(signers) => match signers.verify(name.as_str(), &body, headers) {
+            Ok(key_id) => Some(key_id),
+            Err(refusal) => {
+                app.metrics.push("author_refused");
+                tracing::warn!(
+                    bundle = name.as_str(),
+                    by = %by,
+                    reason = refusal.reason(),
+                    error = %refusal,
+                    "write refused: author signature"
+                );
+                return json_response(
+                    StatusCode::FORBIDDEN,
+                    &json!({ "error": refusal.to_string(), "reason": refusal.reason() }),
+                );
+            }
+        },
+    };
+    let content = match resolve(&app.discovery, &body, Mode::Push).await {
         Ok(content) => content,
         Err(issues) => return invalid(app, issues),
     };
@@ -568,7 +606,7 @@ where
                 StatusCode::BAD_REQUEST,
                 "name_mismatch",
                 Some(&format!(
-                    "the bundle declares name {:?} but is pushed as {:?}",
+                    "the bundle declares name \"{}\" but is pushed as \"{}\"",
                     bundle.name,
                     name.as_str()
                 )),
@@ -576,7 +614,7 @@ where
         }
         Ok(_) => {}
     }
-    store_version(app, name, content, Source::Push, by, headers).await
+    store_version(app, name, content, Source::Push, by, signed_by, headers).await
 }
 
 /// `POST /v1/bundles/{name}/rollback` with `{"to": V}`.
@@ -610,23 +648,29 @@ where
     };
     // Keys behind discovery URLs are fetched afresh: rolling back policy
     // must not roll back to keys the issuer has since retired.
-    let content = match resolve(old.bytes(), Mode::Stored).await {
+    let content = match resolve(&app.discovery, old.bytes(), Mode::Stored).await {
         Ok(content) => content,
         Err(issues) => return invalid(app, issues),
     };
-    store_version(app, name, content, Source::Rollback, by, headers).await
+    // The old content keeps the author it was verified for.
+    let signed_by = old.signed_by().map(str::to_owned);
+    store_version(app, name, content, Source::Rollback, by, signed_by, headers).await
 }
 
 /// The content with discovery issuers resolved; untouched when there are
 /// none (or it is not JSON: the engine reports that).
-async fn resolve(content: &[u8], mode: Mode) -> Result<Vec<u8>, Vec<BundleIssue>> {
+async fn resolve(
+    client: &discovery::DiscoveryClient,
+    content: &[u8],
+    mode: Mode,
+) -> Result<Vec<u8>, Vec<BundleIssue>> {
     let Ok(mut doc) = serde_json::from_slice::<Value>(content) else {
         return Ok(content.to_vec());
     };
     if !discovery::uses_discovery(&doc) {
         return Ok(content.to_vec());
     }
-    discovery::resolve(&mut doc, mode).await?;
+    discovery::resolve(client, &mut doc, mode).await?;
     serde_json::to_vec_pretty(&doc).map_err(|e| {
         vec![BundleIssue {
             path: "$".into(),
@@ -642,6 +686,7 @@ async fn store_version(
     content: Vec<u8>,
     source: Source,
     by: String,
+    signed_by: Option<String>,
     headers: &HeaderMap,
 ) -> Response<Body> {
     let if_match = match headers.get(IF_MATCH).map(HeaderValue::to_str) {
@@ -661,6 +706,7 @@ async fn store_version(
             content: &content,
             source,
             by: &task_by,
+            signed_by: signed_by.as_deref(),
             if_match: if_match.as_deref(),
         })
     })
@@ -668,26 +714,17 @@ async fn store_version(
     match committed {
         Ok(Ok(stored)) => {
             app.metrics.push("created");
-            log::info(
-                "stored bundle version",
-                json!({
-                    "bundle": stored.name(),
-                    "version": stored.version(),
-                    "source": stored.source().as_str(),
-                    "by": stored.by(),
-                    "etag": stored.etag().as_str(),
-                    "digest": stored.digest(),
-                }),
-            );
-            let mut response = json_response(
-                StatusCode::CREATED,
-                &json!({
-                    "name": stored.name(),
-                    "version": stored.version(),
-                    "etag": stored.etag().as_str(),
-                    "digest": stored.digest(),
-                }),
-            );
+            tracing::info!(bundle = %stored.name(), version = stored.version(), source = %stored.source().as_str(), by = %stored.by(), etag = %stored.etag().as_str(), digest = %stored.digest(), "stored bundle version");
+            let mut answer = json!({
+                "name": stored.name(),
+                "version": stored.version(),
+                "etag": stored.etag().as_str(),
+                "digest": stored.digest(),
+            });
+            if let (Some(key_id), Some(object)) = (stored.signed_by(), answer.as_object_mut()) {
+                object.insert("signed_by".into(), json!(key_id));
+            }
+            let mut response = json_response(StatusCode::CREATED, &answer);
             let h = response.headers_mut();
             if let Ok(etag) = HeaderValue::from_str(stored.etag().as_str()) {
                 h.insert(ETAG, etag);
@@ -726,10 +763,7 @@ async fn store_version(
         }
         Ok(Err(CommitError::Unavailable(reason))) => {
             app.metrics.push("unavailable");
-            log::warn(
-                "write refused: the shared store is unavailable",
-                json!({ "bundle": name.as_str(), "by": by, "reason": reason }),
-            );
+            tracing::warn!(bundle = %name.as_str(), by = %by, reason = %reason, "write refused: the shared store is unavailable");
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
@@ -744,18 +778,12 @@ async fn store_version(
         }
         Ok(Err(CommitError::Io(e))) => {
             app.metrics.push("error");
-            log::error(
-                "cannot store bundle version",
-                json!({ "bundle": name.as_str(), "by": by, "error": e.to_string() }),
-            );
+            tracing::error!(bundle = %name.as_str(), by = %by, error = %e, "cannot store bundle version");
             error(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", None)
         }
         Err(e) => {
             app.metrics.push("error");
-            log::error(
-                "commit task failed",
-                json!({ "bundle": name.as_str(), "error": e.to_string() }),
-            );
+            tracing::error!(bundle = %name.as_str(), error = %e, "commit task failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
         }
     }
@@ -778,10 +806,7 @@ fn authorize(
         };
         app.metrics.push(result);
         if let AuthError::OutOfScope { token, bundle } = &e {
-            log::warn(
-                "write refused: bundle outside the token's scope",
-                json!({ "token": token, "bundle": bundle }),
-            );
+            tracing::warn!(token = %token, bundle = %bundle, "write refused: bundle outside the token's scope");
         }
         let mut response = error(status, code, Some(&e.to_string()));
         if status == StatusCode::UNAUTHORIZED {
@@ -1066,6 +1091,7 @@ mod tests {
             content: note,
             source: crate::store::Source::Push,
             by: "test",
+            signed_by: None,
             if_match: None,
         };
         let stored = store.commit(commit(content)).expect("stored");

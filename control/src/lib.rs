@@ -21,6 +21,7 @@
 //! [`metrics`], [`log`]; the HTTP routes and the accept loop are private.
 
 pub mod auth;
+pub mod author;
 mod body;
 mod checkpoint_http;
 pub mod checkpoints;
@@ -28,6 +29,7 @@ pub mod discovery;
 pub mod disk;
 pub mod etag;
 pub mod fdlimit;
+pub mod fetch;
 pub mod fleet;
 pub mod fleet_view;
 mod http;
@@ -84,6 +86,12 @@ pub struct Options {
     /// The shared PostgreSQL store the bundles live in, if any: the sync
     /// table is shared through it too.
     pub shared: Option<Arc<pg::PgStore>>,
+    /// How issuer keys behind `discovery` URLs are fetched (default:
+    /// HTTPS with Mozilla's roots, plain HTTP refused).
+    pub discovery: discovery::DiscoveryClient,
+    /// Author keys every push must be signed by (`--trusted-signers`);
+    /// `None`: pushes are not checked for author signatures.
+    pub trusted_signers: Option<Arc<author::TrustedSigners>>,
 }
 
 /// Serves `store` read-only over HTTP/1.1 on `listener` until `shutdown`
@@ -113,12 +121,15 @@ pub async fn serve_with(
         fleet: Fleet::new(options.fleet_limits),
         ..App::new(Arc::clone(&store), options.tokens)
     };
+    app.discovery = options.discovery;
+    app.trusted_signers = options.trusted_signers;
     if let Some(book) = options.checkpoints {
         app.checkpoints = book;
     }
     let app = Arc::new(app);
     let refresher = options.jwks_refresh.map(|every| {
         let metrics = Arc::clone(&app.metrics);
+        let client = app.discovery.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every.max(Duration::from_millis(100)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,7 +137,7 @@ pub async fn serve_with(
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                discovery::refresh_once(&store, &metrics).await;
+                discovery::refresh_once(&store, &metrics, &client).await;
             }
         })
     });

@@ -8,6 +8,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use mcp_guard_control::author::TrustedSigners;
+use mcp_guard_control::discovery::DiscoveryClient;
 use mcp_guard_control::disk::Disk;
 use mcp_guard_control::pg::{self, PgStore};
 use mcp_guard_control::{
@@ -16,30 +18,16 @@ use mcp_guard_control::{
 };
 use mcp_guard_engine::signing;
 use mcp_guard_serve::signals;
-use serde_json::json;
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match cli::parse(std::env::args().skip(1)) {
-        Ok(cli::Command::Serve(settings)) => *settings,
-        Ok(cli::Command::Help) => {
-            println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(cli::Command::Version) => {
-            println!("mcp-guard-control {}", env!("MCP_GUARD_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("mcp-guard-control: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    let settings = cli::parse();
+    log::init(&settings.log);
     match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error(&message, serde_json::Value::Null);
+            tracing::error!("{message}");
             ExitCode::FAILURE
         }
     }
@@ -68,24 +56,13 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
     };
     let signer = keys::SigningKeys::with_next(current, next);
     for (public, role) in signer.public() {
-        log::info(
-            "signing key",
-            json!({
-                "key_id": signing::key_id(&public),
-                "ed25519": signing::public_key_base64(&public),
-                "status": role,
-                "origin": if role == "current" { origin.as_str() } else { "file" },
-            }),
-        );
+        tracing::info!(key_id = %signing::key_id(&public), ed25519 = %signing::public_key_base64(&public), status = %role, origin = if role == "current" { origin.as_str() } else { "file" }, "signing key");
     }
     let (store, mut rejected) = match (&settings.data, &settings.postgres) {
         (Some(dir), _) => BundleStore::open_with(dir, signer).map_err(|e| e.to_string())?,
         (None, Some(_)) => (BundleStore::in_memory_with(signer), Vec::new()),
         (None, None) => {
-            log::warn(
-                "no --store: bundles are kept in memory only",
-                serde_json::Value::Null,
-            );
+            tracing::warn!("no --store: bundles are kept in memory only");
             (BundleStore::in_memory_with(signer), Vec::new())
         }
     };
@@ -107,10 +84,7 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
         None => Tokens::none(),
     };
     if tokens.is_empty() {
-        log::info(
-            "no push tokens: the service is read-only",
-            serde_json::Value::Null,
-        );
+        tracing::info!("no push tokens: the service is read-only");
     }
     // Registered before the address is printed, so a signal sent as soon as
     // a supervisor sees the line already shuts down gracefully.
@@ -125,8 +99,32 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
     println!("listening on {addr}");
     // Whoever reads the line waits for it; a failed flush means nobody is.
     let _ = std::io::stdout().flush();
-    log::info("listening", json!({ "addr": addr.to_string() }));
+    tracing::info!(addr = %addr, "listening");
+    let discovery = DiscoveryClient::new(
+        settings.discovery_ca_file.as_deref(),
+        settings.allow_plain_http_discovery,
+    )
+    .map_err(|e| e.to_string())?;
+    if settings.allow_plain_http_discovery {
+        tracing::warn!(
+            "--allow-plain-http-discovery: issuer keys may be fetched over plain http://"
+        );
+    }
+    let trusted_signers = match &settings.trusted_signers {
+        Some(path) => {
+            let signers = TrustedSigners::load(path).map_err(|e| e.to_string())?;
+            tracing::info!(
+                signers = signers.len(),
+                file = %path.display(),
+                "pushes must carry an author signature"
+            );
+            Some(Arc::new(signers))
+        }
+        None => None,
+    };
     let options = Options {
+        discovery,
+        trusted_signers,
         tokens,
         checkpoints: Some(checkpoints),
         jwks_refresh: settings.jwks_refresh,
@@ -137,7 +135,7 @@ async fn run(settings: cli::Settings) -> Result<(), String> {
     mcp_guard_control::serve_with(listener, store, options, shutdown)
         .await
         .map_err(|e| e.to_string())?;
-    log::info("stopped", serde_json::Value::Null);
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -153,28 +151,25 @@ fn open_file_limit(asked: Option<usize>) -> Option<usize> {
             } else {
                 "open-file limit"
             };
-            log::info(
-                message,
-                json!({
-                    "from": limit.before,
-                    "soft": limit.soft,
-                    "hard": limit.hard,
-                    "max_connections": max,
-                }),
+            tracing::info!(
+                from = limit.before,
+                soft = limit.soft,
+                hard = limit.hard,
+                max_connections = max,
+                "{}",
+                message
             );
             if asked.is_some_and(|asked| asked > max) {
-                log::warn(
-                    "--max-connections exceeds what the open-file limit allows; lowered",
-                    json!({ "asked": asked, "max_connections": max }),
+                tracing::warn!(
+                    asked,
+                    max_connections = max,
+                    "--max-connections exceeds what the open-file limit allows; lowered"
                 );
             }
             Some(max)
         }
         Err(e) => {
-            log::warn(
-                "cannot read or raise the open-file limit",
-                json!({ "error": e.to_string() }),
-            );
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
             asked
         }
     }
@@ -185,12 +180,9 @@ fn open_file_limit(asked: Option<usize>) -> Option<usize> {
 async fn open_shared(url: &str, store: &Arc<BundleStore>) -> Result<Arc<PgStore>, String> {
     let password = std::env::var(pg::PASSWORD_ENV).ok();
     let target = pg::Target::parse(url, password.as_deref()).map_err(|e| e.to_string())?;
-    log::info(
-        "shared store",
-        json!({ "store": target.to_string(), "backend": "postgres" }),
-    );
+    tracing::info!(store = %target, backend = "postgres", "shared store");
     if let Some(warning) = target.tls().warning() {
-        log::warn(warning, json!({ "store": target.to_string() }));
+        tracing::warn!(store = %target, "{}", warning);
     }
     PgStore::open(target, store, SHARED_STARTUP_WAIT)
         .await
@@ -215,7 +207,7 @@ async fn seed_shared(
             continue;
         };
         match pg.seed(store, &name, bundle.bytes()).await {
-            Ok(true) => log::info("seeded bundle", json!({ "bundle": bundle.name() })),
+            Ok(true) => tracing::info!(bundle = %bundle.name(), "seeded bundle"),
             Ok(false) => {}
             Err(e) => {
                 return Err(format!("cannot seed {}: {e}", bundle.name()));
@@ -234,14 +226,7 @@ fn open_checkpoints(
     let (key, origin) = checkpoints::load_key(settings.checkpoint_key.as_deref(), disk)
         .map_err(|e| e.to_string())?;
     let public = key.verifying_key();
-    log::info(
-        "checkpoint key",
-        json!({
-            "key_id": signing::key_id(&public),
-            "ed25519": signing::public_key_base64(&public),
-            "origin": origin.as_str(),
-        }),
-    );
+    tracing::info!(key_id = %signing::key_id(&public), ed25519 = %signing::public_key_base64(&public), origin = %origin.as_str(), "checkpoint key");
     let limits = CheckpointLimits::default();
     let book = match disk {
         Some(disk) => CheckpointBook::open(disk.root(), key, limits).map_err(|e| e.to_string())?,
@@ -253,23 +238,12 @@ fn open_checkpoints(
 /// One log line per bundle held and per file skipped.
 fn report(store: &BundleStore, rejected: &[LoadError]) {
     for bundle in store.list() {
-        log::info(
-            "loaded bundle",
-            json!({
-                "bundle": bundle.name(),
-                "version": bundle.version(),
-                "etag": bundle.etag().as_str(),
-                "bytes": bundle.bytes().len(),
-            }),
-        );
+        tracing::info!(bundle = %bundle.name(), version = bundle.version(), etag = %bundle.etag().as_str(), bytes = bundle.bytes().len(), "loaded bundle");
     }
     for error in rejected {
-        log::warn(
-            "skipped file",
-            json!({ "file": error.origin, "reason": error.reason.to_string() }),
-        );
+        tracing::warn!(file = %error.origin, reason = %error.reason, "skipped file");
     }
     if store.is_empty() {
-        log::warn("no bundle loaded", serde_json::Value::Null);
+        tracing::warn!("no bundle loaded");
     }
 }

@@ -1,215 +1,247 @@
-//! Prometheus metrics, rendered as text at `GET /metrics`: what was pushed
-//! and refused, what was served, how many long-polls wait, and the
-//! version each bundle is at.
+//! Prometheus metrics at `GET /metrics` (OpenMetrics text, encoded by
+//! `prometheus-client`): what was pushed and refused, what was served, how
+//! many long-polls wait, and the version each bundle is at.
+//!
+//! Counter families are registered without their `_total` suffix: the
+//! encoder appends it, so the samples keep the names dashboards use
+//! (`mcp_guard_control_pushes_total{result="created"}`). Every label value
+//! comes from a closed set in the code or from a stored bundle's name, so
+//! the series stay bounded.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::store::BundleStore;
 
-/// A counter family with one label.
-#[derive(Debug, Default)]
-struct Counter(Mutex<BTreeMap<String, u64>>);
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-impl Counter {
-    fn inc(&self, label: &str) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *map.entry(label.to_owned()).or_default() += 1;
-    }
-
-    fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
+/// `{result="…"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
-/// The service's counters and gauges.
-#[derive(Debug, Default)]
+/// `{reason="…"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// `{status="…"}` (an HTTP status code).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+/// `{name="…"}` (a stored bundle's name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabel {
+    name: String,
+}
+
+/// The service's counters and gauges, and the registry that encodes them.
+#[derive(Debug)]
 pub struct Metrics {
-    pushes: Counter,
-    rejects: Counter,
-    serves: Counter,
-    rotations: Counter,
-    reports: Counter,
-    waiting: AtomicI64,
-    connections: AtomicI64,
-    max_connections: AtomicI64,
-    refused_connections: AtomicU64,
+    registry: Registry,
+    pushes: Family<ResultLabel, Counter>,
+    rejects: Family<ReasonLabel, Counter>,
+    serves: Family<StatusLabel, Counter>,
+    rotations: Family<ResultLabel, Counter>,
+    reports: Family<ResultLabel, Counter>,
+    waiting: Gauge,
+    connections: Gauge,
+    max_connections: Gauge,
+    refused_connections: Counter,
+    bundle_versions: Family<NameLabel, Gauge>,
+    store_writable: Gauge,
+    /// Serialises renders: the store-derived gauges are refreshed, then
+    /// encoded, as one step.
+    render: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let pushes = Family::default();
+        registry.register(
+            "mcp_guard_control_pushes",
+            "Bundle writes (push, rollback) by result.",
+            pushes.clone(),
+        );
+        let rejects = Family::default();
+        registry.register(
+            "mcp_guard_control_rejects",
+            "Bundles refused, by reason.",
+            rejects.clone(),
+        );
+        let serves = Family::default();
+        registry.register(
+            "mcp_guard_control_serves",
+            "Bundle reads by HTTP status.",
+            serves.clone(),
+        );
+        let rotations = Family::default();
+        registry.register(
+            "mcp_guard_control_key_refresh",
+            "Discovery key refreshes by result.",
+            rotations.clone(),
+        );
+        let reports = Family::default();
+        registry.register(
+            "mcp_guard_control_status_reports",
+            "Filter status reports by result (unauthenticated input).",
+            reports.clone(),
+        );
+        let waiting = Gauge::default();
+        registry.register(
+            "mcp_guard_control_long_polls_waiting",
+            "Long-poll requests waiting for a new version.",
+            waiting.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "mcp_guard_control_connections_open",
+            "Client connections open.",
+            connections.clone(),
+        );
+        let max_connections = Gauge::default();
+        registry.register(
+            "mcp_guard_control_connections_max",
+            "Connection limit (0: none but the open-file limit).",
+            max_connections.clone(),
+        );
+        let refused_connections = Counter::default();
+        registry.register(
+            "mcp_guard_control_connections_refused",
+            "Connections refused past the connection limit: long-polls answered 503, or closed when the overflow lane was full.",
+            refused_connections.clone(),
+        );
+        let bundle_versions = Family::default();
+        registry.register(
+            "mcp_guard_control_bundle_version",
+            "Latest stored version of each bundle.",
+            bundle_versions.clone(),
+        );
+        let store_writable = Gauge::default();
+        registry.register(
+            "mcp_guard_control_store_writable",
+            "1 while pushes can be stored (0: the shared database is unreachable; reads are served from memory).",
+            store_writable.clone(),
+        );
+        Metrics {
+            registry,
+            pushes,
+            rejects,
+            serves,
+            rotations,
+            reports,
+            waiting,
+            connections,
+            max_connections,
+            refused_connections,
+            bundle_versions,
+            store_writable,
+            render: Mutex::new(()),
+        }
+    }
 }
 
 /// Counts a connection as open for as long as it lives.
 #[derive(Debug)]
-pub struct Open(Arc<Metrics>);
+pub struct Open(Gauge);
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
 /// Counts a long-poll as waiting for as long as it lives.
 #[derive(Debug)]
-pub struct Waiting(Arc<Metrics>);
+pub struct Waiting(Gauge);
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
 impl Metrics {
     /// Counts a write (push or rollback) by outcome: `created`,
     /// `unauthorized`, `forbidden`, `invalid`, `conflict`, `too_large`,
-    /// `error`.
-    pub fn push(&self, result: &str) {
-        self.pushes.inc(result);
+    /// `error`, ...
+    pub fn push(&self, result: &'static str) {
+        self.pushes.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// Counts a bundle refused at load time or in a push, by reason.
-    pub fn reject(&self, reason: &str) {
-        self.rejects.inc(reason);
+    pub fn reject(&self, reason: &'static str) {
+        self.rejects.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Counts a bundle read by status code.
     pub fn serve(&self, status: u16) {
-        self.serves.inc(&status.to_string());
+        self.serves.get_or_create(&StatusLabel { status }).inc();
     }
 
     /// Counts a key-refresh outcome: `rotated`, `unchanged`, `failed`.
-    pub fn rotation(&self, result: &str) {
-        self.rotations.inc(result);
+    pub fn rotation(&self, result: &'static str) {
+        self.rotations.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// Counts a filter status report by what became of it: `accepted`,
     /// `invalid`, `unknown_bundle`, `rate_limited`, `too_large`; and each
     /// accepted rejection report as `rejected`.
-    pub fn report(&self, result: &str) {
-        self.reports.inc(result);
+    pub fn report(&self, result: &'static str) {
+        self.reports.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// Marks one long-poll as waiting until the guard is dropped.
     pub fn waiting(self: &Arc<Self>) -> Waiting {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        Waiting(Arc::clone(self))
+        self.waiting.inc();
+        Waiting(self.waiting.clone())
     }
 
     /// Marks one connection as open until the guard is dropped.
     pub fn connection(self: &Arc<Self>) -> Open {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        Open(Arc::clone(self))
+        self.connections.inc();
+        Open(self.connections.clone())
     }
 
     /// Records the connection limit, exported as a gauge.
     pub fn set_max_connections(&self, max: usize) {
         self.max_connections
-            .store(i64::try_from(max).unwrap_or(i64::MAX), Ordering::Relaxed);
+            .set(i64::try_from(max).unwrap_or(i64::MAX));
     }
 
     /// Counts a connection refused because the limit was reached.
     pub fn refuse_connection(&self) {
-        self.refused_connections.fetch_add(1, Ordering::Relaxed);
+        self.refused_connections.inc();
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text of every metric ([`CONTENT_TYPE`]).
     pub fn render(&self, store: &BundleStore) -> String {
-        let mut out = String::new();
-        let family = |out: &mut String, name: &str, help: &str, label: &str, c: &Counter| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (value, count) in c.snapshot() {
-                let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {count}", escape(&value));
-            }
-        };
-        family(
-            &mut out,
-            "mcp_guard_control_pushes_total",
-            "Bundle writes (push, rollback) by result.",
-            "result",
-            &self.pushes,
-        );
-        family(
-            &mut out,
-            "mcp_guard_control_rejects_total",
-            "Bundles refused, by reason.",
-            "reason",
-            &self.rejects,
-        );
-        family(
-            &mut out,
-            "mcp_guard_control_serves_total",
-            "Bundle reads by HTTP status.",
-            "status",
-            &self.serves,
-        );
-        family(
-            &mut out,
-            "mcp_guard_control_key_refresh_total",
-            "Discovery key refreshes by result.",
-            "result",
-            &self.rotations,
-        );
-        family(
-            &mut out,
-            "mcp_guard_control_status_reports_total",
-            "Filter status reports by result (unauthenticated input).",
-            "result",
-            &self.reports,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP mcp_guard_control_long_polls_waiting Long-poll requests waiting for a new version.\n\
-             # TYPE mcp_guard_control_long_polls_waiting gauge\n\
-             mcp_guard_control_long_polls_waiting {}",
-            self.waiting.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP mcp_guard_control_connections_open Client connections open.\n\
-             # TYPE mcp_guard_control_connections_open gauge\n\
-             mcp_guard_control_connections_open {}\n\
-             # HELP mcp_guard_control_connections_max Connection limit (0: none but the open-file limit).\n\
-             # TYPE mcp_guard_control_connections_max gauge\n\
-             mcp_guard_control_connections_max {}\n\
-             # HELP mcp_guard_control_connections_refused_total Connections refused past the connection limit: long-polls answered 503, or closed when the overflow lane was full.\n\
-             # TYPE mcp_guard_control_connections_refused_total counter\n\
-             mcp_guard_control_connections_refused_total {}",
-            self.connections.load(Ordering::Relaxed),
-            self.max_connections.load(Ordering::Relaxed),
-            self.refused_connections.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP mcp_guard_control_bundle_version Latest stored version of each bundle.\n\
-             # TYPE mcp_guard_control_bundle_version gauge"
-        );
+        let _one_at_a_time = self.render.lock().unwrap_or_else(PoisonError::into_inner);
         for bundle in store.list() {
-            let _ = writeln!(
-                out,
-                "mcp_guard_control_bundle_version{{name=\"{}\"}} {}",
-                escape(bundle.name()),
-                bundle.version()
-            );
+            self.bundle_versions
+                .get_or_create(&NameLabel {
+                    name: bundle.name().to_owned(),
+                })
+                .set(i64::try_from(bundle.version()).unwrap_or(i64::MAX));
         }
-        let _ = writeln!(
-            out,
-            "# HELP mcp_guard_control_store_writable 1 while pushes can be stored (0: the shared database is unreachable; reads are served from memory).\n\
-             # TYPE mcp_guard_control_store_writable gauge\n\
-             mcp_guard_control_store_writable {}",
-            u8::from(store.writable().is_ok())
-        );
+        self.store_writable.set(i64::from(store.writable().is_ok()));
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoding error would leave
+        // a partial page, which a scraper reports.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-/// Label values escaped as the text format requires.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -232,17 +264,21 @@ mod tests {
         assert!(text.contains("mcp_guard_control_connections_open 1\n"));
         assert!(text.contains("mcp_guard_control_connections_max 9\n"));
         assert!(text.contains("mcp_guard_control_connections_refused_total 1\n"));
+        assert!(text.contains("# TYPE mcp_guard_control_connections_refused counter\n"));
+        assert!(text.contains("# TYPE mcp_guard_control_long_polls_waiting gauge\n"));
         drop(open);
         assert!(metrics
             .render(&store)
             .contains("mcp_guard_control_connections_open 0\n"));
-        assert!(text.contains("mcp_guard_control_pushes_total{result=\"created\"} 2"));
-        assert!(text.contains("mcp_guard_control_serves_total{status=\"304\"} 1"));
-        assert!(text.contains("mcp_guard_control_long_polls_waiting 1"));
-        assert!(text.contains("mcp_guard_control_bundle_version{name=\"demo\"} 2"));
+        assert!(text.contains("mcp_guard_control_pushes_total{result=\"created\"} 2\n"));
+        assert!(text.contains("mcp_guard_control_serves_total{status=\"304\"} 1\n"));
+        assert!(text.contains("mcp_guard_control_long_polls_waiting 1\n"));
+        assert!(text.contains("mcp_guard_control_bundle_version{name=\"demo\"} 2\n"));
+        assert!(text.contains("mcp_guard_control_store_writable 1\n"));
+        assert!(!text.contains("_total_total"));
         drop(guard);
         assert!(metrics
             .render(&store)
-            .contains("mcp_guard_control_long_polls_waiting 0"));
+            .contains("mcp_guard_control_long_polls_waiting 0\n"));
     }
 }

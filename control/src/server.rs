@@ -14,7 +14,6 @@ use hyper::StatusCode;
 use mcp_guard_serve::{Hooks, Lane};
 
 use crate::http::{self, App};
-use crate::log;
 use crate::metrics::Open;
 
 /// Seconds a refused client is asked to wait before it retries.
@@ -67,19 +66,17 @@ impl Hooks for ControlHooks {
     }
 
     fn accept_failed(&self, error: &io::Error, not_reported: u64) {
-        log::error(
-            "accept failed",
-            serde_json::json!({
-                "error": error.to_string(),
-                "failures_not_logged": not_reported,
-            }),
+        tracing::error!(
+            error = %error,
+            failures_not_logged = not_reported,
+            "accept failed"
         );
     }
 
     fn limit_reached(&self, max_connections: usize) {
-        log::warn(
-            "connection limit reached: new long-polls get 503",
-            serde_json::json!({ "max_connections": max_connections }),
+        tracing::warn!(
+            max_connections,
+            "connection limit reached: new long-polls get 503"
         );
     }
 
@@ -95,10 +92,7 @@ impl Hooks for ControlHooks {
     }
 
     fn drain_gave_up(&self) {
-        log::warn(
-            "gave up waiting for open connections",
-            serde_json::Value::Null,
-        );
+        tracing::warn!("gave up waiting for open connections");
     }
 }
 

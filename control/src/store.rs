@@ -86,6 +86,7 @@ pub struct StoredBundle {
     stored_at: u64,
     source: Source,
     by: String,
+    signed_by: Option<String>,
 }
 
 impl StoredBundle {
@@ -95,7 +96,7 @@ impl StoredBundle {
         name: BundleName,
         bytes: Bytes,
         signer: &SigningKeys,
-        origin: (Source, String, u64),
+        origin: (Source, String, u64, Option<String>),
     ) -> Result<Self, RejectReason> {
         let bundle = Bundle::parse(&bytes).map_err(RejectReason::Invalid)?;
         if bundle.name != name.as_str() {
@@ -103,7 +104,7 @@ impl StoredBundle {
                 declared: bundle.name,
             });
         }
-        let (source, by, stored_at) = origin;
+        let (source, by, stored_at, signed_by) = origin;
         Ok(Self {
             etag: ETag::of(&bytes),
             digest: digest_of(&bytes),
@@ -118,6 +119,7 @@ impl StoredBundle {
             stored_at,
             source,
             by,
+            signed_by,
         })
     }
 
@@ -165,6 +167,13 @@ impl StoredBundle {
     pub fn by(&self) -> &str {
         &self.by
     }
+
+    /// The id of the author key whose signature was verified when this
+    /// content was pushed (`--trusted-signers`); kept by rollbacks and key
+    /// rotations, which store the same authored content again.
+    pub fn signed_by(&self) -> Option<&str> {
+        self.signed_by.as_deref()
+    }
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -196,7 +205,7 @@ pub enum RejectReason {
     Invalid(#[source] BundleError),
     /// The bundle's `name` field differs from the name it would be served
     /// under; serving it would hand one policy to subscribers of another.
-    #[error("declares name {declared:?}, which differs from the name it is stored under")]
+    #[error("declares name \"{declared}\", which differs from the name it is stored under")]
     NameMismatch {
         /// The `name` field inside the bundle.
         declared: String,
@@ -248,7 +257,7 @@ pub enum CommitError {
     #[error("{0}")]
     Invalid(BundleError),
     /// The body's `name` is not the URL's.
-    #[error("bundle declares name {declared:?}, not the name it is pushed under")]
+    #[error("bundle declares name \"{declared}\", not the name it is pushed under")]
     NameMismatch {
         /// The declared name.
         declared: String,
@@ -305,6 +314,8 @@ pub struct StoredRow {
     pub source: String,
     /// Token id or actor.
     pub by: String,
+    /// The verified author key id, if any.
+    pub signed_by: Option<String>,
 }
 
 /// What [`BundleStore::absorb`] did with a version.
@@ -339,6 +350,8 @@ pub struct Commit<'a> {
     pub source: Source,
     /// Token id or actor.
     pub by: &'a str,
+    /// The verified author key id, if the content is author-signed.
+    pub signed_by: Option<&'a str>,
     /// `If-Match` header value, if the writer made the write conditional.
     pub if_match: Option<&'a str>,
 }
@@ -465,12 +478,12 @@ impl BundleStore {
             ));
         }
         let source = Source::parse(&meta.source)
-            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", meta.source)))?;
+            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source \"{}\"", meta.source)))?;
         let stored = StoredBundle::new(
             name.clone(),
             Bytes::from(bytes),
             &self.signer,
-            (source, meta.by, meta.stored_at),
+            (source, meta.by, meta.stored_at, meta.signed_by),
         )?;
         if stored.version != file.version {
             return Err(RejectReason::Corrupt(format!(
@@ -585,7 +598,7 @@ impl BundleStore {
             name.clone(),
             bytes,
             &self.signer,
-            (Source::Seed, "seed".into(), timefmt::now_millis()),
+            (Source::Seed, "seed".into(), timefmt::now_millis(), None),
         )?;
         self.persist(&stored).map_err(RejectReason::Read)?;
         self.publish(name, Arc::new(stored));
@@ -626,7 +639,12 @@ impl BundleStore {
             commit.name.clone(),
             Bytes::from(bytes),
             &self.signer,
-            (commit.source, commit.by.to_owned(), timefmt::now_millis()),
+            (
+                commit.source,
+                commit.by.to_owned(),
+                timefmt::now_millis(),
+                commit.signed_by.map(str::to_owned),
+            ),
         )
         .map_err(|reason| match reason {
             RejectReason::Invalid(e) => CommitError::Invalid(e),
@@ -665,7 +683,7 @@ impl BundleStore {
             ));
         }
         let source = Source::parse(&row.source)
-            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source {:?}", row.source)))?;
+            .ok_or_else(|| RejectReason::Corrupt(format!("unknown source \"{}\"", row.source)))?;
         // Served as the x-bundle-signature header: bounded, printable.
         if row.signature.len() > MAX_SIGNATURE_HEADER
             || !row
@@ -714,6 +732,7 @@ impl BundleStore {
             stored_at: row.stored_at,
             source,
             by: row.by,
+            signed_by: row.signed_by,
         })
     }
 
@@ -758,6 +777,7 @@ impl BundleStore {
             stored_at: stored.stored_at,
             source: stored.source.as_str().into(),
             by: stored.by.clone(),
+            signed_by: stored.signed_by.clone(),
         };
         disk.write(stored.name(), stored.version, &stored.bytes, &meta)
     }
@@ -918,6 +938,7 @@ mod tests {
                 content: br#"{"name":"demo","version":99}"#,
                 source: Source::Push,
                 by: "t",
+                signed_by: None,
                 if_match,
             })
         };
@@ -948,6 +969,7 @@ mod tests {
                     content: content.as_bytes(),
                     source: Source::Push,
                     by: "t",
+                    signed_by: None,
                     if_match: None,
                 },
                 version,
@@ -961,6 +983,7 @@ mod tests {
             stored_at: 1,
             source: "push".into(),
             by: "t".into(),
+            signed_by: None,
         }
     }
 

@@ -16,6 +16,7 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use mcp_guard_control::discovery::DiscoveryClient;
 use mcp_guard_control::{BundleStore, Options};
 use mcp_guard_engine::signing::SigningKey;
 use mcp_guard_engine::Bundle;
@@ -111,6 +112,7 @@ async fn push_embeds_keys_and_refresh_follows_rotation() {
         BundleStore::new(),
         Options {
             jwks_refresh: Some(Duration::from_millis(200)),
+            discovery: DiscoveryClient::allowing_plain_http(),
             ..options()
         },
     )
@@ -164,7 +166,14 @@ async fn push_embeds_keys_and_refresh_follows_rotation() {
 #[tokio::test]
 async fn discovery_problems_are_bundle_issues() {
     let issuer = Issuer::start().await;
-    let server = start_with(BundleStore::new(), options()).await;
+    let server = start_with(
+        BundleStore::new(),
+        Options {
+            discovery: DiscoveryClient::allowing_plain_http(),
+            ..options()
+        },
+    )
+    .await;
     let push = |body: String| async move {
         put(server.addr, "demo", Some(TEAM_A_TOKEN), &[], &body).await
     };
@@ -186,10 +195,10 @@ async fn discovery_problems_are_bundle_issues() {
     assert!(reply.json()["issues"][0]["message"]
         .as_str()
         .is_some_and(|m| m.contains("not both")));
-    // https is not fetched (no TLS client).
+    // https to a plain-HTTP server: the handshake fails, named with the URL.
     let https = issuer.bundle().replace("http://127", "https://127");
     let reply = push(https).await;
     assert_eq!(reply.status, 400);
-    assert!(reply.text().contains("https"), "{}", reply.text());
+    assert!(reply.text().contains("https://127"), "{}", reply.text());
     server.stop().await.expect("clean shutdown");
 }

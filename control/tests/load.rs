@@ -142,7 +142,7 @@ async fn binary_logs_each_bundle_and_stops_on_sigterm() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     let with_msg = |msg: &str| -> Vec<&serde_json::Value> {
-        lines.iter().filter(|l| l["msg"] == msg).collect()
+        lines.iter().filter(|l| l["message"] == msg).collect()
     };
     let loaded = with_msg("loaded bundle");
     assert_eq!(loaded.len(), 1, "{stderr}");

@@ -31,6 +31,7 @@ fn commit(store: &BundleStore, name: &str, rule: &str) -> u64 {
             content: bundle(name.as_str(), rule).as_bytes(),
             source: Source::Push,
             by: "test",
+            signed_by: None,
             if_match: None,
         })
         .expect("stored")

@@ -237,7 +237,9 @@ impl Stack {
             }
             None => fresh_dir()?,
         };
-        mcp_guard_control::log::set_enabled(options.control_logs);
+        if options.control_logs {
+            mcp_guard_control::log::init("info");
+        }
         let seed_dir = work_dir.join("seed");
         std::fs::create_dir_all(&seed_dir)?;
         for (name, json) in &options.bundles {

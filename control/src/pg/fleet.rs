@@ -15,13 +15,11 @@ use std::time::Duration;
 
 use mcp_guard_engine::fleet::{valid_pod, LastError, PollIdentity};
 use mcp_guard_engine::report::valid_instance;
-use serde_json::json;
 use tokio_postgres::Client;
 
 use super::{describe, PgStore};
 use crate::fleet::Row;
 use crate::http::{App, MAX_WAIT_SECS};
-use crate::log;
 use crate::name::BundleName;
 use crate::timefmt;
 
@@ -73,20 +71,16 @@ pub async fn share(pg: Arc<PgStore>, app: Arc<App>) {
                 flushed = cutoff.saturating_sub(1);
                 read = read.max(newest);
             }
-            Ok(Err(e)) => log::warn(
-                "cannot share the sync table through the shared store",
-                json!({ "store": pg.target.to_string(), "error": describe(&e) }),
-            ),
+            Ok(Err(e)) => {
+                tracing::warn!(store = %pg.target, error = %describe(&e), "cannot share the sync table through the shared store")
+            }
             Err(_) => {
                 *guard = None;
                 pg.set_down(Some(format!(
-                    "no answer from the database within {:?}",
-                    FLEET_TIMEOUT * 2
+                    "no answer from the database within {} s",
+                    (FLEET_TIMEOUT * 2).as_secs()
                 )));
-                log::warn(
-                    "no answer from the shared store while sharing the sync table; reconnecting",
-                    json!({ "store": pg.target.to_string() }),
-                );
+                tracing::warn!(store = %pg.target, "no answer from the shared store while sharing the sync table; reconnecting");
             }
         }
     }

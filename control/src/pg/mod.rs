@@ -38,7 +38,6 @@ use std::time::Duration;
 
 use mcp_guard_engine::bundle::MAX_BUNDLE_BYTES;
 use mcp_guard_engine::signing::{self, Signed};
-use serde_json::json;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Transaction};
@@ -46,7 +45,6 @@ use tokio_postgres::{AsyncMessage, Client, Transaction};
 pub use schema::{SchemaError, CHANNEL, SCHEMA_VERSION};
 pub use target::{Target, TargetError, PASSWORD_ENV};
 
-use crate::log;
 use crate::name::BundleName;
 use crate::store::{
     Absorbed, BundleStore, Commit, CommitError, SharedLog, Source, StoredBundle, StoredRow,
@@ -203,10 +201,7 @@ impl PgStore {
                             reason: e,
                         });
                     }
-                    log::warn(
-                        "shared store unreachable at start, retrying",
-                        json!({ "store": pg.target.to_string(), "error": e }),
-                    );
+                    tracing::warn!(store = %pg.target, error = %e, "shared store unreachable at start, retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(BACKOFF.1);
                 }
@@ -229,25 +224,16 @@ impl PgStore {
         let countersigned = pg.countersign(&mut client, store).await;
         match countersigned {
             Ok(0) => {}
-            Ok(count) => log::info(
-                "countersigned stored versions with the next signing key",
-                json!({ "store": pg.target.to_string(), "versions": count }),
-            ),
-            Err(e) => log::warn(
-                "cannot countersign stored versions with the next signing key",
-                json!({ "store": pg.target.to_string(), "error": describe(&e) }),
-            ),
+            Ok(count) => {
+                tracing::info!(store = %pg.target, versions = count, "countersigned stored versions with the next signing key")
+            }
+            Err(e) => {
+                tracing::warn!(store = %pg.target, error = %describe(&e), "cannot countersign stored versions with the next signing key")
+            }
         }
         *pg.client.lock().await = Some(client);
         pg.set_down(None);
-        log::info(
-            "shared store connected",
-            json!({
-                "store": pg.target.to_string(),
-                "loaded": synced.added,
-                "refused": synced.refused,
-            }),
-        );
+        tracing::info!(store = %pg.target, loaded = synced.added, refused = synced.refused, "shared store connected");
         store.attach(Arc::clone(&pg) as Arc<dyn SharedLog>);
         tokio::spawn(supervise(Arc::clone(&pg), Arc::downgrade(store), session));
         Ok(pg)
@@ -321,6 +307,7 @@ impl PgStore {
             content: bytes,
             source: Source::Seed,
             by: "seed",
+            signed_by: None,
             if_match: None,
         };
         Ok(self.commit_async(store, &commit, true).await?.is_some())
@@ -409,10 +396,7 @@ impl PgStore {
                             Ok(name) => name,
                             Err(e) => {
                                 if self.first_sight_of_invalid(&text) {
-                                    log::error(
-                                        "shared store holds a bundle with an invalid name; ignored",
-                                        json!({ "reason": e.to_string() }),
-                                    );
+                                    tracing::error!(reason = %e, "shared store holds a bundle with an invalid name; ignored");
                                 }
                                 return None;
                             }
@@ -447,7 +431,7 @@ impl PgStore {
                 .query(
                     "SELECT version, octet_length(bytes),
                             CASE WHEN octet_length(bytes) <= $3 THEN bytes END,
-                            signature, digest, stored_at, source, by_actor
+                            signature, digest, stored_at, source, by_actor, signed_by
                      FROM mcp_guard_versions
                      WHERE name = $1 AND version > $2
                      ORDER BY version LIMIT $4",
@@ -474,6 +458,7 @@ impl PgStore {
                                     stored_at: u64::try_from(stored_at).unwrap_or(0),
                                     source: row.get(6),
                                     by: row.get(7),
+                                    signed_by: row.get(8),
                                 },
                             )
                             .map_err(|e| e.to_string())
@@ -484,17 +469,11 @@ impl PgStore {
                     Ok(Absorbed::Known) => {}
                     Ok(Absorbed::Diverged) => {
                         synced.refused += 1;
-                        log::error(
-                            "shared store holds a different version under a number this replica already served (database rewound or tampered with); keeping the served one",
-                            json!({ "bundle": name.as_str(), "version": version }),
-                        );
+                        tracing::error!(bundle = %name.as_str(), version, "shared store holds a different version under a number this replica already served (database rewound or tampered with); keeping the served one");
                     }
                     Err(reason) => {
                         synced.refused += 1;
-                        log::error(
-                            "refused a version from the shared store; it is not served",
-                            json!({ "bundle": name.as_str(), "version": version, "reason": reason }),
-                        );
+                        tracing::error!(bundle = %name.as_str(), version, reason = %reason, "refused a version from the shared store; it is not served");
                     }
                 }
                 self.mark_checked(name, version);
@@ -515,7 +494,8 @@ impl PgStore {
     ) -> Result<Option<Arc<StoredBundle>>, CommitError> {
         let Ok(mut guard) = tokio::time::timeout(COMMIT_TIMEOUT, self.client.lock()).await else {
             return Err(CommitError::Unavailable(format!(
-                "the database connection stayed busy for {COMMIT_TIMEOUT:?}"
+                "the database connection stayed busy for {} s",
+                COMMIT_TIMEOUT.as_secs()
             )));
         };
         let Some(client) = guard.as_mut() else {
@@ -542,7 +522,10 @@ impl PgStore {
                 // connection is dropped so the listener reconnects and
                 // re-reads whatever did commit.
                 *guard = None;
-                let reason = format!("no answer from the database within {COMMIT_TIMEOUT:?}");
+                let reason = format!(
+                    "no answer from the database within {} s",
+                    COMMIT_TIMEOUT.as_secs()
+                );
                 self.set_down(Some(reason.clone()));
                 return Err(CommitError::Unavailable(reason));
             }
@@ -606,8 +589,8 @@ impl PgStore {
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         tx.execute(
             "INSERT INTO mcp_guard_versions
-                 (name, version, bytes, signature, digest, stored_at, source, by_actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (name, version, bytes, signature, digest, stored_at, source, by_actor, signed_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &name.as_str(),
                 &as_i64(version),
@@ -617,6 +600,7 @@ impl PgStore {
                 &as_i64(stored.stored_at()),
                 &stored.source().as_str(),
                 &stored.by(),
+                &stored.signed_by(),
             ],
         )
         .await?;
@@ -759,10 +743,7 @@ async fn supervise(pg: Arc<PgStore>, store: Weak<BundleStore>, mut session: Sess
         };
         *pg.client.lock().await = None;
         pg.set_down(Some(reason.clone()));
-        log::warn(
-            "shared store connection lost; serving cached versions, refusing writes",
-            json!({ "store": pg.target.to_string(), "error": reason }),
-        );
+        tracing::warn!(store = %pg.target, error = %reason, "shared store connection lost; serving cached versions, refusing writes");
         let mut pause = BACKOFF.0;
         let mut attempt: u64 = 0;
         session = loop {
@@ -775,37 +756,18 @@ async fn supervise(pg: Arc<PgStore>, store: Weak<BundleStore>, mut session: Sess
                 Ok((client, session, synced)) => {
                     *pg.client.lock().await = Some(client);
                     pg.set_down(None);
-                    log::info(
-                        "shared store reconnected; caught up",
-                        json!({
-                            "store": pg.target.to_string(),
-                            "attempts": attempt,
-                            "loaded": synced.added,
-                            "refused": synced.refused,
-                        }),
-                    );
+                    tracing::info!(store = %pg.target, attempts = attempt, loaded = synced.added, refused = synced.refused, "shared store reconnected; caught up");
                     break session;
                 }
                 Err(ConnectError::Db(e) | ConnectError::Tls(e)) => {
                     pg.set_down(Some(e.clone()));
                     if attempt.is_power_of_two() || attempt.is_multiple_of(64) {
-                        log::warn(
-                            "shared store still unreachable",
-                            json!({
-                                "store": pg.target.to_string(),
-                                "attempt": attempt,
-                                "error": e,
-                                "retry_in_ms": u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                            }),
-                        );
+                        tracing::warn!(store = %pg.target, attempt, error = %e, retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX), "shared store still unreachable");
                     }
                 }
                 Err(ConnectError::Schema(e)) => {
                     pg.set_down(Some(e.to_string()));
-                    log::error(
-                        "shared store unusable",
-                        json!({ "store": pg.target.to_string(), "error": e.to_string() }),
-                    );
+                    tracing::error!(store = %pg.target, error = %e, "shared store unusable");
                 }
             }
             pause = (pause * 2).min(BACKOFF.1);
@@ -860,17 +822,15 @@ async fn listen(pg: &PgStore, store: &Weak<BundleStore>, session: &mut Session) 
             // reset): give the connection up and reconnect.
             *guard = None;
             return Some(format!(
-                "no answer from the database within {COMMIT_TIMEOUT:?}"
+                "no answer from the database within {} s",
+                COMMIT_TIMEOUT.as_secs()
             ));
         };
         if let Err(e) = synced {
             if client.is_closed() {
                 return Some(describe(&e));
             }
-            log::warn(
-                "cannot read new versions from the shared store",
-                json!({ "store": pg.target.to_string(), "error": describe(&e) }),
-            );
+            tracing::warn!(store = %pg.target, error = %describe(&e), "cannot read new versions from the shared store");
         }
     }
 }

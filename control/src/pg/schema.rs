@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS mcp_guard_versions (
     by_actor text NOT NULL,
     PRIMARY KEY (name, version)
 );
+-- Added after schema version 1 (nullable, so older replicas keep writing).
+ALTER TABLE mcp_guard_versions ADD COLUMN IF NOT EXISTS signed_by text;
 CREATE TABLE IF NOT EXISTS mcp_guard_fleet (
     bundle text NOT NULL,
     instance text NOT NULL,
