@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
+use mcp_guard_control::author::TrustedSigners;
 use mcp_guard_control::{BundleStore, Options, Tokens};
 use serde_json::Value;
 
@@ -33,6 +34,13 @@ fn text(bytes: &[u8]) -> String {
 
 /// Starts the service in a background runtime; returns its base URL.
 fn start_service() -> (String, tokio::runtime::Runtime) {
+    start_service_with(None)
+}
+
+/// [`start_service`] with author keys every push must be signed by.
+fn start_service_with(
+    trusted_signers: Option<TrustedSigners>,
+) -> (String, tokio::runtime::Runtime) {
     let hash = mcp_guard(&["hash-token"], Some(&format!("{TOKEN}\n")));
     assert_eq!(hash.status.code(), Some(0), "{}", text(&hash.stderr));
     let digest = text(&hash.stdout).trim().to_owned();
@@ -50,6 +58,7 @@ fn start_service() -> (String, tokio::runtime::Runtime) {
     let options = Options {
         tokens: Tokens::parse(tokens.as_bytes()).expect("tokens"),
         jwks_refresh: None,
+        trusted_signers: trusted_signers.map(std::sync::Arc::new),
         ..Options::default()
     };
     runtime.spawn(mcp_guard_control::serve_with(
@@ -299,4 +308,121 @@ fn keygen_prints_a_usable_key() {
     );
     let empty = mcp_guard(&["hash-token"], Some(""));
     assert_eq!(empty.status.code(), Some(2));
+}
+
+/// The whole offline-signing path against the real service: a key made by
+/// `keygen`, the bundle built and signed by the CLI, pushed with its
+/// `.sig`; unsigned, untrusted and stale pushes are refused and nothing of
+/// them is stored.
+#[test]
+fn signed_pushes_against_a_service_with_trusted_signers() {
+    let dir = std::env::temp_dir().join(format!("mcp-guard-cli-signed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let keygen = |file: &str| -> Value {
+        let out = mcp_guard(&["keygen"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        std::fs::write(dir.join(file), &out.stdout).expect("write key");
+        serde_json::from_slice(&out.stdout).expect("keygen json")
+    };
+    let team = keygen("team.key");
+    keygen("stranger.key");
+    let signers = serde_json::json!({"signers": [{"key": team["ed25519"], "bundles": ["demo"]}]});
+    let signers = TrustedSigners::parse(signers.to_string().as_bytes()).expect("signers");
+    let (server, _runtime) = start_service_with(Some(signers));
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).expect("write");
+    let token_file = path("token");
+    std::fs::write(
+        dir.join("src.json"),
+        r#"{"name":"demo","version":1,"rules":[{"id":"a","effect":"allow"}]}"#,
+    )
+    .expect("write");
+    let built = mcp_guard(
+        &["build", &path("src.json"), "-o", &path("demo.json")],
+        None,
+    );
+    assert_eq!(built.status.code(), Some(0), "{}", text(&built.stderr));
+    let bundle = path("demo.json");
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            "--server",
+            &server,
+            "--token-file",
+            &token_file,
+            "--create",
+        ];
+        args.extend_from_slice(extra);
+        args.push(&bundle);
+        mcp_guard(&args, None)
+    };
+    let stored = || {
+        let out = mcp_guard(
+            &["history", "--server", &server, "demo", "-o", "json"],
+            None,
+        );
+        (out.status.code() == Some(0)).then(|| text(&out.stdout))
+    };
+
+    // Unsigned: the service refuses, and says why.
+    let unsigned = push(&[]);
+    assert_ne!(unsigned.status.code(), Some(0));
+    assert!(
+        text(&unsigned.stderr).contains("author_signature_missing"),
+        "{}",
+        text(&unsigned.stderr)
+    );
+    // Signed by a key the service does not trust for `demo`.
+    let signed = mcp_guard(
+        &[
+            "sign",
+            "--key",
+            &path("stranger.key"),
+            &bundle,
+            "-o",
+            &path("stranger.sig"),
+        ],
+        None,
+    );
+    assert_eq!(signed.status.code(), Some(0), "{}", text(&signed.stderr));
+    let untrusted = push(&["--signature", &path("stranger.sig")]);
+    assert_ne!(untrusted.status.code(), Some(0));
+    assert!(
+        text(&untrusted.stderr).contains("author_signature_untrusted"),
+        "{}",
+        text(&untrusted.stderr)
+    );
+    assert!(stored().is_none(), "nothing stored yet");
+
+    // Signed by the team: `<bundle>.sig` is picked up, the answer and the
+    // history name the key.
+    let signed = mcp_guard(&["sign", "--key", &path("team.key"), &bundle], None);
+    assert_eq!(signed.status.code(), Some(0), "{}", text(&signed.stderr));
+    let ok = push(&[]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let answer: Value = serde_json::from_slice(&ok.stdout).expect("json");
+    assert_eq!(answer["signed_by"], team["id"], "{answer}");
+    let history: Value = serde_json::from_str(&stored().expect("history")).expect("json");
+    assert_eq!(history["versions"][0]["signed_by"], team["id"], "{history}");
+
+    // Edited after signing: refused before anything is sent.
+    std::fs::write(
+        &bundle,
+        r#"{"name":"demo","version":1,"rules":[{"id":"a","effect":"allow"},{"id":"b","effect":"allow"}]}"#,
+    )
+    .expect("write");
+    let stale = push(&[]);
+    assert_ne!(stale.status.code(), Some(0));
+    assert!(
+        text(&stale.stderr).contains("stale signature"),
+        "{}",
+        text(&stale.stderr)
+    );
+    let history: Value = serde_json::from_str(&stored().expect("history")).expect("json");
+    assert_eq!(
+        history["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
