@@ -652,3 +652,55 @@ fn version_names_the_commit() {
         );
     }
 }
+
+/// Every command answers `--help` with its usage, and the completion
+/// scripts name every command (so a new command cannot ship without both).
+#[test]
+fn every_command_has_help_and_completions() {
+    let commands = [
+        "validate",
+        "explain",
+        "schema",
+        "test",
+        "diff",
+        "fmt",
+        "build",
+        "sign",
+        "push",
+        "get",
+        "history",
+        "status",
+        "rollback",
+        "pins",
+        "audit",
+        "keygen",
+        "hash-token",
+        "completions",
+    ];
+    for command in commands {
+        let out = run(&[command, "--help"]);
+        assert_eq!(code(&out), 0, "{command}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("Usage: mcp-guard {command}")),
+            "{command}: {}",
+            stdout(&out)
+        );
+    }
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(code(&out), 0, "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for command in commands {
+            assert!(
+                script.contains(command),
+                "{shell} completions miss {command}"
+            );
+        }
+    }
+    let out = run(&["completions", "tcsh"]);
+    assert_eq!(code(&out), 2, "unknown shell is a usage error");
+    assert!(stderr(&out).contains("tcsh"), "{}", stderr(&out));
+    let out = run(&["--version"]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).starts_with("mcp-guard 0."), "{}", stdout(&out));
+}
