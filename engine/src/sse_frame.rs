@@ -7,7 +7,9 @@
 //! Fields are `name: value` (one leading space of the value dropped),
 //! `name` alone (empty value) or a comment (`:` first). Several `data`
 //! lines join with `\n`. Events keep their raw bytes, so a consumer that
-//! rewrites nothing writes exactly what it read.
+//! rewrites nothing writes exactly what it read. Hand-written: SSE client
+//! crates parse whole streams for an application, while the filter frames
+//! bytes as they pass, chunk by chunk, and must keep each event's raw bytes.
 
 use std::borrow::Cow;
 

@@ -13,7 +13,11 @@
 //! engine only wakes them at trigger bytes (digits, `:`, `@`, found eight
 //! bytes at a time) and at keyword prefixes (found sixteen positions at a
 //! time by a purpose-built finder, see `keywords`), so clean text is
-//! skipped quickly; custom terms use `aho-corasick`.
+//! skipped quickly; custom terms use `aho-corasick`. Hand-written on
+//! purpose, not a regex crate: the scanner is the product's hot path in
+//! every worker's wasm VM, it must resume a match across body chunks and
+//! SSE events without re-reading the stream, validate what it finds
+//! (Luhn, IBAN mod-97, phone and IP ranges) and stay small in the module.
 
 mod action;
 mod config;
