@@ -347,11 +347,6 @@ pub fn signature_for(
 /// History as a table: one line per version, newest last.
 fn history_table(body: &[u8]) -> Option<String> {
     let json: Value = serde_json::from_slice(body).ok()?;
-    let text = |v: &Value| match v {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => cell(s),
-        other => cell(&other.to_string()),
-    };
     let rows: Vec<Vec<String>> = json
         .get("versions")?
         .as_array()?
@@ -383,6 +378,82 @@ fn history_table(body: &[u8]) -> Option<String> {
         ],
         &rows,
     ))
+}
+
+/// A JSON member as a table cell: `-` for null or absent, strings
+/// unquoted, control characters escaped (the service is not trusted with
+/// the terminal).
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => cell(s),
+        other => cell(&other.to_string()),
+    }
+}
+
+/// `GET /v1/bundles/{name}/status` as tables: the latest version, each
+/// instance's last report, and per refused version why and how many
+/// refuse it. `None` when the answer is not that shape (printed as is).
+fn bundle_status_table(body: &[u8]) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let missing = Value::Null;
+    let field = |v: &Value, name: &str| text(v.get(name).unwrap_or(&missing));
+    let instances: Vec<Vec<String>> = json
+        .get("instances")?
+        .as_array()?
+        .iter()
+        .map(|i| {
+            [
+                "instance",
+                "state",
+                "version",
+                "active_version",
+                "reason",
+                "received_at",
+            ]
+            .iter()
+            .map(|name| field(i, name))
+            .collect()
+        })
+        .collect();
+    let mut out = format!(
+        "bundle {} latest version {}\n",
+        field(&json, "name"),
+        field(&json, "latest")
+    );
+    out.push_str(&columns(
+        &[
+            "INSTANCE",
+            "STATE",
+            "VERSION",
+            "ACTIVE",
+            "REASON",
+            "RECEIVED-AT",
+        ],
+        &instances,
+    ));
+    let rejected: Vec<Vec<String>> = json
+        .get("rejected")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|r| {
+                    ["version", "reason", "instances"]
+                        .iter()
+                        .map(|name| field(r, name))
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rejected.is_empty() {
+        out.push('\n');
+        out.push_str(&columns(
+            &["REFUSED-VERSION", "REASON", "INSTANCES"],
+            &rejected,
+        ));
+    }
+    Some(out)
 }
 
 /// Runs the command with the transport `options`; on success returns
@@ -471,6 +542,11 @@ pub fn run(command: &Remote, options: &ClientOptions) -> Result<Vec<u8>, RemoteE
                     &url(&args.server.server, &format!("/v1/bundles/{name}/status")),
                     &[],
                 )?;
+                if answer.status == 200 && !args.output.json() {
+                    if let Some(table) = bundle_status_table(&answer.body) {
+                        return Ok(table.into_bytes());
+                    }
+                }
                 (answer.status, answer.body)
             }
             None => {
@@ -621,6 +697,38 @@ mod tests {
             refused.to_string().contains("`name`: / is not allowed"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn bundle_status_reads_as_tables() {
+        let body = br#"{"name":"demo","latest":3,"reports":"unauthenticated",
+            "instances":[{"instance":"pod-a\u001b[2J","state":"rejected","version":3,
+              "reason":"bad_signature","active_version":2,"received_at":"2026-12-01T09:00:00Z"},
+              {"instance":"pod-b","state":"synced","version":3,"reason":null,
+              "active_version":3,"received_at":"2026-12-01T09:00:01Z"}],
+            "rejected":[{"version":3,"reason":"bad_signature","instances":1}]}"#;
+        let table = bundle_status_table(body).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "bundle demo latest version 3");
+        assert!(lines[1].starts_with("INSTANCE"), "{table}");
+        assert!(
+            lines[2].contains("pod-a\\u001b[2J") && lines[2].contains("bad_signature"),
+            "{table}"
+        );
+        assert!(
+            !table.contains('\u{1b}'),
+            "escape sequences are not passed to the terminal"
+        );
+        assert!(
+            lines[3].starts_with("pod-b") && lines[3].contains(" - "),
+            "{table}"
+        );
+        assert!(lines[5].starts_with("REFUSED-VERSION"), "{table}");
+        assert!(
+            lines[6].starts_with("3 ") && lines[6].ends_with(" 1"),
+            "{table}"
+        );
+        assert!(bundle_status_table(b"[1]").is_none());
     }
 
     #[test]
