@@ -335,8 +335,8 @@ pub fn signature_for(
             "{}: stale signature: it signs bundle `{}` with sha256 {}, but {} is `{name}` with \
              sha256 {}; run `mcp-guard sign` again",
             path.display(),
-            sig.name,
-            sig.sha256,
+            cell(&sig.name),
+            cell(&sig.sha256),
             file.display(),
             mcp_guard_engine::author_signing::sha256_hex(bytes)
         )));
@@ -572,15 +572,18 @@ fn explain(status: u16, body: &[u8]) -> String {
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
         return format!("HTTP {status}");
     };
+    // The service is not trusted with the terminal: every string it sent
+    // is escaped (an ESC sequence in `message` must not clear the screen or
+    // forge a line).
     let mut out = format!(
         "HTTP {status} {}",
-        json.get("error").and_then(Value::as_str).unwrap_or("error")
+        cell(json.get("error").and_then(Value::as_str).unwrap_or("error"))
     );
     if let Some(message) = json.get("message").and_then(Value::as_str) {
-        out.push_str(&format!(": {message}"));
+        out.push_str(&format!(": {}", cell(message)));
     }
     if let Some(reason) = json.get("reason").and_then(Value::as_str) {
-        out.push_str(&format!(" ({reason})"));
+        out.push_str(&format!(" ({})", cell(reason)));
         if reason.starts_with("author_signature") {
             out.push_str(
                 "\nthe service wants a bundle signed by a trusted key: `mcp-guard sign --key KEY \
@@ -596,8 +599,8 @@ fn explain(status: u16, body: &[u8]) -> String {
     {
         out.push_str(&format!(
             "\n{}: {}",
-            issue.get("path").and_then(Value::as_str).unwrap_or("$"),
-            issue.get("message").and_then(Value::as_str).unwrap_or("")
+            cell(issue.get("path").and_then(Value::as_str).unwrap_or("$")),
+            cell(issue.get("message").and_then(Value::as_str).unwrap_or(""))
         ));
     }
     out
@@ -631,6 +634,15 @@ mod tests {
             "HTTP 400 invalid_bundle\n$.rules[0].id: must not be empty"
         );
         assert_eq!(explain(502, b"<html>"), "HTTP 502");
+        // The service does not drive the terminal: escapes, newlines and
+        // bidi controls in any string it sends are shown escaped.
+        let hostile = br#"{"error":"x\u001b]0;owned\u0007","message":"ok\u001b[2J","reason":"r\u202e","issues":[{"path":"$\n$.fake","message":"m\u001b[31m"}]}"#;
+        let shown = explain(400, hostile);
+        assert!(
+            !shown.chars().any(|c| c != '\n' && crate::output::hidden(c)),
+            "{shown:?}"
+        );
+        assert_eq!(shown.lines().count(), 2, "{shown}");
         assert_eq!(quote("abc"), "\"abc\"");
         assert_eq!(quote("\"abc\""), "\"abc\"");
     }
