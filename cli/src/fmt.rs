@@ -195,21 +195,94 @@ pub fn run(args: &FmtArgs) -> (String, String, u8) {
 
 /// Writes `bytes` to `path` through a temporary file in the same
 /// directory and a rename, so a crash never leaves half a bundle.
+///
+/// The temporary file is created exclusively (`O_CREAT|O_EXCL`, which also
+/// refuses a symlink at that name): in a shared directory another user
+/// who planted a symlink at the predictable temporary name must not get
+/// an arbitrary file of ours truncated and overwritten. An existing
+/// `path` keeps its permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.mcp-guard-{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
+    let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let (tmp, mut file) = create_temporary(path, &name)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| match permissions {
+            Some(p) => file.set_permissions(p),
+            None => Ok(()),
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-    })
+    }
+    written
+}
+
+/// A new temporary file beside `path`, never an existing file or symlink.
+fn create_temporary(path: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let pid = std::process::id();
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let tmp = path.with_file_name(format!(".{name}.mcp-guard-{pid}-{attempt}.tmp"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_never_writes_through_a_planted_symlink() {
+        let dir = std::env::temp_dir().join(format!("mcp-guard-fmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").expect("victim");
+        let out = dir.join("out.json");
+        // Every temporary name this process could pick (old and new
+        // schemes) is a symlink to the victim.
+        let pid = std::process::id();
+        let mut planted = vec![format!(".out.json.mcp-guard-{pid}.tmp")];
+        planted.extend((0..15).map(|i| format!(".out.json.mcp-guard-{pid}-{i}.tmp")));
+        for name in &planted {
+            std::os::unix::fs::symlink(&victim, dir.join(name)).expect("symlink");
+        }
+        write_atomic(&out, b"{}\n").expect("write");
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+        assert_eq!(std::fs::read(&out).expect("out"), b"{}\n");
+        assert!(!std::fs::symlink_metadata(&out).expect("out").is_symlink());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_keeps_the_permissions_of_the_file_it_replaces() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("mcp-guard-fmt-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("b.json");
+        std::fs::write(&file, b"[]").expect("file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        write_atomic(&file, b"[]\n").expect("write");
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 
     fn fmt(text: &str) -> String {
         canonical(Path::new("t.json"), text.as_bytes()).expect("json")
