@@ -56,7 +56,7 @@ pub struct VerifyArgs {
     pub checkpoints: Option<PathBuf>,
     /// Fetch the checkpoints (and the key, trust on first use, unless
     /// --key) from the control service.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::remote::server_url)]
     pub server: Option<String>,
     /// Trusted checkpoint key (file, base64 or hex); repeat during a key
     /// rotation.

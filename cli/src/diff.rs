@@ -41,7 +41,7 @@ pub struct DiffArgs {
     #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
     pub positional: Vec<String>,
     /// Control service for stored versions.
-    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER")]
+    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER", value_parser = crate::remote::server_url)]
     pub server: Option<String>,
     #[command(flatten)]
     pub output: OutputArg,

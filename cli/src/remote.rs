@@ -41,12 +41,48 @@ pub fn bundle_name_arg(name: &str) -> Result<String, String> {
     }
 }
 
+/// A `--server` base URL as the CLI uses it: `http(s)://host[:port][/path]`
+/// with no credentials, query or fragment, checked before any request.
+///
+/// Credentials (`https://user:pass@host`) would be printed by every error
+/// that names the server (and the CI log keeps them); the push token goes
+/// in its own header. A query or fragment would swallow the API path the
+/// CLI appends (`https://h/?x=` + `/v1/bundles/a` asks for `/`), and
+/// whitespace or control characters have no place in a URL.
+pub fn server_url(text: &str) -> Result<String, String> {
+    let lower = text.to_ascii_lowercase();
+    let Some(rest) = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme).map(|_| &text[scheme.len()..]))
+    else {
+        return Err("expected an http:// or https:// URL".into());
+    };
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a URL cannot contain whitespace or control characters".into());
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(
+            "credentials in the URL are not used and would be printed in errors: pass the token \
+             with --token-file or MCP_GUARD_TOKEN"
+                .into(),
+        );
+    }
+    if authority.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("a base URL cannot have a query or fragment (`?`, `#`)".into());
+    }
+    Ok(text.to_owned())
+}
+
 /// The control service's base URL.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ServerArg {
     /// Base URL of the control service (https://..., or http:// with
     /// --allow-plain-http).
-    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER")]
+    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER", value_parser = server_url)]
     pub server: String,
 }
 
@@ -624,6 +660,43 @@ mod tests {
             refused.to_string().contains("`name`: / is not allowed"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn server_urls_carry_no_credentials_query_or_fragment() {
+        for good in [
+            "https://h.example",
+            "HTTPS://h.example:8443/guard/",
+            "http://127.0.0.1:9",
+            "http://[::1]:80",
+        ] {
+            assert_eq!(server_url(good), Ok(good.to_owned()), "{good}");
+        }
+        for bad in [
+            "https://user:secret@h.example",
+            "https://token@h.example/",
+            "https://h.example/?x=",
+            "https://h.example#",
+            "https://h.example/a b",
+            "https://h.example\n",
+            "https://",
+            "ftp://h.example",
+            "h.example",
+        ] {
+            assert!(server_url(bad).is_err(), "{bad:?}");
+        }
+        // The parser is wired: clap refuses the URL before any request.
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            server: ServerArg,
+        }
+        let err = T::try_parse_from(["t", "--server", "https://u:s3cret@h"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("credentials"), "{err}");
     }
 
     #[test]
