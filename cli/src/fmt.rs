@@ -58,6 +58,12 @@ pub enum FmtError {
         /// serde_json's reason, without its own position.
         why: String,
     },
+    /// Nested deeper than [`MAX_DEPTH`].
+    #[error("{path}: error: nested deeper than {MAX_DEPTH} arrays and objects")]
+    TooDeep {
+        /// The file.
+        path: String,
+    },
     /// Not writable.
     #[error("{path}: error: cannot write: {why}")]
     Write {
@@ -67,6 +73,13 @@ pub enum FmtError {
         why: std::io::Error,
     },
 }
+
+/// Deepest nesting `fmt` lays out: serde_json's own recursion limit, so
+/// every file `validate` reads formats. Without a bound, indentation makes
+/// the output quadratic in the depth (`[` x 100,000 then `]` x 100,000,
+/// 200 KB, would indent to ~20 GB), and serde's check of the text does not
+/// bound depth when it ignores values.
+pub const MAX_DEPTH: usize = 128;
 
 /// The canonical text of the JSON in `bytes` (read from `path`).
 pub fn canonical(path: &Path, bytes: &[u8]) -> Result<String, FmtError> {
@@ -86,11 +99,13 @@ pub fn canonical(path: &Path, bytes: &[u8]) -> Result<String, FmtError> {
     }
     // Valid JSON is valid UTF-8 (serde_json checks).
     let text = String::from_utf8_lossy(bytes);
-    Ok(reindent(&text))
+    reindent(&text).ok_or_else(|| FmtError::TooDeep {
+        path: path.display().to_string(),
+    })
 }
 
-/// Re-indents valid JSON text.
-fn reindent(text: &str) -> String {
+/// Re-indents valid JSON text; `None` past [`MAX_DEPTH`].
+fn reindent(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut depth = 0usize;
     let mut chars = text.chars().peekable();
@@ -114,6 +129,10 @@ fn reindent(text: &str) -> String {
                 }
             }
             '{' | '[' => {
+                // This container is level depth + 1 (`[[]]` is 2).
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
                 out.push(c);
                 // Skip whitespace to see whether the container is empty.
                 while chars.peek().is_some_and(|n| n.is_ascii_whitespace()) {
@@ -143,7 +162,7 @@ fn reindent(text: &str) -> String {
         }
     }
     out.push('\n');
-    out
+    Some(out)
 }
 
 /// Runs `fmt`: what to print, and the exit code (0, 1 with `--check` when
@@ -245,6 +264,22 @@ fn create_temporary(path: &Path, name: &str) -> std::io::Result<(PathBuf, std::f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_is_bounded_so_the_output_is_too() {
+        let at = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(canonical(Path::new("t.json"), at(MAX_DEPTH).as_bytes()).is_ok());
+        // 200 KB of brackets used to indent to ~20 GB (the process was
+        // killed for memory); now a clear error.
+        let err = canonical(Path::new("t.json"), at(100_000).as_bytes())
+            .expect_err("too deep")
+            .to_string();
+        assert!(err.contains("nested deeper than 128"), "{err}");
+        assert!(canonical(Path::new("t.json"), at(MAX_DEPTH + 1).as_bytes()).is_err());
+        // Brackets inside strings are not nesting.
+        let quoted = format!("[\"{}\"]", "[".repeat(1000));
+        assert!(canonical(Path::new("t.json"), quoted.as_bytes()).is_ok());
+    }
 
     #[cfg(unix)]
     #[test]
