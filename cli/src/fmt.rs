@@ -301,6 +301,13 @@ mod tests {
         assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
         assert_eq!(std::fs::read(&out).expect("out"), b"{}\n");
         assert!(!std::fs::symlink_metadata(&out).expect("out").is_symlink());
+        // OUT itself a symlink (planted, or to the source): replaced by
+        // the new file, never written through.
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        write_atomic(&link, b"[]\n").expect("write");
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+        assert!(!std::fs::symlink_metadata(&link).expect("link").is_symlink());
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
