@@ -56,7 +56,7 @@ pub struct VerifyArgs {
     pub checkpoints: Option<PathBuf>,
     /// Fetch the checkpoints (and the key, trust on first use, unless
     /// --key) from the control service.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::remote::server_url)]
     pub server: Option<String>,
     /// Trusted checkpoint key (file, base64 or hex); repeat during a key
     /// rotation.
@@ -381,12 +381,8 @@ fn render(report: &Report, notes: &[String]) -> String {
 /// and model names), so one must not forge a field, a line or a terminal
 /// sequence in the auditor's output.
 fn token(value: &str) -> String {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || c.is_whitespace()
-            || matches!(c, '=' | '"' | '\\')
-            || matches!(c as u32, 0x00ad | 0x061c | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb)
-    };
+    let unsafe_char =
+        |c: char| crate::output::hidden(c) || c.is_whitespace() || matches!(c, '=' | '"' | '\\');
     if !value.is_empty() && !value.chars().any(unsafe_char) {
         return value.to_owned();
     }

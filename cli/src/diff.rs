@@ -41,7 +41,7 @@ pub struct DiffArgs {
     #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
     pub positional: Vec<String>,
     /// Control service for stored versions.
-    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER")]
+    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER", value_parser = crate::remote::server_url)]
     pub server: Option<String>,
     #[command(flatten)]
     pub output: OutputArg,
@@ -240,9 +240,7 @@ fn cell(value: Option<&Value>, width: usize) -> String {
 fn visible(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let hidden = c.is_control()
-            || matches!(c as u32, 0x00ad | 0x061c | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb);
-        if hidden {
+        if crate::output::hidden(c) {
             let mut units = [0u16; 2];
             for u in c.encode_utf16(&mut units) {
                 out.push_str(&format!("\\u{u:04x}"));

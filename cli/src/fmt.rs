@@ -58,6 +58,12 @@ pub enum FmtError {
         /// serde_json's reason, without its own position.
         why: String,
     },
+    /// Nested deeper than [`MAX_DEPTH`].
+    #[error("{path}: error: nested deeper than {MAX_DEPTH} arrays and objects")]
+    TooDeep {
+        /// The file.
+        path: String,
+    },
     /// Not writable.
     #[error("{path}: error: cannot write: {why}")]
     Write {
@@ -67,6 +73,13 @@ pub enum FmtError {
         why: std::io::Error,
     },
 }
+
+/// Deepest nesting `fmt` lays out: serde_json's own recursion limit, so
+/// every file `validate` reads formats. Without a bound, indentation makes
+/// the output quadratic in the depth (`[` x 100,000 then `]` x 100,000,
+/// 200 KB, would indent to ~20 GB), and serde's check of the text does not
+/// bound depth when it ignores values.
+pub const MAX_DEPTH: usize = 128;
 
 /// The canonical text of the JSON in `bytes` (read from `path`).
 pub fn canonical(path: &Path, bytes: &[u8]) -> Result<String, FmtError> {
@@ -86,11 +99,13 @@ pub fn canonical(path: &Path, bytes: &[u8]) -> Result<String, FmtError> {
     }
     // Valid JSON is valid UTF-8 (serde_json checks).
     let text = String::from_utf8_lossy(bytes);
-    Ok(reindent(&text))
+    reindent(&text).ok_or_else(|| FmtError::TooDeep {
+        path: path.display().to_string(),
+    })
 }
 
-/// Re-indents valid JSON text.
-fn reindent(text: &str) -> String {
+/// Re-indents valid JSON text; `None` past [`MAX_DEPTH`].
+fn reindent(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut depth = 0usize;
     let mut chars = text.chars().peekable();
@@ -114,6 +129,10 @@ fn reindent(text: &str) -> String {
                 }
             }
             '{' | '[' => {
+                // This container is level depth + 1 (`[[]]` is 2).
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
                 out.push(c);
                 // Skip whitespace to see whether the container is empty.
                 while chars.peek().is_some_and(|n| n.is_ascii_whitespace()) {
@@ -143,7 +162,7 @@ fn reindent(text: &str) -> String {
         }
     }
     out.push('\n');
-    out
+    Some(out)
 }
 
 /// Runs `fmt`: what to print, and the exit code (0, 1 with `--check` when
@@ -195,21 +214,117 @@ pub fn run(args: &FmtArgs) -> (String, String, u8) {
 
 /// Writes `bytes` to `path` through a temporary file in the same
 /// directory and a rename, so a crash never leaves half a bundle.
+///
+/// The temporary file is created exclusively (`O_CREAT|O_EXCL`, which also
+/// refuses a symlink at that name): in a shared directory another user
+/// who planted a symlink at the predictable temporary name must not get
+/// an arbitrary file of ours truncated and overwritten. An existing
+/// `path` keeps its permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.mcp-guard-{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
+    let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let (tmp, mut file) = create_temporary(path, &name)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| match permissions {
+            Some(p) => file.set_permissions(p),
+            None => Ok(()),
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-    })
+    }
+    written
+}
+
+/// A new temporary file beside `path`, never an existing file or symlink.
+fn create_temporary(path: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let pid = std::process::id();
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let tmp = path.with_file_name(format!(".{name}.mcp-guard-{pid}-{attempt}.tmp"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_is_bounded_so_the_output_is_too() {
+        let at = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(canonical(Path::new("t.json"), at(MAX_DEPTH).as_bytes()).is_ok());
+        // 200 KB of brackets used to indent to ~20 GB (the process was
+        // killed for memory); now a clear error.
+        let err = canonical(Path::new("t.json"), at(100_000).as_bytes())
+            .expect_err("too deep")
+            .to_string();
+        assert!(err.contains("nested deeper than 128"), "{err}");
+        assert!(canonical(Path::new("t.json"), at(MAX_DEPTH + 1).as_bytes()).is_err());
+        // Brackets inside strings are not nesting.
+        let quoted = format!("[\"{}\"]", "[".repeat(1000));
+        assert!(canonical(Path::new("t.json"), quoted.as_bytes()).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_never_writes_through_a_planted_symlink() {
+        let dir = std::env::temp_dir().join(format!("mcp-guard-fmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").expect("victim");
+        let out = dir.join("out.json");
+        // Every temporary name this process could pick (old and new
+        // schemes) is a symlink to the victim.
+        let pid = std::process::id();
+        let mut planted = vec![format!(".out.json.mcp-guard-{pid}.tmp")];
+        planted.extend((0..15).map(|i| format!(".out.json.mcp-guard-{pid}-{i}.tmp")));
+        for name in &planted {
+            std::os::unix::fs::symlink(&victim, dir.join(name)).expect("symlink");
+        }
+        write_atomic(&out, b"{}\n").expect("write");
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+        assert_eq!(std::fs::read(&out).expect("out"), b"{}\n");
+        assert!(!std::fs::symlink_metadata(&out).expect("out").is_symlink());
+        // OUT itself a symlink (planted, or to the source): replaced by
+        // the new file, never written through.
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        write_atomic(&link, b"[]\n").expect("write");
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+        assert!(!std::fs::symlink_metadata(&link).expect("link").is_symlink());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_keeps_the_permissions_of_the_file_it_replaces() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("mcp-guard-fmt-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("b.json");
+        std::fs::write(&file, b"[]").expect("file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        write_atomic(&file, b"[]\n").expect("write");
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 
     fn fmt(text: &str) -> String {
         canonical(Path::new("t.json"), text.as_bytes()).expect("json")

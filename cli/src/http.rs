@@ -245,9 +245,10 @@ impl Client {
                 limit,
             },
             ureq::Error::BadUri(_) => HttpError::BadUrl(url.to_owned()),
+            // A protocol error can quote what the server sent.
             other => HttpError::Other {
                 url: origin(url),
-                why: other.to_string(),
+                why: crate::output::cell(&other.to_string()),
             },
         }
     }

@@ -31,20 +31,31 @@ impl OutputArg {
     }
 }
 
-/// A cell as printable text: control characters (a caller-chosen string
-/// could hold escape sequences or newlines) shown escaped.
+/// Whether `c` must not reach a terminal as is: control characters
+/// (escape sequences, newlines), bidi overrides and isolates, and other
+/// invisible format characters (zero-width, soft hyphen, BOM, line and
+/// paragraph separators). One set for every printer of the CLI.
+pub fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c as u32, 0x00ad | 0x061c | 0x180e | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb)
+}
+
+/// A cell as printable text: [`hidden`] characters (a caller- or
+/// server-chosen string could hold escape sequences, newlines or bidi
+/// controls) shown as `\u` escapes.
 pub fn cell(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
-                format!("\\u{:04x}", u32::from(c))
-                    .chars()
-                    .collect::<Vec<_>>()
-            } else {
-                vec![c]
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if hidden(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
             }
-        })
-        .collect()
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Rows as left-aligned columns separated by two spaces, the header first.
@@ -89,5 +100,20 @@ mod tests {
             ],
         );
         assert_eq!(text, "A         BB\nlong      x\na\\u000ab  y\n");
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_escaped() {
+        // RLM, LRM, ALM, zero-width space, line separator, BOM: none is a
+        // control character, each can reorder or hide what a reader sees.
+        for c in [
+            '\u{200f}', '\u{200e}', '\u{061c}', '\u{200b}', '\u{2028}', '\u{feff}',
+        ] {
+            let shown = cell(&format!("a{c}b"));
+            assert!(!shown.contains(c), "{c:?} -> {shown}");
+            assert!(shown.starts_with("a\\u") && shown.ends_with('b'), "{shown}");
+        }
+        assert_eq!(cell("\u{1b}[2J"), "\\u001b[2J");
+        assert_eq!(cell("déjà vu ✓"), "déjà vu ✓");
     }
 }

@@ -151,7 +151,12 @@ impl Session<'_> {
                 .map_err(|e| protocol(format!("answer is not strict JSON: {e}")))?
         };
         if let Some(error) = answer.get("error") {
-            return Err(protocol(format!("server error {error}")));
+            // The server is not trusted with the terminal (serde escapes
+            // control characters, not bidi ones).
+            return Err(protocol(format!(
+                "server error {}",
+                crate::output::cell(&error.to_string())
+            )));
         }
         if answer.get("result").is_none_or(|r| !r.is_object()) {
             return Err(protocol("answer has no result object".into()));
@@ -260,7 +265,9 @@ pub fn run(args: &PinsArgs, options: &crate::http::ClientOptions) -> Result<Stri
 /// with another definition, and a definition the filter could not match.
 fn collect(answer: &Value, pins: &mut BTreeMap<String, ToolDigest>) -> Result<(), PinsError> {
     let mut problem = None;
-    for_each_tool(answer, |name, entry| {
+    for_each_tool(answer, |raw_name, entry| {
+        // Named in errors: the server chose it.
+        let name = crate::output::cell(raw_name);
         let Some(object) = entry.as_object() else {
             return;
         };
@@ -271,7 +278,7 @@ fn collect(answer: &Value, pins: &mut BTreeMap<String, ToolDigest>) -> Result<()
                  the filter would never match its pin"
             ));
         }
-        match pins.insert(name.to_owned(), digest) {
+        match pins.insert(raw_name.to_owned(), digest) {
             Some(other) if other != digest => {
                 problem.get_or_insert(format!(
                     "tool `{name}` is listed twice with different definitions"
@@ -324,5 +331,17 @@ mod tests {
         let mut pins = BTreeMap::new();
         let answer = json!({"result": {"tools": [{"name": "a", "Description": "x"}]}});
         assert!(collect(&answer, &mut pins).is_err());
+    }
+
+    #[test]
+    fn a_hostile_tool_name_is_escaped_in_the_error() {
+        let mut pins = BTreeMap::new();
+        let answer = json!({"result": {"tools": [
+            {"name": "a\u{1b}[2J\u{202e}", "description": "x"},
+            {"name": "a\u{1b}[2J\u{202e}", "description": "y"}]}});
+        let err = collect(&answer, &mut pins)
+            .expect_err("refused")
+            .to_string();
+        assert!(!err.chars().any(crate::output::hidden), "{err:?}");
     }
 }

@@ -424,14 +424,18 @@ fn check(expect: &Expect, got: &Outcome) -> Vec<String> {
 /// The summary as `opa test` prints it: failures with their reasons, then
 /// `PASS: n/N` (and `FAIL: n/N`).
 pub fn table(summary: &Summary) -> String {
+    use crate::output::cell;
+    // Failures quote what the server under test answered: escaped, like
+    // every string the CLI did not write itself.
     let mut out = String::new();
     for case in &summary.cases {
+        let (file, name) = (cell(&case.file), cell(&case.name));
         if case.passed {
-            out.push_str(&format!("PASS  {}: {}\n", case.file, case.name));
+            out.push_str(&format!("PASS  {file}: {name}\n"));
         } else {
-            out.push_str(&format!("FAIL  {}: {}\n", case.file, case.name));
+            out.push_str(&format!("FAIL  {file}: {name}\n"));
             for failure in &case.failures {
-                out.push_str(&format!("        {failure}\n"));
+                out.push_str(&format!("        {}\n", cell(failure)));
             }
         }
     }
@@ -442,4 +446,29 @@ pub fn table(summary: &Summary) -> String {
         out.push_str(&format!("FAIL: {}/{total}\n", summary.failed));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_escapes_names_and_quoted_answers() {
+        let summary = Summary {
+            cases: vec![Verdict {
+                file: "t\u{1b}[2J.json".into(),
+                name: "case\u{202e}".into(),
+                passed: false,
+                failures: vec!["response body lacks \"x\": \u{1b}]0;owned\u{7}\nPASS  fake".into()],
+            }],
+            passed: 0,
+            failed: 1,
+        };
+        let text = table(&summary);
+        assert!(
+            !text.chars().any(|c| c != '\n' && crate::output::hidden(c)),
+            "{text:?}"
+        );
+        assert!(!text.contains("\nPASS  fake"), "{text}");
+    }
 }

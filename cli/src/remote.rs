@@ -41,12 +41,48 @@ pub fn bundle_name_arg(name: &str) -> Result<String, String> {
     }
 }
 
+/// A `--server` base URL as the CLI uses it: `http(s)://host[:port][/path]`
+/// with no credentials, query or fragment, checked before any request.
+///
+/// Credentials (`https://user:pass@host`) would be printed by every error
+/// that names the server (and the CI log keeps them); the push token goes
+/// in its own header. A query or fragment would swallow the API path the
+/// CLI appends (`https://h/?x=` + `/v1/bundles/a` asks for `/`), and
+/// whitespace or control characters have no place in a URL.
+pub fn server_url(text: &str) -> Result<String, String> {
+    let lower = text.to_ascii_lowercase();
+    let Some(rest) = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme).map(|_| &text[scheme.len()..]))
+    else {
+        return Err("expected an http:// or https:// URL".into());
+    };
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a URL cannot contain whitespace or control characters".into());
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(
+            "credentials in the URL are not used and would be printed in errors: pass the token \
+             with --token-file or MCP_GUARD_TOKEN"
+                .into(),
+        );
+    }
+    if authority.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("a base URL cannot have a query or fragment (`?`, `#`)".into());
+    }
+    Ok(text.to_owned())
+}
+
 /// The control service's base URL.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ServerArg {
     /// Base URL of the control service (https://..., or http:// with
     /// --allow-plain-http).
-    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER")]
+    #[arg(long, value_name = "URL", env = "MCP_GUARD_SERVER", value_parser = server_url)]
     pub server: String,
 }
 
@@ -335,8 +371,8 @@ pub fn signature_for(
             "{}: stale signature: it signs bundle `{}` with sha256 {}, but {} is `{name}` with \
              sha256 {}; run `mcp-guard sign` again",
             path.display(),
-            sig.name,
-            sig.sha256,
+            cell(&sig.name),
+            cell(&sig.sha256),
             file.display(),
             mcp_guard_engine::author_signing::sha256_hex(bytes)
         )));
@@ -648,15 +684,18 @@ fn explain(status: u16, body: &[u8]) -> String {
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
         return format!("HTTP {status}");
     };
+    // The service is not trusted with the terminal: every string it sent
+    // is escaped (an ESC sequence in `message` must not clear the screen or
+    // forge a line).
     let mut out = format!(
         "HTTP {status} {}",
-        json.get("error").and_then(Value::as_str).unwrap_or("error")
+        cell(json.get("error").and_then(Value::as_str).unwrap_or("error"))
     );
     if let Some(message) = json.get("message").and_then(Value::as_str) {
-        out.push_str(&format!(": {message}"));
+        out.push_str(&format!(": {}", cell(message)));
     }
     if let Some(reason) = json.get("reason").and_then(Value::as_str) {
-        out.push_str(&format!(" ({reason})"));
+        out.push_str(&format!(" ({})", cell(reason)));
         if reason.starts_with("author_signature") {
             out.push_str(
                 "\nthe service wants a bundle signed by a trusted key: `mcp-guard sign --key KEY \
@@ -672,8 +711,8 @@ fn explain(status: u16, body: &[u8]) -> String {
     {
         out.push_str(&format!(
             "\n{}: {}",
-            issue.get("path").and_then(Value::as_str).unwrap_or("$"),
-            issue.get("message").and_then(Value::as_str).unwrap_or("")
+            cell(issue.get("path").and_then(Value::as_str).unwrap_or("$")),
+            cell(issue.get("message").and_then(Value::as_str).unwrap_or(""))
         ));
     }
     out
@@ -732,6 +771,43 @@ mod tests {
     }
 
     #[test]
+    fn server_urls_carry_no_credentials_query_or_fragment() {
+        for good in [
+            "https://h.example",
+            "HTTPS://h.example:8443/guard/",
+            "http://127.0.0.1:9",
+            "http://[::1]:80",
+        ] {
+            assert_eq!(server_url(good), Ok(good.to_owned()), "{good}");
+        }
+        for bad in [
+            "https://user:secret@h.example",
+            "https://token@h.example/",
+            "https://h.example/?x=",
+            "https://h.example#",
+            "https://h.example/a b",
+            "https://h.example\n",
+            "https://",
+            "ftp://h.example",
+            "h.example",
+        ] {
+            assert!(server_url(bad).is_err(), "{bad:?}");
+        }
+        // The parser is wired: clap refuses the URL before any request.
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            server: ServerArg,
+        }
+        let err = T::try_parse_from(["t", "--server", "https://u:s3cret@h"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("credentials"), "{err}");
+    }
+
+    #[test]
     fn explains_refusals() {
         let body = br#"{"error":"invalid_bundle","issues":[{"path":"$.rules[0].id","message":"must not be empty"}]}"#;
         assert_eq!(
@@ -739,6 +815,15 @@ mod tests {
             "HTTP 400 invalid_bundle\n$.rules[0].id: must not be empty"
         );
         assert_eq!(explain(502, b"<html>"), "HTTP 502");
+        // The service does not drive the terminal: escapes, newlines and
+        // bidi controls in any string it sends are shown escaped.
+        let hostile = br#"{"error":"x\u001b]0;owned\u0007","message":"ok\u001b[2J","reason":"r\u202e","issues":[{"path":"$\n$.fake","message":"m\u001b[31m"}]}"#;
+        let shown = explain(400, hostile);
+        assert!(
+            !shown.chars().any(|c| c != '\n' && crate::output::hidden(c)),
+            "{shown:?}"
+        );
+        assert_eq!(shown.lines().count(), 2, "{shown}");
         assert_eq!(quote("abc"), "\"abc\"");
         assert_eq!(quote("\"abc\""), "\"abc\"");
     }

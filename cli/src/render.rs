@@ -105,6 +105,21 @@ fn write_explanation(out: &mut String, indent: &str, e: &CallExplanation) {
 
 /// Renders a report as text.
 pub fn explain_text(report: &Report) -> String {
+    // Rule ids, claims, tool names and paths come from the bundle and the
+    // request being explained: every line is escaped as a whole (only the
+    // line breaks written here stay), so none can drive the terminal.
+    escape_lines(&explain_lines(report))
+}
+
+/// `text` with [`crate::output::hidden`] characters escaped in each line.
+fn escape_lines(text: &str) -> String {
+    text.split('\n')
+        .map(crate::output::cell)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn explain_lines(report: &Report) -> String {
     let mut out = String::new();
     let decision = &report.decision;
     let _ = write!(out, "{}", decision_label(decision));
@@ -194,5 +209,14 @@ mod tests {
             decision_label(&Decision::deny(Reason::InvalidToken).with_detail("expired")),
             "DENY (invalid_token: expired)"
         );
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    #[test]
+    fn lines_keep_their_breaks_and_lose_their_escapes() {
+        let text = super::escape_lines("ALLOW by rule r\u{1b}[2J\n  tool t\u{202e}x\r\n");
+        assert_eq!(text, "ALLOW by rule r\\u001b[2J\n  tool t\\u202ex\\u000d\n");
     }
 }

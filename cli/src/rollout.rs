@@ -28,8 +28,8 @@ pub fn render(table: &Value) -> String {
     ];
     let text = |v: &Value| match v {
         Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => crate::output::cell(s),
+        other => crate::output::cell(&other.to_string()),
     };
     let mut lines: Vec<[String; 8]> = vec![header.map(str::to_owned)];
     for row in rows(table) {
@@ -96,7 +96,9 @@ pub fn judge(table: &Value, bundle: &str, pushed: u64) -> Verdict {
     if live.is_empty() {
         return Verdict::NoLive;
     }
-    let name = |r: &Value| r["instance"].as_str().unwrap_or("?").to_owned();
+    // Every string here comes from the service: escaped before it is printed.
+    let shown = |v: &Value| crate::output::cell(v.as_str().unwrap_or("?"));
+    let name = |r: &Value| shown(&r["instance"]);
     let refused: Vec<String> = live
         .iter()
         .filter(|r| r["state"] == "rejected")
@@ -104,13 +106,7 @@ pub fn judge(table: &Value, bundle: &str, pushed: u64) -> Verdict {
             Some(v) => v == pushed,
             None => r["latest"].as_u64() == Some(pushed),
         })
-        .map(|r| {
-            format!(
-                "{} ({})",
-                name(r),
-                r["rejected"]["reason"].as_str().unwrap_or("?")
-            )
-        })
+        .map(|r| format!("{} ({})", name(r), shown(&r["rejected"]["reason"])))
         .collect();
     if !refused.is_empty() {
         return Verdict::Rejected(refused);
@@ -122,11 +118,7 @@ pub fn judge(table: &Value, bundle: &str, pushed: u64) -> Verdict {
             let active = r["active"]
                 .as_u64()
                 .map_or_else(|| "none".to_owned(), |a| format!("v{a}"));
-            format!(
-                "{} ({}, active {active})",
-                name(r),
-                r["state"].as_str().unwrap_or("?")
-            )
+            format!("{} ({}, active {active})", name(r), shown(&r["state"]))
         })
         .collect();
     if behind.is_empty() {
@@ -196,6 +188,29 @@ mod tests {
 
     fn table(rows: Vec<Value>) -> Value {
         json!({ "instances": rows })
+    }
+
+    #[test]
+    fn server_strings_are_escaped_in_the_table_and_verdicts() {
+        let mut evil = row("i\u{1b}[2J", Some(2), "behind");
+        evil["pod"] = json!("p\nfake-row");
+        evil["last_error"] = json!("e\u{202e}");
+        let shown = render(&table(vec![evil.clone()]));
+        assert!(
+            !shown.chars().any(|c| c != '\n' && crate::output::hidden(c)),
+            "{shown:?}"
+        );
+        assert_eq!(shown.lines().count(), 2, "{shown}");
+        match judge(&table(vec![evil]), "demo", 3) {
+            Verdict::Waiting(who) => assert_eq!(who, vec!["i\\u001b[2J (behind, active v2)"]),
+            other => panic!("{other:?}"),
+        }
+        let mut refuser = row("r", Some(2), "rejected");
+        refuser["rejected"] = json!({"version": 3, "reason": "bad\u{1b}[0m"});
+        assert_eq!(
+            judge(&table(vec![refuser]), "demo", 3),
+            Verdict::Rejected(vec!["r (bad\\u001b[0m)".into()])
+        );
     }
 
     #[test]

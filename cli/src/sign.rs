@@ -96,7 +96,8 @@ pub fn build(args: &BuildArgs) -> Result<String, (String, u8)> {
     crate::fmt::write_atomic(&args.out, text.as_bytes())
         .map_err(|e| (format!("cannot write {}: {e}", args.out.display()), 2))?;
     Ok(format!(
-        "built {name} v{version} -> {} sha256 {}\n",
+        "built {} v{version} -> {} sha256 {}\n",
+        crate::output::cell(&name),
         args.out.display(),
         sha256_hex(text.as_bytes())
     ))
@@ -156,7 +157,8 @@ pub fn sign(args: &SignArgs) -> Result<String, (String, u8)> {
         .map(|k| signing::key_id(&k.verifying_key()))
         .collect();
     Ok(format!(
-        "signed {name} v{version} (sha256 {}) with key {} -> {}\n",
+        "signed {} v{version} (sha256 {}) with key {} -> {}\n",
+        crate::output::cell(&name),
         file.sha256,
         ids.join(", "),
         out.display()

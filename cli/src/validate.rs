@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::locate::{position, Position};
+use crate::output::cell;
 
 /// One issue, located in the file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,27 +80,33 @@ impl FileReport {
     /// Text lines for humans: `ok: …` or one
     /// `file:line:column: path: message` per issue.
     pub fn lines(&self) -> Vec<String> {
+        // A bundle under review (a pull request) is not trusted with the
+        // reviewer's terminal: its name, keys (in paths and serde's
+        // messages) and the file name are shown with escapes.
+        let file = cell(&self.file);
         match &self.outcome {
             Outcome::Valid {
                 name,
                 version,
                 rules,
             } => vec![format!(
-                "ok: {}: {name} v{version}, {rules} rule{}",
-                self.file,
+                "ok: {file}: {} v{version}, {rules} rule{}",
+                cell(name),
                 if *rules == 1 { "" } else { "s" }
             )],
             Outcome::Invalid { issues } => issues
                 .iter()
-                .map(|i| match (i.line, i.column) {
-                    (Some(line), Some(column)) => format!(
-                        "{}:{line}:{column}: {}: {}",
-                        self.file, i.issue.path, i.issue.message
-                    ),
-                    _ => format!("{}: {}: {}", self.file, i.issue.path, i.issue.message),
+                .map(|i| {
+                    let (path, message) = (cell(&i.issue.path), cell(&i.issue.message));
+                    match (i.line, i.column) {
+                        (Some(line), Some(column)) => {
+                            format!("{file}:{line}:{column}: {path}: {message}")
+                        }
+                        _ => format!("{file}: {path}: {message}"),
+                    }
                 })
                 .collect(),
-            Outcome::Unreadable { error } => vec![format!("{}: error: {error}", self.file)],
+            Outcome::Unreadable { error } => vec![format!("{file}: error: {}", cell(error))],
         }
     }
 }
@@ -308,6 +315,23 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_bundle_does_not_drive_the_terminal() {
+        // Keys and names a pull request chose: escape sequences and bidi
+        // controls reach the output escaped.
+        let bad = check_bytes(
+            Path::new("pr\u{1b}[2J.json"),
+            br#"{"name":"demo","version":1,"\u001b[31mevil\u202e":1}"#,
+        );
+        let good = check_bytes(
+            Path::new("ok.json"),
+            br#"{"name":"demo\u001b]0;t\u0007","version":1}"#,
+        );
+        for line in bad.lines().into_iter().chain(good.lines()) {
+            assert!(!line.chars().any(crate::output::hidden), "{line:?}");
+        }
+    }
 
     #[test]
     fn issue_lines_carry_file_and_path() {

@@ -548,6 +548,74 @@ mod tests {
     }
 
     #[test]
+    fn header_edge_cases_an_attacker_would_try() {
+        let k = key(1);
+        let trusted = [k.verifying_key()];
+        let good = sign(&demo(), &[&k]);
+        let id = key_id(&trusted[0]);
+        let sig = good.rsplit("ed25519=").next().unwrap_or_default();
+        let malformed = |header: &str| {
+            matches!(
+                verify(&demo(), header, &trusted),
+                Err(SignatureError::Malformed(_))
+            )
+        };
+        // Empty entries, a capital `V`, a non-ASCII or padded key id, a
+        // signature re-encoded (unpadded, URL-safe, spaces inside, a
+        // non-canonical last character): refused, never read leniently.
+        for bad in [
+            format!("{good},,"),
+            format!(",{good}"),
+            format!("{good};"),
+            format!("V=2; key={id}; ed25519={sig}"),
+            format!("v=2; key={}é; ed25519={sig}", &id[..15]),
+            format!("v=2; key= {id}0; ed25519={sig}"),
+            format!("v=2; key={id}; ed25519={}", sig.trim_end_matches('=')),
+            format!(
+                "v=2; key={id}; ed25519={}",
+                sig.replace('+', "-").replace('/', "_")
+            ),
+            format!("v=2; key={id}; ed25519={} {}", &sig[..40], &sig[40..]),
+            format!("v=2; key={id}; ed25519={}", {
+                // The last character before the padding carries 4 unused
+                // bits: flipping one gives another spelling of the same
+                // bytes to a lenient decoder.
+                let mut raw: Vec<char> = sig.chars().collect();
+                let at = raw.len() - 3;
+                raw[at] = if raw[at] == 'A' { 'B' } else { 'A' };
+                raw.into_iter().collect::<String>()
+            }),
+            // An upper-case spelling of the same key id is the same key.
+            format!(
+                "{good}, v=2; key={}; ed25519={sig}",
+                id.to_ascii_uppercase()
+            ),
+            // Five entries, even when four are of an unknown format.
+            format!("{good}, v=9, v=9, v=9, v=9"),
+        ] {
+            let refused = malformed(&bad)
+                || matches!(
+                    verify(&demo(), bad.as_str(), &trusted),
+                    Err(SignatureError::BadSignature(_))
+                );
+            assert!(refused, "{bad}");
+        }
+        // Spacing and the case of the key id's hex digits are free.
+        let spaced = format!(
+            "  v = 2 ;  key = {} ; ed25519 = {sig}  ",
+            id.to_ascii_uppercase()
+        );
+        assert_eq!(verify(&demo(), spaced.as_str(), &trusted), Ok(id.clone()));
+        // A v=2 header is never an author signature and a v=1 entry is
+        // skipped by the serving verifier, whatever the key.
+        let author = crate::author_signing::author_sign("demo", BUNDLE, &[&k]);
+        assert_eq!(
+            verify(&demo(), author.as_str(), &trusted),
+            Err(SignatureError::Unsupported)
+        );
+    }
+
+    #[test]
     fn keys_from_base64_and_hex() {
         let k = key(7);
         let seed_b64 = seed_base64(&k);

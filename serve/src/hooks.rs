@@ -41,8 +41,9 @@ pub trait Hooks: Send + Sync + 'static {
         let _ = max_connections;
     }
 
-    /// A connection past the cap found the overflow lane full too and was
-    /// closed unanswered.
+    /// A connection past the cap found the overflow lane full too, or its
+    /// address already held its share of the lane
+    /// ([`crate::Overflow::per_peer`]), and was closed unanswered.
     fn overflow_full(&self) {}
 
     /// Shutdown began: the listener is closed and the connections in

@@ -46,6 +46,12 @@ pub struct Overflow {
     /// clients) are closed unanswered, so the lane never costs more than a
     /// few descriptors.
     pub in_flight: usize,
+    /// Overflow connections one client address (an IPv4 address, an IPv6
+    /// /64) may hold at once; more from it are closed unanswered. Without
+    /// it one client that opens `in_flight` silent connections every
+    /// [`Overflow::header_read_timeout`] keeps everyone else out of the
+    /// lane (a slow-loris on the lane itself).
+    pub per_peer: usize,
     /// How long a client in the lane may take to send its headers.
     pub header_read_timeout: Duration,
     /// How long one overflow connection may last in all.
@@ -56,6 +62,7 @@ impl Default for Overflow {
     fn default() -> Self {
         Self {
             in_flight: 64,
+            per_peer: 8,
             header_read_timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(10),
         }

@@ -206,3 +206,58 @@ async fn a_client_slow_to_send_its_headers_is_closed() {
     eventually("the slot is released", || Counts::get(&counts.open) == 0).await;
     server.stop().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn one_address_cannot_hold_the_whole_overflow_lane() {
+    let (server, counts) = start(Options {
+        max_connections: Some(0),
+        overflow: Overflow {
+            in_flight: 4,
+            per_peer: 2,
+            // Long enough that only the clients' leaving frees a place.
+            header_read_timeout: Duration::from_secs(30),
+            ..Overflow::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let addr = server.addr;
+    // A slow-loris from 127.0.0.1 opens as many silent connections as the
+    // lane has places: it gets its share, the rest are closed unanswered.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    eventually("the attacker's extra connections are refused", || {
+        Counts::get(&counts.overflow_full) == 2
+    })
+    .await;
+    // Another client address still gets its answer.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut other = socket.connect(addr).await.expect("connect");
+    other
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let raw = read_until_closed(&mut other, Duration::from_secs(5)).await;
+    let reply = String::from_utf8_lossy(&raw);
+    assert!(reply.ends_with("Overflow"), "{reply}");
+    // The attacker's places come back when it leaves.
+    drop(silent);
+    let mut reply = None;
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        let raw = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        if !raw.is_empty() {
+            reply = Some(String::from_utf8_lossy(&raw).into_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reply.expect("served again").ends_with("Overflow"));
+    server.stop().await.expect("clean shutdown");
+}
