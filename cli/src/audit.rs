@@ -392,10 +392,7 @@ fn token(value: &str) -> String {
             out.push('\\');
             out.push(c);
         } else if unsafe_char(c) && c != '=' && c != ' ' {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
+            crate::output::push_escaped(&mut out, c);
         } else {
             out.push(c);
         }

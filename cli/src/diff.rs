@@ -238,18 +238,7 @@ fn cell(value: Option<&Value>, width: usize) -> String {
 /// Text with control, bidi and invisible characters as `\u` escapes: keys
 /// and values come from bundle files, which must not drive the terminal.
 fn visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if crate::output::hidden(c) {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::output::cell(text)
 }
 
 /// The changes as a table with a summary line (what a person reads).

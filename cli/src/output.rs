@@ -47,15 +47,21 @@ pub fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if hidden(c) {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
+            push_escaped(&mut out, c);
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// Appends `c` as JSON-style `\u` escapes (two for a character outside
+/// the Basic Multilingual Plane).
+pub fn push_escaped(out: &mut String, c: char) {
+    let mut units = [0u16; 2];
+    for u in c.encode_utf16(&mut units) {
+        out.push_str(&format!("\\u{u:04x}"));
+    }
 }
 
 /// Rows as left-aligned columns separated by two spaces, the header first.
