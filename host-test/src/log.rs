@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// proxy-wasm log levels (`proxy_log`, `proxy_get_log_level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// proxy-wasm log levels (`proxy_log`, `proxy_get_log_level`); also the
+/// values of `replay --log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum LogLevel {
     /// Level 0.
     Trace,

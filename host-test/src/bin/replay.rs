@@ -14,33 +14,9 @@ use std::io::{self, BufReader};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use mcp_guard_host_test::replay::{self, ReplayOptions, DEFAULT_JWT_KEY};
 use mcp_guard_host_test::{default_wasm_path, Host, LogLevel, PluginOptions};
-
-/// `--log-level` values, in ABI order.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Level {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Critical,
-}
-
-impl From<Level> for LogLevel {
-    fn from(level: Level) -> Self {
-        match level {
-            Level::Trace => Self::Trace,
-            Level::Debug => Self::Debug,
-            Level::Info => Self::Info,
-            Level::Warn => Self::Warn,
-            Level::Error => Self::Error,
-            Level::Critical => Self::Critical,
-        }
-    }
-}
 
 /// Runs JSON-lines exchanges (stdin) through the mcp-guard filter module in
 /// a wasmtime host, without Envoy, and writes one result line per exchange
@@ -62,8 +38,8 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     vm_config: Option<PathBuf>,
     /// Level returned by proxy_get_log_level.
-    #[arg(long, value_name = "LEVEL", value_enum, default_value_t = Level::Trace)]
-    log_level: Level,
+    #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Trace)]
+    log_level: LogLevel,
 }
 
 fn main() -> ExitCode {
@@ -81,7 +57,7 @@ fn main() -> ExitCode {
         let host = Host::load(&wasm).map_err(|e| e.to_string())?;
         let options = PluginOptions {
             vm_config,
-            log_level: args.log_level.into(),
+            log_level: args.log_level,
             ..PluginOptions::default()
         };
         host.plugin_with(config, options).map_err(|e| e.to_string())
